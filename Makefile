@@ -1,0 +1,31 @@
+# Two commands: `make demo` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup bench vectors clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kedi demo --out demo-out --force
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_cipher.py
+	$(BIN)/python bench/bench_large.py
+
+vectors: $(STAMP)
+	$(BIN)/python tests/vectors/generate.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

@@ -1,0 +1,22 @@
+"""Medical image input and output: one `MedicalImage` type, one reader/writer per format."""
+
+from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.registry import (
+    ImageFormat,
+    available_formats,
+    detect_format,
+    read_image,
+    register_format,
+    write_image,
+)
+
+__all__ = [
+    "ImageFormat",
+    "MedicalImage",
+    "SourceLayout",
+    "available_formats",
+    "detect_format",
+    "read_image",
+    "register_format",
+    "write_image",
+]
