@@ -8,6 +8,8 @@ from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from deepkedi.errors import UnsupportedImageError
+
 __all__ = ["MedicalImage", "SourceLayout"]
 
 
@@ -48,6 +50,29 @@ class SourceLayout:
     restore: Literal["splice", "verbatim"]
     pixel_offset: int = 0
     stored_dtype: str | None = None
+
+    def read_surrounding(self, pixel_nbytes: int) -> tuple[bytes, bytes]:
+        """The file's bytes before and after its pixel words (splice layouts).
+
+        Raises
+        ------
+        UnsupportedImageError
+            The file changed size since it was read, or cannot be read.
+        """
+        if self.restore != "splice":
+            raise ValueError("only splice layouts have bytes around the pixels")
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(0, 2)
+                if fh.tell() != self.size:
+                    raise UnsupportedImageError(f"{self.path}: the file changed while it was being read")
+                fh.seek(0)
+                prefix = fh.read(self.pixel_offset)
+                fh.seek(self.pixel_offset + pixel_nbytes)
+                suffix = fh.read()
+        except OSError as exc:
+            raise UnsupportedImageError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
+        return prefix, suffix
 
     def __post_init__(self) -> None:
         if self.restore not in ("splice", "verbatim"):

@@ -1,0 +1,682 @@
+"""The ``hybrid`` suite: HKDF-SHA256 per-file keys, segmented AES-256-GCM.
+
+This is Deep-KEDI's own future work ("merge the robustness of conventional AES
+with the deep-learning GAN", the paper's conclusion): the master key (GAN key
+material mixed with OS randomness once the ZZ-GAN lands; OS randomness alone
+now) never encrypts anything itself. Each container draws a fresh 32-byte salt,
+
+    file_key = HKDF-SHA256(IKM = master secret, salt, info = "deepkedi/v1 hybrid payload key", L = 32)
+
+and the payload, laid out as ``restoration section ‖ pixel words in zigzag
+order``, is sealed by :mod:`deepkedi.cipher.stream`. The paper's zigzag scan is
+kept: the pixel words of each plane enter the cipher in the chosen pattern's
+order, and the ciphertext of those words, put back in place, is the cipher image
+the paper's statistics are computed on (:func:`cipher_image`).
+
+Public functions draw salts and nonce prefixes from ``os.urandom``; the private
+``_encrypt_from_parts`` and ``_encrypt_file_from_parts`` take them as
+arguments, for known-answer vectors only (Fernet's ``_encrypt_from_parts``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from deepkedi.cipher.format import (
+    DEFAULT_SEGMENT_SIZE,
+    NONCE_PREFIX_SIZE,
+    SALT_SIZE,
+    TAG_SIZE,
+    ContainerHeader,
+    Suite,
+    parse_header,
+)
+from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
+from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
+from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
+from deepkedi.imaging import MedicalImage, read_image, write_image
+from deepkedi.keys.keyfile import Key
+from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
+
+__all__ = [
+    "DEFAULT_PATTERN",
+    "HKDF_INFO",
+    "Progress",
+    "cipher_image",
+    "decrypt_file",
+    "decrypt_image",
+    "derive_file_key",
+    "encrypt_file",
+    "encrypt_image",
+    "read_header",
+]
+
+HKDF_INFO = b"deepkedi/v1 hybrid payload key"
+#: Under AES-GCM every scan order is equally secure; horizontal follows memory
+#: order and is the cheapest to apply, so it is the default.
+DEFAULT_PATTERN = ZigzagPattern.HORIZONTAL
+#: Pixel words handed to the cipher per step when streaming files.
+_BATCH_BYTES = 4 << 20
+
+#: Called with (bytes done, bytes total) as a file is processed.
+Progress = Callable[[int, int], None]
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+
+
+def derive_file_key(secret: bytes, salt: bytes) -> bytes:
+    """The per-container AES-256 key: HKDF-SHA256 over the master secret (RFC 5869)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=HKDF_INFO).derive(secret)
+
+
+def _payload_dtype(dtype: np.dtype) -> np.dtype:
+    """Little-endian form of ``dtype``: the byte order of pixel words in every container."""
+    dtype = np.dtype(dtype)
+    return dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
+
+
+def _as_image(pixels: np.ndarray | MedicalImage) -> tuple[MedicalImage, str]:
+    if isinstance(pixels, MedicalImage):
+        return pixels, "image"
+    if not isinstance(pixels, np.ndarray):
+        raise TypeError(f"expected a NumPy array or a MedicalImage, not {type(pixels).__name__}")
+    return MedicalImage(pixels=pixels), "ndarray"
+
+
+def _image_meta(image: MedicalImage, kind: str) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "dtype": image.pixels.dtype.str,
+        "format": image.format,
+        "photometric": image.photometric,
+        "samples_per_pixel": image.samples_per_pixel,
+        "channels_last": image.channels_last,
+        "spacing": list(image.spacing) if image.spacing is not None else None,
+        "modality": image.modality,
+        "bits_stored": image.bits_stored,
+        "metadata": dict(image.metadata),
+    }
+
+
+def _residual_head(meta: dict[str, Any], prefix_length: int) -> bytes:
+    """``u32 meta length ‖ meta JSON ‖ u64 prefix length`` (the prefix bytes follow)."""
+    blob = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _U32.pack(len(blob)) + blob + _U64.pack(prefix_length)
+
+
+def _residual_length(head: bytes, prefix_length: int, suffix_length: int) -> int:
+    return len(head) + prefix_length + _U64.size + suffix_length
+
+
+def _header_for(
+    image: MedicalImage,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str,
+    salt: bytes,
+    nonce_prefix: bytes,
+    segment_size: int,
+    residual_length: int,
+) -> ContainerHeader:
+    if key.suite != "hybrid":
+        raise ValueError(f"a {key.suite!r} key cannot be used with the hybrid suite")
+    if len(salt) != SALT_SIZE or len(nonce_prefix) != NONCE_PREFIX_SIZE:
+        raise ValueError("salt must be 32 bytes and nonce_prefix 7 bytes")
+    return ContainerHeader(
+        suite=Suite.HYBRID,
+        pattern=ZigzagPattern(pattern),
+        channels_last=image.channels_last,
+        dtype=_payload_dtype(image.pixels.dtype),
+        shape=tuple(image.pixels.shape),
+        key_id=key.key_id,
+        salt=salt,
+        nonce_prefix=nonce_prefix,
+        segment_size=segment_size,
+        residual_length=residual_length,
+        format=image.format,
+    )
+
+
+def _planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
+    """``pixels`` as a stack of planes: (planes, H, W) or (planes, H, W, S)."""
+    plane_ndim = 3 if channels_last else 2
+    return pixels.reshape((-1,) + pixels.shape[pixels.ndim - plane_ndim :])
+
+
+def _scanned_view(buffer: np.ndarray, header: ContainerHeader) -> np.ndarray:
+    """A byte buffer of pixel words viewed as (planes, H·W[, S]) in the payload dtype."""
+    rows, cols = header.plane_shape
+    samples = (header.shape[-1],) if header.channels_last else ()
+    return buffer.view(header.dtype).reshape((-1, rows * cols) + samples)
+
+
+# --------------------------------------------------------------------------- in memory
+
+
+def _encrypt_from_parts(
+    pixels: np.ndarray | MedicalImage,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str,
+    salt: bytes,
+    nonce_prefix: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+) -> bytes:
+    """Deterministic core of :func:`encrypt_image`: the salt and nonce prefix are given.
+
+    Only for known-answer vectors and reproducible experiments; never pass
+    fixed values in production.
+    """
+    image, kind = _as_image(pixels)
+    head = _residual_head({"restore": "none", "image": _image_meta(image, kind)}, 0)
+    residual_length = _residual_length(head, 0, 0)
+    header = _header_for(
+        image, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix,
+        segment_size=segment_size, residual_length=residual_length,
+    )
+    aad = header.encode()
+    payload = np.empty(header.payload_length, dtype=np.uint8)
+    payload[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+    payload[len(head) : residual_length] = 0  # empty suffix length
+    rows, cols = header.plane_shape
+    zigzag_scan(
+        _planes(image.pixels, image.channels_last),
+        header.pattern,
+        channels_last=image.channels_last,
+        out=_scanned_view(payload[residual_length:], header),
+    )
+    out = np.empty(len(aad) + header.payload_length + TAG_SIZE * header.segment_count, dtype=np.uint8)
+    out[: len(aad)] = np.frombuffer(aad, dtype=np.uint8)
+    aead = AESGCM(derive_file_key(key.secret, salt))
+    seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
+    return out.tobytes()
+
+
+def encrypt_image(
+    pixels: np.ndarray | MedicalImage,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str = DEFAULT_PATTERN,
+) -> bytes:
+    """Encrypt an image held in memory into a container.
+
+    Parameters
+    ----------
+    pixels
+        A NumPy array with the image plane on its last two axes, or a
+        :class:`~deepkedi.imaging.MedicalImage` (its metadata travels encrypted
+        with it; its source file does not: use :func:`encrypt_file` for files).
+    key
+        The master key.
+    pattern
+        Zigzag scan order of each plane (``"vertical"``, ``"horizontal"``,
+        ``"diagonal"``).
+
+    Returns
+    -------
+    bytes
+        The container; :func:`decrypt_image` gives back an equal array (same
+        dtype, byte order and shape) or MedicalImage.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepkedi.keys import generate_key
+    >>> key = generate_key()
+    >>> image = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    >>> np.array_equal(decrypt_image(encrypt_image(image, key), key), image)
+    True
+    """
+    return _encrypt_from_parts(
+        pixels, key, pattern=pattern, salt=os.urandom(SALT_SIZE), nonce_prefix=os.urandom(NONCE_PREFIX_SIZE)
+    )
+
+
+def read_header(data: bytes | bytearray | memoryview) -> ContainerHeader:
+    """The header of the container at the start of ``data`` (no key needed)."""
+    return parse_header(bytes(memoryview(data)[:65536]))
+
+
+def _check_key(header: ContainerHeader, key: Key) -> None:
+    # A container for another key fails exactly like a wrong or damaged one.
+    if header.key_id != key.key_id or key.suite != "hybrid":
+        raise AuthenticationError()
+
+
+def _read_meta(residual: memoryview) -> tuple[dict[str, Any], int]:
+    """Parse ``u32 length ‖ JSON ‖ u64 prefix length``; return the meta and the prefix offset."""
+    try:
+        (meta_length,) = _U32.unpack_from(residual, 0)
+        meta = json.loads(bytes(residual[4 : 4 + meta_length]).decode("utf-8"))
+        if not isinstance(meta, dict) or meta.get("restore") not in ("none", "splice", "verbatim"):
+            raise ValueError("meta")
+        return meta, 4 + meta_length
+    except (struct.error, ValueError, UnicodeDecodeError):
+        # Only reachable with the right key and a malformed (maliciously made) payload.
+        raise AuthenticationError() from None
+
+
+def _image_from_meta(meta: dict[str, Any], pixels: np.ndarray) -> MedicalImage:
+    info = meta["image"]
+    return MedicalImage(
+        pixels=pixels,
+        format=info.get("format", "array"),
+        photometric=info.get("photometric", "MONOCHROME2"),
+        samples_per_pixel=int(info.get("samples_per_pixel", 1)),
+        channels_last=bool(info.get("channels_last", False)),
+        spacing=tuple(info["spacing"]) if info.get("spacing") is not None else None,
+        modality=info.get("modality"),
+        bits_stored=info.get("bits_stored"),
+        metadata=info.get("metadata") or {},
+    )
+
+
+def _unscan_pixels(words: np.ndarray, header: ContainerHeader, dtype: np.dtype) -> np.ndarray:
+    rows, cols = header.plane_shape
+    planes = zigzag_unscan(words, rows, cols, header.pattern, channels_last=header.channels_last)
+    return planes.astype(dtype, copy=False).reshape(header.shape)
+
+
+def decrypt_image(data: bytes | bytearray | memoryview, key: Key) -> np.ndarray | MedicalImage:
+    """Decrypt a container held in memory.
+
+    Returns the NumPy array for containers made from an array, a
+    :class:`~deepkedi.imaging.MedicalImage` otherwise (files included: its
+    pixels, without the original file around them).
+
+    Raises
+    ------
+    FormatError
+        ``data`` is not a deepkedi container.
+    AuthenticationError
+        Wrong key, or the container was modified or truncated.
+    """
+    view = memoryview(data).cast("B")
+    header = read_header(view)
+    _check_key(header, key)
+    if len(view) != header.container_length:
+        raise AuthenticationError()
+    aad = header.encode()
+    payload = np.empty(header.payload_length, dtype=np.uint8)
+    open_segments(
+        AESGCM(derive_file_key(key.secret, header.salt)),
+        header.nonce_prefix,
+        aad,
+        view[len(aad) :],
+        header.segment_size,
+        header.payload_length,
+        memoryview(payload),
+    )
+    meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
+    words = _scanned_view(payload[header.residual_length :], header)
+    info = meta.get("image", {})
+    pixels = _unscan_pixels(words, header, np.dtype(info.get("dtype", header.dtype.str)))
+    if info.get("kind") == "ndarray":
+        return pixels
+    return _image_from_meta(meta, pixels)
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What the restoration section carries for one input file."""
+
+    meta: dict[str, Any]
+    prefix: bytes
+    suffix: bytes
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _describe_source(image: MedicalImage) -> _Source:
+    layout = image.source
+    meta: dict[str, Any] = {"image": _image_meta(image, "image")}
+    if layout is None:
+        raise ValueError("the image has no source file; use encrypt_image for images in memory")
+    if layout.restore == "splice":
+        prefix, suffix = layout.read_surrounding(image.pixels.nbytes)
+        meta.update(restore="splice", stored_dtype=layout.stored_dtype)
+    else:
+        try:
+            prefix, suffix = layout.path.read_bytes(), b""
+        except OSError as exc:
+            raise UnsupportedImageError(f"{layout.path}: cannot be read ({exc.strerror or exc})") from None
+        if len(prefix) != layout.size:
+            raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
+        meta["restore"] = "verbatim"
+    meta["size"] = layout.size
+    meta["sha256"] = _file_sha256(layout.path)
+    return _Source(meta=meta, prefix=prefix, suffix=suffix)
+
+
+def _plane_batches(image: MedicalImage, batch: int) -> Iterator[np.ndarray]:
+    """The image's planes, ``batch`` at a time.
+
+    Spliceable files are read with ``readinto`` rather than through the memory
+    map, so pages already encrypted do not stay resident: memory stays at one
+    batch however large the volume.
+    """
+    planes = _planes(image.pixels, image.channels_last)
+    layout = image.source
+    if layout is None or layout.restore != "splice":
+        for start in range(0, len(planes), batch):
+            yield planes[start : start + batch]
+        return
+    plane_shape = planes.shape[1:]
+    plane_bytes = planes[0].nbytes
+    buffer = np.empty(min(batch, len(planes)) * plane_bytes, dtype=np.uint8)
+    with open(layout.path, "rb") as fh:
+        fh.seek(layout.pixel_offset)
+        for start in range(0, len(planes), batch):
+            count = min(batch, len(planes) - start)
+            view = buffer[: count * plane_bytes]
+            if fh.readinto(memoryview(view)) != len(view):
+                raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
+            yield view.view(planes.dtype).reshape((count,) + plane_shape)
+
+
+def _write_planes(
+    writer: SegmentWriter,
+    image: MedicalImage,
+    header: ContainerHeader,
+    progress: Callable[[int], None],
+) -> None:
+    n_planes = _planes(image.pixels, image.channels_last).shape[0]
+    plane_bytes = header.pixel_length // n_planes
+    batch = max(1, _BATCH_BYTES // plane_bytes)
+    buffer = np.empty(min(batch, n_planes) * plane_bytes, dtype=np.uint8)
+    for chunk in _plane_batches(image, batch):
+        nbytes = len(chunk) * plane_bytes
+        out = _scanned_view(buffer[:nbytes], header)
+        zigzag_scan(chunk, header.pattern, channels_last=header.channels_last, out=out)
+        writer.write(memoryview(buffer)[:nbytes])
+        progress(nbytes)
+
+
+def _encrypt_file_from_parts(
+    src: str | Path,
+    dst: str | Path,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str,
+    salt: bytes,
+    nonce_prefix: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Deterministic core of :func:`encrypt_file` (salt and nonce prefix given)."""
+    src, dst = Path(src), Path(dst)
+    check_distinct(src, dst)
+    image = read_image(src)
+    source = _describe_source(image)
+    head = _residual_head(source.meta, len(source.prefix))
+    residual_length = _residual_length(head, len(source.prefix), len(source.suffix))
+    header = _header_for(
+        image, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix,
+        segment_size=segment_size, residual_length=residual_length,
+    )
+    aad = header.encode()
+    total, done = header.payload_length, 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    with atomic_output(dst, force=force) as fh:
+        fh.write(aad)
+        writer = SegmentWriter(
+            AESGCM(derive_file_key(key.secret, salt)), nonce_prefix, aad, segment_size, header.payload_length, fh
+        )
+        for part in (head, source.prefix, _U64.pack(len(source.suffix)), source.suffix):
+            writer.write(part)
+        advance(residual_length)
+        _write_planes(writer, image, header, advance)
+        writer.close()
+    return header
+
+
+def encrypt_file(
+    src: str | Path,
+    dst: str | Path,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str = DEFAULT_PATTERN,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Encrypt the image file ``src`` into the container ``dst``.
+
+    The container restores ``src`` byte for byte (:func:`decrypt_file`).
+    Uncompressed files are read slice by slice through memory maps, so memory
+    stays bounded for volumes of any size; compressed ones are decoded whole.
+
+    Parameters
+    ----------
+    src
+        A DICOM, NIfTI, PNG, TIFF, JPEG or ``.npy`` file.
+    dst
+        The container to write. Written atomically; an existing file is kept
+        unless ``force``.
+    key
+        The master key.
+    pattern
+        Zigzag scan order of each plane.
+    progress
+        Called with (bytes done, bytes total).
+
+    Raises
+    ------
+    UnsupportedImageError
+        ``src`` is not a readable image of a supported format.
+    OutputExistsError
+        ``dst`` exists and ``force`` is false.
+    """
+    return _encrypt_file_from_parts(
+        src, dst, key, pattern=pattern, salt=os.urandom(SALT_SIZE),
+        nonce_prefix=os.urandom(NONCE_PREFIX_SIZE), force=force, progress=progress,
+    )
+
+
+def _read_header_from(fh: BinaryIO) -> tuple[ContainerHeader, bytes]:
+    start = fh.read(11)
+    if len(start) < 11:
+        parse_header(start)  # FormatError for other files, AuthenticationError if damaged
+        raise AuthenticationError()
+    body_length = int.from_bytes(start[9:11], "big")
+    data = start + fh.read(body_length)
+    header = parse_header(data)
+    return header, data[: header.encoded_length]
+
+
+class _HashingSink:
+    """Writes through to a file while hashing what passes."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self.sha256.update(data)
+        self.size += len(memoryview(data).cast("B"))
+        return self._fh.write(data)
+
+
+def decrypt_file(
+    src: str | Path,
+    dst: str | Path,
+    key: Key,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Decrypt the container ``src`` into ``dst``, restoring the original file byte for byte.
+
+    Every byte is authenticated before the output is moved into place, and the
+    restored file's SHA-256 is checked against the one recorded at encryption;
+    on any failure nothing is written. Containers made in memory
+    (:func:`encrypt_image`) are written in the format ``dst``'s suffix names.
+
+    Raises
+    ------
+    FormatError
+        ``src`` is not a deepkedi container.
+    AuthenticationError
+        Wrong key, or the container was modified or truncated (one message for all).
+    OutputExistsError
+        ``dst`` exists and ``force`` is false.
+    """
+    src, dst = Path(src), Path(dst)
+    check_distinct(src, dst)
+    try:
+        fh = open(src, "rb")
+    except OSError as exc:
+        raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None
+    with fh:
+        header, aad = _read_header_from(fh)
+        _check_key(header, key)
+        if os.fstat(fh.fileno()).st_size != header.container_length:
+            raise AuthenticationError()
+        reader = SegmentReader(
+            AESGCM(derive_file_key(key.secret, header.salt)), header.nonce_prefix, aad,
+            header.segment_size, header.payload_length, fh,
+        )
+        total = header.payload_length
+
+        def report() -> None:
+            if progress is not None:
+                progress(total - reader.remaining, total)
+
+        (meta_length,) = _U32.unpack(reader.read(4))
+        if meta_length > header.residual_length:
+            raise AuthenticationError()
+        meta, _ = _read_meta(memoryview(_U32.pack(meta_length) + reader.read(meta_length)))
+        (prefix_length,) = _U64.unpack(reader.read(8))
+        if meta["restore"] == "none":
+            _decrypt_in_memory_container(reader, header, meta, prefix_length, dst, force)
+            return header
+        expected_sha = meta.get("sha256")
+        with atomic_output(dst, force=force) as out:
+            sink = _HashingSink(out)
+            if prefix_length > reader.remaining:
+                raise AuthenticationError()
+            reader.copy_to(prefix_length, sink)
+            (suffix_length,) = _U64.unpack(reader.read(8))
+            if suffix_length > reader.remaining:
+                raise AuthenticationError()
+            suffix = reader.read(suffix_length)
+            report()
+            splice = meta["restore"] == "splice"
+            stored = np.dtype(meta["stored_dtype"]) if splice else None
+            _read_planes(reader, header, sink if splice else None, stored, report)
+            sink.write(suffix)
+            reader.finish()
+            if sink.sha256.hexdigest() != expected_sha or sink.size != meta.get("size"):
+                raise AuthenticationError()
+    return header
+
+
+def _read_planes(
+    reader: SegmentReader,
+    header: ContainerHeader,
+    sink: _HashingSink | None,
+    stored: np.dtype | None,
+    report: Callable[[], None],
+) -> None:
+    """Stream the pixel words; un-scan them into ``sink`` as ``stored`` words, or just authenticate."""
+    n_planes = math.prod(header.shape[:-3] if header.channels_last else header.shape[:-2])
+    plane_bytes = header.pixel_length // n_planes
+    batch = max(1, _BATCH_BYTES // plane_bytes)
+    buffer = np.empty(min(batch, n_planes) * plane_bytes, dtype=np.uint8)
+    rows, cols = header.plane_shape
+    for start in range(0, n_planes, batch):
+        count = min(batch, n_planes - start)
+        view = buffer[: count * plane_bytes]
+        reader.read_into(memoryview(view))
+        if sink is not None and stored is not None:
+            planes = zigzag_unscan(
+                _scanned_view(view, header), rows, cols, header.pattern, channels_last=header.channels_last
+            )
+            sink.write(memoryview(np.ascontiguousarray(planes, dtype=stored)).cast("B"))
+        report()
+
+
+def _decrypt_in_memory_container(
+    reader: SegmentReader,
+    header: ContainerHeader,
+    meta: dict[str, Any],
+    prefix_length: int,
+    dst: Path,
+    force: bool,
+) -> None:
+    if prefix_length != 0:
+        raise AuthenticationError()
+    (suffix_length,) = _U64.unpack(reader.read(8))
+    if suffix_length != 0:
+        raise AuthenticationError()
+    words = np.empty(header.pixel_length, dtype=np.uint8)
+    reader.read_into(memoryview(words))
+    reader.finish()
+    info = meta.get("image", {})
+    pixels = _unscan_pixels(_scanned_view(words, header), header, np.dtype(info.get("dtype", header.dtype.str)))
+    image = _image_from_meta(meta, pixels)
+    with atomic_output_path(dst, force=force) as tmp:
+        if dst.suffix.lower() == ".npy" or info.get("kind") == "ndarray" and not dst.suffix:
+            np.save(tmp, pixels)
+        else:
+            write_image(image, tmp)
+
+
+# --------------------------------------------------------------------------- cipher image
+
+
+def cipher_image(path_or_data: str | Path | bytes) -> np.ndarray:
+    """The cipher image of a container: the ciphertext of its pixel words, put back in place.
+
+    No key is needed. Pixel (r, c) of each plane holds the ciphertext word that
+    encrypts plain pixel (r, c), so the paper's statistics (entropy, NPCR,
+    UACI, correlation) can be computed on it. Same shape and dtype as the
+    encrypted pixels.
+    """
+    if isinstance(path_or_data, (str, Path)):
+        data = memoryview(Path(path_or_data).read_bytes())
+    else:
+        data = memoryview(path_or_data).cast("B")
+    header = read_header(data)
+    if len(data) != header.container_length:
+        raise AuthenticationError()
+    step = header.segment_size + TAG_SIZE
+    base = header.encoded_length
+    words = np.empty(header.pixel_length, dtype=np.uint8)
+    begin, end, filled = header.residual_length, header.payload_length, 0
+    first = begin // header.segment_size
+    for i in range(first, header.segment_count):
+        seg_start = i * header.segment_size
+        lo, hi = max(begin, seg_start), min(end, seg_start + header.segment_size)
+        if lo >= hi:
+            continue
+        offset = base + i * step + (lo - seg_start)
+        words[filled : filled + hi - lo] = np.frombuffer(data[offset : offset + hi - lo], dtype=np.uint8)
+        filled += hi - lo
+    return _unscan_pixels(_scanned_view(words, header), header, header.dtype)

@@ -1,0 +1,3 @@
+from deepkedi.cli import main
+
+main()

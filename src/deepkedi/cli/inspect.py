@@ -1,0 +1,135 @@
+"""`kedi inspect`: what a container (or an image file) is, without the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from deepkedi.cipher.format import ContainerHeader, parse_header
+from deepkedi.cipher.hybrid import cipher_image
+from deepkedi.cli import app
+from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded
+from deepkedi.errors import FormatError
+from deepkedi.fileio import atomic_output, atomic_output_path
+from deepkedi.imaging import MedicalImage, read_image, write_image
+
+
+def _header_record(path: Path, header: ContainerHeader) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "kind": "container",
+        "version": 1,
+        "suite": header.suite.name.lower(),
+        "key_id": header.key_id.hex(),
+        "pattern": header.pattern.value,
+        "format": header.format,
+        "shape": list(header.shape),
+        "dtype": header.dtype.str,
+        "channels_last": header.channels_last,
+        "segment_size": header.segment_size,
+        "segments": header.segment_count,
+        "payload_bytes": header.payload_length,
+        "pixel_bytes": header.pixel_length,
+        "restoration_bytes": header.residual_length,
+        "container_bytes": header.container_length,
+        "size_matches_header": path.stat().st_size == header.container_length,
+    }
+
+
+def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "kind": "image",
+        "format": image.format,
+        "shape": list(image.pixels.shape),
+        "dtype": image.pixels.dtype.str,
+        "photometric": image.photometric,
+        "samples_per_pixel": image.samples_per_pixel,
+        "modality": image.modality,
+        "bits_stored": image.bits_stored,
+        "spacing": list(image.spacing) if image.spacing else None,
+        "restore": image.source.restore if image.source else None,
+    }
+
+
+def _to_display(pixels: np.ndarray) -> np.ndarray:
+    """The first plane as 8- or 16-bit grey/RGB for PNG (cipher words are uniform, so no windowing)."""
+    plane = pixels
+    while plane.ndim > 3 or (plane.ndim == 3 and plane.shape[-1] not in (3, 4)):
+        plane = plane[0]
+    if plane.dtype.kind == "b":
+        return plane.astype(np.uint8) * 255
+    if plane.dtype.itemsize == 1:
+        return plane.view(np.uint8)
+    if plane.dtype.kind in "ui" and plane.ndim == 2:
+        return plane.view(f"<u{plane.dtype.itemsize}").astype(np.uint16) if plane.dtype.itemsize == 2 else (
+            (plane.view(f"<u{plane.dtype.itemsize}") >> (8 * plane.dtype.itemsize - 16)).astype(np.uint16)
+        )
+    # Floats and wide colour: show the top byte of each word.
+    words = np.ascontiguousarray(plane).view(f"<u{plane.dtype.itemsize}")
+    return (words >> (8 * plane.dtype.itemsize - 8)).astype(np.uint8)
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(help="A container or an image file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    cipher_image_out: Annotated[
+        Optional[Path],
+        typer.Option("--cipher-image", help="Write the container's cipher image (.npy: all planes; .png: first plane)."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --cipher-image output.")] = False,
+) -> None:
+    """Describe a container's public header (no key needed), or an image file.
+
+    Secrets never appear: the header holds none.
+    """
+    with guarded():
+        with open(file, "rb") as fh:
+            head = fh.read(65536)
+    try:
+        header = parse_header(head)
+    except FormatError:
+        header = None
+    if header is None:
+        if cipher_image_out is not None:
+            fail(f"{file}: not a deepkedi container, so it has no cipher image", 4)
+        with guarded():
+            record = _image_record(file, read_image(file))
+    else:
+        record = _header_record(file, header)
+        if cipher_image_out is not None:
+            suffix = cipher_image_out.suffix.lower()
+            if suffix not in (".npy", ".png"):
+                fail("--cipher-image must end in .npy or .png", EXIT_USAGE)
+            with guarded():
+                pixels = cipher_image(file)
+                if suffix == ".npy":
+                    with atomic_output(cipher_image_out, force=force) as out:
+                        np.save(out, pixels)
+                else:
+                    with atomic_output_path(cipher_image_out, force=force) as tmp:
+                        shown = _to_display(pixels)
+                        colour = shown.ndim == 3
+                        write_image(
+                            MedicalImage(
+                                pixels=shown,
+                                channels_last=colour,
+                                samples_per_pixel=shown.shape[-1] if colour else 1,
+                                photometric="RGB" if colour else "MONOCHROME2",
+                            ),
+                            tmp,
+                        )
+            record["cipher_image"] = str(cipher_image_out)
+    if as_json:
+        typer.echo(json.dumps(record, sort_keys=True))
+        return
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for name, value in record.items():
+        table.add_row(f"[bold]{name}[/]", str(value))
+    console.print(table)

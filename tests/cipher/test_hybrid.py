@@ -1,0 +1,194 @@
+"""The hybrid suite: byte-exact round trips, tamper and truncation detection, cipher images."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from deepkedi.cipher.format import parse_header
+from deepkedi.cipher.hybrid import (
+    _encrypt_from_parts,
+    cipher_image,
+    decrypt_file,
+    decrypt_image,
+    encrypt_file,
+    encrypt_image,
+)
+from deepkedi.datasets import sample_corpus
+from deepkedi.errors import AuthenticationError, FormatError, OutputExistsError, UnsupportedImageError
+from deepkedi.imaging import MedicalImage
+from deepkedi.keys import generate_key
+from deepkedi.transforms.zigzag import ZigzagPattern
+
+KEY = generate_key()
+PATTERNS = list(ZigzagPattern)
+DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64, ">u2", ">i4", bool]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    pixels=hnp.arrays(
+        dtype=st.sampled_from(DTYPES).map(np.dtype),
+        shape=hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=12),
+    ),
+    pattern=st.sampled_from(PATTERNS),
+)
+def test_in_memory_round_trip_any_shape_dtype_pattern(pixels: np.ndarray, pattern: ZigzagPattern) -> None:
+    back = decrypt_image(encrypt_image(pixels, KEY, pattern=pattern), KEY)
+    assert isinstance(back, np.ndarray)
+    assert back.dtype == pixels.dtype and back.shape == pixels.shape
+    np.testing.assert_array_equal(back, pixels)  # NaNs compare equal here
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_medical_image_round_trip_keeps_metadata(pattern: ZigzagPattern) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (2, 9, 7, 3), dtype=np.uint8)
+    image = MedicalImage(pixels=rgb, photometric="RGB", samples_per_pixel=3, channels_last=True,
+                         modality="US", spacing=(0.5, 0.25), metadata={"note": "x"})
+    back = decrypt_image(encrypt_image(image, KEY, pattern=pattern), KEY)
+    assert isinstance(back, MedicalImage)
+    np.testing.assert_array_equal(back.pixels, rgb)
+    assert (back.photometric, back.channels_last, back.modality, back.spacing) == ("RGB", True, "US", (0.5, 0.25))
+    assert back.metadata == {"note": "x"}
+
+
+def test_every_bit_flip_and_every_truncation_is_detected() -> None:
+    pixels = np.arange(60, dtype=np.uint16).reshape(6, 10)
+    data = _encrypt_from_parts(pixels, KEY, pattern="diagonal", salt=os.urandom(32), nonce_prefix=os.urandom(7),
+                               segment_size=1024)
+    for index in range(len(data)):
+        for bit in range(8):
+            damaged = bytearray(data)
+            damaged[index] ^= 1 << bit
+            with pytest.raises(AuthenticationError) as info:
+                decrypt_image(bytes(damaged), KEY)
+            assert str(info.value) == AuthenticationError.MESSAGE
+    for cut in range(len(data)):
+        with pytest.raises(AuthenticationError):
+            decrypt_image(data[:cut], KEY)
+    with pytest.raises(AuthenticationError):
+        decrypt_image(data + b"\x00", KEY)
+
+
+def test_wrong_key_same_message() -> None:
+    data = encrypt_image(np.zeros((4, 4), np.uint8), KEY)
+    with pytest.raises(AuthenticationError) as info:
+        decrypt_image(data, generate_key())
+    assert str(info.value) == AuthenticationError.MESSAGE
+
+
+def test_not_a_container() -> None:
+    with pytest.raises(FormatError):
+        decrypt_image(b"hello world, not a container", KEY)
+
+
+def test_containers_are_fresh_each_time() -> None:
+    pixels = np.zeros((8, 8), np.uint8)
+    a, b = encrypt_image(pixels, KEY), encrypt_image(pixels, KEY)
+    assert a != b
+    assert parse_header(a).salt != parse_header(b).salt
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_cipher_image_is_positional(pattern: ZigzagPattern) -> None:
+    """Same salt and nonce (the seam): c1 ⊕ c2 = p1 ⊕ p2 pixel by pixel, so the cipher
+    image's pixel (r, c) is the encryption of plain pixel (r, c)."""
+    rng = np.random.default_rng(3)
+    p1 = rng.integers(0, 65536, (2, 11, 13), dtype=np.uint16)
+    p2 = rng.integers(0, 65536, (2, 11, 13), dtype=np.uint16)
+    salt, prefix = os.urandom(32), os.urandom(7)
+    c1 = cipher_image(_encrypt_from_parts(p1, KEY, pattern=pattern, salt=salt, nonce_prefix=prefix, segment_size=1024))
+    c2 = cipher_image(_encrypt_from_parts(p2, KEY, pattern=pattern, salt=salt, nonce_prefix=prefix, segment_size=1024))
+    assert c1.shape == p1.shape and c1.dtype == np.dtype("<u2")
+    np.testing.assert_array_equal(c1 ^ c2, p1 ^ p2)
+    assert np.mean(c1 != p1) > 0.99
+
+
+def test_cipher_image_of_a_uniform_image_looks_uniform() -> None:
+    data = encrypt_image(np.full((256, 256), 128, np.uint8), KEY)
+    counts = np.bincount(cipher_image(data).ravel(), minlength=256)
+    chi2 = ((counts - counts.mean()) ** 2 / counts.mean()).sum()
+    assert chi2 < 330  # 255 d.o.f.; the α=0.001 critical value is 330.5
+
+
+CORPUS = sample_corpus()
+
+
+@pytest.mark.parametrize("sample", CORPUS, ids=[s.name for s in CORPUS])
+def test_corpus_file_round_trip_byte_exact(sample, tmp_path: Path) -> None:
+    original = _sha(sample.path)
+    stat_before = sample.path.stat()
+    for pattern in PATTERNS:
+        container = tmp_path / f"{pattern.value}.kedi"
+        restored = tmp_path / f"{pattern.value}-{sample.path.name}"
+        encrypt_file(sample.path, container, KEY, pattern=pattern)
+        decrypt_file(container, restored, KEY)
+        assert _sha(restored) == original
+        image = decrypt_image(container.read_bytes(), KEY)
+        assert isinstance(image, MedicalImage)
+    assert _sha(sample.path) == original
+    assert sample.path.stat().st_mtime_ns == stat_before.st_mtime_ns
+
+
+def test_multi_segment_volume_file(tmp_path: Path) -> None:
+    volume = np.random.default_rng(5).integers(-2000, 3000, (7, 64, 48), dtype=np.int16)
+    src = tmp_path / "v.npy"
+    np.save(src, volume)
+    from deepkedi.cipher.hybrid import _encrypt_file_from_parts
+
+    header = _encrypt_file_from_parts(src, tmp_path / "v.kedi", KEY, pattern="vertical", salt=os.urandom(32),
+                                      nonce_prefix=os.urandom(7), segment_size=1024)
+    assert header.segment_count > 40
+    decrypt_file(tmp_path / "v.kedi", tmp_path / "back.npy", KEY)
+    assert (tmp_path / "back.npy").read_bytes() == src.read_bytes()
+    data = bytearray((tmp_path / "v.kedi").read_bytes())
+    for where in (header.encoded_length + 3000, len(data) - 5):
+        damaged = bytearray(data)
+        damaged[where] ^= 0x80
+        (tmp_path / "bad.kedi").write_bytes(damaged)
+        with pytest.raises(AuthenticationError):
+            decrypt_file(tmp_path / "bad.kedi", tmp_path / "none.npy", KEY)
+        assert not (tmp_path / "none.npy").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_decrypt_refuses_to_clobber_and_to_overwrite_input(tmp_path: Path) -> None:
+    src = tmp_path / "a.npy"
+    np.save(src, np.ones((4, 4), np.uint8))
+    encrypt_file(src, tmp_path / "a.kedi", KEY)
+    with pytest.raises(OutputExistsError):
+        encrypt_file(src, tmp_path / "a.kedi", KEY)
+    with pytest.raises(ValueError):
+        encrypt_file(src, src, KEY, force=True)
+    (tmp_path / "existing.npy").write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError):
+        decrypt_file(tmp_path / "a.kedi", tmp_path / "existing.npy", KEY)
+    assert (tmp_path / "existing.npy").read_bytes() == b"keep me"
+    decrypt_file(tmp_path / "a.kedi", tmp_path / "existing.npy", KEY, force=True)
+    assert (tmp_path / "existing.npy").read_bytes() == src.read_bytes()
+
+
+def test_unsupported_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(os.urandom(1000))
+    with pytest.raises(UnsupportedImageError):
+        encrypt_file(bad, tmp_path / "out.kedi", KEY)
+    assert not (tmp_path / "out.kedi").exists()
+
+
+def test_in_memory_container_decrypts_to_a_file(tmp_path: Path) -> None:
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    (tmp_path / "c.kedi").write_bytes(encrypt_image(pixels, KEY))
+    decrypt_file(tmp_path / "c.kedi", tmp_path / "out.npy", KEY)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), pixels)

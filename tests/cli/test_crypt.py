@@ -1,0 +1,197 @@
+"""`kedi encrypt` / `kedi decrypt`: byte-exact restoration, exit codes, atomic outputs, folders."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepkedi.datasets import sample_corpus
+from deepkedi.errors import AuthenticationError
+from deepkedi.transforms.zigzag import ZigzagPattern
+
+CORPUS = sample_corpus()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("sample", CORPUS, ids=[s.name for s in CORPUS])
+def test_corpus_round_trip_through_cli(sample, tmp_path: Path, kedi, keyfile: Path) -> None:
+    for pattern in ZigzagPattern:
+        container = tmp_path / f"{pattern.value}.kedi"
+        restored = tmp_path / f"{pattern.value}-{sample.path.name}"
+        result = kedi("encrypt", sample.path, "-o", container, "--key", keyfile, "--pattern", pattern.value)
+        assert result.exit_code == 0, result.stderr
+        result = kedi("decrypt", container, "-o", restored, "--key", keyfile)
+        assert result.exit_code == 0, result.stderr
+        assert _sha(restored) == _sha(sample.path)
+
+
+@pytest.fixture
+def container(tmp_path: Path, kedi, keyfile: Path) -> Path:
+    src = tmp_path / "slice.npy"
+    np.save(src, np.random.default_rng(0).integers(0, 4096, (3, 40, 50), dtype=np.uint16))
+    out = tmp_path / "slice.npy.kedi"
+    assert kedi("encrypt", src, "-o", out, "--key", keyfile).exit_code == 0
+    return out
+
+
+def _assert_auth_failure(result, output: Path) -> None:
+    assert result.exit_code == 3
+    assert result.stderr.strip() == f"kedi: error: {AuthenticationError.MESSAGE}"
+    assert not output.exists()
+    assert not [p for p in output.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_any_flipped_bit_truncation_or_wrong_key_exits_3_with_one_message(
+    tmp_path: Path, kedi, keyfile: Path, container: Path
+) -> None:
+    data = container.read_bytes()
+    out = tmp_path / "restored.npy"
+    rng = np.random.default_rng(1)
+    positions = sorted({*range(0, 120), *rng.integers(0, len(data), 40).tolist(), len(data) - 1})
+    bad = tmp_path / "bad.kedi"
+    for position in positions:
+        damaged = bytearray(data)
+        damaged[position] ^= 1 << int(rng.integers(0, 8))
+        bad.write_bytes(damaged)
+        _assert_auth_failure(kedi("decrypt", bad, "-o", out, "--key", keyfile), out)
+    for cut in [0, 1, 7, 8, 11, 50, 200, len(data) // 2, len(data) - 17, len(data) - 1]:
+        bad.write_bytes(data[:cut])
+        _assert_auth_failure(kedi("decrypt", bad, "-o", out, "--key", keyfile), out)
+    other = tmp_path / "other.key"
+    assert kedi("keygen", "-o", other).exit_code == 0
+    _assert_auth_failure(kedi("decrypt", container, "-o", out, "--key", other), out)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("garbage.bin", os.urandom(4096)),
+        ("garbage.dcm", os.urandom(4096)),
+        ("empty.dcm", b""),
+        ("empty.png", b""),
+        ("picture.dcm", b"\x89PNG\r\n\x1a\n" + os.urandom(200)),
+        ("text.nii", b"hello" * 100),
+    ],
+)
+def test_bad_inputs_exit_4_with_one_line(tmp_path: Path, kedi, keyfile: Path, name: str, content: bytes) -> None:
+    src = tmp_path / name
+    src.write_bytes(content)
+    out = tmp_path / "out.kedi"
+    result = kedi("encrypt", src, "-o", out, "--key", keyfile)
+    assert result.exit_code == 4
+    assert len(result.stderr.strip().splitlines()) == 1 and str(src) in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not out.exists()
+
+
+def test_png_renamed_dcm_says_what_it_is(tmp_path: Path, kedi, keyfile: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
+    shutil.copy(tmp_path / "x.png", tmp_path / "x.dcm")
+    result = kedi("encrypt", tmp_path / "x.dcm", "-o", tmp_path / "o.kedi", "--key", keyfile)
+    assert result.exit_code == 4
+    assert "DICOM" in result.stderr and "PNG" in result.stderr
+
+
+def test_damaged_dicom_header_exits_4(tmp_path: Path, kedi, keyfile: Path) -> None:
+    ct = next(s for s in CORPUS if s.name.endswith("CT_small.dcm"))
+    data = bytearray(ct.path.read_bytes())
+    data[140:400] = os.urandom(260)
+    src = tmp_path / "damaged.dcm"
+    src.write_bytes(data)
+    result = kedi("encrypt", src, "-o", tmp_path / "o.kedi", "--key", keyfile)
+    assert result.exit_code == 4, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_not_a_container_exits_4(tmp_path: Path, kedi, keyfile: Path) -> None:
+    src = tmp_path / "notes.txt"
+    src.write_text("these are not the bytes you are looking for")
+    result = kedi("decrypt", src, "-o", tmp_path / "out", "--key", keyfile)
+    assert result.exit_code == 4
+    assert "not a deepkedi container" in result.stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path, kedi, keyfile: Path, container: Path) -> None:
+    assert kedi("encrypt").exit_code == 2
+    assert kedi("encrypt", container, "--key", keyfile).exit_code == 2  # no -o
+    assert kedi("encrypt", container, "-o", tmp_path / "x", "--key", keyfile, "--pattern", "spiral").exit_code == 2
+    src = tmp_path / "slice.npy"
+    # existing output without --force
+    result = kedi("encrypt", src, "-o", container, "--key", keyfile)
+    assert result.exit_code == 2 and "--force" in result.stderr
+    # the input itself as output
+    result = kedi("encrypt", src, "-o", src, "--key", keyfile, "--force")
+    assert result.exit_code == 2
+    assert np.load(src).shape == (3, 40, 50)
+
+
+def test_force_replaces(tmp_path: Path, kedi, keyfile: Path, container: Path) -> None:
+    src = tmp_path / "slice.npy"
+    before = container.read_bytes()
+    assert kedi("encrypt", src, "-o", container, "--key", keyfile, "--force").exit_code == 0
+    assert container.read_bytes() != before
+
+
+def test_folder_mode_mirrors_tree_and_reports_bad_files(tmp_path: Path, kedi, keyfile: Path) -> None:
+    tree = tmp_path / "study"
+    (tree / "series1").mkdir(parents=True)
+    (tree / "series2").mkdir()
+    for sample in CORPUS[:3]:
+        shutil.copy(sample.path, tree / "series1" / sample.path.name)
+    np.save(tree / "series2" / "a.npy", np.arange(100, dtype=np.int16).reshape(10, 10))
+    (tree / "series2" / "readme.txt").write_text("not an image")
+    enc = tmp_path / "enc"
+    result = kedi("encrypt", tree, "-o", enc, "--key", keyfile)
+    assert result.exit_code == 4
+    assert "readme.txt" in result.stderr
+    assert (enc / "series2" / "a.npy.kedi").exists()
+    dec = tmp_path / "dec"
+    result = kedi("decrypt", enc, "-o", dec, "--key", keyfile)
+    assert result.exit_code == 0, result.stderr
+    for original in tree.rglob("*"):
+        if original.is_file() and original.suffix != ".txt":
+            assert _sha(dec / original.relative_to(tree)) == _sha(original)
+
+
+def test_sealed_key_without_terminal(tmp_path: Path, kedi, container: Path) -> None:
+    (tmp_path / "pass").write_text("s3cret\n")
+    sealed = tmp_path / "sealed.key"
+    result = kedi("keygen", "-o", sealed, "--passphrase-file", tmp_path / "pass")
+    assert result.exit_code == 0, result.stderr
+    src = tmp_path / "slice.npy"
+    out = tmp_path / "s.kedi"
+    assert kedi("encrypt", src, "-o", out, "--key", sealed).exit_code == 2  # no passphrase, no terminal
+    assert kedi("encrypt", src, "-o", out, "--key", sealed, env={"KEDI_PASSPHRASE": "s3cret"}).exit_code == 0
+    result = kedi("decrypt", out, "-o", tmp_path / "r.npy", "--key", sealed, "--passphrase-file", tmp_path / "pass")
+    assert result.exit_code == 0
+    result = kedi("decrypt", out, "-o", tmp_path / "r2.npy", "--key", sealed, env={"KEDI_PASSPHRASE": "nope"})
+    assert result.exit_code == 3
+
+
+def test_real_entry_point(tmp_path: Path) -> None:
+    kedi = [sys.executable, "-m", "deepkedi.cli"]
+    key = tmp_path / "k.key"
+    run = subprocess.run([*kedi, "keygen", "-o", str(key), "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert '"key_id"' in run.stdout
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    src = tmp_path / "x.npy"
+    np.save(src, np.eye(5, dtype=np.uint8))
+    bad = tmp_path / "bad.kedi"
+    bad.write_bytes(b"\x89KEDI\r\n\x1a" + b"\x01" * 20)
+    run = subprocess.run([*kedi, "decrypt", str(bad), "-o", str(tmp_path / "o"), "--key", str(key)],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert run.returncode == 3
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr

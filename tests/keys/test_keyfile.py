@@ -1,0 +1,69 @@
+"""Key files: 0600, never clobbered, versioned, sealed with a passphrase when asked."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from deepkedi.errors import AuthenticationError, KeyFileError, OutputExistsError
+from deepkedi.keys import generate_key, key_file_is_sealed, load_key, save_key
+
+
+def test_round_trip_and_mode(tmp_path: Path) -> None:
+    key = generate_key()
+    path = tmp_path / "k.key"
+    save_key(key, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_key(path) == key
+    doc = json.loads(path.read_text())
+    assert doc["deepkedi_key"] == 1 and doc["key_id"] == key.key_id_hex
+    assert doc["provenance"] == {"sources": ["os-csprng"]}
+
+
+def test_keys_differ_and_repr_hides_secret() -> None:
+    a, b = generate_key(), generate_key()
+    assert a.secret != b.secret and a.key_id != b.key_id
+    assert a.secret.hex() not in repr(a) and "secret" not in repr(a)
+
+
+def test_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    save_key(generate_key(), path)
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        save_key(generate_key(), path)
+    assert path.read_bytes() == before
+
+
+def test_sealed_key(tmp_path: Path) -> None:
+    key = generate_key()
+    path = tmp_path / "k.key"
+    save_key(key, path, passphrase="correct horse", _scrypt_n=2**10)
+    assert key_file_is_sealed(path)
+    assert key.secret.hex() not in path.read_text()
+    assert load_key(path, passphrase="correct horse") == key
+    with pytest.raises(AuthenticationError):
+        load_key(path, passphrase="wrong")
+    with pytest.raises(KeyFileError):
+        load_key(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not json", b"[]", b'{"deepkedi_key": 2}', b'{"deepkedi_key": 1, "key_id": "00", "secret": "AA=="}',
+     b'{"deepkedi_key": 1, "key_id": "' + b"0" * 32 + b'", "secret": "!!"}',
+     b'{"deepkedi_key": 1, "key_id": "' + b"0" * 32 + b'", "secret": "AAAA"}'],
+)
+def test_malformed_key_files(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "bad.key"
+    path.write_bytes(content)
+    with pytest.raises(KeyFileError):
+        load_key(path)
+
+
+def test_missing_key_file(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError):
+        load_key(tmp_path / "absent.key")
