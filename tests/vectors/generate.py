@@ -133,7 +133,7 @@ def main() -> int:
     variant("length-appended", base + b"\x00", "length failure", "one byte appended")
     variant("length-truncated", base[:-1], "length failure", "last byte removed")
     variant("length-shape", flipped(n - 1), "length failure", "last dimension changed: the header claims another size")
-    variant("tag-key-id", flipped(17), "wrong key", "key id changed")
+    variant("wrong-key-id", flipped(17), "wrong key", "key id changed")
     variant("tag-salt", flipped(40), "tag failure", "one bit of the salt flipped (header bound as AAD)")
     variant("tag-ciphertext", flipped(n + 5), "tag failure", "one bit of the first segment's ciphertext flipped")
     variant("tag-tag", flipped(len(base) - 1, 7), "tag failure", "one bit of the last tag flipped")

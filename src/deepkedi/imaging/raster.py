@@ -1,0 +1,258 @@
+"""PNG, TIFF and JPEG through Pillow.
+
+All three compress their samples (or may, for TIFF), so their files are carried
+verbatim and the decoded pixels travel beside them. Values stay as stored:
+16-bit greyscale stays ``uint16``, a palette image gives its indices (with the
+palette in the metadata), a bilevel image gives 0 and 1. A multi-page TIFF gives
+one plane per page.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image, ImageSequence
+
+from deepkedi.errors import UnsupportedImageError
+from deepkedi.imaging._reading import finite_or_none, probe, translated_failures
+from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
+
+__all__ = [
+    "read_jpeg",
+    "read_png",
+    "read_tiff",
+    "sniff_jpeg",
+    "sniff_png",
+    "sniff_tiff",
+    "write_jpeg",
+    "write_png",
+    "write_tiff",
+]
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Classic TIFF (42) and BigTIFF (43), little and big endian.
+_TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+#: Pillow mode -> (photometric interpretation, samples per pixel) for the modes read.
+_MODES = {
+    "1": ("MONOCHROME2", 1),
+    "L": ("MONOCHROME2", 1),
+    "P": ("PALETTE COLOR", 1),
+    "I;16": ("MONOCHROME2", 1),
+    "I;16L": ("MONOCHROME2", 1),
+    "I;16B": ("MONOCHROME2", 1),
+    "I;16N": ("MONOCHROME2", 1),
+    "I": ("MONOCHROME2", 1),
+    "F": ("MONOCHROME2", 1),
+    "LA": ("MONOCHROME2", 2),
+    "RGB": ("RGB", 3),
+    "RGBA": ("RGBA", 4),
+    "YCbCr": ("YBR_FULL", 3),
+    "CMYK": ("CMYK", 4),
+}
+
+
+#: Pillow plugins allowed to open each format.
+_PLUGINS = {"png": ("PNG",), "tiff": ("TIFF",), "jpeg": ("JPEG", "MPO")}
+
+
+def sniff_png(head: bytes) -> bool:
+    """Whether ``head`` starts with the PNG signature."""
+    return head.startswith(_PNG_MAGIC)
+
+
+def sniff_tiff(head: bytes) -> bool:
+    """Whether ``head`` starts with a TIFF or BigTIFF byte-order mark and magic number."""
+    return head[:4] in _TIFF_MAGICS
+
+
+def sniff_jpeg(head: bytes) -> bool:
+    """Whether ``head`` starts with a JPEG start-of-image marker and another marker."""
+    return head.startswith(_JPEG_MAGIC)
+
+
+def _plane(frame: Image.Image, path: Path) -> np.ndarray:
+    """One decoded page as stored values: (rows, cols) or (rows, cols, samples)."""
+    if frame.mode not in _MODES:
+        raise UnsupportedImageError(f"{path}: Pillow image mode {frame.mode!r} is not supported")
+    pixels = np.asarray(frame)
+    if frame.mode == "1":
+        return pixels.astype(np.uint8)  # bilevel: 0 and 1, as stored
+    if frame.mode.startswith("I;16"):
+        # Native byte order; values unchanged.
+        return pixels.astype(np.uint16)
+    if frame.mode == "I" and frame.format == "PNG":
+        # Pillow widens 16-bit PNG samples to int32 in mode I; they fit uint16 exactly.
+        return pixels.astype(np.uint16)
+    return pixels
+
+
+def _read_raster(
+    path: Path, *, name: str, description: str, sniff: Callable[[bytes], bool]
+) -> MedicalImage:
+    path = Path(path)
+    size, head = probe(path, SNIFF_BYTES)
+    if not sniff(head):
+        raise UnsupportedImageError(f"{path}: not a {description} file (wrong signature)")
+    # Only this format's Pillow plugins may open the file (a JPEG with a second,
+    # multi-picture image opens as MPO).
+    plugins = _PLUGINS[name]
+    with translated_failures(path, f"not a readable {description} file"), warnings.catch_warnings():
+        # Pillow warns about damaged EXIF and the like; the read succeeds or says why not.
+        warnings.simplefilter("ignore", UserWarning)
+        with Image.open(path, formats=plugins) as probe_image:
+            # verify() checks chunk CRCs (PNG) and structure without decoding;
+            # it leaves the image unusable, hence the second open below.
+            probe_image.verify()
+        with Image.open(path, formats=plugins) as image:
+            mode = image.mode
+            palette = image.getpalette() if mode == "P" else None
+            # TIFF pages (and APNG frames) stack; JPEG's extra pictures are previews.
+            frames = [image] if name == "jpeg" else ImageSequence.Iterator(image)
+            planes = [_plane(frame, path) for frame in frames]
+            info = dict(image.info)
+        if len({(p.shape, p.dtype) for p in planes}) > 1:
+            raise UnsupportedImageError(
+                f"{path}: its pages differ in size or type; only uniform stacks are supported"
+            )
+        pixels = planes[0] if len(planes) == 1 else np.stack(planes)
+        if pixels.size == 0:
+            raise UnsupportedImageError(f"{path}: the image has no pixels")
+    photometric, samples = _MODES[mode]
+    metadata: dict[str, Any] = {"mode": mode, "pages": len(planes)}
+    if palette is not None:
+        metadata["palette"] = [int(v) for v in palette]
+    dpi = info.get("dpi")
+    if isinstance(dpi, tuple) and len(dpi) == 2:
+        metadata["dpi"] = [finite_or_none(v) for v in dpi]
+    return MedicalImage(
+        pixels=np.ascontiguousarray(pixels),
+        format=name,
+        photometric=photometric,
+        samples_per_pixel=samples,
+        channels_last=samples > 1,
+        bits_stored=1 if mode == "1" else None,
+        metadata=metadata,
+        source=SourceLayout(path=path, size=size, restore="verbatim"),
+    )
+
+
+def read_png(path: Path) -> MedicalImage:
+    """Read a PNG image.
+
+    Returns
+    -------
+    MedicalImage
+        ``uint8`` or ``uint16`` greyscale ``(rows, cols)``, ``uint8`` colour
+        ``(rows, cols, samples)``, or palette indices with the palette in
+        ``metadata["palette"]``; always a verbatim layout.
+
+    Raises
+    ------
+    UnsupportedImageError
+        Not PNG, truncated, a failed checksum, or an unsupported mode.
+    """
+    return _read_raster(path, name="png", description="PNG image", sniff=sniff_png)
+
+
+def read_tiff(path: Path) -> MedicalImage:
+    """Read a TIFF image; a multi-page file gives ``(pages, rows, cols[, samples])``.
+
+    Raises
+    ------
+    UnsupportedImageError
+        Not TIFF, damaged, pages of differing size, or an unsupported mode.
+    """
+    return _read_raster(path, name="tiff", description="TIFF image", sniff=sniff_tiff)
+
+
+def read_jpeg(path: Path) -> MedicalImage:
+    """Read a JPEG image (8-bit greyscale or colour).
+
+    Raises
+    ------
+    UnsupportedImageError
+        Not JPEG, truncated, or an unsupported mode.
+    """
+    return _read_raster(path, name="jpeg", description="JPEG image", sniff=sniff_jpeg)
+
+
+# --------------------------------------------------------------------------- write
+
+
+def _to_pillow(
+    image: MedicalImage, plane: np.ndarray, *, colour: bool, allowed: tuple[type, ...]
+) -> Image.Image:
+    if plane.dtype == np.bool_:
+        plane = plane.astype(np.uint8)
+    if plane.dtype.type not in allowed:
+        names = ", ".join(np.dtype(t).name for t in allowed)
+        raise ValueError(f"this format stores {names} pixels, not {plane.dtype}; cast the image first")
+    # Native byte order: Pillow picks the mode from the array type (uint16 -> I;16).
+    plane = np.ascontiguousarray(plane.astype(plane.dtype.newbyteorder("="), copy=False))
+    if colour:
+        if plane.dtype != np.uint8 or plane.shape[-1] not in (3, 4):
+            raise ValueError("colour is written as 3 (RGB) or 4 (RGBA) uint8 samples")
+        return Image.fromarray(plane)
+    palette = image.metadata.get("palette")
+    if image.photometric == "PALETTE COLOR" and plane.dtype == np.uint8 and isinstance(palette, (list, tuple)):
+        picture = Image.frombytes("P", (plane.shape[1], plane.shape[0]), plane.tobytes())
+        picture.putpalette([int(v) for v in palette])
+        return picture
+    return Image.fromarray(plane)
+
+
+def _planes(image: MedicalImage) -> tuple[list[np.ndarray], bool]:
+    """The image's planes, each ``(rows, cols)`` or ``(rows, cols, samples)``, and whether colour."""
+    pixels = np.asarray(image.pixels)
+    colour = image.channels_last
+    samples = image.samples_per_pixel
+    if not colour and samples > 1 and pixels.ndim >= 3 and pixels.shape[-3] == samples:
+        # Planar colour (..., samples, rows, cols): raster formats interleave.
+        pixels, colour = np.moveaxis(pixels, -3, -1), True
+    plane_ndim = 3 if colour else 2
+    return list(pixels.reshape((-1, *pixels.shape[-plane_ndim:]))), colour
+
+
+def _single_plane(image: MedicalImage, description: str, allowed: tuple[type, ...]) -> Image.Image:
+    planes, colour = _planes(image)
+    if len(planes) != 1:
+        raise ValueError(f"a {description} file holds one plane; this image has {len(planes)} (use TIFF)")
+    return _to_pillow(image, planes[0], colour=colour, allowed=allowed)
+
+
+def write_png(image: MedicalImage, path: Path) -> None:
+    """Write one ``uint8``/``uint16`` greyscale, ``uint8`` RGB(A) or palette plane as PNG (lossless)."""
+    _single_plane(image, "PNG", (np.uint8, np.uint16)).save(path, format="PNG")
+
+
+def write_tiff(image: MedicalImage, path: Path) -> None:
+    """Write ``uint8``/``uint16`` greyscale or ``uint8`` RGB(A) as TIFF, one page per plane (lossless)."""
+    planes, colour = _planes(image)
+    first, *rest = [_to_pillow(image, p, colour=colour, allowed=(np.uint8, np.uint16)) for p in planes]
+    first.save(path, format="TIFF", save_all=bool(rest), append_images=rest)
+
+
+def write_jpeg(image: MedicalImage, path: Path, *, quality: int = 95) -> None:
+    """Write one ``uint8`` greyscale or RGB plane as JPEG. Lossy: the pixels will not read back equal."""
+    picture = _single_plane(image, "JPEG", (np.uint8,))
+    if picture.mode not in ("L", "RGB"):
+        raise ValueError(f"JPEG stores greyscale or RGB, not {picture.mode}")
+    picture.save(path, format="JPEG", quality=quality)
+
+
+for _name, _suffixes, _sniff, _read, _write, _description in (
+    ("png", (".png",), sniff_png, read_png, write_png, "PNG image"),
+    ("tiff", (".tif", ".tiff"), sniff_tiff, read_tiff, write_tiff, "TIFF image"),
+    ("jpeg", (".jpg", ".jpeg"), sniff_jpeg, read_jpeg, write_jpeg, "JPEG image"),
+):
+    register_format(
+        ImageFormat(
+            name=_name, suffixes=_suffixes, sniff=_sniff, read=_read, write=_write, description=_description
+        )
+    )
