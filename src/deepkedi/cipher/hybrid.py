@@ -20,11 +20,13 @@ arguments, for known-answer vectors only (Fernet's ``_encrypt_from_parts``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -69,6 +71,7 @@ HKDF_INFO = b"deepkedi/v1 hybrid payload key"
 DEFAULT_PATTERN = ZigzagPattern.HORIZONTAL
 #: Pixel words handed to the cipher per step when streaming files.
 _BATCH_BYTES = 4 << 20
+_ALIGN = 64
 
 #: Called with (bytes done, bytes total) as a file is processed.
 Progress = Callable[[int, int], None]
@@ -88,12 +91,24 @@ def _payload_dtype(dtype: np.dtype) -> np.dtype:
     return dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
 
 
-def _as_image(pixels: np.ndarray | MedicalImage) -> tuple[MedicalImage, str]:
+def _in_memory_head(pixels: np.ndarray | MedicalImage) -> tuple[np.ndarray, bool, str, bytes]:
+    """Pixels, channels_last, format name and restoration head of an in-memory input."""
     if isinstance(pixels, MedicalImage):
-        return pixels, "image"
+        meta = {"restore": "none", "image": _image_meta(pixels, "image")}
+        return pixels.pixels, pixels.channels_last, pixels.format, _residual_head(meta, 0)
     if not isinstance(pixels, np.ndarray):
         raise TypeError(f"expected a NumPy array or a MedicalImage, not {type(pixels).__name__}")
-    return MedicalImage(pixels=pixels), "ndarray"
+    if pixels.ndim < 2:
+        raise ValueError(f"an image needs at least 2 dimensions (rows, cols); got shape {pixels.shape}")
+    if pixels.dtype.kind not in "uifb":
+        raise TypeError(f"pixels must be boolean, integer or floating point, not {pixels.dtype}")
+    return pixels, False, "array", _array_head(pixels.dtype.str)
+
+
+@functools.lru_cache(maxsize=64)
+def _array_head(dtype: str) -> bytes:
+    # The head of a plain array depends on its dtype alone: built once per dtype.
+    return _residual_head({"restore": "none", "image": _image_meta(MedicalImage(np.empty((1, 1), dtype)), "ndarray")}, 0)
 
 
 def _image_meta(image: MedicalImage, kind: str) -> dict[str, Any]:
@@ -122,7 +137,9 @@ def _residual_length(head: bytes, prefix_length: int, suffix_length: int) -> int
 
 
 def _header_for(
-    image: MedicalImage,
+    pixels: np.ndarray,
+    channels_last: bool,
+    format: str,
     key: Key,
     *,
     pattern: ZigzagPattern | str,
@@ -138,15 +155,15 @@ def _header_for(
     return ContainerHeader(
         suite=Suite.HYBRID,
         pattern=ZigzagPattern(pattern),
-        channels_last=image.channels_last,
-        dtype=_payload_dtype(image.pixels.dtype),
-        shape=tuple(image.pixels.shape),
+        channels_last=channels_last,
+        dtype=_payload_dtype(pixels.dtype),
+        shape=pixels.shape,
         key_id=key.key_id,
         salt=salt,
         nonce_prefix=nonce_prefix,
         segment_size=segment_size,
         residual_length=residual_length,
-        format=image.format,
+        format=format,
     )
 
 
@@ -154,6 +171,28 @@ def _planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
     """``pixels`` as a stack of planes: (planes, H, W) or (planes, H, W, S)."""
     plane_ndim = 3 if channels_last else 2
     return pixels.reshape((-1,) + pixels.shape[pixels.ndim - plane_ndim :])
+
+
+_scratch = threading.local()
+#: Payloads up to this size reuse a per-thread buffer: fresh large allocations
+#: cost page faults that would dominate a slice's encryption.
+_SCRATCH_LIMIT = 64 << 20
+
+
+def _scratch_bytes(name: str, length: int, align_at: int) -> np.ndarray:
+    """``length`` uninitialised bytes whose offset ``align_at`` is 64-byte aligned.
+
+    The restoration section has any length; without the alignment the pixel
+    words would sit at an odd address and NumPy would take its slow unaligned
+    copies. Buffers up to :data:`_SCRATCH_LIMIT` are kept per thread and reused.
+    """
+    raw = getattr(_scratch, name, None)
+    if raw is None or len(raw) < length + _ALIGN:
+        raw = np.empty(length + _ALIGN, dtype=np.uint8)
+        if length <= _SCRATCH_LIMIT:
+            setattr(_scratch, name, raw)
+    shift = (-(raw.ctypes.data + align_at)) % _ALIGN
+    return raw[shift : shift + length]
 
 
 def _scanned_view(buffer: np.ndarray, header: ContainerHeader) -> np.ndarray:
@@ -180,28 +219,30 @@ def _encrypt_from_parts(
     Only for known-answer vectors and reproducible experiments; never pass
     fixed values in production.
     """
-    image, kind = _as_image(pixels)
-    head = _residual_head({"restore": "none", "image": _image_meta(image, kind)}, 0)
+    array, channels_last, format_name, head = _in_memory_head(pixels)
     residual_length = _residual_length(head, 0, 0)
     header = _header_for(
-        image, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix,
+        array, channels_last, format_name, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix,
         segment_size=segment_size, residual_length=residual_length,
     )
     aad = header.encode()
-    payload = np.empty(header.payload_length, dtype=np.uint8)
+    payload = _scratch_bytes("plain", header.payload_length, residual_length)
     payload[: len(head)] = np.frombuffer(head, dtype=np.uint8)
     payload[len(head) : residual_length] = 0  # empty suffix length
     rows, cols = header.plane_shape
     zigzag_scan(
-        _planes(image.pixels, image.channels_last),
+        _planes(array, channels_last),
         header.pattern,
-        channels_last=image.channels_last,
+        channels_last=channels_last,
         out=_scanned_view(payload[residual_length:], header),
     )
-    out = np.empty(len(aad) + header.payload_length + TAG_SIZE * header.segment_count, dtype=np.uint8)
+    out = _scratch_bytes("sealed", header.container_length, 0)
     out[: len(aad)] = np.frombuffer(aad, dtype=np.uint8)
     aead = AESGCM(derive_file_key(key.secret, salt))
-    seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
+    try:
+        seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
+    finally:
+        payload.fill(0)  # no plaintext left behind in the reused buffer
     return out.tobytes()
 
 
@@ -310,20 +351,23 @@ def decrypt_image(data: bytes | bytearray | memoryview, key: Key) -> np.ndarray 
     if len(view) != header.container_length:
         raise AuthenticationError()
     aad = header.encode()
-    payload = np.empty(header.payload_length, dtype=np.uint8)
-    open_segments(
-        AESGCM(derive_file_key(key.secret, header.salt)),
-        header.nonce_prefix,
-        aad,
-        view[len(aad) :],
-        header.segment_size,
-        header.payload_length,
-        memoryview(payload),
-    )
-    meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
-    words = _scanned_view(payload[header.residual_length :], header)
-    info = meta.get("image", {})
-    pixels = _unscan_pixels(words, header, np.dtype(info.get("dtype", header.dtype.str)))
+    payload = _scratch_bytes("plain", header.payload_length, header.residual_length)
+    try:
+        open_segments(
+            AESGCM(derive_file_key(key.secret, header.salt)),
+            header.nonce_prefix,
+            aad,
+            view[len(aad) :],
+            header.segment_size,
+            header.payload_length,
+            memoryview(payload),
+        )
+        meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
+        words = _scanned_view(payload[header.residual_length :], header)
+        info = meta.get("image", {})
+        pixels = _unscan_pixels(words, header, np.dtype(info.get("dtype", header.dtype.str)))
+    finally:
+        payload.fill(0)
     if info.get("kind") == "ndarray":
         return pixels
     return _image_from_meta(meta, pixels)
@@ -431,8 +475,8 @@ def _encrypt_file_from_parts(
     head = _residual_head(source.meta, len(source.prefix))
     residual_length = _residual_length(head, len(source.prefix), len(source.suffix))
     header = _header_for(
-        image, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix,
-        segment_size=segment_size, residual_length=residual_length,
+        image.pixels, image.channels_last, image.format, key, pattern=pattern, salt=salt,
+        nonce_prefix=nonce_prefix, segment_size=segment_size, residual_length=residual_length,
     )
     aad = header.encode()
     total, done = header.payload_length, 0
