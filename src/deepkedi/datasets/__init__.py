@@ -1,0 +1,34 @@
+"""Images to experiment on: a real sample corpus and synthetic phantoms.
+
+:mod:`~deepkedi.datasets.corpus` lists real medical images that pydicom,
+nibabel and scikit-image ship inside their installed packages (found at run
+time, never downloaded). :mod:`~deepkedi.datasets.phantoms` makes synthetic
+brain, lung and liver images in CT, MR and chest radiography at clinical sizes
+and bit depths, deterministically from a seed.
+"""
+
+from deepkedi.datasets.corpus import (
+    COMPRESSIONS,
+    CONTENTS,
+    MODALITIES,
+    ORGANS,
+    SampleImage,
+    sample_corpus,
+    sample_names,
+    sample_path,
+)
+from deepkedi.datasets.phantoms import PHANTOM_KINDS, phantom, phantom_volume
+
+__all__ = [
+    "COMPRESSIONS",
+    "CONTENTS",
+    "MODALITIES",
+    "ORGANS",
+    "PHANTOM_KINDS",
+    "SampleImage",
+    "phantom",
+    "phantom_volume",
+    "sample_corpus",
+    "sample_names",
+    "sample_path",
+]
