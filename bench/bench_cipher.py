@@ -22,14 +22,21 @@ from deepkedi import decrypt_image, encrypt_image, generate_key
 from deepkedi.transforms.zigzag import ZigzagPattern
 
 
-def median_seconds(action: Callable[[], object], repeats: int) -> float:
-    action()  # warm caches and allocator
-    times = []
+def interleaved(actions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each action, timed in turn within each round.
+
+    Interleaving gives every action the same machine conditions (frequency,
+    neighbours, caches), so the ratios hold even when absolute times drift.
+    """
+    for action in actions.values():
+        action()  # warm caches, the allocator and the per-shape scan tables
+    times: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, action in actions.items():
+            start = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def bench(label: str, pixels: np.ndarray, repeats: int, unit: str) -> None:
@@ -38,15 +45,16 @@ def bench(label: str, pixels: np.ndarray, repeats: int, unit: str) -> None:
     data = pixels.tobytes()
     aead = AESGCM(os.urandom(32))
     nonce = os.urandom(12)
-    raw = median_seconds(lambda: aead.encrypt(nonce, data, None), repeats)
-    print(f"\n{label}: {pixels.shape} {pixels.dtype}, {len(data) / 2**20:.2f} MiB, median of {repeats}")
-    print(f"  raw AESGCM.encrypt            {raw * scale:9.1f} {unit}   1.00×")
+    actions: dict[str, Callable[[], object]] = {"raw AESGCM.encrypt": lambda: aead.encrypt(nonce, data, None)}
     for pattern in ZigzagPattern:
         container = encrypt_image(pixels, key, pattern=pattern)
-        enc = median_seconds(lambda: encrypt_image(pixels, key, pattern=pattern), repeats)
-        dec = median_seconds(lambda: decrypt_image(container, key), repeats)
-        print(f"  encrypt_image {pattern.value:<11}    {enc * scale:9.1f} {unit}  {enc / raw:5.2f}×")
-        print(f"  decrypt_image {pattern.value:<11}    {dec * scale:9.1f} {unit}  {dec / raw:5.2f}×")
+        actions[f"encrypt_image {pattern.value}"] = lambda p=pattern: encrypt_image(pixels, key, pattern=p)
+        actions[f"decrypt_image {pattern.value}"] = lambda c=container: decrypt_image(c, key)
+    medians = interleaved(actions, repeats)
+    raw = medians["raw AESGCM.encrypt"]
+    print(f"\n{label}: {pixels.shape} {pixels.dtype}, {len(data) / 2**20:.2f} MiB, median of {repeats} interleaved rounds")
+    for name, seconds in medians.items():
+        print(f"  {name:<28} {seconds * scale:9.1f} {unit}  {seconds / raw:5.2f}×")
 
 
 def main() -> None:

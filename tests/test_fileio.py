@@ -71,3 +71,9 @@ def test_check_distinct(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         check_distinct(a, tmp_path / "." / "a")
     check_distinct(a, tmp_path / "b")
+
+
+def test_missing_output_folder_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        with atomic_output(tmp_path / "absent" / "out.bin") as fh:
+            fh.write(b"x")

@@ -36,7 +36,7 @@ def _check_target(path: Path, force: bool) -> Path:
         raise OutputExistsError(f"{path} exists; use --force to replace it")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise FileNotFoundError(f"the output folder {folder} does not exist")
+        raise ValueError(f"the output folder {folder} does not exist")
     return folder
 
 
