@@ -85,7 +85,20 @@ def open_segments(
             raise AuthenticationError() from None
 
 
-class SegmentWriter:
+class _Segments:
+    """What a writer and a reader of one segmented payload share."""
+
+    def __init__(self, aead: AESGCM, nonce_prefix: bytes, aad: bytes, segment_size: int, payload_length: int) -> None:
+        self._aead = aead
+        self._prefix = nonce_prefix
+        self._aad = aad
+        self._size = segment_size
+        self._total = payload_length
+        self._n = _segment_count(payload_length, segment_size)
+        self._counter = 0
+
+
+class SegmentWriter(_Segments):
     """Encrypt a payload of known length written in pieces; ciphertext goes to ``sink``.
 
     Parameters
@@ -107,16 +120,10 @@ class SegmentWriter:
         payload_length: int,
         sink: BinaryIO,
     ) -> None:
-        self._aead = aead
-        self._prefix = nonce_prefix
-        self._aad = aad
-        self._size = segment_size
-        self._total = payload_length
-        self._n = _segment_count(payload_length, segment_size)
+        super().__init__(aead, nonce_prefix, aad, segment_size, payload_length)
         self._sink = sink
         self._buf = bytearray(segment_size)
         self._fill = 0
-        self._counter = 0
         self._written = 0
 
     def _seal(self, chunk: memoryview | bytearray) -> None:
@@ -154,7 +161,7 @@ class SegmentWriter:
             raise AssertionError("segment count mismatch")
 
 
-class SegmentReader:
+class SegmentReader(_Segments):
     """Decrypt a payload segment by segment from ``source`` and hand it out in pieces.
 
     Every byte returned has been authenticated (its segment's tag checked). Any
@@ -170,14 +177,8 @@ class SegmentReader:
         payload_length: int,
         source: BinaryIO,
     ) -> None:
-        self._aead = aead
-        self._prefix = nonce_prefix
-        self._aad = aad
-        self._size = segment_size
-        self._total = payload_length
-        self._n = _segment_count(payload_length, segment_size)
+        super().__init__(aead, nonce_prefix, aad, segment_size, payload_length)
         self._source = source
-        self._counter = 0
         self._plain = memoryview(b"")
         self._pos = 0
         self._consumed = 0
