@@ -226,20 +226,19 @@ def _encrypt_from_parts(
         segment_size=segment_size, residual_length=residual_length,
     )
     aad = header.encode()
-    payload = _scratch_bytes("plain", header.payload_length, residual_length)
-    payload[: len(head)] = np.frombuffer(head, dtype=np.uint8)
-    payload[len(head) : residual_length] = 0  # empty suffix length
-    rows, cols = header.plane_shape
-    zigzag_scan(
-        _planes(array, channels_last),
-        header.pattern,
-        channels_last=channels_last,
-        out=_scanned_view(payload[residual_length:], header),
-    )
     out = _scratch_bytes("sealed", header.container_length, 0)
     out[: len(aad)] = np.frombuffer(aad, dtype=np.uint8)
     aead = AESGCM(derive_file_key(key.secret, salt))
+    payload = _scratch_bytes("plain", header.payload_length, residual_length)
     try:
+        payload[: len(head)] = np.frombuffer(head, dtype=np.uint8)
+        payload[len(head) : residual_length] = 0  # empty suffix length
+        zigzag_scan(
+            _planes(array, channels_last),
+            header.pattern,
+            channels_last=channels_last,
+            out=_scanned_view(payload[residual_length:], header),
+        )
         seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
     finally:
         payload.fill(0)  # no plaintext left behind in the reused buffer
