@@ -63,3 +63,20 @@ def test_demo_runs_end_to_end(tmp_path: Path, kedi) -> None:
     assert (out / "cipher_images.png").exists()
     assert not (out / "should-not-exist").exists()
     assert kedi("demo", "--out", out).exit_code == 2  # not empty, no --force
+
+
+def test_inspect_damaged_or_truncated_container_exits_3(tmp_path: Path, kedi, keyfile: Path) -> None:
+    src = tmp_path / "a.npy"
+    np.save(src, np.zeros((8, 8), np.uint8))
+    container = tmp_path / "a.kedi"
+    assert kedi("encrypt", src, "-o", container, "--key", keyfile).exit_code == 0
+    data = container.read_bytes()
+    bad = tmp_path / "bad.kedi"
+    bad.write_bytes(data[:8] + b"\x07" + data[9:])  # unknown version
+    result = kedi("inspect", bad)
+    assert result.exit_code == 3 and "Traceback" not in result.stderr
+    bad.write_bytes(data[:-1])
+    result = kedi("inspect", bad, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["size_matches_header"] is False
+    result = kedi("inspect", bad, "--cipher-image", tmp_path / "c.npy")
+    assert result.exit_code == 3 and not (tmp_path / "c.npy").exists()

@@ -13,8 +13,8 @@ from rich.table import Table
 from deepkedi.cipher.format import ContainerHeader, parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded
-from deepkedi.errors import FormatError
+from deepkedi.cli._common import EXIT_AUTH, EXIT_USAGE, console, fail, guarded
+from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.fileio import atomic_output, atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
 
@@ -96,6 +96,8 @@ def inspect(
         header = parse_header(head)
     except FormatError:
         header = None
+    except AuthenticationError as exc:  # a damaged header: exit 3, as decrypt does
+        fail(str(exc), EXIT_AUTH)
     if header is None:
         if cipher_image_out is not None:
             fail(f"{file}: not a deepkedi container, so it has no cipher image", 4)
