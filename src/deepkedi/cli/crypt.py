@@ -115,7 +115,7 @@ def encrypt(
     key: Annotated[Path, typer.Option("--key", help="Key file.")],
     suite: Annotated[SuiteChoice, typer.Option(help="Cipher suite.")] = SuiteChoice.hybrid,
     pattern: Annotated[ZigzagPattern, typer.Option(help="Zigzag scan order of each plane.")] = DEFAULT_PATTERN,
-    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
@@ -140,7 +140,7 @@ def decrypt(
     input: Annotated[Path, typer.Argument(help="Container, or folder of '.kedi' containers.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="File to restore, or folder for a folder input.")],
     key: Annotated[Path, typer.Option("--key", help="Key file.")],
-    force: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
 ) -> None:
     """Decrypt a container, restoring the original file byte for byte.

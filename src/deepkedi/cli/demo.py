@@ -43,7 +43,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the key, containers, restored files and figure.")] = Path(
         "demo-out"
     ),
-    force: Annotated[bool, typer.Option(help="Empty OUT first if it exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Empty OUT first if it exists.")] = False,
 ) -> None:
     """Encrypt and restore every bundled sample in all three zigzag patterns, then try to break one."""
     if out.exists() and any(out.iterdir()):

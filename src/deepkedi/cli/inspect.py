@@ -83,7 +83,7 @@ def inspect(
         Optional[Path],
         typer.Option("--cipher-image", help="Write the container's cipher image (.npy: all planes; .png: first plane)."),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing --cipher-image output.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --cipher-image output.")] = False,
 ) -> None:
     """Describe a container's public header (no key needed), or an image file.
 

@@ -20,7 +20,7 @@ def keygen(
     passphrase_file: Annotated[
         Optional[Path], typer.Option(help="Seal the key with the passphrase in this file (scrypt + AES-GCM).")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing key file (its old key is lost).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key file (its old key is lost).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the key id as JSON.")] = False,
 ) -> None:
     """Create a new key file from the operating system's CSPRNG.
