@@ -21,6 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
+	$(BIN)/python bench/bench_zigzag.py
 	$(BIN)/python bench/bench_cipher.py
 	$(BIN)/python bench/bench_large.py
 
