@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_zigzag.py
 	$(BIN)/python bench/bench_cipher.py
+	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_large.py
 
 vectors: $(STAMP)

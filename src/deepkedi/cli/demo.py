@@ -11,14 +11,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from deepkedi.cipher.hybrid import cipher_image, decrypt_file, encrypt_file
+import numpy as np
+
+from deepkedi.cipher.hybrid import cipher_image, decrypt_file, encrypt_file, encrypt_image
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded
 from deepkedi.datasets import phantom, sample_corpus
 from deepkedi.errors import AuthenticationError, OutputExistsError
 from deepkedi.imaging import read_image, write_image
 from deepkedi.imaging.montage import display_plane, montage
-from deepkedi.keys import generate_key, save_key
+from deepkedi.keys import Key, generate_key, save_key
 from deepkedi.transforms.zigzag import ZigzagPattern
 
 
@@ -36,6 +38,65 @@ def _demo_inputs(out: Path) -> list[tuple[str, str, Path]]:
     write_image(ct, path)
     inputs.append(("phantom-lung-ct.dcm", "lung, CT (synthetic)", path))
     return inputs
+
+
+def _metrics_tour(out: Path, key: Key) -> int:
+    """The paper's measures on a cipher image and on key material; returns failed checks."""
+    from deepkedi import metrics
+    from deepkedi.metrics import nist
+
+    plain = phantom("lung", "CT", seed=7).pixels
+    cipher = cipher_image(encrypt_image(plain, key))
+    table = Table(title="lung CT phantom (512×512, 16-bit words): plain image and its cipher image, α = 0.05")
+    for column in ("measure", "plain", "cipher", "reference"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    shifted = plain.astype(np.int32) - int(plain.min())  # HU to non-negative grey levels
+    plain_u16 = shifted.astype(np.uint16)
+    ent_p, ent_c = metrics.shannon_entropy(plain_u16, bits=16), metrics.shannon_entropy(cipher, bits=16)
+    table.add_row("entropy, 16-bit bins", f"{ent_p.value:.4f}", f"{ent_c.value:.4f}",
+                  f"random ≈ {ent_c.expected_random:.4f}")
+    table.add_row("entropy per byte", f"{ent_p.per_byte:.4f}", f"{ent_c.per_byte:.4f}", "max 8")
+    chi_c = metrics.histogram_chi_square(cipher, bits=16)
+    table.add_row("histogram χ² (16-bit)", f"{metrics.histogram_chi_square(plain_u16, bits=16).value:.3g}",
+                  f"{chi_c.value:.1f}", f"< {chi_c.critical:.1f}")
+    for direction in metrics.DIRECTIONS:
+        p = metrics.adjacent_correlation(plain_u16, direction=direction).coefficient
+        c = metrics.adjacent_correlation(cipher, direction=direction).coefficient
+        table.add_row(f"adjacent correlation, {direction}", f"{p:.4f}", f"{c:.4f}", "≈ 0")
+    # Plaintext sensitivity as hybrid is used: every encryption draws a fresh salt.
+    changed = plain.copy()
+    changed[256, 256] += 1
+    other = cipher_image(encrypt_image(changed, key))
+    npcr, uaci = metrics.npcr(cipher, other, bits=16), metrics.uaci(cipher, other, bits=16)
+    table.add_row("NPCR %, one plain pixel changed", "", f"{npcr.value:.4f}", f"≥ {npcr.critical:.4f}")
+    table.add_row("UACI %, one plain pixel changed", "", f"{uaci.value:.4f}",
+                  f"[{uaci.lower:.4f}, {uaci.upper:.4f}]")
+    console.print(table)
+    # These tests reject a perfect cipher α of the time: reported, never a demo failure.
+    verdicts = {"χ²": chi_c.passed, "NPCR": npcr.passed, "UACI": uaci.passed}
+    console.print(
+        "cipher image at α = 0.05: " + ", ".join(f"{k} {'pass' if v else 'fail'}" for k, v in verdicts.items()),
+        markup=False,
+    )
+
+    # Key material: the AES-GCM keystream of one container (the cipher image of zeros), 10⁶ bits.
+    stream = cipher_image(encrypt_image(np.zeros((500, 250), np.uint8), key)).tobytes()
+    bits = nist.bits_from_bytes(stream)
+    results = nist.run_all(bits)
+    p_values = [p for r in results.values() for p in r.p_values]
+    below = sum(p < 0.01 for p in p_values)
+    skipped = [name for name, r in results.items() if not r.applicable]
+    console.print(
+        f"NIST SP 800-22 on 10⁶ keystream bits: {len(results) - len(skipped)} tests, {len(p_values)} P-values, "
+        f"{below} below α = 0.01 (a perfect generator gives about {0.01 * len(p_values):.1f})"
+        + (f"; not applicable to this sequence: {', '.join(skipped)}" if skipped else ""),
+        markup=False,
+    )
+    (out / "metrics.txt").write_text(
+        "\n".join(f"{name}: {list(r.p_values)}" for name, r in results.items()) + "\n", encoding="utf-8"
+    )
+    # Far more small P-values than chance allows would mean a broken keystream.
+    return int(below > 0.01 * len(p_values) + 4 * (0.01 * len(p_values)) ** 0.5 + 1)
 
 
 @app.command()
@@ -93,6 +154,8 @@ def demo(
     figure = out / "cipher_images.png"
     montage(panels, tile=192, columns=4).save(figure)
     console.print(f"\nplain images beside their cipher images: {figure}")
+
+    failures += _metrics_tour(out, key)
 
     # Tampering and a wrong key must both be refused, with the same message, and leave no output.
     victim = out / "containers" / f"{inputs[0][0]}.horizontal.kedi"

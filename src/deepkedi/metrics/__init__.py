@@ -1,0 +1,70 @@
+"""Evaluation metrics for image ciphers: statistics, differential attacks, quality.
+
+* :mod:`~deepkedi.metrics.statistics` — global and local Shannon entropy, histogram χ²,
+  adjacent-pixel correlation of one image;
+* :mod:`~deepkedi.metrics.differential` — NPCR and UACI with Wu, Noonan and Agaian's
+  critical values, plaintext and key sensitivity;
+* :mod:`~deepkedi.metrics.quality` — MSE, PSNR, SSIM (SSIM needs ``deepkedi[samples]``);
+* :mod:`deepkedi.metrics.nist` — the NIST SP 800-22 suite, a subpackage imported on
+  its own (``from deepkedi.metrics import nist``).
+
+Every function takes images positionally and options by keyword, and returns a frozen
+record (:mod:`~deepkedi.metrics.records`) with a JSON-safe ``to_dict()``.
+"""
+
+from deepkedi.metrics.differential import (
+    key_sensitivity,
+    npcr,
+    npcr_critical,
+    plaintext_sensitivity,
+    uaci,
+    uaci_interval,
+)
+from deepkedi.metrics.quality import compare, mse, psnr, ssim
+from deepkedi.metrics.records import (
+    ChiSquareResult,
+    CorrelationResult,
+    EntropyResult,
+    LocalEntropyResult,
+    NpcrResult,
+    QualityResult,
+    SensitivityResult,
+    UaciResult,
+)
+from deepkedi.metrics.statistics import (
+    DIRECTIONS,
+    adjacent_correlation,
+    adjacent_correlations,
+    histogram_chi_square,
+    local_entropy,
+    shannon_entropy,
+    uniform_entropy_moments,
+)
+
+__all__ = [
+    "DIRECTIONS",
+    "ChiSquareResult",
+    "CorrelationResult",
+    "EntropyResult",
+    "LocalEntropyResult",
+    "NpcrResult",
+    "QualityResult",
+    "SensitivityResult",
+    "UaciResult",
+    "adjacent_correlation",
+    "adjacent_correlations",
+    "compare",
+    "histogram_chi_square",
+    "key_sensitivity",
+    "local_entropy",
+    "mse",
+    "npcr",
+    "npcr_critical",
+    "plaintext_sensitivity",
+    "psnr",
+    "shannon_entropy",
+    "ssim",
+    "uaci",
+    "uaci_interval",
+    "uniform_entropy_moments",
+]

@@ -1,0 +1,67 @@
+"""`kedi metrics` and `kedi nist`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from deepkedi.metrics.nist import TEST_NAMES
+
+
+def _container(tmp_path: Path, kedi, keyfile: Path, name: str) -> Path:
+    src = tmp_path / f"{name}.npy"
+    if not src.exists():
+        yy, xx = np.mgrid[0:256, 0:256]
+        np.save(src, ((xx + yy) % 256).astype(np.uint8))
+    out = tmp_path / f"{name}-{len(list(tmp_path.iterdir()))}.kedi"
+    assert kedi("encrypt", src, "-o", out, "--key", keyfile).exit_code == 0
+    return out
+
+
+def test_metrics_of_an_image_and_of_a_cipher_image(tmp_path: Path, kedi, keyfile: Path) -> None:
+    a = _container(tmp_path, kedi, keyfile, "ramp")
+    b = _container(tmp_path, kedi, keyfile, "ramp")
+    result = kedi("metrics", a, "--against", b, "--json")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["what"] == "cipher image of a container" and record["bits"] == 8
+    assert record["entropy"]["value"] > 7.99
+    assert abs(record["correlation"]["horizontal"]["coefficient"]) < 0.02
+    assert record["against"]["npcr"]["value"] > 99.4  # independent encryptions: fresh salts
+    assert 33.0 < record["against"]["uaci"]["value"] < 34.0
+    plain = json.loads(kedi("metrics", tmp_path / "ramp.npy", "--json").stdout)
+    assert plain["entropy"]["value"] == 8.0  # the ramp's histogram is flat
+    assert plain["correlation"]["horizontal"]["coefficient"] > 0.9
+    same = json.loads(kedi("metrics", tmp_path / "ramp.npy", "--against", tmp_path / "ramp.npy", "--json").stdout)
+    assert same["against"]["npcr"]["value"] == 0 and same["against"]["quality"]["psnr"] == "inf"
+    assert same["against"]["quality"]["ssim"] == 1.0
+    table = kedi("metrics", a)
+    assert table.exit_code == 0 and "local entropy" in table.stdout
+
+
+def test_metrics_refuses_mismatched_shapes_and_bad_files(tmp_path: Path, kedi) -> None:
+    np.save(tmp_path / "a.npy", np.zeros((8, 8), np.uint8))
+    np.save(tmp_path / "b.npy", np.zeros((8, 9), np.uint8))
+    assert kedi("metrics", tmp_path / "a.npy", "--against", tmp_path / "b.npy").exit_code == 2
+    (tmp_path / "x.dcm").write_bytes(os.urandom(300))
+    result = kedi("metrics", tmp_path / "x.dcm")
+    assert result.exit_code == 4 and "Traceback" not in result.stderr
+
+
+def test_nist_json_keys_and_table(tmp_path: Path, kedi) -> None:
+    path = tmp_path / "random.bin"
+    path.write_bytes(np.random.default_rng(11).integers(0, 256, 125_000, dtype=np.uint8).tobytes())
+    result = kedi("nist", path, "--json")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["bits"] == 1_000_000
+    assert all(name in record for name in TEST_NAMES)
+    assert isinstance(record["frequency"], float) and len(record["serial"]) == 2
+    assert len(record["non_overlapping_template"]) == 148
+    short = kedi("nist", path, "--bits", "1000", "--json")
+    assert short.exit_code == 0
+    assert json.loads(short.stdout)["universal"] is None  # needs 387 840 bits
+    assert "frequency" in kedi("nist", path, "--bits", "20000").stdout
