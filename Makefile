@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_zigzag.py
 	$(BIN)/python bench/bench_cipher.py
 	$(BIN)/python bench/bench_metrics.py
+	$(BIN)/python bench/bench_nist.py
 	$(BIN)/python bench/bench_large.py
 
 vectors: $(STAMP)
