@@ -52,7 +52,9 @@ def bench(label: str, pixels: np.ndarray, repeats: int, unit: str) -> None:
         actions[f"decrypt_image {pattern.value}"] = lambda c=container: decrypt_image(c, key)
     medians = interleaved(actions, repeats)
     raw = medians["raw AESGCM.encrypt"]
-    print(f"\n{label}: {pixels.shape} {pixels.dtype}, {len(data) / 2**20:.2f} MiB, median of {repeats} interleaved rounds")
+    print(
+        f"\n{label}: {pixels.shape} {pixels.dtype}, {len(data) / 2**20:.2f} MiB, median of {repeats} interleaved rounds"
+    )
     for name, seconds in medians.items():
         print(f"  {name:<28} {seconds * scale:9.1f} {unit}  {seconds / raw:5.2f}×")
 

@@ -120,8 +120,10 @@ def main() -> None:
             same = sha256(restored) == sha256(src)
             print(f"{label:<20}{size:>10.0f}{'reference AES-GCM':>22}{ref_wall:>9.2f}{ref_rss:>10.0f}{1:>7.2f}")
             print(f"{'':<20}{'':>10}{'kedi encrypt':>22}{enc_wall:>9.2f}{enc_rss:>10.0f}{enc_wall / ref_wall:>7.2f}")
-            print(f"{'':<20}{'':>10}{'kedi decrypt':>22}{dec_wall:>9.2f}{dec_rss:>10.0f}{dec_wall / ref_wall:>7.2f}"
-                  f"  {'byte-identical' if same else 'DIFFERENT'}")
+            print(
+                f"{'':<20}{'':>10}{'kedi decrypt':>22}{dec_wall:>9.2f}{dec_rss:>10.0f}{dec_wall / ref_wall:>7.2f}"
+                f"  {'byte-identical' if same else 'DIFFERENT'}"
+            )
             container.unlink()
             restored.unlink()
     finally:

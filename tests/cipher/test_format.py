@@ -46,8 +46,15 @@ def test_round_trip(pattern, dtype, shape, channels_last, residual, segment, nam
     if channels_last and len(shape) < 3:
         shape = [*shape, 3]
     try:
-        header = _header(pattern=pattern, dtype=np.dtype(dtype), shape=tuple(shape), channels_last=channels_last,
-                         residual_length=residual, segment_size=segment, format=name)
+        header = _header(
+            pattern=pattern,
+            dtype=np.dtype(dtype),
+            shape=tuple(shape),
+            channels_last=channels_last,
+            residual_length=residual,
+            segment_size=segment,
+            format=name,
+        )
     except ValueError:
         return  # more than 2**32 segments: refused at construction
     data = header.encode()

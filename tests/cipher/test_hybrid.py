@@ -54,8 +54,15 @@ def test_in_memory_round_trip_any_shape_dtype_pattern(pixels: np.ndarray, patter
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_medical_image_round_trip_keeps_metadata(pattern: ZigzagPattern) -> None:
     rgb = np.random.default_rng(1).integers(0, 256, (2, 9, 7, 3), dtype=np.uint8)
-    image = MedicalImage(pixels=rgb, photometric="RGB", samples_per_pixel=3, channels_last=True,
-                         modality="US", spacing=(0.5, 0.25), metadata={"note": "x"})
+    image = MedicalImage(
+        pixels=rgb,
+        photometric="RGB",
+        samples_per_pixel=3,
+        channels_last=True,
+        modality="US",
+        spacing=(0.5, 0.25),
+        metadata={"note": "x"},
+    )
     back = decrypt_image(encrypt_image(image, KEY, pattern=pattern), KEY)
     assert isinstance(back, MedicalImage)
     np.testing.assert_array_equal(back.pixels, rgb)
@@ -65,8 +72,9 @@ def test_medical_image_round_trip_keeps_metadata(pattern: ZigzagPattern) -> None
 
 def test_every_bit_flip_and_every_truncation_is_detected() -> None:
     pixels = np.arange(60, dtype=np.uint16).reshape(6, 10)
-    data = _encrypt_from_parts(pixels, KEY, pattern="diagonal", salt=os.urandom(32), nonce_prefix=os.urandom(7),
-                               segment_size=1024)
+    data = _encrypt_from_parts(
+        pixels, KEY, pattern="diagonal", salt=os.urandom(32), nonce_prefix=os.urandom(7), segment_size=1024
+    )
     for index in range(len(data)):
         for bit in range(8):
             damaged = bytearray(data)
@@ -147,8 +155,15 @@ def test_multi_segment_volume_file(tmp_path: Path) -> None:
     np.save(src, volume)
     from deepkedi.cipher.hybrid import _encrypt_file_from_parts
 
-    header = _encrypt_file_from_parts(src, tmp_path / "v.kedi", KEY, pattern="vertical", salt=os.urandom(32),
-                                      nonce_prefix=os.urandom(7), segment_size=1024)
+    header = _encrypt_file_from_parts(
+        src,
+        tmp_path / "v.kedi",
+        KEY,
+        pattern="vertical",
+        salt=os.urandom(32),
+        nonce_prefix=os.urandom(7),
+        segment_size=1024,
+    )
     assert header.segment_count > 40
     decrypt_file(tmp_path / "v.kedi", tmp_path / "back.npy", KEY)
     assert (tmp_path / "back.npy").read_bytes() == src.read_bytes()

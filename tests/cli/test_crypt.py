@@ -191,7 +191,11 @@ def test_real_entry_point(tmp_path: Path) -> None:
     np.save(src, np.eye(5, dtype=np.uint8))
     bad = tmp_path / "bad.kedi"
     bad.write_bytes(b"\x89KEDI\r\n\x1a" + b"\x01" * 20)
-    run = subprocess.run([*kedi, "decrypt", str(bad), "-o", str(tmp_path / "o"), "--key", str(key)],
-                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    run = subprocess.run(
+        [*kedi, "decrypt", str(bad), "-o", str(tmp_path / "o"), "--key", str(key)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert run.returncode == 3
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr

@@ -83,15 +83,18 @@ def main() -> int:
         # A small segment size so that several segments are exercised.
         blob = _encrypt_from_parts(source, key, pattern=pattern, salt=salt, nonce_prefix=prefix, segment_size=1024)
         containers[name] = blob
-        _write(f"success-{name}-{pattern}", {
-            "description": f"{pixels.dtype} {pixels.shape} encrypted from memory, {pattern} scan",
-            "expect": "success",
-            "key": _key_doc(key),
-            "salt": salt.hex(),
-            "nonce_prefix": prefix.hex(),
-            "container": blob.hex(),
-            "pixels": _pixels_record(pixels),
-        })
+        _write(
+            f"success-{name}-{pattern}",
+            {
+                "description": f"{pixels.dtype} {pixels.shape} encrypted from memory, {pattern} scan",
+                "expect": "success",
+                "key": _key_doc(key),
+                "salt": salt.hex(),
+                "nonce_prefix": prefix.hex(),
+                "container": blob.hex(),
+                "pixels": _pixels_record(pixels),
+            },
+        )
 
     # A file case: an .npy volume restored byte for byte (splice), spanning segments.
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,16 +104,19 @@ def main() -> int:
         dst = Path(tmp) / "volume.npy.kedi"
         salt, prefix = _fixed("salt file", 32), _fixed("nonce file", 7)
         _encrypt_file_from_parts(src, dst, key, pattern="diagonal", salt=salt, nonce_prefix=prefix, segment_size=1024)
-        _write("success-file-npy-diagonal", {
-            "description": "a 3×16×24 uint16 .npy file, restored byte for byte (splice), 3 segments",
-            "expect": "success",
-            "key": _key_doc(key),
-            "salt": salt.hex(),
-            "nonce_prefix": prefix.hex(),
-            "container": dst.read_bytes().hex(),
-            "pixels": _pixels_record(volume),
-            "file": src.read_bytes().hex(),
-        })
+        _write(
+            "success-file-npy-diagonal",
+            {
+                "description": "a 3×16×24 uint16 .npy file, restored byte for byte (splice), 3 segments",
+                "expect": "success",
+                "key": _key_doc(key),
+                "salt": salt.hex(),
+                "nonce_prefix": prefix.hex(),
+                "container": dst.read_bytes().hex(),
+                "pixels": _pixels_record(volume),
+                "file": src.read_bytes().hex(),
+            },
+        )
 
     base = containers["u16-2d"]
     header = parse_header(base)
@@ -124,7 +130,9 @@ def main() -> int:
         data[at] ^= 1 << bit
         return bytes(data)
 
-    variant("not-a-container", b"\x89PNG\r\n\x1a\n" + base[8:], "not a container", "a PNG signature where the magic belongs")
+    variant(
+        "not-a-container", b"\x89PNG\r\n\x1a\n" + base[8:], "not a container", "a PNG signature where the magic belongs"
+    )
     variant("header-magic-bit", flipped(3), "header failure", "one bit of the magic flipped")
     variant("header-version", flipped(8, 1), "header failure", "version 3")
     variant("header-flags-reserved", flipped(13, 5), "header failure", "a reserved flag bit set")
@@ -147,8 +155,14 @@ def main() -> int:
     if h3.segment_count < 2:
         # Build a payload long enough for two segments and swap them.
         pixels = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40)
-        big = _encrypt_from_parts(pixels, key, pattern="horizontal", salt=_fixed("salt swap", 32),
-                                  nonce_prefix=_fixed("nonce swap", 7), segment_size=1024)
+        big = _encrypt_from_parts(
+            pixels,
+            key,
+            pattern="horizontal",
+            salt=_fixed("salt swap", 32),
+            nonce_prefix=_fixed("nonce swap", 7),
+            segment_size=1024,
+        )
         h3 = parse_header(big)
     step = h3.segment_size + 16
     start = h3.encoded_length

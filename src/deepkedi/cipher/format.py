@@ -173,20 +173,24 @@ class ContainerHeader:
     def encode(self) -> bytes:
         """The header bytes, also the associated data of every segment."""
         name = self.format.encode("ascii")
-        body = _FIXED.pack(
-            int(self.suite),
-            _PATTERN_CODES[self.pattern],
-            _FLAG_CHANNELS_LAST if self.channels_last else 0,
-            self.dtype.kind.encode(),
-            self.dtype.itemsize,
-            len(self.shape),
-            self.key_id,
-            self.salt,
-            self.nonce_prefix,
-            self.segment_size,
-            self.residual_length,
-            len(name),
-        ) + name + struct.pack(f">{len(self.shape)}Q", *self.shape)
+        body = (
+            _FIXED.pack(
+                int(self.suite),
+                _PATTERN_CODES[self.pattern],
+                _FLAG_CHANNELS_LAST if self.channels_last else 0,
+                self.dtype.kind.encode(),
+                self.dtype.itemsize,
+                len(self.shape),
+                self.key_id,
+                self.salt,
+                self.nonce_prefix,
+                self.segment_size,
+                self.residual_length,
+                len(name),
+            )
+            + name
+            + struct.pack(f">{len(self.shape)}Q", *self.shape)
+        )
         return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
 
 
@@ -212,8 +216,20 @@ def parse_header(data: bytes) -> ContainerHeader:
         body = bytes(data[_PREAMBLE.size : _PREAMBLE.size + body_length])
         if len(body) != body_length:
             raise ValueError("truncated header")
-        (suite, pattern, flags, kind, itemsize, ndim, key_id, salt, nonce_prefix,
-         segment_size, residual_length, name_length) = _FIXED.unpack_from(body, 0)
+        (
+            suite,
+            pattern,
+            flags,
+            kind,
+            itemsize,
+            ndim,
+            key_id,
+            salt,
+            nonce_prefix,
+            segment_size,
+            residual_length,
+            name_length,
+        ) = _FIXED.unpack_from(body, 0)
         if flags & ~_FLAG_CHANNELS_LAST or pattern not in _PATTERNS_BY_CODE:
             raise ValueError("flags or pattern")
         if kind not in _DTYPE_SIZES or itemsize not in _DTYPE_SIZES[kind] or not 2 <= ndim <= MAX_NDIM:

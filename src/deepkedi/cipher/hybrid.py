@@ -108,7 +108,9 @@ def _in_memory_head(pixels: np.ndarray | MedicalImage) -> tuple[np.ndarray, bool
 @functools.lru_cache(maxsize=64)
 def _array_head(dtype: str) -> bytes:
     # The head of a plain array depends on its dtype alone: built once per dtype.
-    return _residual_head({"restore": "none", "image": _image_meta(MedicalImage(np.empty((1, 1), dtype)), "ndarray")}, 0)
+    return _residual_head(
+        {"restore": "none", "image": _image_meta(MedicalImage(np.empty((1, 1), dtype)), "ndarray")}, 0
+    )
 
 
 def _image_meta(image: MedicalImage, kind: str) -> dict[str, Any]:
@@ -222,8 +224,15 @@ def _encrypt_from_parts(
     array, channels_last, format_name, head = _in_memory_head(pixels)
     residual_length = _residual_length(head, 0, 0)
     header = _header_for(
-        array, channels_last, format_name, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix,
-        segment_size=segment_size, residual_length=residual_length,
+        array,
+        channels_last,
+        format_name,
+        key,
+        pattern=pattern,
+        salt=salt,
+        nonce_prefix=nonce_prefix,
+        segment_size=segment_size,
+        residual_length=residual_length,
     )
     aad = header.encode()
     out = _scratch_bytes("sealed", header.container_length, 0)
@@ -474,8 +483,15 @@ def _encrypt_file_from_parts(
     head = _residual_head(source.meta, len(source.prefix))
     residual_length = _residual_length(head, len(source.prefix), len(source.suffix))
     header = _header_for(
-        image.pixels, image.channels_last, image.format, key, pattern=pattern, salt=salt,
-        nonce_prefix=nonce_prefix, segment_size=segment_size, residual_length=residual_length,
+        image.pixels,
+        image.channels_last,
+        image.format,
+        key,
+        pattern=pattern,
+        salt=salt,
+        nonce_prefix=nonce_prefix,
+        segment_size=segment_size,
+        residual_length=residual_length,
     )
     aad = header.encode()
     total, done = header.payload_length, 0
@@ -536,8 +552,14 @@ def encrypt_file(
         ``dst`` exists and ``force`` is false.
     """
     return _encrypt_file_from_parts(
-        src, dst, key, pattern=pattern, salt=os.urandom(SALT_SIZE),
-        nonce_prefix=os.urandom(NONCE_PREFIX_SIZE), force=force, progress=progress,
+        src,
+        dst,
+        key,
+        pattern=pattern,
+        salt=os.urandom(SALT_SIZE),
+        nonce_prefix=os.urandom(NONCE_PREFIX_SIZE),
+        force=force,
+        progress=progress,
     )
 
 
@@ -602,8 +624,12 @@ def decrypt_file(
         if os.fstat(fh.fileno()).st_size != header.container_length:
             raise AuthenticationError()
         reader = SegmentReader(
-            AESGCM(derive_file_key(key.secret, header.salt)), header.nonce_prefix, aad,
-            header.segment_size, header.payload_length, fh,
+            AESGCM(derive_file_key(key.secret, header.salt)),
+            header.nonce_prefix,
+            aad,
+            header.segment_size,
+            header.payload_length,
+            fh,
         )
         total = header.payload_length
 

@@ -77,7 +77,14 @@ def _run_one(action: Callable[..., object], src: Path, dst: Path, key: Key, forc
         return
     with _progress() as bar, guarded():
         task = bar.add_task(src.name, total=None)
-        action(src, dst, key, force=force, progress=lambda done, total: bar.update(task, completed=done, total=total), **options)
+        action(
+            src,
+            dst,
+            key,
+            force=force,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **options,
+        )
 
 
 def _run_tree(

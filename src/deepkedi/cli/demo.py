@@ -53,12 +53,17 @@ def _metrics_tour(out: Path, key: Key) -> int:
     shifted = plain.astype(np.int32) - int(plain.min())  # HU to non-negative grey levels
     plain_u16 = shifted.astype(np.uint16)
     ent_p, ent_c = metrics.shannon_entropy(plain_u16, bits=16), metrics.shannon_entropy(cipher, bits=16)
-    table.add_row("entropy, 16-bit bins", f"{ent_p.value:.4f}", f"{ent_c.value:.4f}",
-                  f"random ≈ {ent_c.expected_random:.4f}")
+    table.add_row(
+        "entropy, 16-bit bins", f"{ent_p.value:.4f}", f"{ent_c.value:.4f}", f"random ≈ {ent_c.expected_random:.4f}"
+    )
     table.add_row("entropy per byte", f"{ent_p.per_byte:.4f}", f"{ent_c.per_byte:.4f}", "max 8")
     chi_c = metrics.histogram_chi_square(cipher, bits=16)
-    table.add_row("histogram χ² (16-bit)", f"{metrics.histogram_chi_square(plain_u16, bits=16).value:.3g}",
-                  f"{chi_c.value:.1f}", f"< {chi_c.critical:.1f}")
+    table.add_row(
+        "histogram χ² (16-bit)",
+        f"{metrics.histogram_chi_square(plain_u16, bits=16).value:.3g}",
+        f"{chi_c.value:.1f}",
+        f"< {chi_c.critical:.1f}",
+    )
     for direction in metrics.DIRECTIONS:
         p = metrics.adjacent_correlation(plain_u16, direction=direction).coefficient
         c = metrics.adjacent_correlation(cipher, direction=direction).coefficient
@@ -69,8 +74,7 @@ def _metrics_tour(out: Path, key: Key) -> int:
     other = cipher_image(encrypt_image(changed, key))
     npcr, uaci = metrics.npcr(cipher, other, bits=16), metrics.uaci(cipher, other, bits=16)
     table.add_row("NPCR %, one plain pixel changed", "", f"{npcr.value:.4f}", f"≥ {npcr.critical:.4f}")
-    table.add_row("UACI %, one plain pixel changed", "", f"{uaci.value:.4f}",
-                  f"[{uaci.lower:.4f}, {uaci.upper:.4f}]")
+    table.add_row("UACI %, one plain pixel changed", "", f"{uaci.value:.4f}", f"[{uaci.lower:.4f}, {uaci.upper:.4f}]")
     console.print(table)
     # These tests reject a perfect cipher α of the time: reported, never a demo failure.
     verdicts = {"χ²": chi_c.passed, "NPCR": npcr.passed, "UACI": uaci.passed}
@@ -119,7 +123,16 @@ def demo(
     with guarded():
         inputs = _demo_inputs(out)
     table = Table(title="hybrid suite: AES-256-GCM, restored files compared by SHA-256")
-    for column in ("sample", "organ, modality", "format", "shape", "KiB", "encrypt ms V/H/D", "decrypt ms V/H/D", "exact"):
+    for column in (
+        "sample",
+        "organ, modality",
+        "format",
+        "shape",
+        "KiB",
+        "encrypt ms V/H/D",
+        "decrypt ms V/H/D",
+        "exact",
+    ):
         table.add_column(column, justify="right" if column in ("KiB",) or "ms" in column else "left")
     failures = 0
     panels = []
@@ -142,11 +155,18 @@ def demo(
             dec_ms.append(f"{1e3 * (t2 - t1):.0f}")
             if pattern is ZigzagPattern.HORIZONTAL and len(panels) < 16:
                 panels.append((name, display_plane(image.pixels, channels_last=image.channels_last)))
-                panels.append(("cipher image", display_plane(cipher_image(container), channels_last=image.channels_last)))
+                panels.append(
+                    ("cipher image", display_plane(cipher_image(container), channels_last=image.channels_last))
+                )
         failures += len(ZigzagPattern) - exact
         table.add_row(
-            name, label, image.format, "×".join(map(str, image.pixels.shape)), f"{path.stat().st_size / 1024:,.0f}",
-            "/".join(enc_ms), "/".join(dec_ms),
+            name,
+            label,
+            image.format,
+            "×".join(map(str, image.pixels.shape)),
+            f"{path.stat().st_size / 1024:,.0f}",
+            "/".join(enc_ms),
+            "/".join(dec_ms),
             f"[green]{exact}/3[/]" if exact == len(ZigzagPattern) else f"[red]{exact}/3[/]",
         )
     console.print(table)

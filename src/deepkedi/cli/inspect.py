@@ -67,8 +67,10 @@ def _to_display(pixels: np.ndarray) -> np.ndarray:
     if plane.dtype.itemsize == 1:
         return plane.view(np.uint8)
     if plane.dtype.kind in "ui" and plane.ndim == 2:
-        return plane.view(f"<u{plane.dtype.itemsize}").astype(np.uint16) if plane.dtype.itemsize == 2 else (
-            (plane.view(f"<u{plane.dtype.itemsize}") >> (8 * plane.dtype.itemsize - 16)).astype(np.uint16)
+        return (
+            plane.view(f"<u{plane.dtype.itemsize}").astype(np.uint16)
+            if plane.dtype.itemsize == 2
+            else ((plane.view(f"<u{plane.dtype.itemsize}") >> (8 * plane.dtype.itemsize - 16)).astype(np.uint16))
         )
     # Floats and wide colour: show the top byte of each word.
     words = np.ascontiguousarray(plane).view(f"<u{plane.dtype.itemsize}")
@@ -81,7 +83,9 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     cipher_image_out: Annotated[
         Optional[Path],
-        typer.Option("--cipher-image", help="Write the container's cipher image (.npy: all planes; .png: first plane)."),
+        typer.Option(
+            "--cipher-image", help="Write the container's cipher image (.npy: all planes; .png: first plane)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --cipher-image output.")] = False,
 ) -> None:

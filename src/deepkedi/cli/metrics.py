@@ -130,8 +130,13 @@ def metrics(
     if le is None:
         _row(table, "local entropy", "n/a", "image smaller than one 44×44 block")
     else:
-        _row(table, f"local entropy ({le['blocks']} blocks)", le["value"], f"[{le['lower']:.4f}, {le['upper']:.4f}]",
-             le["passed"])
+        _row(
+            table,
+            f"local entropy ({le['blocks']} blocks)",
+            le["value"],
+            f"[{le['lower']:.4f}, {le['upper']:.4f}]",
+            le["passed"],
+        )
     chi = record["chi_square"]
     _row(table, "histogram χ²", chi["value"], f"< {chi['critical']:.2f}", chi["passed"])
     for direction, corr in record["correlation"].items():
@@ -139,8 +144,13 @@ def metrics(
     if against is not None:
         a = record["against"]
         _row(table, "NPCR %", a["npcr"]["value"], f"≥ {a['npcr']['critical']:.4f}", a["npcr"]["passed"])
-        _row(table, "UACI %", a["uaci"]["value"], f"[{a['uaci']['lower']:.4f}, {a['uaci']['upper']:.4f}]",
-             a["uaci"]["passed"])
+        _row(
+            table,
+            "UACI %",
+            a["uaci"]["value"],
+            f"[{a['uaci']['lower']:.4f}, {a['uaci']['upper']:.4f}]",
+            a["uaci"]["passed"],
+        )
         q = a["quality"]
         _row(table, "MSE", q["mse"])
         _row(table, "PSNR dB", q["psnr"] if isinstance(q["psnr"], str) else q["psnr"], f"range {q['data_range']}")
@@ -165,7 +175,12 @@ def _bits_of_file(path: Path) -> tuple[bytes, str]:
 
 @app.command()
 def nist(
-    bitfile: Annotated[Path, typer.Argument(help="File whose bits are tested (an image's pixels, a container's cipher image, or raw bytes).")],
+    bitfile: Annotated[
+        Path,
+        typer.Argument(
+            help="File whose bits are tested (an image's pixels, a container's cipher image, or raw bytes)."
+        ),
+    ],
     n_bits: Annotated[Optional[int], typer.Option("--bits", help="Test only the first N bits.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -183,8 +198,10 @@ def nist(
             results[name] = test(bits)
             bar.advance(task)
     if as_json:
-        payload = {name: (list(r.p_values) if len(r.p_values) != 1 else r.p_values[0]) if r.applicable else None
-                   for name, r in results.items()}
+        payload = {
+            name: (list(r.p_values) if len(r.p_values) != 1 else r.p_values[0]) if r.applicable else None
+            for name, r in results.items()
+        }
         # Keyed by test name (a P-value, a list where the test yields several, null when not applicable).
         typer.echo(json.dumps({"file": str(bitfile), "what": what, "bits": int(bits.size), **payload}))
         return
@@ -197,6 +214,5 @@ def nist(
             continue
         shown = f"{r.p_values[0]:.6f}" if len(r.p_values) == 1 else f"min {min(r.p_values):.6f} of {len(r.p_values)}"
         passed = sum(p >= r.alpha for p in r.p_values)
-        table.add_row(name, shown, f"{passed}/{len(r.p_values)}",
-                      "" if r.passed else "[red]below α[/]")
+        table.add_row(name, shown, f"{passed}/{len(r.p_values)}", "" if r.passed else "[red]below α[/]")
     console.print(table)
