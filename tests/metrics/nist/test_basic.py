@@ -416,3 +416,14 @@ def test_tests_registry_lists_every_available_test() -> None:
     tests = nist.TESTS
     assert list(tests) == list(nist.TEST_NAMES)
     assert tests["rank"] is rank
+
+
+def test_dft_worked_example_first_100_bits_of_e(nist_expansion) -> None:
+    """SP 800-22 §2.6.8: the first 100 bits of e give N1 = 46 and P = 0.168669.
+
+    (The 10-bit walk-through in §2.6.4 cannot be reproduced: all five moduli of
+    1001010011 fall below T = 5.47, so N1 = 5, not the 4 the text states.)
+    """
+    result = dft(nist_expansion("e")[:100])
+    assert result.details["n1"] == 46
+    assert result.p_values[0] == pytest.approx(0.168669, abs=1e-6)
