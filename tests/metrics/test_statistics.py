@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from _samples import DTYPES, SEEDS, binomial_band, random_image  # noqa: E402
+from _samples import DTYPES, SEEDS, binomial_band, random_image
 from scipy import stats
 
 from deepkedi.metrics import (
