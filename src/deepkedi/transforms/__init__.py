@@ -5,8 +5,31 @@ Raw, unkeyed building blocks for research: on their own they hide nothing.
 - :mod:`deepkedi.transforms.zigzag` -- the vertical, horizontal and diagonal
   zigzag pixel orders of the ZZ-GAN cipher, as cached index permutations and
   fast scan/unscan functions.
+- :mod:`deepkedi.transforms.ripplet` -- the ripplet type-I transform (Xu, Yang
+  and Wu 2010; curvelets are ``c=1, d=2``) as an undecimated tight frame built
+  in the frequency domain, for despeckling.
+- :mod:`deepkedi.transforms.speckle` -- multiplicative speckle (Gaussian,
+  uniform, Gamma), its blind removal in the ripplet domain (log + BayesShrink),
+  and keyed speckle that the key holder removes exactly.
 """
 
+from deepkedi.transforms.ripplet import (
+    RippletCoefficients,
+    RippletWindows,
+    angles_per_scale,
+    default_scales,
+    ripplet_forward,
+    ripplet_inverse,
+    ripplet_windows,
+)
+from deepkedi.transforms.speckle import (
+    PAPER_LEVEL,
+    PAPER_MODEL,
+    ReversibleSpeckle,
+    add_speckle,
+    despeckle_ripplet,
+    log_multiplier_moments,
+)
 from deepkedi.transforms.zigzag import (
     ZigzagPattern,
     inverse_order,
@@ -16,8 +39,21 @@ from deepkedi.transforms.zigzag import (
 )
 
 __all__ = [
+    "PAPER_LEVEL",
+    "PAPER_MODEL",
+    "ReversibleSpeckle",
+    "RippletCoefficients",
+    "RippletWindows",
     "ZigzagPattern",
+    "add_speckle",
+    "angles_per_scale",
+    "default_scales",
+    "despeckle_ripplet",
     "inverse_order",
+    "log_multiplier_moments",
+    "ripplet_forward",
+    "ripplet_inverse",
+    "ripplet_windows",
     "scan_order",
     "zigzag_scan",
     "zigzag_unscan",

@@ -1,0 +1,26 @@
+"""`kedi speckle` and `kedi despeckle`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def test_speckle_then_despeckle(tmp_path: Path, kedi) -> None:
+    yy, xx = np.mgrid[0:96, 0:80]
+    clean = (1000 + 500 * np.sin(xx / 9.0) * np.cos(yy / 7.0)).astype(np.uint16)
+    np.save(tmp_path / "clean.npy", clean)
+    result = kedi("speckle", tmp_path / "clean.npy", "-o", tmp_path / "noisy.npy", "--level", "0.04", "--seed", "3")
+    assert result.exit_code == 0, result.stderr
+    noisy = np.load(tmp_path / "noisy.npy")
+    assert noisy.dtype == np.float32 and noisy.shape == clean.shape
+    result = kedi("despeckle", tmp_path / "noisy.npy", "-o", tmp_path / "clean2.npy")
+    assert result.exit_code == 0, result.stderr
+    restored = np.load(tmp_path / "clean2.npy")
+    error = lambda a: float(np.mean((a.astype(np.float64) - clean) ** 2))  # noqa: E731
+    assert error(restored) < error(noisy)
+    # An integer output keeps the input's type; a float input cannot go to PNG.
+    assert kedi("speckle", tmp_path / "clean.npy", "-o", tmp_path / "n.png").exit_code == 0
+    assert kedi("despeckle", tmp_path / "noisy.npy", "-o", tmp_path / "x.png").exit_code == 2
+    assert kedi("speckle", tmp_path / "clean.npy", "-o", tmp_path / "clean.npy", "--force").exit_code == 2
