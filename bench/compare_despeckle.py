@@ -4,7 +4,7 @@ One grey plane per image, normalised to [0, 1]: the middle slice of a volume, th
 BT.601 luminance of a colour image, a centre crop of at most 256 x 256; images under
 32 x 32, ramp test patterns and palette-colour images (indices without their lookup
 table) are skipped. The seven phantom kinds are added at seed 0 (the radiograph at
-512 x 512). Each image is speckled at ``add_speckle``'s default setting (the paper's)
+512 x 512). Each image is speckled at the paper setting assumed in ``speckle.PAPER_MODEL``/``PAPER_LEVEL``
 and with Gaussian speckle of variance 0.01, 0.04 and 0.1, seed fixed, then despeckled
 by every method of :func:`deepkedi.analysis.despeckle_methods`.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
-import inspect
 import math
 import platform
 import sys
@@ -94,23 +93,19 @@ def phantom_planes(*, quick: bool = False) -> dict[str, np.ndarray]:
     return planes
 
 
-def paper_setting() -> tuple[str, str]:
-    """``add_speckle``'s default model and level, read from its signature, as text."""
-    add_speckle = importlib.import_module("deepkedi.transforms.speckle").add_speckle
-    parameters = inspect.signature(add_speckle).parameters
-    model = parameters["model"].default if "model" in parameters else "?"
-    level = parameters["level"].default if "level" in parameters else "?"
-    level_text = "model's default (see deepkedi/transforms/speckle.py)" if level is None else f"{level:g}"
-    return str(model), level_text
-
-
 def settings(*, quick: bool) -> list[tuple[str, str | None, float | None]]:
-    """``(label, model, level)``: the paper's default first, then Gaussian variances."""
+    """``(label, model, level)``: the pipeline's paper setting first, then Gaussian variances.
+
+    The paper states no speckle model or variance; ``speckle.PAPER_MODEL`` /
+    ``PAPER_LEVEL`` hold the assumption this project makes (MATLAB's ``imnoise``
+    default, uniform variance 0.05).
+    """
     gaussian = [(f"gaussian variance {v:g}", "gaussian", v) for v in GAUSSIAN_LEVELS]
     if quick:
         return [gaussian[1]]
-    model, level = paper_setting()
-    return [(f"paper default ({model}, level {level})", None, None), *gaussian]
+    from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL
+
+    return [(f"paper setting, assumed ({PAPER_MODEL}, variance {PAPER_LEVEL:g})", PAPER_MODEL, PAPER_LEVEL), *gaussian]
 
 
 def _mean(values: Sequence[float]) -> float:
