@@ -25,6 +25,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_cipher.py
 	$(BIN)/python bench/bench_metrics.py
 	$(BIN)/python bench/bench_nist.py
+	$(BIN)/python bench/bench_ripplet.py
+	$(BIN)/python bench/bench_despeckle.py
 	$(BIN)/python bench/bench_large.py
 
 vectors: $(STAMP)
