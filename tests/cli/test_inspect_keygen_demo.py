@@ -61,6 +61,8 @@ def test_demo_runs_end_to_end(tmp_path: Path, kedi) -> None:
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "all restorations byte-identical" in result.stdout
     assert (out / "cipher_images.png").exists()
+    assert (out / "speckle.png").exists()
+    assert "restored uint16 array identical to the original" in result.stdout
     assert not (out / "should-not-exist").exists()
     assert kedi("demo", "--out", out).exit_code == 2  # not empty, no --force
 
