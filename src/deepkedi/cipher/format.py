@@ -9,10 +9,12 @@ Layout (integers big-endian)::
     version        1 byte    0x01
     body_length    u16       length B of the header body
     body           B bytes   see ContainerHeader
-    segments       n × (ciphertext ‖ 16-byte GCM tag)
+    segments       n × (ciphertext ‖ 16-byte GCM tag)     suite hybrid
+    cipher words   product(shape) little-endian words      suite paper (no tags)
 
-The whole header (magic through body) is the associated data of every
-segment, so changing any header byte makes every segment fail.
+For ``hybrid`` the whole header (magic through body) is the associated data of
+every segment, so changing any header byte makes every segment fail. A
+``paper`` container authenticates nothing (docs/FORMAT.md, section 9).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from deepkedi.transforms.zigzag import ZigzagPattern
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "MAGIC",
+    "PAPER_DTYPES",
     "TAG_SIZE",
     "VERSION",
     "ContainerHeader",
@@ -63,9 +66,20 @@ _DTYPE_SIZES = {b"u": (1, 2, 4, 8), b"i": (1, 2, 4, 8), b"f": (2, 4, 8), b"b": (
 
 
 class Suite(enum.IntEnum):
-    """Cipher suites. Only ``HYBRID`` exists in container version 1."""
+    """Cipher suites of container version 1.
+
+    ``HYBRID`` (1) is HKDF-SHA256 + segmented AES-256-GCM, authenticated and
+    lossless. ``PAPER`` (2) is Deep-KEDI as published: speckle, zigzag scan and
+    XOR with a key image; unauthenticated, lossy, insecure, for research only.
+    """
 
     HYBRID = 1
+    PAPER = 2
+
+
+#: Pixel dtypes a ``paper`` container can hold: 8-bit images under an 8-bit key image,
+#: 16-bit ones (unsigned or signed, XORed through their unsigned view) under a 16-bit one.
+PAPER_DTYPES = (np.dtype("u1"), np.dtype("<u2"), np.dtype("<i2"))
 
 
 def _hamming(a: bytes, b: bytes) -> int:
@@ -74,7 +88,7 @@ def _hamming(a: bytes, b: bytes) -> int:
 
 @dataclass(frozen=True)
 class ContainerHeader:
-    """The authenticated header of a version-1 container.
+    """The header of a version-1 container (authenticated for ``hybrid``, not for ``paper``).
 
     Parameters
     ----------
@@ -89,13 +103,15 @@ class ContainerHeader:
     shape
         Shape of the pixel array (image planes on the trailing axes).
     key_id
-        The 16-byte id of the master key.
+        The 16-byte id of the master key (``hybrid``) or the fingerprint of the
+        key image (``paper``, :func:`deepkedi.keys.keyimage.key_image_id`).
     salt
-        32 random bytes, the HKDF salt of this file's key.
+        32 random bytes, the HKDF salt of this file's key (``paper``: zeros).
     nonce_prefix
-        7 random bytes, the first part of every segment nonce.
+        7 random bytes, the first part of every segment nonce (``paper``: zeros).
     segment_size
-        Plaintext bytes per segment (the last segment may be shorter).
+        Plaintext bytes per segment (the last segment may be shorter); unused
+        by ``paper``, which writes :data:`DEFAULT_SEGMENT_SIZE`.
     residual_length
         Length of the restoration section that precedes the pixel words.
     format
@@ -135,12 +151,26 @@ class ContainerHeader:
             raise ValueError("residual_length must be non-negative")
         if not _FORMAT_NAME.fullmatch(self.format.encode("ascii", "replace")):
             raise ValueError(f"format name {self.format!r} must be 1-32 of [a-z0-9._-]")
+        object.__setattr__(self, "suite", Suite(self.suite))
+        if self.suite is Suite.PAPER:
+            self._check_paper(dtype)
         if self.segment_count > MAX_SEGMENTS:
             raise ValueError("payload too large for 2**32 segments; use a larger segment_size")
         object.__setattr__(self, "dtype", np.dtype(dtype.newbyteorder("<")) if dtype.itemsize > 1 else dtype)
         object.__setattr__(self, "pattern", ZigzagPattern(self.pattern))
-        object.__setattr__(self, "suite", Suite(self.suite))
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+
+    def _check_paper(self, dtype: np.dtype) -> None:
+        # A paper container has no restoration section, no salt and no nonces: fixed
+        # values, so that a damaged suite byte or a hybrid header is not mistaken for one.
+        if dtype.newbyteorder("<") not in PAPER_DTYPES:
+            raise ValueError(f"suite paper holds uint8, uint16 or int16 pixels, not {dtype}")
+        if self.channels_last:
+            raise ValueError("suite paper holds greyscale planes only (channels_last must be false)")
+        if self.residual_length != 0:
+            raise ValueError("suite paper has no restoration section (residual_length must be 0)")
+        if any(self.salt) or any(self.nonce_prefix):
+            raise ValueError("suite paper has no salt or nonce prefix (they must be zero bytes)")
 
     # -- derived sizes -----------------------------------------------------------------
     @property
@@ -157,7 +187,15 @@ class ContainerHeader:
         return self.residual_length + self.pixel_length
 
     @property
+    def authenticated(self) -> bool:
+        """Whether the container's integrity is protected (false for the ``paper`` suite)."""
+        return self.suite is Suite.HYBRID
+
+    @property
     def segment_count(self) -> int:
+        """GCM segments after the header (0 for ``paper``: its cipher words carry no tags)."""
+        if self.suite is Suite.PAPER:
+            return 0
         return max(1, -(-self.payload_length // self.segment_size))
 
     @property

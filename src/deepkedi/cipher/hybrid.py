@@ -300,6 +300,12 @@ def read_header(data: bytes | bytearray | memoryview) -> ContainerHeader:
 
 
 def _check_key(header: ContainerHeader, key: Key) -> None:
+    if header.suite is not Suite.HYBRID:
+        # The suite byte is public; saying so helps the user and tells an attacker nothing.
+        raise ValueError(
+            f"this is a '{header.suite.name.lower()}' container; decrypt it with its key image "
+            "(deepkedi.cipher.paper.decrypt_file_paper, or `kedi decrypt --key KEY.png`), not a key file"
+        )
     # A container for another key fails exactly like a wrong or damaged one.
     if header.key_id != key.key_id or key.suite != "hybrid":
         raise AuthenticationError()
@@ -726,7 +732,8 @@ def cipher_image(path_or_data: str | Path | bytes) -> np.ndarray:
     No key is needed. Pixel (r, c) of each plane holds the ciphertext word that
     encrypts plain pixel (r, c), so the paper's statistics (entropy, NPCR,
     UACI, correlation) can be computed on it. Same shape and dtype as the
-    encrypted pixels.
+    encrypted pixels. For a ``paper`` container it is the stored cipher image
+    itself (zigzag-scanned speckled pixels XOR the key image, raster order).
     """
     if isinstance(path_or_data, (str, Path)):
         data = memoryview(Path(path_or_data).read_bytes())
@@ -735,6 +742,10 @@ def cipher_image(path_or_data: str | Path | bytes) -> np.ndarray:
     header = read_header(data)
     if len(data) != header.container_length:
         raise AuthenticationError()
+    if header.suite is Suite.PAPER:
+        # The paper suite stores its cipher image as it is, in raster order.
+        words = np.frombuffer(data[header.encoded_length :], dtype=header.dtype)
+        return words.reshape(header.shape).copy()
     step = header.segment_size + TAG_SIZE
     base = header.encoded_length
     words = np.empty(header.pixel_length, dtype=np.uint8)

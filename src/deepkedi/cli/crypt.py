@@ -1,8 +1,9 @@
-"""`kedi encrypt` and `kedi decrypt`: one file or a whole folder tree."""
+"""`kedi encrypt` and `kedi decrypt`: one file or a whole folder tree; suites hybrid and paper."""
 
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -10,9 +11,12 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from deepkedi.cipher.hybrid import DEFAULT_PATTERN, decrypt_file, encrypt_file
+from deepkedi.cipher.format import Suite, parse_header
+from deepkedi.cipher.hybrid import DEFAULT_PATTERN, cipher_image, decrypt_file, encrypt_file
+from deepkedi.cipher.paper import PAPER_WARNING, decrypt_file_paper, encrypt_file_paper
 from deepkedi.cli import app
 from deepkedi.cli._common import (
+    EXIT_AUTH,
     EXIT_INPUT,
     EXIT_USAGE,
     console,
@@ -23,11 +27,17 @@ from deepkedi.cli._common import (
     load_key_for_cli,
     message_for,
 )
-from deepkedi.errors import DeepKediError
-from deepkedi.keys import Key
+from deepkedi.errors import AuthenticationError, DeepKediError, FormatError
+from deepkedi.fileio import atomic_output
+from deepkedi.imaging import read_image
+from deepkedi.imaging.montage import display_plane, montage
+from deepkedi.keys import Key, KeyImage, load_key_image
 from deepkedi.transforms.zigzag import ZigzagPattern
 
 CONTAINER_SUFFIX = ".kedi"
+FIGURE_NAME = "cipher_images.png"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_KEYGEN_PAPER = "make one with `kedi keygen --suite paper --like IMAGE`"
 #: Files at least this large get their own progress bar in single-file mode.
 _PROGRESS_MIN_BYTES = 64 << 20
 
@@ -115,25 +125,115 @@ def _run_tree(
         raise typer.Exit(min(f.code for f in failures))
 
 
+def _warn_paper() -> None:
+    err_console.print(f"warning: {PAPER_WARNING}", markup=False)
+
+
+def _is_key_image(path: Path) -> bool:
+    """Whether ``path`` looks like a paper key image (a PNG) rather than a hybrid key file (JSON)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+    except OSError:
+        return False  # the key loader reports the missing or unreadable file
+
+
+def _load_key_image_for_cli(path: Path) -> KeyImage:
+    if path.exists() and not _is_key_image(path):
+        fail(
+            f"{path} is a key file of the hybrid suite; suite 'paper' needs a key image (PNG): {_KEYGEN_PAPER}",
+            EXIT_USAGE,
+        )
+    with guarded():
+        return load_key_image(path)
+
+
+def _image_stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz",):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _encrypt_all_patterns(
+    input: Path, outdir: Path, key_image: KeyImage, *, seed: int | None, force: bool
+) -> None:
+    """The paper's figure: the three patterns' containers and the plain image beside its cipher images."""
+    if outdir.exists() and not outdir.is_dir():
+        fail(f"{outdir}: --all-patterns writes into a folder, and this is a file", EXIT_USAGE)
+    # One speckle draw for all three, so the figure compares the patterns on the same speckled image.
+    seed = int.from_bytes(os.urandom(8), "big") if seed is None else seed
+    stem = _image_stem(input)
+    with guarded():
+        plain = read_image(input).pixels
+        outdir.mkdir(parents=True, exist_ok=True)
+        panels = [("plain", display_plane(plain))]
+        for pattern in ZigzagPattern:
+            target = outdir / f"{stem}.{pattern.value}{CONTAINER_SUFFIX}"
+            encrypt_file_paper(input, target, key_image, pattern=pattern, seed=seed, force=force)
+            panels.append((f"{pattern.value} zigzag", display_plane(cipher_image(target))))
+            console.print(f"wrote {target}", markup=False)
+        figure = outdir / FIGURE_NAME
+        with atomic_output(figure, force=force) as fh:
+            montage(panels, columns=len(panels)).save(fh, format="PNG")
+        console.print(f"wrote {figure}", markup=False)
+
+
 @app.command()
 def encrypt(
     input: Annotated[Path, typer.Argument(help="Image file (DICOM, NIfTI, PNG, TIFF, JPEG, .npy) or folder.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Container to write, or folder for a folder input.")],
-    key: Annotated[Path, typer.Option("--key", help="Key file.")],
-    suite: Annotated[SuiteChoice, typer.Option(help="Cipher suite.")] = SuiteChoice.hybrid,
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),
+    ],
+    key: Annotated[Path, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")],
+    suite: Annotated[SuiteChoice, typer.Option(help="Cipher suite; 'paper' is insecure, research only.")] = (
+        SuiteChoice.hybrid
+    ),
     pattern: Annotated[ZigzagPattern, typer.Option(help="Zigzag scan order of each plane.")] = DEFAULT_PATTERN,
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the speckle noise (--suite paper only).")] = None,
+    all_patterns: Annotated[
+        bool,
+        typer.Option(
+            "--all-patterns",
+            help=f"--suite paper: write all three patterns' containers and {FIGURE_NAME} into the OUTPUT folder.",
+        ),
+    ] = False,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
 
-    The container restores the original file byte for byte with `kedi decrypt`.
-    Folders are mirrored under OUTPUT with '.kedi' appended to each name.
+    Suite hybrid (default): the container restores the original file byte for
+    byte with `kedi decrypt`. Folders are mirrored under OUTPUT with '.kedi'
+    appended to each name.
+
+    Suite paper: Deep-KEDI as published (speckle, zigzag, XOR with a key image).
+    Not secure and lossy; for reproducing the paper only. One file at a time.
     """
     if suite is SuiteChoice.paper:
-        fail("--suite paper is not available in this release (it arrives with the ZZ-GAN key generator)", EXIT_USAGE)
+        _warn_paper()
+        if not input.exists():
+            fail(f"{input}: no such file or folder", EXIT_INPUT)
+        if input.is_dir():
+            fail("--suite paper encrypts one file at a time; encrypt folders with --suite hybrid", EXIT_USAGE)
+        key_image = _load_key_image_for_cli(key)
+        if all_patterns:
+            _encrypt_all_patterns(input, output, key_image, seed=seed, force=force)
+            return
+        with guarded():
+            encrypt_file_paper(input, output, key_image, pattern=pattern, seed=seed, force=force)
+        return
+    if all_patterns or seed is not None:
+        fail("--all-patterns and --seed belong to --suite paper", EXIT_USAGE)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
+    if _is_key_image(key):
+        fail(
+            f"{key} is a key image of the paper suite; give --suite paper, or a key file from `kedi keygen`",
+            EXIT_USAGE,
+        )
     master = load_key_for_cli(key, passphrase_file)
     if input.is_dir():
         jobs = _tree_jobs(input, output, lambda name: name + CONTAINER_SUFFIX)
@@ -142,25 +242,63 @@ def encrypt(
     _run_one(encrypt_file, input, output, master, force, pattern=pattern)
 
 
+def _container_suite(path: Path) -> Suite:
+    with guarded():
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    try:
+        return parse_header(head).suite
+    except FormatError as exc:
+        fail(f"{path}: {exc}", EXIT_INPUT)
+    except AuthenticationError as exc:
+        fail(str(exc), EXIT_AUTH)
+
+
 @app.command()
 def decrypt(
     input: Annotated[Path, typer.Argument(help="Container, or folder of '.kedi' containers.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to restore, or folder for a folder input.")],
-    key: Annotated[Path, typer.Option("--key", help="Key file.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="File to restore (paper: its suffix picks the format), or folder for a folder input.",
+        ),
+    ],
+    key: Annotated[Path, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")],
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
+    despeckle: Annotated[
+        bool, typer.Option(help="Suite paper: remove the speckle after decryption (the paper's last step).")
+    ] = True,
 ) -> None:
-    """Decrypt a container, restoring the original file byte for byte.
+    """Decrypt a container: hybrid restores the original file byte for byte; paper gives an estimate.
 
     Wrong key, modified or truncated container: one line on stderr, exit code 3,
     no output. For a folder, every '.kedi' file is restored under OUTPUT without
-    its '.kedi' suffix.
+    its '.kedi' suffix (hybrid only). The container's header says its suite;
+    a paper container needs its key image (.png), a hybrid one its key file.
     """
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
-    master = load_key_for_cli(key, passphrase_file)
+    key_is_image = _is_key_image(key)
     if input.is_dir():
+        if key_is_image:
+            fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
+        master = load_key_for_cli(key, passphrase_file)
         strip = lambda name: name[: -len(CONTAINER_SUFFIX)] if name.endswith(CONTAINER_SUFFIX) else None  # noqa: E731
         _run_tree(decrypt_file, _tree_jobs(input, output, strip), master, force, "decrypted")
         return
+    suite = _container_suite(input)
+    if suite is Suite.PAPER:
+        _warn_paper()
+        if not key_is_image and key.exists():
+            fail(f"{input} is a 'paper' container; it needs its key image (PNG), not the key file {key}", EXIT_USAGE)
+        key_image = _load_key_image_for_cli(key)
+        with guarded():
+            decrypt_file_paper(input, output, key_image, despeckle=despeckle, force=force)
+        return
+    if key_is_image:
+        fail(f"{input} is a 'hybrid' container; it needs its key file, not the key image {key}", EXIT_USAGE)
+    master = load_key_for_cli(key, passphrase_file)
     _run_one(decrypt_file, input, output, master, force)

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from deepkedi.cipher.format import ContainerHeader, parse_header
+from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_AUTH, EXIT_USAGE, console, fail, guarded
@@ -20,7 +20,7 @@ from deepkedi.imaging import MedicalImage, read_image, write_image
 
 
 def _header_record(path: Path, header: ContainerHeader) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "path": str(path),
         "kind": "container",
         "version": 1,
@@ -38,7 +38,14 @@ def _header_record(path: Path, header: ContainerHeader) -> dict[str, Any]:
         "restoration_bytes": header.residual_length,
         "container_bytes": header.container_length,
         "size_matches_header": path.stat().st_size == header.container_length,
+        "authenticated": header.authenticated,
     }
+    if header.suite is Suite.PAPER:
+        record["note"] = (
+            "unauthenticated: suite 'paper' is Deep-KEDI as published (research only, not secure); "
+            "changes to this container go undetected and decryption is lossy"
+        )
+    return record
 
 
 def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:

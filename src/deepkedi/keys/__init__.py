@@ -1,4 +1,4 @@
-"""Keys: key files now; the keystore, wrapping and rotation come later."""
+"""Keys: key files (hybrid), key images (paper); the keystore, wrapping and rotation come later."""
 
 from deepkedi.keys.keyfile import (
     KEY_FILE_VERSION,
@@ -9,13 +9,18 @@ from deepkedi.keys.keyfile import (
     read_key_document,
     save_key,
 )
+from deepkedi.keys.keyimage import KeyImage, key_image_id, load_key_image, save_key_image
 
 __all__ = [
     "KEY_FILE_VERSION",
     "Key",
+    "KeyImage",
     "generate_key",
     "key_file_is_sealed",
+    "key_image_id",
     "load_key",
+    "load_key_image",
     "read_key_document",
     "save_key",
+    "save_key_image",
 ]

@@ -1,0 +1,238 @@
+"""Key images: the secret of the ``paper`` suite, a greyscale PNG.
+
+Deep-KEDI as published encrypts by XOR with a key *image* made by its ZZ-GAN
+(seed paper, Sec. 3, Figs. 3, 4 and 7). Here that image is stored as a PNG, 8-bit
+grey (mode ``L``) for 8-bit medical images or 16-bit grey for 16-bit ones, with
+text chunks that mark it as a deepkedi key image and say where it came from:
+
+========================== ==================================================
+chunk                      value
+========================== ==================================================
+``deepkedi-key-image``     ``"1"``, the key image version
+``seed``                   the generator's seed, decimal, or empty
+``model-sha256``           SHA-256 (hex) of the generator's weights, or empty
+``bits``                   ``"8"`` or ``"16"``
+``created``                ISO 8601 UTC creation time
+========================== ==================================================
+
+The file *is* the secret: it is written atomically with mode 0600 and never
+replaces a file unless asked, as key files are (:func:`deepkedi.keys.save_key`).
+Containers record only :func:`key_image_id`, a public fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from deepkedi.errors import KeyFileError
+from deepkedi.fileio import atomic_output
+
+__all__ = [
+    "KEY_IMAGE_CHUNK",
+    "KEY_IMAGE_ID_LABEL",
+    "KEY_IMAGE_VERSION",
+    "KeyImage",
+    "key_image_id",
+    "load_key_image",
+    "save_key_image",
+]
+
+KEY_IMAGE_VERSION = 1
+KEY_IMAGE_CHUNK = "deepkedi-key-image"
+KEY_IMAGE_ID_LABEL = b"deepkedi/v1 paper key id"
+KEY_IMAGE_ID_SIZE = 16
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_BITS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
+#: 16-bit grey PNG modes Pillow may report, depending on version and byte order.
+_MODES_16 = ("I;16", "I;16B", "I;16L", "I")
+
+
+def _checked_pixels(pixels: object) -> np.ndarray:
+    if not isinstance(pixels, np.ndarray):
+        raise TypeError(f"key image pixels must be a NumPy array, not {type(pixels).__name__}")
+    if pixels.ndim != 2 or min(pixels.shape) < 1:
+        raise ValueError(f"a key image is one 2-D plane (rows, cols); got shape {pixels.shape}")
+    if pixels.dtype.kind != "u" or pixels.dtype.itemsize not in (1, 2):
+        raise TypeError(f"key image pixels must be uint8 or uint16, not {pixels.dtype}")
+    return pixels
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class KeyImage:
+    """A ``paper``-suite key: one greyscale plane XORed onto every image plane.
+
+    Parameters
+    ----------
+    pixels
+        2-D ``uint8`` (8-bit key) or ``uint16`` (16-bit key) array.
+    seed
+        The generator's seed, if known. As secret as the key: with the public
+        weights and the initial image it regenerates the key.
+    model_sha256
+        Hex SHA-256 of the generator weights that made it, if known.
+    created
+        ISO 8601 UTC creation time.
+    """
+
+    pixels: np.ndarray
+    seed: int | None = None
+    model_sha256: str | None = None
+    created: str = ""
+
+    def __post_init__(self) -> None:
+        pixels = _checked_pixels(self.pixels)
+        # Native byte order, C-contiguous and read-only: the key never changes under a user.
+        frozen = np.array(pixels, dtype=pixels.dtype.newbyteorder("="), order="C", copy=True)
+        frozen.setflags(write=False)
+        object.__setattr__(self, "pixels", frozen)
+
+    @property
+    def bits(self) -> int:
+        """8 or 16."""
+        return _BITS[np.dtype(self.pixels.dtype)]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.pixels.shape[0]), int(self.pixels.shape[1]))
+
+    @property
+    def key_id(self) -> bytes:
+        """The public fingerprint recorded in containers (:func:`key_image_id`)."""
+        return key_image_id(self.pixels)
+
+    def describe(self) -> str:
+        """``"a 512×512 16-bit key image"``: for messages."""
+        rows, cols = self.shape
+        return f"a {rows}×{cols} {self.bits}-bit key image"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KeyImage):
+            return NotImplemented
+        return (
+            self.pixels.dtype == other.pixels.dtype
+            and np.array_equal(self.pixels, other.pixels)
+            and (self.seed, self.model_sha256, self.created) == (other.seed, other.model_sha256, other.created)
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.key_id)
+
+    def __repr__(self) -> str:  # never show the pixels
+        rows, cols = self.shape
+        return f"KeyImage({rows}x{cols}, bits={self.bits}, key_id={self.key_id.hex()!r}, created={self.created!r})"
+
+
+def key_image_id(pixels: np.ndarray) -> bytes:
+    """The 16-byte public fingerprint of a key image.
+
+    ``SHA-256("deepkedi/v1 paper key id" ‖ u8 bits ‖ u64 rows ‖ u64 cols ‖
+    pixels)[:16]``, integers big-endian, pixels in raster order as little-endian
+    words (docs/FORMAT.md, section 9.3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> len(key_image_id(np.zeros((4, 4), np.uint8)))
+    16
+    """
+    pixels = _checked_pixels(pixels)
+    bits = 8 * pixels.dtype.itemsize
+    words = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<"))
+    digest = hashlib.sha256(KEY_IMAGE_ID_LABEL)
+    digest.update(struct.pack(">BQQ", bits, *pixels.shape))
+    digest.update(memoryview(words).cast("B"))
+    return digest.digest()[:KEY_IMAGE_ID_SIZE]
+
+
+def save_key_image(key_image: KeyImage, path: str | Path, *, force: bool = False) -> None:
+    """Write ``key_image`` as a PNG (mode 0600, atomically, never replacing a file unless ``force``).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``force`` is false.
+    """
+    pixels = key_image.pixels
+    if key_image.bits == 8:
+        picture = Image.fromarray(pixels)  # a 2-D uint8 array is mode "L"
+    else:
+        # Pillow's 16-bit grey PNG writer takes mode "I;16": little-endian words in memory.
+        picture = Image.frombytes("I;16", (pixels.shape[1], pixels.shape[0]), pixels.astype("<u2").tobytes())
+    info = PngImagePlugin.PngInfo()
+    info.add_text(KEY_IMAGE_CHUNK, str(KEY_IMAGE_VERSION))
+    info.add_text("seed", "" if key_image.seed is None else str(int(key_image.seed)))
+    info.add_text("model-sha256", key_image.model_sha256 or "")
+    info.add_text("bits", str(key_image.bits))
+    info.add_text("created", key_image.created)
+    with atomic_output(path, force=force, mode=0o600) as fh:
+        picture.save(fh, format="PNG", pnginfo=info)
+
+
+def load_key_image(path: str | Path) -> KeyImage:
+    """Read a key image written by :func:`save_key_image`.
+
+    Raises
+    ------
+    KeyFileError
+        The file is missing, not a PNG, a PNG without the ``deepkedi-key-image``
+        chunk, of another version, or not 8- or 16-bit greyscale.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
+                raise KeyFileError(f"{path}: not a key image (a key image is a PNG file)")
+            fh.seek(0)
+            with Image.open(fh, formats=["PNG"]) as picture:
+                picture.load()
+                text = dict(getattr(picture, "text", {}) or {})
+                mode = picture.mode
+                raw = _pixels_of(picture, mode, path) if KEY_IMAGE_CHUNK in text else None
+    except OSError as exc:
+        if isinstance(exc, UnidentifiedImageError) or exc.filename is None:
+            raise KeyFileError(f"{path}: not a readable PNG key image ({exc})") from None
+        raise KeyFileError(f"{path}: cannot read key image ({exc.strerror or exc})") from None
+    if KEY_IMAGE_CHUNK not in text:
+        raise KeyFileError(
+            f"{path}: a PNG but not a deepkedi key image (no '{KEY_IMAGE_CHUNK}' text chunk); "
+            "make one with `kedi keygen --suite paper`"
+        )
+    if text[KEY_IMAGE_CHUNK] != str(KEY_IMAGE_VERSION):
+        raise KeyFileError(
+            f"{path}: key image version {text[KEY_IMAGE_CHUNK]!r} is not supported by this release "
+            f"(it reads version {KEY_IMAGE_VERSION})"
+        )
+    assert raw is not None
+    bits = text.get("bits", "")
+    if bits != str(8 * raw.dtype.itemsize):
+        raise KeyFileError(
+            f"{path}: the 'bits' chunk ({bits!r}) contradicts the PNG's {8 * raw.dtype.itemsize}-bit pixels"
+        )
+    seed_text = text.get("seed", "")
+    try:
+        seed = int(seed_text) if seed_text else None
+    except ValueError:
+        raise KeyFileError(f"{path}: the 'seed' chunk {seed_text!r} is not an integer") from None
+    return KeyImage(
+        pixels=raw,
+        seed=seed,
+        model_sha256=text.get("model-sha256") or None,
+        created=text.get("created", ""),
+    )
+
+
+def _pixels_of(picture: Image.Image, mode: str, path: Path) -> np.ndarray:
+    if mode == "L":
+        return np.asarray(picture, dtype=np.uint8).copy()
+    if mode in _MODES_16:
+        values = np.asarray(picture)
+        if values.dtype.kind not in "ui" or values.min(initial=0) < 0 or values.max(initial=0) > 0xFFFF:
+            raise KeyFileError(f"{path}: 16-bit key image pixels out of range")
+        return values.astype(np.uint16)
+    raise KeyFileError(f"{path}: a key image is 8- or 16-bit greyscale, not PNG mode {mode!r}")
