@@ -20,6 +20,7 @@ Run: ``.venv/bin/python bench/bench_zzgan.py [--keys 100] [--sequences 100] [--o
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -101,30 +102,71 @@ def _hkdf_stream(secret: bytes, n_bytes: int) -> bytes:
     return b"".join(chunks)[:n_bytes]
 
 
-def _nist_table(label: str, sequences: list[bytes]) -> tuple[list[str], int, int]:
+def _records(sequences: list[bytes]) -> dict[str, list]:  # type: ignore[type-arg]
     results = []
     for data in sequences:
         results.extend(nist.run_all(nist.bits_from_bytes(data, n_bits=_BITS)).values())
-    records = two_level_analysis(p_values_by_test(results))
-    by_test: dict[str, list] = {}
-    for record in records:
+    by_test: dict[str, list] = {}  # type: ignore[type-arg]
+    for record in two_level_analysis(p_values_by_test(results)):
         by_test.setdefault(record.name.split("[")[0], []).append(record)
-    rows = [f"**{label}** ({len(sequences)} sequences of 10⁶ bits)", "",
-            "| test | P-values | proportion passing (min) | range | uniformity P-value_T (min) | verdict |",
-            "|---|---:|---:|---|---:|---|"]
-    passed_tests = 0
-    for name, recs in by_test.items():
-        proportion = min(r.proportion.proportion for r in recs)
-        lower, upper = recs[0].proportion.lower, recs[0].proportion.upper
-        uniform = [r.uniformity.p_value for r in recs if r.uniformity.p_value is not None]
-        ok = all(r.passed for r in recs)
-        passed_tests += ok
-        sequences_seen = recs[0].proportion.n_sequences
-        rows.append(f"| {name} | {len(recs)} × {sequences_seen} | {proportion:.4f} | [{lower:.4f}, {upper:.4f}] | "
-                    f"{min(uniform):.4g} | {'pass' if ok else '**fail**'} |" if uniform else
-                    f"| {name} | {len(recs)} × {sequences_seen} | {proportion:.4f} | [{lower:.4f}, {upper:.4f}] | "
-                    f"n/a | {'pass' if ok else '**fail**'} |")
-    return rows, passed_tests, len(by_test)
+    return by_test
+
+
+def _chance_failure(record) -> float:  # type: ignore[no-untyped-def]
+    """Probability that a perfect generator fails this record's proportion check (exact binomial)."""
+    from scipy.stats import binom
+
+    m, alpha = record.proportion.n_sequences, record.proportion.alpha
+    need = math.ceil(record.proportion.lower * m - 1e-9)  # fewest passing sequences inside the range
+    return float(binom.cdf(need - 1, m, 1 - alpha))
+
+
+def _tail(qs: list[float], observed: int) -> float:
+    """P(F >= observed) for F a sum of independent Bernoulli(q_i) (exact, by convolution)."""
+    dist = np.array([1.0])
+    for q in qs:
+        dist = np.convolve(dist, [1 - q, q])
+    return float(dist[observed:].sum())
+
+
+def _nist_table(
+    sources: dict[str, list[bytes]],
+) -> tuple[list[str], dict[str, int], dict[str, int], float, dict[str, float]]:
+    """One row per test: failing P-values per source, both verdicts, and the chance expectation.
+
+    *strict*: every P-value of the test passes both §4.2 checks. *calibrated*: the
+    number of failing P-values is not improbably large: a perfect generator would
+    reach it with probability above ``q``, the chance that one P-value fails. For a
+    test with one P-value the two rules coincide (NIST's own); for a test with many
+    P-values the calibrated rule fails a perfect generator as rarely as NIST's rule
+    fails a one-P-value test, while the strict rule fails it almost always.
+    """
+    analysed = {name: _records(data) for name, data in sources.items()}
+    first = next(iter(analysed.values()))
+    header = "| test | P-values | " + " | ".join(f"{name}: failing, strict / calibrated" for name in sources)
+    rows = [header + " | expected failing, perfect generator |",
+            "|---|---:|" + "---|" * len(sources) + "---:|"]
+    strict = dict.fromkeys(sources, 0)
+    calibrated = dict.fromkeys(sources, 0)
+    p_all_pass = 1.0
+    expectations = {}
+    for test, recs in first.items():
+        expected = expectations[test] = sum(_chance_failure(r) + 1e-4 for r in recs)
+        for r in recs:
+            p_all_pass *= (1 - _chance_failure(r)) * (1 - 1e-4)
+        cells = []
+        for name in sources:
+            own = analysed[name].get(test, [])
+            qs = [_chance_failure(r) + 1e-4 for r in own]
+            failing = sum(not r.passed for r in own)
+            ok_strict = failing == 0 and bool(own)
+            ok_calibrated = bool(own) and (failing == 0 or _tail(qs, failing) > float(np.mean(qs)))
+            strict[name] += ok_strict
+            calibrated[name] += ok_calibrated
+            cells.append(f"{failing}/{len(own)}: {'pass' if ok_strict else '**fail**'} / "
+                         f"{'pass' if ok_calibrated else '**fail**'}")
+        rows.append(f"| {test} | {len(recs)} | " + " | ".join(cells) + f" | {expected:.2f} |")
+    return rows, strict, calibrated, p_all_pass, expectations
 
 
 def _median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -169,9 +211,10 @@ def main() -> None:
     hybrid = [_hkdf_stream(generate_key().secret, _BITS // 8) for _ in range(args.sequences)]
     raw = [generate_key_image(np.zeros((512, 512), np.uint8), seed=1000 + i, bits=8, generator=generator)
            .pixels.tobytes()[: _BITS // 8] for i in range(args.sequences)]
-    hybrid_rows, hybrid_pass, hybrid_total = _nist_table("hybrid key material (ZZ-GAN + OS CSPRNG → HKDF-SHA256)",
-                                                         hybrid)
-    raw_rows, raw_pass, raw_total = _nist_table("raw ZZ-GAN key images (512², 8-bit, first 10⁶ bits)", raw)
+    reference = [os.urandom(_BITS // 8) for _ in range(args.sequences)]
+    nist_rows, nist_passed, nist_calibrated, p_all_pass, expectations = _nist_table(
+        {"hybrid key material": hybrid, "raw ZZ-GAN keys": raw, "os.urandom (reference)": reference}
+    )
     elapsed = time.perf_counter() - started
     lines = [
         "# ZZ-GAN keys, measured",
@@ -190,17 +233,28 @@ def main() -> None:
         "## NIST SP 800-22, two-level analysis (§4.2)",
         "",
         "Proportion of sequences with P ≥ 0.01 must lie in p̂ ± 3√(p̂(1−p̂)/m); the P-values of each test "
-        "must be "
-        "uniform (P-value_T ≥ 0.0001). Multi-P-value tests (non-overlapping templates, serial, excursions) "
-        "pass when every one of their P-values does; the column shows the worst.",
+        "must be uniform (P-value_T ≥ 0.0001). Several tests give many P-values per sequence (148 "
+        "non-overlapping templates, 2 serial, 2 cumulative sums, 8 + 18 excursions).",
         "",
-        *hybrid_rows,
+        f"Sequences: **hybrid key material** = a fresh hybrid master key each (ZZ-GAN key image + 32 OS "
+        f"bytes → HKDF-SHA256) expanded by HKDF-SHA256 to 10⁶ bits; **raw ZZ-GAN keys** = the first 10⁶ bits "
+        f"of a 512² 8-bit key (seeds 1000…); **os.urandom** = the operating system's CSPRNG, the reference "
+        f"measured in the same run. {args.sequences} sequences each.",
         "",
-        f"Hybrid key material: {hybrid_pass} of {hybrid_total} tests pass.",
+        *nist_rows,
         "",
-        *raw_rows,
+        "A P-value fails when its proportion check or its uniformity check fails. **Strict**: a test passes "
+        "only when every one of its P-values passes. By that rule even a perfect generator passes all 15 tests "
+        f"with probability {p_all_pass:.3f} (exact binomial chance of failing each proportion check, 10⁻⁴ for "
+        "each uniformity check; the last column sums them per test): the non-overlapping templates alone "
+        f"expect {expectations.get('non_overlapping_template', math.nan):.1f} chance failures. **Calibrated**: a "
+        "test fails when a perfect generator would show that many failing P-values with probability no larger "
+        "than the chance that one P-value fails (exact Poisson-binomial tail); for a test with one P-value this "
+        "is NIST's rule, for a test with many it keeps NIST's false-failure rate per test.",
         "",
-        f"Raw ZZ-GAN keys: {raw_pass} of {raw_total} tests pass.",
+        "Tests passed, strict / calibrated: "
+        + ", ".join(f"{name} {nist_passed[name]}/15 / {nist_calibrated[name]}/15" for name in nist_passed)
+        + ".",
         "",
         "## Speed",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -12,9 +13,9 @@ from deepkedi.keygen.models import (  # noqa: E402
     GeneratorConfig,
     build_discriminator,
     build_generator,
-    key_words,
     soft_xor,
 )
+from deepkedi.keygen.generate import key_words  # noqa: E402
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (17, 23), (5, 64), (1, 9)])
@@ -60,14 +61,16 @@ def test_untrained_keys_follow_the_latent_signs_almost_everywhere() -> None:
 
 
 def test_key_words_assemble_bit_planes_least_significant_first() -> None:
-    logits = torch.full((1, 16, 1, 3), -1.0)
-    logits[0, 0, 0, 1] = 1.0  # word 1
-    logits[0, 7, 0, 2] = 1.0  # word 128
-    logits[0, 15, 0, 2] = 1.0  # word 128 + 32768 in a 16-bit key
-    assert key_words(logits, 8).tolist() == [[[0, 1, 128]]]
-    assert key_words(logits, 16).tolist() == [[[0, 1, 128 + 32768]]]
+    logits = torch.full((16, 1, 3), -1.0).numpy()
+    logits[0, 0, 1] = 1.0  # word 1
+    logits[7, 0, 2] = 1.0  # word 128
+    logits[15, 0, 2] = 1.0  # word 128 + 32768 in a 16-bit key
+    assert key_words(logits, 8).dtype == "uint8" and key_words(logits, 8).tolist() == [[0, 1, 128]]
+    assert key_words(logits, 16).dtype == "uint16" and key_words(logits, 16).tolist() == [[0, 1, 128 + 32768]]
+    every = (((np.arange(65536)[None, :] >> np.arange(16)[:, None]) & 1) * 2.0 - 1.0).reshape(16, 256, 256)
+    assert np.array_equal(key_words(every, 16).ravel(), np.arange(65536))
     with pytest.raises(ValueError):
-        key_words(logits[:, :8], 16)
+        key_words(logits[:8], 16)
 
 
 def test_soft_xor_is_xor_on_bits_and_differentiable() -> None:

