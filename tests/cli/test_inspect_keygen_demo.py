@@ -62,6 +62,11 @@ def test_demo_runs_end_to_end(tmp_path: Path, kedi) -> None:
     assert "all restorations byte-identical" in result.stdout
     assert (out / "cipher_images.png").exists()
     assert (out / "speckle.png").exists()
+    from deepkedi.keygen import torch_available
+
+    if torch_available():
+        assert (out / "paper_suite.png").exists() and (out / "paper-key.png").exists()
+        assert "research only, not secure" in result.stderr
     assert "restored uint16 array identical to the original" in result.stdout
     assert not (out / "should-not-exist").exists()
     assert kedi("demo", "--out", out).exit_code == 2  # not empty, no --force
