@@ -1,0 +1,98 @@
+"""`kedi reproduce --quick` on a tiny data folder: structure and invariants of the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from deepkedi.datasets import phantom  # noqa: E402
+
+SCHEMES = ("paper", "hybrid", "xor-fixed-key", "logistic-map", "arnold-cat-xor", "aes-ctr-reused-nonce")
+ATTACKS = ("known-plaintext", "key-reuse", "differential", "tamper", "wrong-key")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    from typer.testing import CliRunner
+
+    from deepkedi.cli import app
+
+    data = tmp_path_factory.mktemp("data")
+    (data / "brain").mkdir()
+    (data / "lung").mkdir()
+    np.save(data / "brain" / "mr.npy", phantom("brain", "MR", seed=2, shape=(48, 48)).pixels)
+    ct = phantom("lung", "CT", seed=2, shape=(40, 56)).pixels
+    np.save(data / "lung" / "ct.npy", ct)
+    (data / "lung" / "notes.txt").write_text("not an image")
+    out = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--data", str(data), "--out", str(out), "--force"])
+    assert result.exit_code == 0, result.stdout + str(result.exception)
+    return out, result
+
+
+def test_every_output_is_written(report: tuple[Path, object]) -> None:
+    out, _ = report
+    for name in ("report.md", "report.html", "results.json", "table1_quality.csv", "table6_timing.csv",
+                 "fig6_pipeline.png", "fig10_wrong_keys.png", "attack_matrix.png"):
+        assert (out / name).stat().st_size > 0, name
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 6  # self-contained: figures embedded
+    assert "<img src=\"fig" not in html
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Table 6", "Fig. 6", "Fig. 7", "Fig. 8",
+                  "Fig. 9", "Fig. 10", "Attack"):
+        assert title in markdown, title
+
+
+def test_attack_matrix_places_the_schemes(report: tuple[Path, object]) -> None:
+    out, _ = report
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    attacks = results["attacks"]
+    assert set(attacks) == set(SCHEMES)
+    for scheme in SCHEMES:
+        assert set(ATTACKS) <= set(attacks[scheme])
+        assert set(attacks[scheme].values()) <= {"resisted", "broken"}
+    assert all(attacks["hybrid"][a] == "resisted" for a in ATTACKS)
+    for scheme in ("paper", "xor-fixed-key"):
+        assert attacks[scheme]["known-plaintext"] == "broken"
+        assert attacks[scheme]["key-reuse"] == "broken"
+    assert attacks["aes-ctr-reused-nonce"]["key-reuse"] == "broken"
+    for scheme in SCHEMES:
+        if scheme != "hybrid":
+            assert attacks[scheme]["tamper"] == "broken"  # nothing else authenticates
+
+
+def test_tables_hold_computed_numbers(report: tuple[Path, object]) -> None:
+    out, _ = report
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["meta"]["groups"] == ["brain", "lung"]
+    assert any("notes.txt" in s for s in results["skipped"])
+    quality = results["tables"]["table1_quality"]
+    rows = {(r[0], r[2]): r for r in quality["rows"]}
+    for group in ("brain", "lung"):
+        assert rows[(group, "hybrid")][6] == "inf"  # bit-exact: PSNR ∞
+        assert rows[(group, "hybrid")][4] == 1.0 and rows[(group, "hybrid")][5] == 0.0
+        assert 10 < rows[(group, "paper")][6] < 60  # lossy, finite
+    quoted = [r for r in quality["rows"] if "quoted" in str(r[2])]
+    assert len(quoted) == 1 and quoted[0][6] == 25.32
+    with open(out / "table6_timing.csv", newline="", encoding="utf-8") as fh:
+        timing = list(csv.DictReader(fh))
+    measured = [r for r in timing if "quoted" not in r["scheme"]]
+    assert {r["scheme"] for r in measured} == set(SCHEMES)
+    assert all(float(r["encrypt ms"]) > 0 and float(r["decrypt ms"]) > 0 for r in measured)
+
+
+def test_an_existing_report_is_not_replaced_without_force(report: tuple[Path, object], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from deepkedi.cli import app
+
+    out, _ = report
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--out", str(out)])
+    assert result.exit_code == 2
