@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_nist.py
 	$(BIN)/python bench/bench_ripplet.py
 	$(BIN)/python bench/bench_despeckle.py
+	$(BIN)/python bench/bench_zzgan.py
 	$(BIN)/python bench/bench_large.py
 
 vectors: $(STAMP)
