@@ -3,6 +3,16 @@
 - :mod:`deepkedi.analysis.despeckle` -- classic speckle filters (median, Lee, Frost,
   BayesShrink wavelet, non-local means) and :func:`compare_despecklers`, the harness
   that scores them and the ripplet despeckler on speckled images.
+- :mod:`deepkedi.analysis.schemes` -- every cipher the reproduction compares (the
+  ``paper`` and ``hybrid`` suites and four classic baselines) behind one interface.
+- :mod:`deepkedi.analysis.attacks` -- the attack suite: scheme × attack → resisted or
+  broken, with evidence.
+- :mod:`deepkedi.analysis.experiments` -- the paper's tables and figures re-run;
+  :mod:`deepkedi.analysis.figures` draws them, :mod:`deepkedi.analysis.report` writes
+  the report (``kedi reproduce``).
+
+Only the despeckling names are imported here; the others are imported from their
+modules (they pull in the cipher suites, and the figures need matplotlib).
 """
 
 from deepkedi.analysis.despeckle import (
