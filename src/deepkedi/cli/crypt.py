@@ -11,6 +11,7 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from deepkedi.cipher.dicom_native import decrypt_dicom_native, encrypt_dicom_native, is_dicom_native
 from deepkedi.cipher.format import Suite, parse_header
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, cipher_image, decrypt_file, encrypt_file
 from deepkedi.cipher.paper import PAPER_WARNING, decrypt_file_paper, encrypt_file_paper
@@ -30,6 +31,7 @@ from deepkedi.cli._common import (
 from deepkedi.errors import AuthenticationError, DeepKediError, FormatError
 from deepkedi.fileio import atomic_output
 from deepkedi.imaging import read_image
+from deepkedi.imaging.dicom import sniff_dicom
 from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.keys import Key, KeyImage, load_key_image
 from deepkedi.transforms.zigzag import ZigzagPattern
@@ -202,6 +204,14 @@ def encrypt(
             help=f"--suite paper: write all three patterns' containers and {FIGURE_NAME} into the OUTPUT folder.",
         ),
     ] = False,
+    as_dicom: Annotated[
+        bool,
+        typer.Option(
+            "--as-dicom",
+            help="DICOM-native output: a valid, de-identified DICOM file with cipher pixels that carries the "
+            "original (restore it with `kedi decrypt`). DICOM input only; folders keep their file names.",
+        ),
+    ] = False,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
 
@@ -211,7 +221,13 @@ def encrypt(
 
     Suite paper: Deep-KEDI as published (speckle, zigzag, XOR with a key image).
     Not secure and lossy; for reproducing the paper only. One file at a time.
+
+    --as-dicom: OUTPUT is a DICOM file of the same SOP Class, de-identified with
+    the PS3.15 Basic Profile, whose pixels are the cipher image and whose
+    Encrypted Attributes Sequence holds the original (see docs/DICOM_NATIVE.md).
     """
+    if as_dicom and suite is SuiteChoice.paper:
+        fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
     if suite is SuiteChoice.paper:
         _warn_paper()
         if not input.exists():
@@ -234,12 +250,66 @@ def encrypt(
             f"{key} is a key image of the paper suite; give --suite paper, or a key file from `kedi keygen`",
             EXIT_USAGE,
         )
+    if as_dicom:
+        _encrypt_as_dicom(input, output, key, passphrase_file, pattern=pattern, force=force)
+        return
     master = load_key_for_cli(key, passphrase_file)
     if input.is_dir():
         jobs = _tree_jobs(input, output, lambda name: name + CONTAINER_SUFFIX)
         _run_tree(encrypt_file, jobs, master, force, "encrypted", pattern=pattern)
         return
     _run_one(encrypt_file, input, output, master, force, pattern=pattern)
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return sniff_dicom(fh.read(4096))
+    except OSError:
+        return False
+
+
+def _encrypt_as_dicom(
+    input: Path, output: Path, key: Path, passphrase_file: Path | None, *, pattern: ZigzagPattern, force: bool
+) -> None:
+    """`kedi encrypt --as-dicom`: one DICOM file, or every DICOM file of a folder tree under the same names."""
+    if input.is_dir():
+        jobs = _tree_jobs(input, output, lambda name: name)
+        dicom_jobs = [(src, dst) for src, dst in jobs if _looks_like_dicom(src)]
+        if not dicom_jobs:
+            fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
+        master = load_key_for_cli(key, passphrase_file)
+        skipped = len(jobs) - len(dicom_jobs)
+        if skipped:
+            err_console.print(f"kedi: note: skipped {skipped} non-DICOM file(s) (--as-dicom)", markup=False)
+        _run_tree(encrypt_dicom_native, dicom_jobs, master, force, "encrypted", pattern=pattern)
+        return
+    if not _looks_like_dicom(input):
+        fail(
+            f"{input}: not a DICOM file; --as-dicom needs DICOM input "
+            "(leave out --as-dicom to encrypt other formats into a .kedi container)",
+            EXIT_INPUT,
+        )
+    master = load_key_for_cli(key, passphrase_file)
+    _run_one(encrypt_dicom_native, input, output, master, force, pattern=pattern)
+
+
+def _decrypt_any(src: Path, dst: Path, key: Key, *, force: bool = False, **options: object) -> object:
+    """Decrypt a '.kedi' container or a DICOM-native file, whichever ``src`` is."""
+    if is_dicom_native(src):
+        return decrypt_dicom_native(src, dst, key, force=force, **options)  # type: ignore[arg-type]
+    return decrypt_file(src, dst, key, force=force, **options)  # type: ignore[arg-type]
+
+
+def _decrypt_jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    """'.kedi' containers (restored without the suffix) and DICOM-native files (same name) under ``src``."""
+    jobs = []
+    for path, target in _tree_jobs(src, dst, lambda name: name):
+        if path.name.endswith(CONTAINER_SUFFIX):
+            jobs.append((path, target.with_name(path.name[: -len(CONTAINER_SUFFIX)])))
+        elif is_dicom_native(path):
+            jobs.append((path, target))
+    return jobs
 
 
 def _container_suite(path: Path) -> Suite:
@@ -256,7 +326,9 @@ def _container_suite(path: Path) -> Suite:
 
 @app.command()
 def decrypt(
-    input: Annotated[Path, typer.Argument(help="Container, or folder of '.kedi' containers.")],
+    input: Annotated[
+        Path, typer.Argument(help="Container or DICOM-native file, or a folder of them ('.kedi' and DICOM-native).")
+    ],
     output: Annotated[
         Path,
         typer.Option(
@@ -276,8 +348,10 @@ def decrypt(
 
     Wrong key, modified or truncated container: one line on stderr, exit code 3,
     no output. For a folder, every '.kedi' file is restored under OUTPUT without
-    its '.kedi' suffix (hybrid only). The container's header says its suite;
+    its '.kedi' suffix (hybrid only), and every DICOM-native file (`kedi encrypt
+    --as-dicom`) under its own name. The container's header says its suite;
     a paper container needs its key image (.png), a hybrid one its key file.
+    DICOM-native files are recognised automatically and restored byte for byte.
     """
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
@@ -286,8 +360,13 @@ def decrypt(
         if key_is_image:
             fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
         master = load_key_for_cli(key, passphrase_file)
-        strip = lambda name: name[: -len(CONTAINER_SUFFIX)] if name.endswith(CONTAINER_SUFFIX) else None  # noqa: E731
-        _run_tree(decrypt_file, _tree_jobs(input, output, strip), master, force, "decrypted")
+        _run_tree(_decrypt_any, _decrypt_jobs(input, output), master, force, "decrypted")
+        return
+    if is_dicom_native(input):
+        if key_is_image:
+            fail(f"{input} is a DICOM-native file of the hybrid suite; it needs its key file, not {key}", EXIT_USAGE)
+        master = load_key_for_cli(key, passphrase_file)
+        _run_one(decrypt_dicom_native, input, output, master, force)
         return
     suite = _container_suite(input)
     if suite is Suite.PAPER:

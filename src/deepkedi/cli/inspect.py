@@ -10,6 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from deepkedi.cipher.dicom_native import is_dicom_native, read_dicom_native_header
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
@@ -109,7 +110,21 @@ def inspect(
         header = None
     except AuthenticationError as exc:  # a damaged header: exit 3, as decrypt does
         fail(str(exc), EXIT_AUTH)
-    if header is None:
+    if header is None and is_dicom_native(file):
+        if cipher_image_out is not None:
+            fail(f"{file}: a DICOM-native file's cipher image is its Pixel Data; read it with any DICOM tool", 4)
+        try:
+            header = read_dicom_native_header(file)
+        except AuthenticationError as exc:
+            fail(str(exc), EXIT_AUTH)
+        record = _header_record(file, header)
+        record["kind"] = "dicom-native"
+        del record["size_matches_header"]
+        record["note"] = (
+            "de-identified DICOM file; the container of the original file lies in Encrypted Attributes "
+            "Sequence (0400,0500) less its pixel ciphertext, which is the file's Pixel Data"
+        )
+    elif header is None:
         if cipher_image_out is not None:
             fail(f"{file}: not a deepkedi container, so it has no cipher image", 4)
         with guarded():

@@ -1,0 +1,552 @@
+"""DICOM-native encryption: a valid, de-identified DICOM file that carries its original inside.
+
+``encrypt_dicom_native(IN.dcm, OUT.dcm, key)`` writes a DICOM file of the same
+SOP Class as ``IN.dcm`` in which
+
+- the header is de-identified with the Basic Application Level Confidentiality
+  Profile (PS3.15 Annex E, :mod:`deepkedi.imaging.confidentiality`): ``D`` →
+  dummy value of the VR, ``Z`` → empty, ``X`` → removed, ``U`` → a new UID,
+  the same for every file of a study; private data elements, curves and the
+  Overlay Plane modules are removed; Patient Identity Removed (0012,0062) is
+  ``YES`` and De-identification Method (0012,0063) and its code sequence
+  (0012,0064, DCM 113100) say what was done;
+- Pixel Data holds the *cipher image* of the hybrid container of the whole
+  original file (:func:`deepkedi.cipher.hybrid.cipher_image`): same rows,
+  columns, frames, samples and bits allocated, stored uncompressed (Explicit VR
+  Little Endian), so a viewer shows noise and burned-in text is gone;
+- Encrypted Attributes Sequence (0400,0500) holds one item whose Encrypted
+  Content (0400,0520) is that container *without its pixel ciphertext* (the
+  pixel words already sit in Pixel Data; decryption puts them back).
+
+``decrypt_dicom_native`` rebuilds the container from those two parts and
+decrypts it: the original file comes back byte for byte (its SHA-256 is checked),
+and a wrong key, a changed Encrypted Content or changed Pixel Data raise
+:class:`~deepkedi.errors.AuthenticationError` with no output written.
+
+Deviation from PS3.15 E.1.2 / PS3.3 C.12.1.1.4.1: the standard wants a CMS
+EnvelopedData (RFC 5652) in Encrypted Content whose plaintext is a data set
+with a Modified Attributes Sequence. We store our own authenticated container
+(``docs/FORMAT.md``; AES-256-GCM under HKDF-SHA256 keys), and its plaintext is
+the whole original Part 10 file. A standard CMS reader (GDCM's ``gdcmanon -d``,
+DCMTK) sees a well-formed sequence but cannot decrypt it (``gdcmanon -d`` exits 1);
+only deepkedi with the key restores the original. See ``docs/DICOM_NATIVE.md``.
+
+New UIDs (action ``U``) are ``2.25.<int>`` where ``<int>`` is a UUID (version
+8, RFC 9562) made from the first 16 bytes of HMAC-SHA256(uid key, old UID); the
+uid key is derived from the master key with HKDF (info
+``"deepkedi/v1 dicom-native uid key"``), so every file of one study encrypted
+with one key gets the same new Study/Series/Frame of Reference UIDs, in one run
+or many. A per-run secret (``uid_secret``) breaks the link between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pydicom
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+from deepkedi.cipher.format import TAG_SIZE, ContainerHeader, Suite
+from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, encrypt_file, read_header
+from deepkedi.cipher.hybrid import _planes as _hybrid_planes
+from deepkedi.cipher.hybrid import cipher_image as _cipher_image
+from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
+from deepkedi.fileio import atomic_output, check_distinct
+from deepkedi.imaging import MedicalImage, read_image
+from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
+from deepkedi.imaging.dicom import sniff_dicom
+from deepkedi.keys.keyfile import Key
+from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
+
+__all__ = [
+    "DEIDENTIFICATION_MARKER",
+    "UID_HKDF_INFO",
+    "decrypt_dicom_native",
+    "deidentified_uid",
+    "encrypt_dicom_native",
+    "is_dicom_native",
+    "read_dicom_native_header",
+]
+
+#: Second value of De-identification Method (0012,0063): how deepkedi recognises its files.
+DEIDENTIFICATION_MARKER = "deepkedi DICOM-native v1: hybrid container in (0400,0500)"
+_PROFILE_METHOD = f"DICOM Basic Application Confidentiality Profile ({BASIC_PROFILE_VERSION})"
+UID_HKDF_INFO = b"deepkedi/v1 dicom-native uid key"
+_UID_HMAC_LABEL = b"deepkedi/v1 dicom-native uid\x00"
+
+_ENCRYPTED_ATTRIBUTES = 0x04000500
+_ENCRYPTED_SYNTAX = 0x04000510
+_ENCRYPTED_CONTENT = 0x04000520
+_DEID_METHOD = 0x00120063
+_PIXEL_TAGS = {"PixelData": 0x7FE00010, "FloatPixelData": 0x7FE00008, "DoubleFloatPixelData": 0x7FE00009}
+#: Pixel-data companions that would be wrong once the pixels are replaced and stored uncompressed.
+_STALE_PIXEL_ELEMENTS = (
+    0x00280106,  # Smallest Image Pixel Value
+    0x00280107,  # Largest Image Pixel Value
+    0x00280108,  # Smallest Pixel Value in Series
+    0x00280109,  # Largest Pixel Value in Series
+    0x7FE00001,  # Extended Offset Table
+    0x7FE00002,  # Extended Offset Table Lengths
+    0x7FE00003,  # Encapsulated Pixel Data Value Total Length
+    0x7FE00008,
+    0x7FE00009,
+    0x7FE00010,
+)
+#: Photometric interpretations valid for uncompressed pixel data (PS3.3 C.7.6.3.1.2).
+_NATIVE_PHOTOMETRIC = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "ARGB", "CMYK"})
+
+#: D (dummy) values by VR; UIDs are replaced through the UID map instead.
+_DUMMY: dict[str, Any] = {
+    "AE": "DEIDENTIFIED",
+    "AS": "000Y",
+    "CS": "DEIDENTIFIED",
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "DS": "0",
+    "IS": "0",
+    "LO": "DEIDENTIFIED",
+    "LT": "DEIDENTIFIED",
+    "SH": "DEIDENTIFIED",
+    "ST": "DEIDENTIFIED",
+    "UC": "DEIDENTIFIED",
+    "UT": "DEIDENTIFIED",
+    "PN": "DEIDENTIFIED",
+    "UR": "urn:deidentified",
+    "FL": 0.0,
+    "FD": 0.0,
+    "SL": 0,
+    "SS": 0,
+    "UL": 0,
+    "US": 0,
+    "SV": 0,
+    "UV": 0,
+    "AT": 0,
+}
+
+
+# --------------------------------------------------------------------------- UIDs
+
+
+def _uid_key(key: Key, uid_secret: bytes | None) -> bytes:
+    if uid_secret is not None:
+        return uid_secret
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=UID_HKDF_INFO).derive(key.secret)
+
+
+def deidentified_uid(uid_key: bytes, old_uid: str) -> str:
+    """The replacement of ``old_uid``: ``2.25.<UUID as an integer>`` (PS3.5 B.2).
+
+    The UUID is version 8 (RFC 9562, custom) over HMAC-SHA256(``uid_key``,
+    label ‖ ``old_uid``): the same old UID always gives the same new one under
+    one key, and nothing about the old UID can be learnt without the key.
+
+    Examples
+    --------
+    >>> deidentified_uid(b"k" * 32, "1.2.3") == deidentified_uid(b"k" * 32, "1.2.3")
+    True
+    >>> deidentified_uid(b"k" * 32, "1.2.3").startswith("2.25.")
+    True
+    """
+    digest = hmac.new(uid_key, _UID_HMAC_LABEL + old_uid.strip("\x00 ").encode("ascii", "replace"), hashlib.sha256)
+    value = int.from_bytes(digest.digest()[:16], "big")
+    value = (value & ~(0xF << 76)) | (0x8 << 76)  # version 8
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+    return f"2.25.{value}"
+
+
+# --------------------------------------------------------------------------- de-identification
+
+
+def _empty(elem: DataElement) -> None:
+    elem.value = Sequence() if elem.VR == "SQ" else None
+
+
+def _dummy(elem: DataElement, new_uid: Callable[[str], str]) -> None:
+    vr = elem.VR
+    if vr == "SQ":
+        # A dummy sequence with nothing identifying in it: no items.
+        elem.value = Sequence()
+    elif vr == "UI":
+        _replace_uids(elem, new_uid)
+    elif vr in _DUMMY:
+        elem.value = _DUMMY[vr]
+    else:  # OB, OW, OD, OF, OL, OV, UN: two zero bytes
+        elem.value = b"\x00\x00"
+
+
+def _replace_uids(elem: DataElement, new_uid: Callable[[str], str]) -> None:
+    value = elem.value
+    if value is None or value == "":
+        return
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        elem.value = [new_uid(str(v)) for v in value]
+    else:
+        elem.value = new_uid(str(value))
+
+
+def _is_repeating_module_group(group: int) -> bool:
+    """Curve (50xx) and Overlay Plane (60xx) groups: even groups 0x..00 to 0x..1E."""
+    return (group & 0xFF00) in (0x5000, 0x6000) and (group & 0xFF) <= 0x1E and group % 2 == 0
+
+
+def _deidentify(ds: Dataset, new_uid: Callable[[str], str]) -> None:
+    """Apply the Basic Profile to ``ds`` and, recursively, to every sequence item in it."""
+    for tag in list(ds.keys()):
+        tag = BaseTag(tag)
+        if tag.element == 0 or _is_repeating_module_group(tag.group):
+            # Group lengths would be wrong after the edit; overlays and curves are dropped
+            # whole, because Overlay Data (X) is Type 1 inside its module.
+            del ds[tag]
+            continue
+        action = basic_profile_action(int(tag))
+        if action.startswith("X"):
+            # X, and X/Z, X/D, X/Z/D, X/Z/U*: removal is the profile's first choice.
+            del ds[tag]
+            continue
+        elem = ds[tag]
+        if action in ("Z", "Z/D"):
+            _empty(elem)
+        elif action == "D":
+            _dummy(elem, new_uid)
+        elif action == "U":
+            if elem.VR == "UI":
+                _replace_uids(elem, new_uid)
+            else:
+                _empty(elem)
+        elif elem.VR == "SQ":
+            # K for a sequence means "cleaned": its items go through the profile too.
+            for item in elem.value:
+                _deidentify(item, new_uid)
+
+
+def _output_photometric(image: MedicalImage) -> str:
+    photometric = image.photometric.upper()
+    if photometric in _NATIVE_PHOTOMETRIC:
+        return photometric
+    # JPEG 2000's RCT/ICT and subsampled YCbCr have no uncompressed form; the decoder gave full samples.
+    return "RGB" if image.samples_per_pixel == 3 else "MONOCHROME2"
+
+
+def _replace_pixels(ds: Dataset, image: MedicalImage, cipher: np.ndarray) -> None:
+    for tag in _STALE_PIXEL_ELEMENTS:
+        if tag in ds:
+            del ds[tag]
+    bits = cipher.dtype.itemsize * 8
+    ds.BitsAllocated = bits
+    bits_stored = int(ds.get("BitsStored", bits) or bits)
+    if bits_stored > bits or bits_stored < 1:
+        bits_stored = bits
+    ds.BitsStored = bits_stored
+    ds.HighBit = bits_stored - 1
+    ds.SamplesPerPixel = image.samples_per_pixel
+    ds.PhotometricInterpretation = _output_photometric(image)
+    if image.samples_per_pixel > 1:
+        ds.PlanarConfiguration = 0 if image.channels_last else 1
+    elif "PlanarConfiguration" in ds:
+        del ds.PlanarConfiguration
+    data = cipher.astype(cipher.dtype.newbyteorder("<"), copy=False).tobytes()
+    if len(data) % 2:
+        data += b"\x00"  # PS3.5 7.1.1: values have even length
+    keyword = str(image.metadata.get("pixel_data_element") or "PixelData")
+    tag = _PIXEL_TAGS.get(keyword, 0x7FE00010)
+    vr = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}.get(keyword, "OW" if bits > 8 else "OB")
+    ds[tag] = DataElement(tag, vr, data)
+
+
+def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = [_PROFILE_METHOD, DEIDENTIFICATION_MARKER]
+    code = Dataset()
+    code.CodeValue = "113100"
+    code.CodingSchemeDesignator = "DCM"
+    code.CodeMeaning = "Basic Application Confidentiality Profile"
+    ds.DeidentificationMethodCodeSequence = Sequence([code])
+    # Dates of the Basic Profile are removed or emptied, not shifted (PS3.3 C.7.1.3).
+    ds.LongitudinalTemporalInformationModified = "REMOVED"
+    item = Dataset()
+    # Deviation: the standard names the transfer syntax of an encrypted data set; our plaintext is
+    # the original Part 10 file, and this is the transfer syntax of its data set.
+    item.EncryptedContentTransferSyntaxUID = original_syntax or ExplicitVRLittleEndian
+    item.EncryptedContent = content
+    ds.EncryptedAttributesSequence = Sequence([item])
+
+
+# --------------------------------------------------------------------------- container <-> pixels
+
+
+def _pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
+    """(offset, length) of every run of pixel ciphertext in the container, in payload order."""
+    step = header.segment_size + TAG_SIZE
+    base = header.encoded_length
+    begin, end = header.residual_length, header.payload_length
+    ranges = []
+    for i in range(begin // header.segment_size, header.segment_count):
+        seg_start = i * header.segment_size
+        lo, hi = max(begin, seg_start), min(end, seg_start + header.segment_size)
+        if lo < hi:
+            ranges.append((base + i * step + (lo - seg_start), hi - lo))
+    return ranges
+
+
+def _strip_pixels(container: bytes, header: ContainerHeader) -> bytes:
+    """The container without its pixel ciphertext: what Encrypted Content carries."""
+    parts, position = [], 0
+    view = memoryview(container)
+    for offset, length in _pixel_ranges(header):
+        parts.append(view[position:offset])
+        position = offset + length
+    parts.append(view[position:])
+    return b"".join(parts)
+
+
+def _scanned_words(cipher: np.ndarray, header: ContainerHeader) -> bytes:
+    """Pixel ciphertext in payload order: the inverse of :func:`~deepkedi.cipher.hybrid.cipher_image`."""
+    planes = _hybrid_planes(cipher.reshape(header.shape), header.channels_last)
+    words = zigzag_scan(planes, header.pattern, channels_last=header.channels_last)
+    return np.ascontiguousarray(words, dtype=header.dtype).tobytes()
+
+
+def _rebuild(skeleton: bytes, header: ContainerHeader, words: bytes) -> bytes:
+    if len(skeleton) + len(words) != header.container_length:
+        raise AuthenticationError()
+    out = bytearray(header.container_length)
+    position = taken = filled = 0
+    for offset, length in _pixel_ranges(header):
+        gap = offset - position
+        out[position:offset] = skeleton[taken : taken + gap]
+        taken += gap
+        out[offset : offset + length] = words[filled : filled + length]
+        filled += length
+        position = offset + length
+    out[position:] = skeleton[taken:]
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _read_dataset(path: Path, **options: Any) -> Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, force=True, **options)
+
+
+def _require_dicom(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise UnsupportedImageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not sniff_dicom(head):
+        raise UnsupportedImageError(
+            f"{path}: not a DICOM file; DICOM-native encryption (--as-dicom) needs DICOM input "
+            "(encrypt other formats into .kedi containers without --as-dicom)"
+        )
+
+
+def encrypt_dicom_native(
+    input: str | Path,
+    output: str | Path,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str = DEFAULT_PATTERN,
+    force: bool = False,
+    uid_secret: bytes | None = None,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Encrypt the DICOM file ``input`` into the de-identified DICOM file ``output``.
+
+    Parameters
+    ----------
+    input
+        A DICOM image file (any transfer syntax deepkedi reads).
+    output
+        The DICOM file to write (atomically; an existing one is kept unless ``force``).
+    key
+        The master key (hybrid suite).
+    pattern
+        Zigzag scan order of the pixel words in the container.
+    uid_secret
+        Secret for the UID map; default: derived from ``key``, so every file of a
+        study encrypted with one key maps each old UID to the same new one.
+    progress
+        Called with (bytes done, bytes total) while the container is made.
+
+    Returns
+    -------
+    ContainerHeader
+        The header of the embedded container.
+
+    Raises
+    ------
+    UnsupportedImageError
+        ``input`` is not a DICOM image deepkedi can read.
+    OutputExistsError
+        ``output`` exists and ``force`` is false.
+    """
+    src, dst = Path(input), Path(output)
+    check_distinct(src, dst)
+    _require_dicom(src)
+    image = read_image(src)
+    if image.format != "dicom":
+        raise UnsupportedImageError(f"{src}: not a DICOM image; --as-dicom needs DICOM input")
+    ds = _read_dataset(src)
+    sop_class = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+    if not sop_class:
+        raise UnsupportedImageError(f"{src}: the DICOM file has no SOP Class UID to keep")
+    original_syntax = image.metadata.get("transfer_syntax_uid")
+    with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
+        # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
+        scratch = Path(tmp) / "original.kedi"
+        header = encrypt_file(src, scratch, key, pattern=pattern, progress=progress)
+        container = scratch.read_bytes()
+    cipher = _cipher_image(container)
+    skeleton = _strip_pixels(container, header)
+
+    uid_key = _uid_key(key, uid_secret)
+    uid_map: dict[str, str] = {}
+
+    def new_uid(old: str) -> str:
+        if old not in uid_map:
+            uid_map[old] = deidentified_uid(uid_key, old)
+        return uid_map[old]
+
+    _deidentify(ds, new_uid)
+    ds.SOPClassUID = sop_class
+    if "SOPInstanceUID" not in ds:
+        old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)
+        ds.SOPInstanceUID = new_uid(str(old))
+    _replace_pixels(ds, image, cipher)
+    _mark(ds, skeleton, original_syntax)
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "DEEPKEDI_1"
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom.dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    with atomic_output(dst, force=force) as fh:
+        fh.write(buffer.getvalue())
+    return header
+
+
+def _native_item(ds: Dataset) -> Dataset | None:
+    method = ds.get(_DEID_METHOD)
+    values = [] if method is None or method.value is None else method.value
+    values = [values] if isinstance(values, str) else list(values)
+    if DEIDENTIFICATION_MARKER not in [str(v) for v in values]:
+        return None
+    sequence = ds.get(_ENCRYPTED_ATTRIBUTES)
+    if sequence is None or sequence.VR != "SQ" or len(sequence.value) == 0:
+        return None
+    return sequence.value[0]
+
+
+def is_dicom_native(path: str | Path) -> bool:
+    """Whether ``path`` is a DICOM-native file written by :func:`encrypt_dicom_native`.
+
+    Recognised by De-identification Method (0012,0063) naming deepkedi's
+    marker and an Encrypted Attributes Sequence (0400,0500). Never raises: an
+    unreadable or non-DICOM file is simply not one.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            if not sniff_dicom(fh.read(4096)):
+                return False
+        ds = _read_dataset(path, stop_before_pixels=True, specific_tags=[_DEID_METHOD, _ENCRYPTED_ATTRIBUTES])
+        return _native_item(ds) is not None
+    except Exception:  # noqa: BLE001 - any failure to parse means "not one of ours"
+        return False
+
+
+def read_dicom_native_header(path: str | Path) -> ContainerHeader:
+    """The public header of the container inside a DICOM-native file (no key needed).
+
+    Raises
+    ------
+    FormatError
+        ``path`` is not a DICOM-native file.
+    AuthenticationError
+        Its Encrypted Content is damaged.
+    """
+    path = Path(path)
+    if not is_dicom_native(path):
+        raise FormatError(f"{path}: not a DICOM-native deepkedi file")
+    ds = _read_dataset(path, stop_before_pixels=True, specific_tags=[_DEID_METHOD, _ENCRYPTED_ATTRIBUTES])
+    item = _native_item(ds)
+    try:
+        return read_header(bytes(item[_ENCRYPTED_CONTENT].value))  # type: ignore[index]
+    except (KeyError, TypeError, FormatError):
+        raise AuthenticationError() from None
+
+
+def decrypt_dicom_native(
+    input: str | Path,
+    output: str | Path,
+    key: Key,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Restore the original file of the DICOM-native file ``input`` into ``output``, byte for byte.
+
+    Raises
+    ------
+    FormatError
+        ``input`` is not a DICOM-native file.
+    AuthenticationError
+        Wrong key, or the Encrypted Content or the Pixel Data was modified (one
+        message for all); nothing is written.
+    OutputExistsError
+        ``output`` exists and ``force`` is false.
+    """
+    src, dst = Path(input), Path(output)
+    check_distinct(src, dst)
+    if not is_dicom_native(src):
+        raise FormatError(f"{src}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
+    ds = _read_dataset(src)
+    item = _native_item(ds)
+    try:
+        skeleton = bytes(item[_ENCRYPTED_CONTENT].value)  # type: ignore[index]
+        header = read_header(skeleton)
+    except (KeyError, TypeError, FormatError, AuthenticationError):
+        raise AuthenticationError() from None
+    if header.suite is not Suite.HYBRID:
+        raise AuthenticationError()
+    expected = header.container_length - header.pixel_length
+    if len(skeleton) == expected + 1 and skeleton[-1] == 0:
+        skeleton = skeleton[:-1]  # the pad byte of an odd-length OB value (PS3.5 7.1.1)
+    pixel_tag = next((t for t in _PIXEL_TAGS.values() if t in ds), None)
+    if pixel_tag is None:
+        raise AuthenticationError()
+    raw = ds[pixel_tag].value
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) < header.pixel_length:
+        raise AuthenticationError()
+    cipher = np.frombuffer(raw, dtype=header.dtype, count=math.prod(header.shape)).reshape(header.shape)
+    container = _rebuild(skeleton, header, _scanned_words(cipher, header))
+    with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
+        scratch = Path(tmp) / "original.kedi"
+        scratch.write_bytes(container)
+        return decrypt_file(scratch, dst, key, force=force, progress=progress)

@@ -1,0 +1,335 @@
+"""DICOM-native encryption: valid de-identified DICOM out, the original back byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from deepkedi.cipher.dicom_native import (
+    DEIDENTIFICATION_MARKER,
+    decrypt_dicom_native,
+    deidentified_uid,
+    encrypt_dicom_native,
+    is_dicom_native,
+)
+from deepkedi.datasets import sample_corpus
+from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
+from deepkedi.imaging import read_image
+from deepkedi.imaging.confidentiality import (
+    ACTION_CODES,
+    BASIC_PROFILE,
+    BASIC_PROFILE_VERSION,
+    basic_profile_action,
+    basic_profile_entries,
+)
+from deepkedi.keys import Key, generate_key
+
+DICOM_SAMPLES = [s for s in sample_corpus() if read_image(s.path).format == "dicom"]
+ENCRYPTED_ATTRIBUTES = 0x04000500
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def key() -> Key:
+    return generate_key(gan=False)
+
+
+@pytest.fixture(scope="module")
+def encrypted(tmp_path_factory: pytest.TempPathFactory, key: Key) -> dict[str, tuple[Path, Path]]:
+    """Every corpus DICOM file encrypted once: name → (original, DICOM-native file)."""
+    folder = tmp_path_factory.mktemp("native")
+    result = {}
+    for sample in DICOM_SAMPLES:
+        out = folder / sample.name
+        encrypt_dicom_native(sample.path, out, key)
+        result[sample.name] = (sample.path, out)
+    return result
+
+
+def test_corpus_has_dicom_files() -> None:
+    assert len(DICOM_SAMPLES) >= 6
+
+
+# --------------------------------------------------------------------------- the profile table
+
+
+def test_profile_table_is_complete_and_well_formed() -> None:
+    entries = basic_profile_entries()
+    assert BASIC_PROFILE_VERSION == "PS3.15 2024b"
+    assert len(entries) >= 600
+    assert {e.action for e in entries} <= ACTION_CODES
+    assert len({e.tag for e in entries}) == len(entries)
+    # Known rows of Table E.1-1, one per action code.
+    expected = {
+        0x00100010: "Z",  # Patient's Name
+        0x00100020: "Z/D",  # Patient ID
+        0x00100030: "Z",  # Patient's Birth Date
+        0x00080080: "X/Z/D",  # Institution Name
+        0x00080018: "U",  # SOP Instance UID
+        0x0020000D: "U",  # Study Instance UID
+        0x00080022: "X/Z",  # Acquisition Date
+        0x00181030: "X/D",  # Protocol Name
+        0x00081140: "X/Z/U*",  # Referenced Image Sequence
+        0x0040A730: "D",  # Content Sequence
+        0x00081030: "X",  # Study Description
+        0x00101010: "X",  # Patient's Age
+    }
+    for tag, action in expected.items():
+        assert BASIC_PROFILE[tag] == action, hex(tag)
+
+
+@pytest.mark.parametrize(
+    ("tag", "action"),
+    [
+        (0x00280010, "K"),  # Rows
+        (0x00080016, "K"),  # SOP Class UID
+        (0x00090010, "X"),  # a private creator
+        (0x00291010, "X"),  # a private element
+        (0x60003000, "X"),  # Overlay Data
+        (0x601E4000, "X"),  # Overlay Comments, last overlay group
+        (0x50020010, "X"),  # a curve element
+        (0x60000010, "K"),  # Overlay Rows (the module is dropped whole by the encryptor)
+    ],
+)
+def test_profile_action_lookup(tag: int, action: str) -> None:
+    assert basic_profile_action(tag) == action
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+@pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES])
+def test_round_trip_is_byte_exact(name: str, encrypted: dict, key: Key, tmp_path: Path) -> None:
+    original, native = encrypted[name]
+    assert is_dicom_native(native)
+    back = tmp_path / "back.dcm"
+    decrypt_dicom_native(native, back, key)
+    assert _sha256(back) == _sha256(original)
+
+
+@pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES])
+def test_output_is_readable_dicom_of_same_class_and_shape(name: str, encrypted: dict) -> None:
+    original, native = encrypted[name]
+    before = pydicom.dcmread(original)
+    after = pydicom.dcmread(native)
+    assert after.SOPClassUID == before.SOPClassUID
+    assert after.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert after.file_meta.MediaStorageSOPInstanceUID == after.SOPInstanceUID
+    assert after.pixel_array.shape == read_image(original).pixels.shape
+    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel"):
+        assert after[keyword].value == before[keyword].value, keyword
+    assert int(after.get("NumberOfFrames", 1)) == int(before.get("NumberOfFrames", 1))
+    assert after.PatientIdentityRemoved == "YES"
+    assert DEIDENTIFICATION_MARKER in list(after.DeidentificationMethod)
+    code = after.DeidentificationMethodCodeSequence[0]
+    assert (code.CodeValue, code.CodingSchemeDesignator) == ("113100", "DCM")
+    item = after.EncryptedAttributesSequence[0]
+    assert "EncryptedContentTransferSyntaxUID" in item and len(item.EncryptedContent) > 0
+
+
+def _walk(ds: Dataset, skip: int = ENCRYPTED_ATTRIBUTES):
+    for elem in ds:
+        if elem.tag == skip:
+            continue
+        yield elem
+        if elem.VR == "SQ":
+            for item in elem.value:
+                yield from _walk(item, skip)
+
+
+def _values(ds: Dataset) -> dict[int, set[str]]:
+    seen: dict[int, set[str]] = {}
+    for elem in _walk(ds):
+        if elem.VR != "SQ" and elem.value not in (None, "", b""):
+            seen.setdefault(int(elem.tag), set()).add(repr(elem.value))
+    return seen
+
+
+@pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES])
+def test_nothing_but_kept_attributes_stay_in_the_clear(name: str, encrypted: dict) -> None:
+    original, native = encrypted[name]
+    before = _values(pydicom.dcmread(original))
+    after = pydicom.dcmread(native)
+    for elem in _walk(after):
+        tag = int(elem.tag)
+        assert elem.tag.group % 2 == 0, f"private element {elem.tag} left in the output"
+        action = basic_profile_action(tag)
+        if action == "K" or elem.VR == "SQ" or elem.value in (None, "", b""):
+            continue
+        assert repr(elem.value) not in before.get(tag, set()), f"{elem.tag} ({action}) kept its original value"
+    # Every file-meta UID that identified the instance changed too.
+    assert after.file_meta.MediaStorageSOPInstanceUID != pydicom.dcmread(original).file_meta.get(
+        "MediaStorageSOPInstanceUID"
+    )
+
+
+def test_overlays_and_private_tags_are_gone(encrypted: dict) -> None:
+    _, native = encrypted["pydicom-examples_overlay.dcm"]
+    ds = pydicom.dcmread(native)
+    assert not [e for e in ds if 0x6000 <= e.tag.group <= 0x601E or e.tag.is_private]
+
+
+def test_uids_consistent_across_a_study(tmp_path: Path, key: Key) -> None:
+    source = DICOM_SAMPLES[0].path
+    first = pydicom.dcmread(source)
+    second = tmp_path / "second.dcm"
+    shutil.copyfile(source, second)
+    ds = pydicom.dcmread(second)
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(second)
+    out1, out2 = tmp_path / "a.dcm", tmp_path / "b.dcm"
+    encrypt_dicom_native(source, out1, key)
+    encrypt_dicom_native(second, out2, key)
+    a, b = pydicom.dcmread(out1), pydicom.dcmread(out2)
+    assert a.StudyInstanceUID == b.StudyInstanceUID != first.StudyInstanceUID
+    assert a.SeriesInstanceUID == b.SeriesInstanceUID
+    assert a.SOPInstanceUID != b.SOPInstanceUID
+    assert a.StudyInstanceUID.startswith("2.25.") and len(a.StudyInstanceUID) <= 64
+    # Another key, another mapping.
+    out3 = tmp_path / "c.dcm"
+    encrypt_dicom_native(source, out3, generate_key(gan=False))
+    assert pydicom.dcmread(out3).StudyInstanceUID != a.StudyInstanceUID
+
+
+def test_deidentified_uid_is_a_valid_uuid_uid() -> None:
+    uid = deidentified_uid(b"\x01" * 32, "1.2.840.113619.2.1.1")
+    assert uid == deidentified_uid(b"\x01" * 32, "1.2.840.113619.2.1.1")
+    assert uid != deidentified_uid(b"\x02" * 32, "1.2.840.113619.2.1.1")
+    value = int(uid.split(".")[2])
+    assert value < 2**128 and (value >> 76) & 0xF == 8 and (value >> 62) & 0x3 == 2
+    assert pydicom.uid.UID(uid).is_valid
+
+
+# --------------------------------------------------------------------------- pixels
+
+
+@pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES if s.bits_stored > 8])
+def test_cipher_pixels_differ_from_plain(name: str, encrypted: dict) -> None:
+    original, native = encrypted[name]
+    plain = np.asarray(read_image(original).pixels)
+    raw = pydicom.dcmread(native).PixelData
+    cipher = np.frombuffer(raw[: plain.nbytes], dtype=plain.dtype.newbyteorder("<")).reshape(plain.shape)
+    assert np.mean(cipher != plain) >= 0.99
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _tampered(native: Path, tmp_path: Path, edit) -> Path:
+    ds = pydicom.dcmread(native)
+    edit(ds)
+    target = tmp_path / "tampered.dcm"
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+def _flip_content(ds: Dataset) -> None:
+    item = ds.EncryptedAttributesSequence[0]
+    content = bytearray(item.EncryptedContent)
+    content[len(content) // 2] ^= 0x01
+    item.EncryptedContent = bytes(content)
+
+
+def _flip_pixel(ds: Dataset) -> None:
+    pixels = bytearray(ds.PixelData)
+    pixels[len(pixels) // 3] ^= 0x80
+    ds.PixelData = bytes(pixels)
+
+
+@pytest.mark.parametrize("edit", [_flip_content, _flip_pixel], ids=["encrypted-content", "pixel-data"])
+def test_tampering_is_detected(edit, encrypted: dict, key: Key, tmp_path: Path) -> None:
+    _, native = encrypted["pydicom-CT_small.dcm"]
+    target = _tampered(native, tmp_path, edit)
+    out = tmp_path / "out.dcm"
+    with pytest.raises(AuthenticationError):
+        decrypt_dicom_native(target, out, key)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_wrong_key_fails_without_output(encrypted: dict, tmp_path: Path) -> None:
+    _, native = encrypted["pydicom-MR_small.dcm"]
+    out = tmp_path / "out.dcm"
+    with pytest.raises(AuthenticationError):
+        decrypt_dicom_native(native, out, generate_key(gan=False))
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_non_dicom_input_is_refused(tmp_path: Path, key: Key) -> None:
+    png = next(s.path for s in sample_corpus() if s.path.suffix == ".png")
+    with pytest.raises(UnsupportedImageError, match="not a DICOM file"):
+        encrypt_dicom_native(png, tmp_path / "x.dcm", key)
+    assert not is_dicom_native(png)
+
+
+def test_plain_dicom_is_not_native(tmp_path: Path, key: Key) -> None:
+    plain = DICOM_SAMPLES[0].path
+    assert not is_dicom_native(plain)
+    with pytest.raises(FormatError):
+        decrypt_dicom_native(plain, tmp_path / "x.dcm", key)
+
+
+# --------------------------------------------------------------------------- external validators
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not on PATH (install DCMTK / GDCM to run this check)")
+    return path
+
+
+@pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES])
+def test_dcmtk_and_gdcm_accept_the_output(name: str, encrypted: dict, tmp_path: Path) -> None:
+    _, native = encrypted[name]
+    dump = subprocess.run([_tool("dcmdump"), "+E", str(native)], capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0, dump.stderr
+    problems = [line for line in dump.stderr.splitlines() if line.startswith(("E:", "W:", "F:"))]
+    assert not problems, problems
+    picture = tmp_path / "out.pnm"
+    render = subprocess.run([_tool("dcm2pnm"), str(native), str(picture)], capture_output=True, text=True, timeout=60)
+    assert render.returncode == 0, render.stderr
+    assert picture.stat().st_size > 0
+    assert not [line for line in render.stderr.splitlines() if line.startswith(("E:", "F:"))]
+    info = subprocess.run([_tool("gdcminfo"), str(native)], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+
+
+# --------------------------------------------------------------------------- beyond the corpus
+
+_PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rtdose.dcm",  # 15 frames, 32-bit words
+        "SC_rgb_rle_2frame.dcm",  # RLE, 2 colour frames
+        "SC_rgb_jpeg_dcmtk.dcm",  # JPEG baseline YBR_FULL_422
+        "SC_rgb_dcmtk_+eb+cr.dcm",  # explicit big endian, colour
+        "SC_rgb_small_odd.dcm",  # 3x3 colour: odd-length values
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # rtdose.dcm's own UIDs, not ours
+def test_multiframe_and_other_syntaxes(name: str, key: Key, tmp_path: Path) -> None:
+    source = _PYDICOM_FILES / name
+    if not source.is_file():
+        pytest.skip(f"{name} is not among pydicom's installed test files")
+    native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
+    encrypt_dicom_native(source, native, key)
+    decrypt_dicom_native(native, back, key)
+    assert _sha256(back) == _sha256(source)
+    before, after = pydicom.dcmread(source), pydicom.dcmread(native)
+    assert int(after.get("NumberOfFrames", 1)) == int(before.get("NumberOfFrames", 1))
+    assert after.pixel_array.shape == read_image(source).pixels.shape
+    assert after.PhotometricInterpretation in ("MONOCHROME2", "RGB", "YBR_FULL")
