@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_despeckle.py
 	$(BIN)/python bench/bench_zzgan.py
 	$(BIN)/python bench/bench_large.py
+	$(BIN)/python bench/bench_keystore.py
 
 vectors: $(STAMP)
 	$(BIN)/python tests/vectors/generate.py

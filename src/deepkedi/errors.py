@@ -8,9 +8,11 @@ exception                   exit code  meaning
 ==========================  =========  =======================================
 ``AuthenticationError``     3          wrong key, tampered or truncated container
 ``KeyNotFoundError``        3          the key the container names is not at hand
+``KeyRevokedError``         3          the key was revoked (crypto-shredded) in the keystore
 ``UnsupportedImageError``   4          input cannot be read as a supported image
 ``FormatError``             4          input is not a deepkedi container at all
 ``KeyFileError``            4          a key file that cannot be read
+``KeystoreError``           4          no keystore, another version, damaged or in conflict
 ==========================  =========  =======================================
 
 Authentication failures stay opaque: a wrong key, a flipped bit and a
@@ -26,6 +28,8 @@ __all__ = [
     "FormatError",
     "KeyFileError",
     "KeyNotFoundError",
+    "KeyRevokedError",
+    "KeystoreError",
     "OutputExistsError",
     "UnsupportedImageError",
 ]
@@ -55,8 +59,30 @@ class KeyNotFoundError(DeepKediError):
     """The key a container was encrypted under is not available."""
 
 
+class KeyRevokedError(DeepKediError):
+    """The key was revoked in the keystore: its secret was destroyed and it can never be used again.
+
+    Parameters
+    ----------
+    key_id
+        The key id, 32 hexadecimal digits (public).
+    revoked_at
+        ISO 8601 UTC time of the revocation.
+    """
+
+    def __init__(self, key_id: str, revoked_at: str | None) -> None:
+        self.key_id = key_id
+        self.revoked_at = revoked_at
+        when = f" at {revoked_at}" if revoked_at else ""
+        super().__init__(f"key {key_id} was revoked{when}; its secret no longer exists")
+
+
 class KeyFileError(DeepKediError):
     """A key file is missing, malformed, or of an unsupported version."""
+
+
+class KeystoreError(DeepKediError):
+    """A keystore is missing, of an unsupported version, damaged, or the operation conflicts with its state."""
 
 
 class UnsupportedImageError(DeepKediError):

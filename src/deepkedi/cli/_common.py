@@ -17,6 +17,8 @@ from deepkedi.errors import (
     FormatError,
     KeyFileError,
     KeyNotFoundError,
+    KeyRevokedError,
+    KeystoreError,
     OutputExistsError,
     UnsupportedImageError,
 )
@@ -44,9 +46,12 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def exit_code_for(exc: BaseException) -> int:
     """DESIGN.md's exit codes: 3 wrong key/tampered/truncated, 4 bad input, 2 usage."""
-    if isinstance(exc, (AuthenticationError, KeyNotFoundError)):
+    if isinstance(exc, (AuthenticationError, KeyNotFoundError, KeyRevokedError)):
         return EXIT_AUTH
-    if isinstance(exc, (UnsupportedImageError, FormatError, KeyFileError, FileNotFoundError, IsADirectoryError)):
+    input_errors = (
+        UnsupportedImageError, FormatError, KeyFileError, KeystoreError, FileNotFoundError, IsADirectoryError
+    )
+    if isinstance(exc, input_errors):
         return EXIT_INPUT
     if isinstance(exc, (OutputExistsError, ValueError)):
         return EXIT_USAGE

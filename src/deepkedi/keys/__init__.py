@@ -1,4 +1,4 @@
-"""Keys: key files (hybrid), key images (paper); the keystore, wrapping and rotation come later."""
+"""Keys: key files (hybrid), key images (paper), and the keystore (wrapping, rotation, revocation, audit)."""
 
 from deepkedi.keys.keyfile import (
     KEY_FILE_VERSION,

@@ -1,0 +1,100 @@
+"""The keystore contract against a real PostgreSQL server, started for this session in a temp folder.
+
+The server listens on a Unix socket only (``listen_addresses=''``). initdb refuses to run as
+root, so under root the server runs as ``nobody`` through ``runuser``. Skipped only when the
+PostgreSQL server binaries are not installed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+from _keystore_suite import KeystoreContract
+
+INITDB = shutil.which("initdb")
+PG_CTL = shutil.which("pg_ctl")
+
+
+def _free_port() -> int:
+    # The port only names the socket file (no TCP listener), but a free one avoids clashing with a local server.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[tuple[str, int]]:
+    if INITDB is None or PG_CTL is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH; PostgreSQL tests skipped")
+    pytest.importorskip("psycopg", reason="psycopg 3 is needed: pip install 'deepkedi[postgres]'")
+    base = Path(tempfile.mkdtemp(prefix="kedi-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        prefix = ["runuser", "-u", "nobody", "--"]
+    data, port = base / "data", _free_port()
+
+    def run(*args: str) -> None:
+        result = subprocess.run(prefix + list(args), capture_output=True, text=True, timeout=120, cwd=base)
+        if result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {result.stderr or result.stdout}")
+
+    try:
+        run(INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        # fsync off: a throwaway test server; the crash tests kill the client, not the server.
+        run(PG_CTL, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
+            f"-p {port} -k {base} -c listen_addresses='' -c fsync=off -c max_connections=60", "start")
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+    try:
+        yield str(base), port
+    finally:
+        subprocess.run(prefix + [PG_CTL, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
+                       timeout=120, cwd=base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def make_url(postgres_server: tuple[str, int]) -> Callable[[], str]:
+    import psycopg
+
+    socket_dir, port = postgres_server
+    counter = itertools.count()
+    prefix = f"kedi_{os.getpid()}_{os.urandom(3).hex()}"
+
+    def make() -> str:
+        name = f"{prefix}_{next(counter)}"
+        with psycopg.connect(host=socket_dir, port=port, user="postgres", dbname="postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@/{name}?host={socket_dir}&port={port}"
+
+    return make
+
+
+class TestPostgresKeystore(KeystoreContract):
+    pass
+
+
+def test_unreachable_database_is_a_keystore_error(postgres_server: tuple[str, int]) -> None:
+    from deepkedi.errors import KeystoreError
+    from deepkedi.keys.keystore import Keystore
+
+    socket_dir, port = postgres_server
+    with pytest.raises(KeystoreError, match="nope"):
+        Keystore.open(f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
+                      kek_source=os.urandom(32))
+    with pytest.raises(KeystoreError) as excinfo:
+        Keystore.init(f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
+                      kek_source=os.urandom(32), actor="a")
+    assert "hunter2" not in str(excinfo.value)
