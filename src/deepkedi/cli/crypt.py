@@ -11,7 +11,12 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from deepkedi.cipher.dicom_native import decrypt_dicom_native, encrypt_dicom_native, is_dicom_native
+from deepkedi.cipher.dicom_native import (
+    decrypt_dicom_native,
+    encrypt_dicom_native,
+    is_dicom_native,
+    read_dicom_native_header,
+)
 from deepkedi.cipher.format import Suite, parse_header
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, cipher_image, decrypt_file, encrypt_file
 from deepkedi.cipher.paper import PAPER_WARNING, decrypt_file_paper, encrypt_file_paper
@@ -189,13 +194,21 @@ def encrypt(
         Path,
         typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),
     ],
-    key: Annotated[Path, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")],
+    key: Annotated[
+        Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")
+    ] = None,
+    keystore: Annotated[
+        Optional[str], typer.Option(help="Keystore URL (default: KEDI_KEYSTORE or the user's keystore).")
+    ] = None,
+    key_id: Annotated[Optional[str], typer.Option(help="Take the key from the keystore by this id.")] = None,
     suite: Annotated[SuiteChoice, typer.Option(help="Cipher suite; 'paper' is insecure, research only.")] = (
         SuiteChoice.hybrid
     ),
     pattern: Annotated[ZigzagPattern, typer.Option(help="Zigzag scan order of each plane.")] = DEFAULT_PATTERN,
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
-    passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
+    passphrase_file: Annotated[
+        Optional[Path], typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the speckle noise (--suite paper only).")] = None,
     all_patterns: Annotated[
         bool,
@@ -230,6 +243,8 @@ def encrypt(
         fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
     if suite is SuiteChoice.paper:
         _warn_paper()
+        if key is None:
+            fail("--suite paper needs --key KEY.png, the key image", EXIT_USAGE)
         if not input.exists():
             fail(f"{input}: no such file or folder", EXIT_INPUT)
         if input.is_dir():
@@ -243,22 +258,57 @@ def encrypt(
         return
     if all_patterns or seed is not None:
         fail("--all-patterns and --seed belong to --suite paper", EXIT_USAGE)
+    _key_source(key, keystore, key_id, decrypting=False)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
-    if _is_key_image(key):
+    if key is not None and _is_key_image(key):
         fail(
             f"{key} is a key image of the paper suite; give --suite paper, or a key file from `kedi keygen`",
             EXIT_USAGE,
         )
     if as_dicom:
-        _encrypt_as_dicom(input, output, key, passphrase_file, pattern=pattern, force=force)
+        _encrypt_as_dicom(input, output, lambda: _master(key, keystore, key_id, passphrase_file),
+                          pattern=pattern, force=force)
         return
-    master = load_key_for_cli(key, passphrase_file)
+    master = _master(key, keystore, key_id, passphrase_file)
     if input.is_dir():
         jobs = _tree_jobs(input, output, lambda name: name + CONTAINER_SUFFIX)
         _run_tree(encrypt_file, jobs, master, force, "encrypted", pattern=pattern)
         return
     _run_one(encrypt_file, input, output, master, force, pattern=pattern)
+
+
+def _key_source(key: Path | None, keystore: str | None, key_id: str | None, *, decrypting: bool) -> None:
+    """Check that exactly one key source is named."""
+    if key is not None and (key_id is not None or keystore is not None):
+        fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
+    if key is None and key_id is None and not (decrypting and keystore is not None):
+        fail("name the key: --key KEYFILE, or --key-id ID from the keystore", EXIT_USAGE)
+
+
+def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> Key:
+    """The hybrid master key from a key file or from the keystore (the access is audited there)."""
+    if key is not None:
+        return load_key_for_cli(key, passphrase_file)
+    from deepkedi.cli.keys import key_from_keystore
+
+    assert key_id is not None
+    return key_from_keystore(keystore, key_id, passphrase_file)
+
+
+def _named_key_id(path: Path) -> str:
+    """The key id a container or DICOM-native file names in its public header."""
+    with guarded():
+        if is_dicom_native(path):
+            return read_dicom_native_header(path).key_id.hex()
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    try:
+        return parse_header(head).key_id.hex()
+    except FormatError as exc:
+        fail(f"{path}: {exc}", EXIT_INPUT)
+    except AuthenticationError as exc:
+        fail(str(exc), EXIT_AUTH)
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -270,7 +320,7 @@ def _looks_like_dicom(path: Path) -> bool:
 
 
 def _encrypt_as_dicom(
-    input: Path, output: Path, key: Path, passphrase_file: Path | None, *, pattern: ZigzagPattern, force: bool
+    input: Path, output: Path, get_key: Callable[[], Key], *, pattern: ZigzagPattern, force: bool
 ) -> None:
     """`kedi encrypt --as-dicom`: one DICOM file, or every DICOM file of a folder tree under the same names."""
     if input.is_dir():
@@ -278,7 +328,7 @@ def _encrypt_as_dicom(
         dicom_jobs = [(src, dst) for src, dst in jobs if _looks_like_dicom(src)]
         if not dicom_jobs:
             fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
-        master = load_key_for_cli(key, passphrase_file)
+        master = get_key()
         skipped = len(jobs) - len(dicom_jobs)
         if skipped:
             err_console.print(f"kedi: note: skipped {skipped} non-DICOM file(s) (--as-dicom)", markup=False)
@@ -290,7 +340,7 @@ def _encrypt_as_dicom(
             "(leave out --as-dicom to encrypt other formats into a .kedi container)",
             EXIT_INPUT,
         )
-    master = load_key_for_cli(key, passphrase_file)
+    master = get_key()
     _run_one(encrypt_dicom_native, input, output, master, force, pattern=pattern)
 
 
@@ -337,7 +387,16 @@ def decrypt(
             help="File to restore (paper: its suffix picks the format), or folder for a folder input.",
         ),
     ],
-    key: Annotated[Path, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")],
+    key: Annotated[
+        Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")
+    ] = None,
+    keystore: Annotated[
+        Optional[str],
+        typer.Option(help="Take the key from this keystore (default: KEDI_KEYSTORE or the user's keystore)."),
+    ] = None,
+    key_id: Annotated[
+        Optional[str], typer.Option(help="Keystore key id (default: the one the container names).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
     despeckle: Annotated[
@@ -353,24 +412,31 @@ def decrypt(
     a paper container needs its key image (.png), a hybrid one its key file.
     DICOM-native files are recognised automatically and restored byte for byte.
     """
+    _key_source(key, keystore, key_id, decrypting=True)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
-    key_is_image = _is_key_image(key)
+    key_is_image = key is not None and _is_key_image(key)
     if input.is_dir():
         if key_is_image:
             fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
-        master = load_key_for_cli(key, passphrase_file)
+        if key is None and key_id is None:
+            fail("decrypting a folder from the keystore needs --key-id ID (one key for the folder)", EXIT_USAGE)
+        master = _master(key, keystore, key_id, passphrase_file)
         _run_tree(_decrypt_any, _decrypt_jobs(input, output), master, force, "decrypted")
         return
+    if key is None:
+        key_id = key_id or _named_key_id(input)
     if is_dicom_native(input):
         if key_is_image:
             fail(f"{input} is a DICOM-native file of the hybrid suite; it needs its key file, not {key}", EXIT_USAGE)
-        master = load_key_for_cli(key, passphrase_file)
+        master = _master(key, keystore, key_id, passphrase_file)
         _run_one(decrypt_dicom_native, input, output, master, force)
         return
     suite = _container_suite(input)
     if suite is Suite.PAPER:
         _warn_paper()
+        if key is None:
+            fail(f"{input} is a 'paper' container; it needs --key KEY.png, its key image", EXIT_USAGE)
         if not key_is_image and key.exists():
             fail(f"{input} is a 'paper' container; it needs its key image (PNG), not the key file {key}", EXIT_USAGE)
         key_image = _load_key_image_for_cli(key)
@@ -379,5 +445,5 @@ def decrypt(
         return
     if key_is_image:
         fail(f"{input} is a 'hybrid' container; it needs its key file, not the key image {key}", EXIT_USAGE)
-    master = load_key_for_cli(key, passphrase_file)
+    master = _master(key, keystore, key_id, passphrase_file)
     _run_one(decrypt_file, input, output, master, force)
