@@ -154,6 +154,24 @@ def _show_image(axes: Axes, label: str, image: np.ndarray, *, stretch: bool, bit
 # --------------------------------------------------------------------------- image figures
 
 
+def _draw_grid(
+    panels: list[tuple[str, np.ndarray]], flags: list[bool], *, bits: int | None, columns: int, title: str, dpi: int
+) -> bytes:
+    """Checked panels in rows of ``columns``, unused cells blank: the body of the strip and the grid."""
+    rows = -(-len(panels) // columns)
+    figure = _new_figure(_PANEL_INCHES * columns, _PANEL_INCHES * rows + 0.6)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for index, axes in enumerate(grid.ravel()):
+        if index < len(panels):
+            label, image = panels[index]
+            _show_image(axes, label, image, stretch=flags[index], bits=bits)
+        else:
+            axes.set_axis_off()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return _png_bytes(figure, dpi)
+
+
 def pipeline_strip(
     panels: Sequence[tuple[str, np.ndarray]],
     *,
@@ -204,13 +222,7 @@ def pipeline_strip(
     checked = _check_panels(panels, "pipeline_strip")
     flags = _per_panel_stretch(stretch, len(checked), "pipeline_strip")
     _check_bits(bits, "pipeline_strip")
-    figure = _new_figure(_PANEL_INCHES * len(checked), _PANEL_INCHES + 0.7)
-    grid = figure.subplots(1, len(checked), squeeze=False)
-    for axes, (label, image), flag in zip(grid[0], checked, flags):
-        _show_image(axes, label, image, stretch=flag, bits=bits)
-    figure.suptitle(title)
-    figure.tight_layout()
-    return _png_bytes(figure, dpi)
+    return _draw_grid(checked, flags, bits=bits, columns=len(checked), title=title, dpi=dpi)
 
 
 def images_with_histograms(
@@ -339,19 +351,7 @@ def image_grid(
     _check_bits(bits, "image_grid")
     if int(columns) < 1:
         raise ValueError(f"image_grid: columns={columns}; pass at least 1")
-    columns = min(int(columns), len(checked))
-    rows = -(-len(checked) // columns)
-    figure = _new_figure(_PANEL_INCHES * columns, _PANEL_INCHES * rows + 0.6)
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for index, axes in enumerate(grid.ravel()):
-        if index < len(checked):
-            label, image = checked[index]
-            _show_image(axes, label, image, stretch=flags[index], bits=bits)
-        else:
-            axes.set_axis_off()
-    figure.suptitle(title)
-    figure.tight_layout()
-    return _png_bytes(figure, dpi)
+    return _draw_grid(checked, flags, bits=bits, columns=min(int(columns), len(checked)), title=title, dpi=dpi)
 
 
 # --------------------------------------------------------------------------- charts
