@@ -61,15 +61,11 @@ def latent_noise(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
     >>> z.shape, z.dtype, bool(np.abs(z).max() < 1)
     ((2, 3, 4), dtype('float32'), True)
     """
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from deepkedi.keystream import chacha20_keystream
 
     seed = _check_seed(seed)
-    count = int(np.prod(shape))
     key = hashlib.sha256(_LATENT_LABEL + seed.to_bytes(16, "big")).digest()
-    encryptor = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
-    stream = encryptor.update(bytes(2 * count))
-    encryptor.finalize()  # a stream cipher has nothing left to emit
-    words = np.frombuffer(stream, dtype="<u2")
+    words = np.frombuffer(chacha20_keystream(key, 2 * int(np.prod(shape))), dtype="<u2")
     z = words.astype(np.float32)
     # (k + 1/2) 2^-15 - 1 in two in-place passes; every step is exact in float32 (k < 2^16).
     z *= np.float32(2.0**-15)

@@ -71,6 +71,7 @@ from torch import nn
 
 from deepkedi.fileio import atomic_output
 from deepkedi.keygen.generate import initial_image, latent_noise
+from deepkedi.keystream import chacha20_keystream
 from deepkedi.keygen.models import (
     DiscriminatorConfig,
     GeneratorConfig,
@@ -218,12 +219,8 @@ def _ensure_size(plane: np.ndarray, crop: int) -> np.ndarray:
 
 def _target_noise(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
     """Uniform 8-bit noise images in [0, 1] from ChaCha20: the target domain of the discriminator."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
     key = hashlib.sha256(_TARGET_LABEL + seed.to_bytes(16, "big", signed=False) + step.to_bytes(8, "big")).digest()
-    encryptor = Cipher(algorithms.ChaCha20(key, bytes(16)), mode=None).encryptor()
-    count = int(np.prod(shape))
-    data = np.frombuffer(encryptor.update(bytes(count)) + encryptor.finalize(), dtype=np.uint8)
+    data = np.frombuffer(chacha20_keystream(key, int(np.prod(shape))), dtype=np.uint8)
     return (data.astype(np.float32) / 255.0).reshape(shape)
 
 

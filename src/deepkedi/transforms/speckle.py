@@ -531,13 +531,12 @@ def _keystream_uniforms(key: bytes, tweak: bytes, count: int) -> NDArray[np.floa
     2^-53`` with 53 bits would not do: ``2^53 - 0.5`` rounds to ``2^53``, ``u =
     1``.
     """
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    from deepkedi.keystream import chacha20_keystream
 
     if count > _MAX_PIXELS:
         raise ValueError(f"at most {_MAX_PIXELS} pixels per tweak, got {count}")
     subkey = hmac.new(key, _TWEAK_LABEL + tweak, hashlib.sha256).digest()
-    encryptor = Cipher(algorithms.ChaCha20(subkey, bytes(16)), mode=None).encryptor()
-    stream = encryptor.update(bytes(8 * count)) + encryptor.finalize()
+    stream = chacha20_keystream(subkey, 8 * count)
     k = np.frombuffer(stream, dtype="<u8") >> np.uint64(12)
     return (2.0 * k.astype(np.float64) + 1.0) * 2.0**-53
 
