@@ -24,6 +24,11 @@ from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.keys import Key, generate_key, save_key
 from deepkedi.transforms.zigzag import ZigzagPattern
 
+#: The keystream check: a SP 800-22 test rejects when its Bonferroni-adjusted P-value is
+#: below this; the demo fails when more tests than tolerated reject.
+NIST_FAMILYWISE_ALPHA = 0.001
+NIST_REJECTIONS_TOLERATED = 3
+
 
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
@@ -91,17 +96,26 @@ def _metrics_tour(out: Path, key: Key) -> int:
     p_values = [p for r in results.values() for p in r.p_values]
     below = sum(p < 0.01 for p in p_values)
     skipped = [name for name, r in results.items() if not r.applicable]
+    ran = [r for r in results.values() if r.applicable]
+    rejected = [r.name for r in ran if r.familywise_p_value < NIST_FAMILYWISE_ALPHA]
     console.print(
-        f"NIST SP 800-22 on 10⁶ keystream bits: {len(results) - len(skipped)} tests, {len(p_values)} P-values, "
-        f"{below} below α = 0.01 (a perfect generator gives about {0.01 * len(p_values):.1f})"
+        f"NIST SP 800-22 on 10⁶ keystream bits: {len(ran)} tests, {len(p_values)} P-values, "
+        f"{below} below α = 0.01 (a perfect generator gives about {0.01 * len(p_values):.1f}); "
+        f"tests rejecting at family-wise α = {NIST_FAMILYWISE_ALPHA}: {', '.join(rejected) or 'none'}"
         + (f"; not applicable to this sequence: {', '.join(skipped)}" if skipped else ""),
         markup=False,
     )
     (out / "metrics.txt").write_text(
         "\n".join(f"{name}: {list(r.p_values)}" for name, r in results.items()) + "\n", encoding="utf-8"
     )
-    # Far more small P-values than chance allows would mean a broken keystream.
-    return int(below > 0.01 * len(p_values) + 4 * (0.01 * len(p_values)) ** 0.5 + 1)
+    # The P-values of one sequence are not independent (148 templates share their blocks,
+    # the excursion states share their cycles), so a count of small P-values strays far
+    # more than a binomial would. Each test is judged as a whole (Bonferroni over its
+    # P-values); a random keystream has each rejected with probability ≤ 0.001. Even
+    # with tests that reject together (frequency and cumulative sums, the two excursion
+    # tests), four rejections take two such coincidences: about once in 10⁶ demos. A
+    # broken keystream (a repeated block, a counter) is rejected by a dozen tests.
+    return int(len(rejected) > NIST_REJECTIONS_TOLERATED)
 
 
 def _to_u8(unit: np.ndarray) -> np.ndarray:

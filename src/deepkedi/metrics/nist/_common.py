@@ -54,6 +54,17 @@ class NistTestResult:
         return min(self.p_values)
 
     @property
+    def familywise_p_value(self) -> float:
+        """The smallest P-value times the number of P-values, capped at 1 (Bonferroni).
+
+        A test that reports k P-values on one sequence (148 templates, 18 excursion
+        states) has k chances to fall below α, and they are not independent; the
+        Bonferroni bound keeps the chance that a random sequence rejects the test as a
+        whole at most α, whatever the dependence.
+        """
+        return min(1.0, self.p_value * len(self.p_values))
+
+    @property
     def passed(self) -> bool | None:
         """Every P-value ≥ alpha; None when the test was not applicable."""
         if not self.applicable:
