@@ -257,9 +257,12 @@ class HybridScheme(Scheme):
     The master key is a :class:`deepkedi.keys.Key` whose ``key_id`` and ``secret``
     are SHA-256 of a label and the seed: a research key for reproducible
     experiments. Production keys come from :func:`deepkedi.keys.generate_key`
-    (OS CSPRNG, optionally mixed with ZZ-GAN material). Every encryption draws a
-    fresh salt and nonce prefix (:func:`deepkedi.cipher.hybrid.encrypt_image`), so
-    the scheme is non-deterministic; it is authenticated and lossless.
+    (OS CSPRNG, optionally mixed with ZZ-GAN material). Every encryption takes a
+    fresh salt and nonce prefix, so the scheme is non-deterministic; it is
+    authenticated and lossless. Where :func:`deepkedi.cipher.hybrid.encrypt_image`
+    draws them from the OS, the research scheme derives the n-th encryption's from
+    the seed and n, so that a whole experiment (verdicts at α included) comes out
+    the same on every run.
 
     The payload is the container (docs/FORMAT.md). Its cipher image already puts
     every ciphertext word back at its plain pixel's place, so there is no public
@@ -282,11 +285,22 @@ class HybridScheme(Scheme):
             suite="hybrid",
             provenance={"sources": ["research seed (deepkedi.analysis.schemes); not for production"]},
         )
+        self._encryptions = 0
 
     def encrypt(self, plain: np.ndarray) -> bytes:
-        from deepkedi.cipher.hybrid import encrypt_image
+        from deepkedi.cipher.format import NONCE_PREFIX_SIZE, SALT_SIZE
+        from deepkedi.cipher.hybrid import DEFAULT_PATTERN, _encrypt_from_parts
 
-        return encrypt_image(self._check_plain(plain), self._key)
+        label = f"hybrid salt and nonce prefix {self._encryptions}"
+        fresh = _seed_bytes(label, self.seed, SALT_SIZE + NONCE_PREFIX_SIZE)
+        self._encryptions += 1
+        return _encrypt_from_parts(
+            self._check_plain(plain),
+            self._key,
+            pattern=DEFAULT_PATTERN,
+            salt=fresh[:SALT_SIZE],
+            nonce_prefix=fresh[SALT_SIZE:],
+        )
 
     def decrypt(self, payload: bytes) -> np.ndarray:
         from deepkedi.cipher.hybrid import decrypt_image
