@@ -7,7 +7,6 @@ non-overlapping template m = 9 (first template 000000001), overlapping template 
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -194,14 +193,6 @@ def test_hamano_kaneko_probabilities_are_an_option(nist_expansion) -> None:
     assert default.details["counts"] == corrected.details["counts"]
     assert default.details["probabilities"][0] == pytest.approx(np.exp(-1.0))
     assert corrected.p_value == pytest.approx(0.159032, abs=5e-7)
-
-
-@pytest.mark.parametrize("name", list(APPENDIX_B))
-def test_each_test_is_fast_on_a_million_bits(nist_expansion, name: str) -> None:
-    eps = nist_expansion("pi")
-    start = time.perf_counter()
-    nist.BASIC_TESTS[name](eps)
-    assert time.perf_counter() - start < 2.0
 
 
 # ----------------------------------------------------------------- building blocks
