@@ -1,9 +1,11 @@
 """Write the known-answer vectors of docs/FORMAT.md §8, one JSON file per case.
 
-Run with ``make vectors``. Success cases go through the deterministic seam
-(``_encrypt_from_parts`` / ``_encrypt_file_from_parts``) with fixed salts and nonce
-prefixes, so rerunning this script reproduces the files exactly; failure cases
-are made from them by one precise change each.
+Run with ``make vectors``. Hybrid containers (this folder): success cases go through
+the deterministic seam (``_encrypt_from_parts`` / ``_encrypt_file_from_parts``) with
+fixed salts and nonce prefixes, so rerunning this script reproduces the files exactly;
+failure cases are made from them by one precise change each. The same holds for the
+``paper/`` containers (§9), the ``export/`` key exports (§10.5, ephemeral key and
+nonce fixed) and the ``keystore/`` primitives (§10.2-10.4, nonces fixed).
 """
 
 from __future__ import annotations
@@ -57,12 +59,17 @@ def _pixels_record(pixels: np.ndarray) -> dict:
 
 
 def _write(name: str, case: dict) -> None:
-    (HERE / f"{name}.json").write_text(json.dumps(case, indent=1, sort_keys=True) + "\n")
+    path = HERE / f"{name}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(case, indent=1, sort_keys=True) + "\n")
 
 
 def main() -> int:
-    for old in HERE.glob("*.json"):
+    for old in [*HERE.glob("*.json"), *HERE.glob("*/*.json")]:
         old.unlink()
+    _paper_cases()
+    _export_cases()
+    _keystore_cases()
     key = _key(1)
     rng = np.random.default_rng(20261128)
     arrays = {
@@ -174,6 +181,196 @@ def main() -> int:
     variant("length-dropped-segment", big[: start + step], "length failure", "only the first segment kept")
     assert isinstance(header, ContainerHeader)
     return 0
+
+
+def _paper_cases() -> None:
+    """Suite 2 (§9): cipher words = zigzag(plane) XOR key image; speckle left out (it is public
+    noise applied before the scan, so a vector's plane stands for the speckled plane)."""
+    from deepkedi.cipher.paper import encrypt_image_paper
+    from deepkedi.keys import KeyImage
+
+    rng = np.random.default_rng(20261129)
+    planes = {
+        "u8-2d": (rng.integers(0, 256, (5, 7), dtype=np.uint8), "vertical"),
+        "u16-2d": (rng.integers(0, 65536, (6, 4), dtype=np.uint16), "horizontal"),
+        "i16-3d": (rng.integers(-1024, 3000, (2, 3, 5), dtype=np.int16), "diagonal"),
+    }
+    containers, keys = {}, {}
+    for name, (pixels, pattern) in planes.items():
+        key_dtype = np.uint8 if pixels.dtype.itemsize == 1 else np.uint16
+        key = KeyImage(rng.integers(0, np.iinfo(key_dtype).max + 1, pixels.shape[-2:], dtype=key_dtype))
+        blob = encrypt_image_paper(pixels, key, pattern=pattern, speckle=False)
+        containers[name], keys[name] = blob, key
+        _write(f"paper/success-{name}-{pattern}", {
+            "description": f"{pixels.dtype} {pixels.shape}, {pattern} scan, XOR with a {key.bits}-bit key image",
+            "expect": "success",
+            "key_image": {**_pixels_record(key.pixels), "key_id": key.key_id.hex()},
+            "container": blob.hex(),
+            "pixels": _pixels_record(pixels),
+        })
+    base, key = containers["u16-2d"], keys["u16-2d"]
+    header = parse_header(base)
+    n = header.encoded_length
+
+    def variant(name: str, data: bytes, expect: str, description: str, use_key: KeyImage = key, **extra) -> None:
+        _write(f"paper/{name}", {"description": description, "expect": expect, "container": data.hex(),
+                                 "key_image": {**_pixels_record(use_key.pixels), "key_id": use_key.key_id.hex()},
+                                 **extra})
+
+    def flipped(at: int, bit: int = 0) -> bytes:
+        data = bytearray(base)
+        data[at] ^= 1 << bit
+        return bytes(data)
+
+    other = KeyImage(key.pixels ^ np.uint16(1 << 15))
+    variant("wrong-key-image", base, "wrong key", "another key image (its id differs from the header's)", other)
+    variant("length-appended", base + b"\x00\x00", "wrong key", "one word appended: refused like a wrong key (§9.4)")
+    variant("length-truncated", base[:-1], "wrong key", "last byte removed: refused like a wrong key (§9.4)")
+    variant("header-salt", flipped(33 + 7), "header failure", "one bit of the salt set: paper salts are zero")
+    variant("header-channels-last", flipped(13), "header failure", "channels_last set: paper planes are greyscale")
+    # The suite's weakness, as a vector: a changed cipher word decrypts without complaint.
+    tampered = bytearray(base)
+    tampered[n + 2 * 5] ^= 0x80  # high bit of cipher word 5 (raster order)
+    restored = np.frombuffer(bytes(tampered[n:]), "<u2") ^ key.pixels.astype("<u2").ravel()
+    from deepkedi.transforms.zigzag import zigzag_unscan
+
+    changed = zigzag_unscan(restored.reshape(1, -1), *key.shape, header.pattern).reshape(header.shape)
+    variant("undetected-word", bytes(tampered), "undetected modification",
+            "one cipher word changed: decrypts without error to an image with one pixel changed",
+            pixels=_pixels_record(changed.astype(np.uint16)))
+
+
+def _raw(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    if hasattr(key, "private_bytes"):
+        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                 serialization.NoEncryption())
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _export_cases() -> None:
+    """§10.5: X25519 + HKDF-SHA256 + AES-256-GCM, ephemeral key and nonce fixed."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from deepkedi.keys.keystore import _export_from_parts
+
+    recipient = X25519PrivateKey.from_private_bytes(_fixed("export recipient", 32))
+    ephemeral = X25519PrivateKey.from_private_bytes(_fixed("export ephemeral", 32))
+    nonce = _fixed("export nonce", 12)
+    import base64
+
+    entries = []
+    for seed, label in ((3, "study 1.2.3"), (4, None)):
+        key = _key(seed)
+        entries.append({"key_id": key.key_id.hex(), "secret": base64.b64encode(key.secret).decode(),
+                        "created": key.created, "suite": key.suite, "label": label,
+                        "provenance": dict(key.provenance)})
+    payload = json.dumps(entries, sort_keys=True).encode("utf-8")
+    blob = _export_from_parts(payload, _raw(recipient.public_key()), ephemeral, nonce)
+    common = {"recipient_private": _raw(recipient).hex(), "recipient_public": _raw(recipient.public_key()).hex()}
+    _write("export/success-two-keys", {
+        "description": "two data keys sealed to one recipient",
+        "expect": "success",
+        **common,
+        "ephemeral_private": _raw(ephemeral).hex(),
+        "nonce": nonce.hex(),
+        "payload": payload.decode("utf-8"),
+        "export": blob.hex(),
+    })
+
+    def variant(name: str, data: bytes, expect: str, description: str, private: bytes | None = None) -> None:
+        case = {"description": description, "expect": expect, **common, "export": data.hex()}
+        if private is not None:
+            case["recipient_private"] = private.hex()
+            case["recipient_public"] = _raw(X25519PrivateKey.from_private_bytes(private).public_key()).hex()
+        _write(f"export/{name}", case)
+
+    def flipped(at: int) -> bytes:
+        data = bytearray(blob)
+        data[at] ^= 0x01
+        return bytes(data)
+
+    variant("not-an-export", b"\x89KEDI\r\n\x1a" + blob[8:], "format failure", "a container's magic")
+    variant("version", blob[:8] + b"\x02" + blob[9:], "format failure", "version 2")
+    variant("tag-ephemeral", flipped(9 + 31), "authentication failure", "one bit of the ephemeral key flipped")
+    variant("tag-nonce", flipped(41), "authentication failure", "one bit of the nonce flipped")
+    variant("tag-ciphertext", flipped(60), "authentication failure", "one bit of the ciphertext flipped")
+    variant("tag-tag", flipped(len(blob) - 1), "authentication failure", "one bit of the tag flipped")
+    variant("short", blob[:9 + 32 + 12 + 15], "authentication failure", "cut one byte short of a tag")
+    variant("wrong-recipient", blob, "authentication failure", "opened with another recipient key",
+            _fixed("export other recipient", 32))
+    # A low-order point: X25519 with it gives the all-zero shared secret (RFC 7748 §6.1).
+    variant("low-order-ephemeral", blob[:9] + bytes(32) + blob[41:], "authentication failure",
+            "ephemeral public key 0 (low order: all-zero shared secret)")
+
+
+def _keystore_cases() -> None:
+    """§10.2-10.4: KEK derivation, check value, wrapping, audit chain."""
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from deepkedi.keys.keystore import (
+        CHECK_AAD,
+        CHECK_PLAINTEXT,
+        PassphraseKek,
+        RawKek,
+        WRAP_AAD,
+        _audit_key,
+        _audit_row_bytes,
+        _derive_kek,
+        _head_bytes,
+        _hmac,
+        _u32,
+    )
+
+    material = _fixed("keystore kek material", 32)
+    hkdf_params = {"kdf": "hkdf-sha256", "salt": base64.b64encode(_fixed("keystore hkdf salt", 16)).decode()}
+    kek = _derive_kek(RawKek(material), hkdf_params)
+    check_nonce = _fixed("keystore check nonce", 12)
+    _write("keystore/kek-hkdf", {
+        "description": "KEK version 1 from 32 bytes of key material, and its check value",
+        "material": material.hex(), "params": hkdf_params, "kek": kek.hex(), "version": 1,
+        "check_value": (check_nonce + AESGCM(kek).encrypt(check_nonce, CHECK_PLAINTEXT, CHECK_AAD + _u32(1))).hex(),
+    })
+    passphrase = "correct horse battery staple \u00e9"
+    scrypt_params = {"kdf": "scrypt", "n": 2**15, "r": 8, "p": 1,
+                     "salt": base64.b64encode(_fixed("keystore scrypt salt", 16)).decode()}
+    _write("keystore/kek-scrypt", {
+        "description": "KEK from a passphrase (UTF-8, non-ASCII) with the smallest n writers may use",
+        "passphrase": passphrase, "params": scrypt_params,
+        "kek": _derive_kek(PassphraseKek(passphrase), scrypt_params).hex(),
+    })
+    secret, key_id, version = _fixed("keystore data key", 32), _fixed("keystore key id", 16), 3
+    wrap_nonce = _fixed("keystore wrap nonce", 12)
+    _write("keystore/wrap", {
+        "description": "a data key wrapped under KEK version 3 (the KEK of kek-hkdf)",
+        "kek": kek.hex(), "kek_version": version, "key_id": key_id.hex(), "secret": secret.hex(),
+        "nonce": wrap_nonce.hex(),
+        "wrapped": (wrap_nonce + AESGCM(kek).encrypt(wrap_nonce, secret, WRAP_AAD + key_id + _u32(version))).hex(),
+    })
+    audit_secret = _fixed("keystore audit secret", 32)
+    audit_key = _audit_key(audit_secret)
+    rows = [
+        [1, "2026-01-01T00:00:00.000000Z", "alice", "init", None, None, {"kek_version": 1}],
+        [2, "2026-01-01T00:00:01.000000Z", "alice", "new", key_id.hex(), None, {"label": "étude 7"}],
+        [3, "2026-01-01T00:00:02.000000Z", "bob", "get", key_id.hex(), "ab" * 32, {}],
+    ]
+    macs, previous = [], bytes(32)
+    for row in rows:
+        previous = _hmac(audit_key, previous + _audit_row_bytes(*row))
+        macs.append(previous.hex())
+    _write("keystore/audit-chain", {
+        "description": "three audit rows chained from mac_0 = 32 zero bytes, and the head after them",
+        "audit_secret": audit_secret.hex(), "audit_key": audit_key.hex(),
+        "rows": [dict(zip(["seq", "time", "actor", "operation", "key_id", "file_sha256", "details"], r))
+                 for r in rows],
+        "row_bytes": [_audit_row_bytes(*r).decode("utf-8") for r in rows],
+        "macs": macs,
+        "head": {"count": 3, "last_seq": 3, "last_mac": macs[-1],
+                 "mac": _hmac(audit_key, _head_bytes(3, 3, bytes.fromhex(macs[-1]))).hex()},
+    })
 
 
 if __name__ == "__main__":

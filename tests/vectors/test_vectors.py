@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _records import array_from_record
 
 from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.hybrid import _encrypt_file_from_parts, _encrypt_from_parts, decrypt_file, decrypt_image
@@ -25,12 +26,6 @@ def _key(doc: dict, tmp_path: Path) -> Key:
     from deepkedi.keys import load_key
 
     return load_key(path)
-
-
-def _pixels(record: dict) -> np.ndarray:
-    dtype = np.dtype(record["dtype"])
-    little = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
-    return np.frombuffer(bytes.fromhex(record["hex"]), dtype=little).reshape(record["shape"]).astype(dtype)
 
 
 def test_every_expectation_is_covered() -> None:
@@ -72,7 +67,7 @@ def test_vector(case_path: Path, tmp_path: Path) -> None:
         assert not (tmp_path / "out.npy").exists()
         return
 
-    expected = _pixels(case["pixels"])
+    expected = array_from_record(case["pixels"])
     salt, prefix = bytes.fromhex(case["salt"]), bytes.fromhex(case["nonce_prefix"])
     if "file" in case:
         src = tmp_path / "volume.npy"
