@@ -20,7 +20,9 @@ def reproduce(
     out: Annotated[Path, typer.Option(help="Folder for report.md, report.html, CSV, JSON and PNG files.")] = Path(
         "reproduce-out"
     ),
-    quick: Annotated[bool, typer.Option("--quick", help="A reduced run (phantoms at 128², a few minutes).")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A reduced run (phantoms at 128², seconds rather than minutes).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Key seed of every scheme (keys B, C, D use the next seeds).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace files of an earlier report in OUT.")] = False,
 ) -> None:
