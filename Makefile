@@ -12,12 +12,12 @@ $(STAMP): pyproject.toml
 	# The CPU build of PyTorch (an unpinned torch pulls a multi-GB CUDA build).
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all]'
-	# DCMTK and GDCM command-line tools: the DICOM-native tests read our files with them.
-	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null; then \
+	# DCMTK, GDCM and dicom3tools (dciodvfy): the DICOM-native tests check our files with them.
+	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			(apt-get update -qq && apt-get install -y -qq dcmtk libgdcm-tools >/dev/null) \
-				|| echo "note: installing dcmtk/libgdcm-tools failed; their tests will skip"; \
-		else echo "note: dcmtk/libgdcm-tools missing and not installable here; their tests will skip"; fi; \
+			(apt-get update -qq && apt-get install -y -qq dcmtk libgdcm-tools dicom3tools >/dev/null) \
+				|| echo "note: installing dcmtk/libgdcm-tools/dicom3tools failed; their tests will skip"; \
+		else echo "note: dcmtk/libgdcm-tools/dicom3tools missing and not installable here; their tests will skip"; fi; \
 	fi
 	touch $(STAMP)
 

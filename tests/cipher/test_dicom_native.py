@@ -18,6 +18,7 @@ from deepkedi.cipher.dicom_native import (
     deidentified_uid,
     encrypt_dicom_native,
     is_dicom_native,
+    resolved_action,
 )
 from deepkedi.datasets import sample_corpus
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
@@ -195,10 +196,54 @@ def test_uids_consistent_across_a_study(tmp_path: Path, key: Key) -> None:
     assert a.SeriesInstanceUID == b.SeriesInstanceUID
     assert a.SOPInstanceUID != b.SOPInstanceUID
     assert a.StudyInstanceUID.startswith("2.25.") and len(a.StudyInstanceUID) <= 64
+    # Patient ID (Z/D → D): one pseudonym per patient, so a PACS keeps patients apart.
+    assert a.PatientID == b.PatientID != first.PatientID
+    assert a.PatientID.startswith("DK-") and len(a.PatientID) == 27
+    third = tmp_path / "third.dcm"
+    ds.PatientID = "another patient"
+    ds.save_as(third)
+    encrypt_dicom_native(third, tmp_path / "t.dcm", key)
+    assert pydicom.dcmread(tmp_path / "t.dcm").PatientID not in (a.PatientID, "another patient")
     # Another key, another mapping.
     out3 = tmp_path / "c.dcm"
     encrypt_dicom_native(source, out3, generate_key(gan=False))
     assert pydicom.dcmread(out3).StudyInstanceUID != a.StudyInstanceUID
+    assert pydicom.dcmread(out3).PatientID != a.PatientID
+
+
+@pytest.mark.parametrize(
+    ("code", "applied"),
+    [("X", "X"), ("Z", "Z"), ("D", "D"), ("K", "K"), ("U", "U"), ("X/Z", "Z"), ("X/D", "D"), ("X/Z/D", "D"),
+     ("Z/D", "D"), ("X/Z/U*", "U*")],
+)
+def test_compound_codes_take_the_choice_conformant_in_every_iod(code: str, applied: str) -> None:
+    assert resolved_action(code) == applied
+    assert code in ACTION_CODES
+
+
+def test_type_1_attributes_of_an_enhanced_iod_keep_a_value(key: Key, tmp_path: Path) -> None:
+    """A Segmentation (an enhanced multi-frame IOD): Content Date/Time (Z/D) and Device
+    Serial Number (X/Z/D) are Type 1 there, Source Image Sequence (X/Z/U*) Type 2: they
+    stay, with dummy values and re-mapped references; the binary words, 8-bit as cipher
+    words, are labelled fractional; decryption gives the original back."""
+    source = _PYDICOM_FILES / "liver_1frame.dcm"
+    if not source.is_file():
+        pytest.skip("liver_1frame.dcm is not among pydicom's installed test files")
+    native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
+    encrypt_dicom_native(source, native, key)
+    before, after = pydicom.dcmread(source), pydicom.dcmread(native)
+    assert after.ContentDate == "19000101" != before.ContentDate
+    assert after.DeviceSerialNumber == "DEIDENTIFIED" != before.DeviceSerialNumber
+    item_before = before.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    item_after = after.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert item_after.ReferencedSOPClassUID == item_before.ReferencedSOPClassUID
+    assert item_after.ReferencedSOPInstanceUID.startswith("2.25.")
+    # The references stay consistent: the source image is the one the series reference names.
+    named = {i.ReferencedSOPInstanceUID for i in after.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert item_after.ReferencedSOPInstanceUID in named
+    assert (after.SegmentationType, after.BitsAllocated, after.BitsStored) == ("FRACTIONAL", 8, 8)
+    decrypt_dicom_native(native, back, key)
+    assert _sha256(back) == _sha256(source)
 
 
 def test_deidentified_uid_is_a_valid_uuid_uid() -> None:
@@ -305,6 +350,22 @@ def test_dcmtk_and_gdcm_accept_the_output(name: str, encrypted: dict, tmp_path: 
     assert info.returncode == 0, info.stderr
 
 
+
+def _iod_errors(path: Path) -> set[str]:
+    """dciodvfy's "Error" lines: the file against its IOD's module and attribute rules."""
+    run = subprocess.run([_tool("dciodvfy"), str(path)], capture_output=True, text=True, timeout=60)
+    return {line.strip() for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")}
+
+
+@pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES])
+def test_iod_conformance_is_kept(name: str, encrypted: dict) -> None:
+    """De-identification removes and empties attributes; none of that may break the IOD (a
+    missing Type 1 or 2 attribute, an empty Type 1 one): every error dciodvfy reports on the
+    output, it reports on the original too."""
+    original, native = encrypted[name]
+    assert _iod_errors(native) <= _iod_errors(original)
+
+
 # --------------------------------------------------------------------------- beyond the corpus
 
 _PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -318,6 +379,8 @@ _PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
         "SC_rgb_jpeg_dcmtk.dcm",  # JPEG baseline YBR_FULL_422
         "SC_rgb_dcmtk_+eb+cr.dcm",  # explicit big endian, colour
         "SC_rgb_small_odd.dcm",  # 3x3 colour: odd-length values
+        "liver_1frame.dcm",  # Segmentation: an enhanced IOD, 1-bit words
+        "examples_ybr_color.dcm",  # US multi-frame, YBR_FULL_422
     ],
 )
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")  # rtdose.dcm's own UIDs, not ours
@@ -333,3 +396,5 @@ def test_multiframe_and_other_syntaxes(name: str, key: Key, tmp_path: Path) -> N
     assert int(after.get("NumberOfFrames", 1)) == int(before.get("NumberOfFrames", 1))
     assert after.pixel_array.shape == read_image(source).pixels.shape
     assert after.PhotometricInterpretation in ("MONOCHROME2", "RGB", "YBR_FULL")
+    if shutil.which("dciodvfy"):
+        assert _iod_errors(native) <= _iod_errors(source)

@@ -5,8 +5,10 @@ SOP Class as ``IN.dcm`` in which
 
 - the header is de-identified with the Basic Application Level Confidentiality
   Profile (PS3.15 Annex E, :mod:`deepkedi.imaging.confidentiality`): ``D`` →
-  dummy value of the VR, ``Z`` → empty, ``X`` → removed, ``U`` → a new UID,
-  the same for every file of a study; private data elements, curves and the
+  dummy value of the VR (Patient ID: a keyed pseudonym), ``Z`` → empty, ``X`` →
+  removed, ``U`` → a new UID, the same for every file of a study; the compound
+  codes take the choice that keeps *every* IOD conformant (:func:`resolved_action`);
+  private data elements, curves and the
   Overlay Plane modules are removed; Patient Identity Removed (0012,0062) is
   ``YES`` and De-identification Method (0012,0063) and its code sequence
   (0012,0064, DCM 113100) say what was done;
@@ -79,7 +81,9 @@ __all__ = [
     "deidentified_uid",
     "encrypt_dicom_native",
     "is_dicom_native",
+    "patient_pseudonym",
     "read_dicom_native_header",
+    "resolved_action",
 ]
 
 #: Second value of De-identification Method (0012,0063): how deepkedi recognises its files.
@@ -87,6 +91,7 @@ DEIDENTIFICATION_MARKER = "deepkedi DICOM-native v1: hybrid container in (0400,0
 _PROFILE_METHOD = f"DICOM Basic Application Confidentiality Profile ({BASIC_PROFILE_VERSION})"
 UID_HKDF_INFO = b"deepkedi/v1 dicom-native uid key"
 _UID_HMAC_LABEL = b"deepkedi/v1 dicom-native uid\x00"
+_PATIENT_ID_HMAC_LABEL = b"deepkedi/v1 dicom-native patient id\x00"
 
 _ENCRYPTED_ATTRIBUTES = 0x04000500
 _ENCRYPTED_SYNTAX = 0x04000510
@@ -125,7 +130,7 @@ _DUMMY: dict[str, Any] = {
     "ST": "DEIDENTIFIED",
     "UC": "DEIDENTIFIED",
     "UT": "DEIDENTIFIED",
-    "PN": "DEIDENTIFIED",
+    "PN": "DEIDENTIFIED^",  # family name component only (a PN without "^" is the retired form)
     "UR": "urn:deidentified",
     "FL": 0.0,
     "FD": 0.0,
@@ -204,7 +209,52 @@ def _is_repeating_module_group(group: int) -> bool:
     return (group & 0xFF00) in (0x5000, 0x6000) and (group & 0xFF) <= 0x1E and group % 2 == 0
 
 
-def _deidentify(ds: Dataset, new_uid: Callable[[str], str]) -> None:
+#: The choice taken for each compound action code. The profile's first choice (X, then Z)
+#: is allowed only where the IOD makes the attribute Type 3 (or 2); which one it is
+#: depends on the IOD and the module (Content Date is Type 1 in the enhanced multi-frame
+#: IODs, Type 2C in CT). Without the IOD tables of PS3.3 at hand, the codes are resolved
+#: to the option that is conformant for every Type: a zero-length value is valid for
+#: Type 2 and Type 3 attributes, a dummy value for all three, and a sequence whose
+#: items are cleaned with their UIDs replaced (U*) keeps a Type 1 reference sequence.
+#: None of them leaves an identifying value behind.
+_RESOLVED_ACTION = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U*"}
+_PATIENT_ID = 0x00100020
+
+
+def resolved_action(action: str) -> str:
+    """The single action :func:`encrypt_dicom_native` applies for a Table E.1-1 action code.
+
+    ``X/Z`` → ``Z``; ``X/D``, ``X/Z/D``, ``Z/D`` → ``D``; ``X/Z/U*`` → ``U*`` (the
+    sequence is kept and its items are cleaned, their instance UIDs replaced); single
+    codes stay as they are.
+
+    Examples
+    --------
+    >>> [resolved_action(code) for code in ("X", "X/Z", "Z/D", "X/Z/U*")]
+    ['X', 'Z', 'D', 'U*']
+    """
+    return _RESOLVED_ACTION.get(action, action)
+
+
+def patient_pseudonym(uid_key: bytes, patient_id: str) -> str:
+    """The dummy Patient ID: ``"DK-"`` and 24 hex digits of HMAC-SHA256(``uid_key``, label ‖ id).
+
+    One patient keeps one pseudonym across studies encrypted under one key (as the
+    study UIDs do), so a PACS files them under one pseudonymous patient instead of
+    merging every encrypted study into a single "DEIDENTIFIED" one.
+
+    Examples
+    --------
+    >>> patient_pseudonym(b"k" * 32, "12345") == patient_pseudonym(b"k" * 32, "12345 ")
+    True
+    >>> len(patient_pseudonym(b"k" * 32, "12345"))
+    27
+    """
+    digest = hmac.new(uid_key, _PATIENT_ID_HMAC_LABEL + patient_id.strip("\x00 ").encode("utf-8"), hashlib.sha256)
+    return "DK-" + digest.hexdigest()[:24].upper()
+
+
+def _deidentify(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[[str], str]) -> None:
     """Apply the Basic Profile to ``ds`` and, recursively, to every sequence item in it."""
     for tag in list(ds.keys()):
         tag = BaseTag(tag)
@@ -213,14 +263,15 @@ def _deidentify(ds: Dataset, new_uid: Callable[[str], str]) -> None:
             # whole, because Overlay Data (X) is Type 1 inside its module.
             del ds[tag]
             continue
-        action = basic_profile_action(int(tag))
-        if action.startswith("X"):
-            # X, and X/Z, X/D, X/Z/D, X/Z/U*: removal is the profile's first choice.
+        action = resolved_action(basic_profile_action(int(tag)))
+        if action == "X":
             del ds[tag]
             continue
         elem = ds[tag]
-        if action in ("Z", "Z/D"):
+        if action == "Z":
             _empty(elem)
+        elif action == "D" and int(tag) == _PATIENT_ID:
+            elem.value = pseudonym(str(elem.value or ""))
         elif action == "D":
             _dummy(elem, new_uid)
         elif action == "U":
@@ -229,9 +280,12 @@ def _deidentify(ds: Dataset, new_uid: Callable[[str], str]) -> None:
             else:
                 _empty(elem)
         elif elem.VR == "SQ":
-            # K for a sequence means "cleaned": its items go through the profile too.
+            # K for a sequence means "cleaned", U* "cleaned with its instance UIDs
+            # replaced": either way its items go through the profile too.
             for item in elem.value:
-                _deidentify(item, new_uid)
+                _deidentify(item, new_uid, pseudonym)
+        elif action == "U*":
+            _empty(elem)  # U* names sequences; an element of another VR keeps nothing
 
 
 def _output_photometric(image: MedicalImage) -> str:
@@ -250,6 +304,14 @@ def _replace_pixels(ds: Dataset, image: MedicalImage, cipher: np.ndarray) -> Non
     ds.BitsAllocated = bits
     bits_stored = int(ds.get("BitsStored", bits) or bits)
     if bits_stored > bits or bits_stored < 1:
+        bits_stored = bits
+    if ds.get("SegmentationType") == "BINARY":
+        # A binary segmentation stores 1-bit words, its cipher image 8-bit ones; the only
+        # Segmentation with 8-bit words is a fractional one (PS3.3 C.8.20.2), so the noise
+        # is labelled as such. The original, restored on decryption, stays binary.
+        ds.SegmentationType = "FRACTIONAL"
+        ds.SegmentationFractionalType = "PROBABILITY"
+        ds.MaximumFractionalValue = 255
         bits_stored = bits
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
@@ -276,7 +338,7 @@ def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
     code.CodingSchemeDesignator = "DCM"
     code.CodeMeaning = "Basic Application Confidentiality Profile"
     ds.DeidentificationMethodCodeSequence = Sequence([code])
-    # Dates of the Basic Profile are removed or emptied, not shifted (PS3.3 C.7.1.3).
+    # Dates of the Basic Profile are removed, emptied or replaced by a dummy, never shifted (PS3.3 C.7.1.3).
     ds.LongitudinalTemporalInformationModified = "REMOVED"
     item = Dataset()
     # Deviation: the standard names the transfer syntax of an encrypted data set; our plaintext is
@@ -426,7 +488,7 @@ def encrypt_dicom_native(
             uid_map[old] = deidentified_uid(uid_key, old)
         return uid_map[old]
 
-    _deidentify(ds, new_uid)
+    _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
     ds.SOPClassUID = sop_class
     if "SOPInstanceUID" not in ds:
         old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)

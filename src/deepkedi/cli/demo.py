@@ -274,8 +274,9 @@ def _dicom_native_tour(out: Path, key: Key) -> int:
     exact = _sha256(restored) == _sha256(source)
     console.print(
         f"DICOM-native: {encrypted} is {protected.SOPClassUID.name} with Patient Identity Removed = "
-        f"{protected.get('PatientIdentityRemoved', '?')}, {len(in_clear)} identifying values left in clear, "
-        f"pixels = cipher image; restored file byte-identical: {exact}\n",
+        f"{protected.get('PatientIdentityRemoved', '?')}, Patient ID → pseudonym {protected.get('PatientID', '')}, "
+        f"{len(in_clear)} identifying values left in clear, pixels = cipher image; restored file byte-identical: "
+        f"{exact}\n",
         markup=False,
     )
     return int(bool(in_clear)) + int(not exact)
