@@ -817,6 +817,11 @@ class Keystore:
                 raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 raw.close()
+        elif self._engine.dialect.name == "postgresql":
+            # The UPDATE left the old row version in the table's pages; VACUUM prunes it (outside
+            # a transaction). The server's WAL keeps it until its segments are recycled.
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"VACUUM {_data_keys.name}")
         return _info_from_row(row)
 
     # ------------------------------------------------------------------------------- rotation
