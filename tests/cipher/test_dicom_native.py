@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import shutil
 import subprocess
+import uuid as uuid_module
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydicom.dataset import Dataset
 
 from deepkedi.cipher.dicom_native import (
@@ -253,6 +257,26 @@ def test_deidentified_uid_is_a_valid_uuid_uid() -> None:
     value = int(uid.split(".")[2])
     assert value < 2**128 and (value >> 76) & 0xF == 8 and (value >> 62) & 0x3 == 2
     assert pydicom.uid.UID(uid).is_valid
+
+
+def test_uid_and_pseudonym_follow_the_documented_formulas() -> None:
+    """docs/DICOM_NATIVE.md restated: another implementation holding the key derives the
+    same UIDs and pseudonyms (a second site re-linking its studies, for instance)."""
+    from deepkedi.cipher.dicom_native import UID_HKDF_INFO, patient_pseudonym
+
+    secret = bytes(range(32))
+    uid_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"deepkedi/v1 dicom-native uid key")
+    uid_key = uid_key.derive(secret)
+    assert UID_HKDF_INFO == b"deepkedi/v1 dicom-native uid key"
+    old_uid = "1.2.840.113619.2.1.1"
+    digest = hmac.new(uid_key, b"deepkedi/v1 dicom-native uid\x00" + old_uid.encode(), hashlib.sha256).digest()
+    uuid = uuid_module.UUID(bytes=digest[:16])
+    expected = uuid_module.UUID(fields=uuid.fields[:2] + ((uuid.fields[2] & 0x0FFF) | 0x8000,)
+                                + ((uuid.fields[3] & 0x3F) | 0x80,) + uuid.fields[4:])
+    assert deidentified_uid(uid_key, old_uid) == f"2.25.{expected.int}"
+    assert expected.version == 8 and expected.variant == uuid_module.RFC_4122
+    mac = hmac.new(uid_key, b"deepkedi/v1 dicom-native patient id\x00" + "Müller 42".encode(), hashlib.sha256)
+    assert patient_pseudonym(uid_key, "Müller 42") == "DK-" + mac.hexdigest()[:24].upper()
 
 
 # --------------------------------------------------------------------------- pixels
