@@ -43,6 +43,7 @@ or many. A per-run secret (``uid_secret``) breaks the link between runs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -50,7 +51,7 @@ import math
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pydicom
@@ -402,9 +403,18 @@ def _rebuild(skeleton: bytes, header: ContainerHeader, words: bytes) -> bytes:
 # --------------------------------------------------------------------------- public API
 
 
-def _read_dataset(path: Path, **options: Any) -> Dataset:
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence pydicom's warnings about the input's own oddities (invalid UIDs, odd VRs):
+    values are parsed lazily, so they surface while the data set is edited and written,
+    and the edit replaces or removes what they complain about."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        yield
+
+
+def _read_dataset(path: Path, **options: Any) -> Dataset:
+    with _quiet():
         return pydicom.dcmread(path, force=True, **options)
 
 
@@ -488,13 +498,14 @@ def encrypt_dicom_native(
             uid_map[old] = deidentified_uid(uid_key, old)
         return uid_map[old]
 
-    _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
-    ds.SOPClassUID = sop_class
-    if "SOPInstanceUID" not in ds:
-        old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)
-        ds.SOPInstanceUID = new_uid(str(old))
-    _replace_pixels(ds, image, cipher)
-    _mark(ds, skeleton, original_syntax)
+    with _quiet():
+        _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
+        ds.SOPClassUID = sop_class
+        if "SOPInstanceUID" not in ds:
+            old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)
+            ds.SOPInstanceUID = new_uid(str(old))
+        _replace_pixels(ds, image, cipher)
+        _mark(ds, skeleton, original_syntax)
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -505,8 +516,7 @@ def encrypt_dicom_native(
     ds.file_meta = meta
     ds.preamble = b"\x00" * 128
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         pydicom.dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
     with atomic_output(dst, force=force) as fh:
         fh.write(buffer.getvalue())
