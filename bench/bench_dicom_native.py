@@ -6,7 +6,13 @@ file, ``encrypt_file`` / ``decrypt_file`` (the container alone), median of
 ``--repeat`` runs each, and prints both with their ratio: what the de-identification,
 the cipher-image Pixel Data and the DICOM rewrite cost on top of encryption.
 
-Run with ``python bench/bench_dicom_native.py [--repeat R]``.
+With ``--frames N`` it then builds a multi-frame DICOM of N frames of 512² uint16
+(bench_large.py's builder) and runs ``kedi encrypt --as-dicom`` and ``kedi decrypt`` on
+it as separate processes, reporting wall time and peak resident memory of each beside
+plain ``kedi encrypt`` of the same file: DICOM-native files stream their Pixel Data, so
+memory must not grow with the file.
+
+Run with ``python bench/bench_dicom_native.py [--repeat R] [--frames N]``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ def _median_ms(action: Callable[[], object], repeat: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--frames", type=int, default=0, help="also time a multi-frame file of N 512² frames")
     args = parser.parse_args()
     key = generate_key(gan=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +69,32 @@ def main() -> int:
             print(f"{name[:34]:34s} {Path(path).stat().st_size / 1024:6.0f} {enc_n:11.1f} {enc_c:14.1f} "
                   f"{enc_n / enc_c:6.2f} {dec_n:11.1f} {dec_c:14.1f} {dec_n / dec_c:6.2f}")
         print(f"median ratio over files and directions: {statistics.median(ratios):.2f}")
+        if args.frames:
+            _large(folder, args.frames)
     return 0
+
+
+def _large(folder: Path, frames: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_large import KEDI, run, sha256
+
+    from deepkedi.keys import save_key
+
+    source, keyfile = folder / "multiframe.dcm", folder / "bench.key"
+    # Built in a child process: a child forked from this one would count this one's memory as its own.
+    run([sys.executable, str(Path(__file__).parent / "bench_large.py"), "--make", "dicom", str(source), str(frames)])
+    save_key(generate_key(gan=False), keyfile)
+    size = source.stat().st_size / 2**20
+    print(f"\nmulti-frame DICOM, {frames} frames of 512² uint16, {size:.0f} MiB: wall s, peak RSS MiB")
+    steps = [
+        ("encrypt --as-dicom", ["encrypt", source, "-o", folder / "large-native.dcm", "--as-dicom"]),
+        ("decrypt (DICOM-native)", ["decrypt", folder / "large-native.dcm", "-o", folder / "large-back.dcm"]),
+        ("encrypt (container)", ["encrypt", source, "-o", folder / "large.kedi"]),
+    ]
+    for label, arguments in steps:
+        wall, peak = run(KEDI + [str(a) for a in arguments] + ["--key", str(keyfile)])
+        print(f"  {label:24s} {wall:6.2f} s  {peak:7.0f} MiB")
+    print(f"  restored byte-identical: {sha256(folder / 'large-back.dcm') == sha256(source)}")
 
 
 if __name__ == "__main__":

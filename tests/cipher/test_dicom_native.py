@@ -226,6 +226,68 @@ def test_compound_codes_take_the_choice_conformant_in_every_iod(code: str, appli
     assert code in ACTION_CODES
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pixel_data_streams_in_batches_across_segments(
+    channels: int, key: Key, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A multi-frame file over the 1 MiB read-deferral size, with the pixel words moved two
+    planes at a time across GCM segment boundaries: Pixel Data is exactly the container's
+    cipher image, and the original comes back byte for byte."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from deepkedi.cipher import dicom_native, hybrid
+
+    source = tmp_path / "multiframe.dcm"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7.3" if channels == 3 else "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(source), {}, file_meta=meta, preamble=b"\x00" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.Modality = "Doe^Jane", "P-0042", "OT"
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.SamplesPerPixel = 301, 257, 7, channels
+    ds.PhotometricInterpretation = "RGB" if channels == 3 else "MONOCHROME2"
+    bits = 8 if channels == 3 else 16
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    if channels == 3:
+        ds.PlanarConfiguration = 0
+    dtype = np.uint8 if channels == 3 else np.uint16
+    shape = (7, 301, 257, 3) if channels == 3 else (7, 301, 257)
+    ds.PixelData = np.random.default_rng(4).integers(0, 2**bits, shape, dtype=dtype).tobytes()
+    ds.save_as(source, enforce_file_format=True)
+    assert source.stat().st_size > 1 << 20
+
+    plane = 301 * 257 * channels * np.dtype(dtype).itemsize
+    monkeypatch.setattr(dicom_native, "_BATCH_BYTES", 2 * plane)
+    kept = tmp_path / "container.kedi"
+    original_encrypt_file = dicom_native.encrypt_file
+
+    def keep_container(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        header = original_encrypt_file(src, dst, *args, **kwargs)
+        shutil.copyfile(dst, kept)
+        return header
+
+    monkeypatch.setattr(dicom_native, "encrypt_file", keep_container)
+    native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
+    header = encrypt_dicom_native(source, native, key)
+    assert header.segment_count > 1
+    written = pydicom.dcmread(native)
+    expected = hybrid.cipher_image(kept).tobytes()
+    assert written.PixelData == expected + b"\x00" * (len(expected) % 2)  # values have even length
+    assert written.PatientName != "Doe^Jane" and "P-0042" not in str(written)
+    decrypt_dicom_native(native, back, key)
+    assert _sha256(back) == _sha256(source)
+    # A changed word in the middle of a late batch is refused like any other change.
+    data = bytearray(native.read_bytes())
+    data[-plane - 5] ^= 0x01
+    tampered = tmp_path / "tampered.dcm"
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(AuthenticationError):
+        decrypt_dicom_native(tampered, tmp_path / "never.dcm", key)
+    assert not (tmp_path / "never.dcm").exists()
+
+
 def test_the_inputs_own_oddities_raise_no_warning(key: Key, tmp_path: Path) -> None:
     """rtdose.dcm holds UIDs pydicom calls invalid ("0123"): they are replaced, and the
     warnings pydicom raises while parsing them lazily must not reach the user."""

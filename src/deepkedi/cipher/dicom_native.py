@@ -18,7 +18,8 @@ SOP Class as ``IN.dcm`` in which
   Little Endian), so a viewer shows noise and burned-in text is gone;
 - Encrypted Attributes Sequence (0400,0500) holds one item whose Encrypted
   Content (0400,0520) is that container *without its pixel ciphertext* (the
-  pixel words already sit in Pixel Data; decryption puts them back).
+  pixel words already sit in Pixel Data; decryption puts them back). Pixel Data
+  moves in batches of whole planes both ways, so memory stays bounded.
 
 ``decrypt_dicom_native`` rebuilds the container from those two parts and
 decrypts it: the original file comes back byte for byte (its SHA-256 is checked),
@@ -48,16 +49,17 @@ import hashlib
 import hmac
 import io
 import math
+import struct
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 import pydicom
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
@@ -65,15 +67,14 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from deepkedi.cipher.format import TAG_SIZE, ContainerHeader, Suite
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, encrypt_file, read_header
-from deepkedi.cipher.hybrid import _planes as _hybrid_planes
-from deepkedi.cipher.hybrid import cipher_image as _cipher_image
+from deepkedi.cipher.hybrid import _scanned_view
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, check_distinct
 from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import sniff_dicom
 from deepkedi.keys.keyfile import Key
-from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
+from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
 __all__ = [
     "DEIDENTIFICATION_MARKER",
@@ -95,6 +96,8 @@ _UID_HMAC_LABEL = b"deepkedi/v1 dicom-native uid\x00"
 _PATIENT_ID_HMAC_LABEL = b"deepkedi/v1 dicom-native patient id\x00"
 
 _ENCRYPTED_ATTRIBUTES = 0x04000500
+#: Pixel words move between the container and Pixel Data in batches of whole planes of about this size.
+_BATCH_BYTES = 16 << 20
 _ENCRYPTED_SYNTAX = 0x04000510
 _ENCRYPTED_CONTENT = 0x04000520
 _DEID_METHOD = 0x00120063
@@ -297,11 +300,12 @@ def _output_photometric(image: MedicalImage) -> str:
     return "RGB" if image.samples_per_pixel == 3 else "MONOCHROME2"
 
 
-def _replace_pixels(ds: Dataset, image: MedicalImage, cipher: np.ndarray) -> None:
+def _describe_pixels(ds: Dataset, image: MedicalImage, header: ContainerHeader) -> tuple[int, str]:
+    """Set the Image Pixel attributes for the cipher image; returns the Pixel Data tag and VR to write."""
     for tag in _STALE_PIXEL_ELEMENTS:
         if tag in ds:
             del ds[tag]
-    bits = cipher.dtype.itemsize * 8
+    bits = header.dtype.itemsize * 8
     ds.BitsAllocated = bits
     bits_stored = int(ds.get("BitsStored", bits) or bits)
     if bits_stored > bits or bits_stored < 1:
@@ -322,13 +326,10 @@ def _replace_pixels(ds: Dataset, image: MedicalImage, cipher: np.ndarray) -> Non
         ds.PlanarConfiguration = 0 if image.channels_last else 1
     elif "PlanarConfiguration" in ds:
         del ds.PlanarConfiguration
-    data = cipher.astype(cipher.dtype.newbyteorder("<"), copy=False).tobytes()
-    if len(data) % 2:
-        data += b"\x00"  # PS3.5 7.1.1: values have even length
     keyword = str(image.metadata.get("pixel_data_element") or "PixelData")
     tag = _PIXEL_TAGS.get(keyword, 0x7FE00010)
     vr = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}.get(keyword, "OW" if bits > 8 else "OB")
-    ds[tag] = DataElement(tag, vr, data)
+    return tag, vr
 
 
 def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
@@ -366,38 +367,95 @@ def _pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
     return ranges
 
 
-def _strip_pixels(container: bytes, header: ContainerHeader) -> bytes:
+def _read_exactly(fh: BinaryIO, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    data = fh.read(length)
+    if len(data) != length:
+        raise AuthenticationError()  # a file shorter than its header says
+    return data
+
+
+def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
     """The container without its pixel ciphertext: what Encrypted Content carries."""
     parts, position = [], 0
-    view = memoryview(container)
     for offset, length in _pixel_ranges(header):
-        parts.append(view[position:offset])
+        parts.append(_read_exactly(container, position, offset - position))
         position = offset + length
-    parts.append(view[position:])
+    parts.append(_read_exactly(container, position, header.container_length - position))
     return b"".join(parts)
 
 
-def _scanned_words(cipher: np.ndarray, header: ContainerHeader) -> bytes:
-    """Pixel ciphertext in payload order: the inverse of :func:`~deepkedi.cipher.hybrid.cipher_image`."""
-    planes = _hybrid_planes(cipher.reshape(header.shape), header.channels_last)
-    words = zigzag_scan(planes, header.pattern, channels_last=header.channels_last)
-    return np.ascontiguousarray(words, dtype=header.dtype).tobytes()
+def _plane_layout(header: ContainerHeader) -> tuple[int, ...]:
+    """The shape of one plane as Pixel Data holds it: (H, W) or (H, W, S)."""
+    return header.plane_shape + ((header.shape[-1],) if header.channels_last else ())
 
 
-def _rebuild(skeleton: bytes, header: ContainerHeader, words: bytes) -> bytes:
-    if len(skeleton) + len(words) != header.container_length:
+def _batch_sizes(header: ContainerHeader) -> Iterator[int]:
+    """Byte sizes of successive batches of whole planes covering the pixel words."""
+    plane = math.prod(_plane_layout(header)) * header.dtype.itemsize
+    step = max(1, _BATCH_BYTES // plane) * plane
+    for start in range(0, header.pixel_length, step):
+        yield min(step, header.pixel_length - start)
+
+
+def _cipher_batches(container: BinaryIO, header: ContainerHeader) -> Iterator[bytes]:
+    """Pixel Data of the cipher image, batch by batch: the container's pixel ciphertext, read
+    across its segments and put back in raster order (as :func:`deepkedi.cipher.hybrid.cipher_image`)."""
+    ranges = iter(_pixel_ranges(header))
+    offset = left = 0
+    rows, cols = header.plane_shape
+    for size in _batch_sizes(header):
+        scanned = np.empty(size, dtype=np.uint8)
+        filled = 0
+        while filled < size:
+            if left == 0:
+                offset, left = next(ranges)
+            n = min(left, size - filled)
+            scanned[filled : filled + n] = np.frombuffer(_read_exactly(container, offset, n), dtype=np.uint8)
+            offset, left, filled = offset + n, left - n, filled + n
+        planes = zigzag_unscan(
+            _scanned_view(scanned, header), rows, cols, header.pattern, channels_last=header.channels_last
+        )
+        yield np.ascontiguousarray(planes, dtype=header.dtype).tobytes()
+
+
+def _write_pixel_data(fh: BinaryIO, tag: int, vr: str, header: ContainerHeader, container: BinaryIO) -> None:
+    """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
+    pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
+    fh.write(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, header.pixel_length + pad))
+    for batch in _cipher_batches(container, header):
+        fh.write(batch)
+    fh.write(b"\x00" * pad)
+
+
+def _scanned_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> Iterator[bytes]:
+    """The inverse of :func:`_cipher_batches`: Pixel Data words (from ``start`` in ``pixels``) in payload order."""
+    position = start
+    for size in _batch_sizes(header):
+        raw = np.frombuffer(_read_exactly(pixels, position, size), dtype=header.dtype)
+        position += size
+        planes = raw.reshape((-1,) + _plane_layout(header))
+        words = zigzag_scan(planes, header.pattern, channels_last=header.channels_last)
+        yield np.ascontiguousarray(words, dtype=header.dtype).tobytes()
+
+
+def _rebuild(out: BinaryIO, skeleton: bytes, header: ContainerHeader, words: Iterator[bytes]) -> None:
+    """Write the container: the skeleton with the pixel ciphertext put back between its segment tags."""
+    if len(skeleton) + header.pixel_length != header.container_length:
         raise AuthenticationError()
-    out = bytearray(header.container_length)
-    position = taken = filled = 0
+    pending = memoryview(b"")
+    position = taken = 0
     for offset, length in _pixel_ranges(header):
-        gap = offset - position
-        out[position:offset] = skeleton[taken : taken + gap]
-        taken += gap
-        out[offset : offset + length] = words[filled : filled + length]
-        filled += length
-        position = offset + length
-    out[position:] = skeleton[taken:]
-    return bytes(out)
+        out.write(skeleton[taken : taken + offset - position])
+        taken += offset - position
+        position, left = offset + length, length
+        while left:
+            if not pending:
+                pending = memoryview(next(words))
+            n = min(left, len(pending))
+            out.write(pending[:n])
+            pending, left = pending[n:], left - n
+    out.write(skeleton[taken:])
 
 
 # --------------------------------------------------------------------------- public API
@@ -477,19 +535,11 @@ def encrypt_dicom_native(
     image = read_image(src)
     if image.format != "dicom":
         raise UnsupportedImageError(f"{src}: not a DICOM image; --as-dicom needs DICOM input")
-    ds = _read_dataset(src)
+    ds = _read_dataset(src, stop_before_pixels=True)
     sop_class = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
     if not sop_class:
         raise UnsupportedImageError(f"{src}: the DICOM file has no SOP Class UID to keep")
     original_syntax = image.metadata.get("transfer_syntax_uid")
-    with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
-        # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
-        scratch = Path(tmp) / "original.kedi"
-        header = encrypt_file(src, scratch, key, pattern=pattern, progress=progress)
-        container = scratch.read_bytes()
-    cipher = _cipher_image(container)
-    skeleton = _strip_pixels(container, header)
-
     uid_key = _uid_key(key, uid_secret)
     uid_map: dict[str, str] = {}
 
@@ -498,28 +548,36 @@ def encrypt_dicom_native(
             uid_map[old] = deidentified_uid(uid_key, old)
         return uid_map[old]
 
-    with _quiet():
-        _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
-        ds.SOPClassUID = sop_class
-        if "SOPInstanceUID" not in ds:
-            old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)
-            ds.SOPInstanceUID = new_uid(str(old))
-        _replace_pixels(ds, image, cipher)
-        _mark(ds, skeleton, original_syntax)
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = "DEEPKEDI_1"
-    ds.file_meta = meta
-    ds.preamble = b"\x00" * 128
-    buffer = io.BytesIO()
-    with _quiet():
-        pydicom.dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
-    with atomic_output(dst, force=force) as fh:
-        fh.write(buffer.getvalue())
+    with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
+        # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
+        # It is read back in batches of whole planes: memory stays bounded for volumes of any size.
+        scratch = Path(tmp) / "original.kedi"
+        header = encrypt_file(src, scratch, key, pattern=pattern, progress=progress)
+        with open(scratch, "rb") as container:
+            skeleton = _skeleton(container, header)
+            with _quiet():
+                _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
+                ds.SOPClassUID = sop_class
+                if "SOPInstanceUID" not in ds:
+                    old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)
+                    ds.SOPInstanceUID = new_uid(str(old))
+                pixel_tag, pixel_vr = _describe_pixels(ds, image, header)
+                _mark(ds, skeleton, original_syntax)
+                # Pixel Data is appended last: nothing may follow it (trailing padding, signatures).
+                for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:
+                    del ds[tag]
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = ds.SOPClassUID
+            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+            meta.ImplementationVersionName = "DEEPKEDI_1"
+            ds.file_meta = meta
+            ds.preamble = b"\x00" * 128
+            with atomic_output(dst, force=force) as fh:
+                with _quiet():
+                    pydicom.dcmwrite(fh, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
+                _write_pixel_data(fh, pixel_tag, pixel_vr, header, container)
     return header
 
 
@@ -598,7 +656,8 @@ def decrypt_dicom_native(
     check_distinct(src, dst)
     if not is_dicom_native(src):
         raise FormatError(f"{src}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
-    ds = _read_dataset(src)
+    # Values over 1 MiB stay in the file until asked for: Pixel Data is read in batches below.
+    ds = _read_dataset(src, defer_size=1 << 20)
     item = _native_item(ds)
     try:
         skeleton = bytes(item[_ENCRYPTED_CONTENT].value)  # type: ignore[index]
@@ -613,12 +672,22 @@ def decrypt_dicom_native(
     pixel_tag = next((t for t in _PIXEL_TAGS.values() if t in ds), None)
     if pixel_tag is None:
         raise AuthenticationError()
-    raw = ds[pixel_tag].value
-    if not isinstance(raw, (bytes, bytearray)) or len(raw) < header.pixel_length:
-        raise AuthenticationError()
-    cipher = np.frombuffer(raw, dtype=header.dtype, count=math.prod(header.shape)).reshape(header.shape)
-    container = _rebuild(skeleton, header, _scanned_words(cipher, header))
-    with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
+    element = ds.get_item(pixel_tag, keep_deferred=True)
+    with contextlib.ExitStack() as stack:
+        if isinstance(element, RawDataElement) and element.value is None:
+            # Deferred: the words are read from the file, where they start at value_tell. Anything but
+            # little-endian native words (a re-encoded or compressed copy) cannot be the cipher image.
+            undefined = element.length == 0xFFFFFFFF  # encapsulated (compressed) frames
+            if not element.is_little_endian or undefined or element.length < header.pixel_length:
+                raise AuthenticationError()
+            pixels, start = stack.enter_context(open(src, "rb")), element.value_tell
+        else:
+            raw = ds[pixel_tag].value
+            if not isinstance(raw, (bytes, bytearray)) or len(raw) < header.pixel_length:
+                raise AuthenticationError()
+            pixels, start = io.BytesIO(raw), 0
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kedi-dicom-native-"))
         scratch = Path(tmp) / "original.kedi"
-        scratch.write_bytes(container)
+        with open(scratch, "wb") as out:
+            _rebuild(out, skeleton, header, _scanned_batches(pixels, start, header))
         return decrypt_file(scratch, dst, key, force=force, progress=progress)
