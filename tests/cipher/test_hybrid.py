@@ -123,6 +123,37 @@ def test_cipher_image_is_positional(pattern: ZigzagPattern) -> None:
     assert np.mean(c1 != p1) > 0.99
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cipher_image_reads_files_in_batches_across_segments(
+    channels_last: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One plane per batch, 1 KiB segments: the cipher image read from a file, into a memory
+    map, is the one read from bytes and stays positional (c1 ⊕ c2 = p1 ⊕ p2)."""
+    from deepkedi.cipher import hybrid
+
+    monkeypatch.setattr(hybrid, "_BATCH_BYTES", 1)  # rounded up to one whole plane
+    rng = np.random.default_rng(8)
+    shape = (5, 23, 19, 3) if channels_last else (5, 23, 19)
+    p1, p2 = (rng.integers(0, 65536, shape, dtype=np.uint16) for _ in range(2))
+    images = [MedicalImage(pixels=p, photometric="RGB", samples_per_pixel=3, channels_last=True)
+              if channels_last else p for p in (p1, p2)]
+    salt, prefix = os.urandom(32), os.urandom(7)
+    c1, c2 = (_encrypt_from_parts(im, KEY, pattern="diagonal", salt=salt, nonce_prefix=prefix, segment_size=1024)
+              for im in images)
+    assert parse_header(c1).segment_count >= 5
+    path = tmp_path / "c1.kedi"
+    path.write_bytes(c1)
+    mapped = np.lib.format.open_memmap(tmp_path / "cipher.npy", mode="w+", dtype="<u2", shape=shape)
+    assert cipher_image(path, out=mapped) is mapped
+    np.testing.assert_array_equal(mapped, cipher_image(c1))
+    np.testing.assert_array_equal(cipher_image(c1) ^ cipher_image(c2), p1 ^ p2)
+    with pytest.raises(ValueError, match="shape"):
+        cipher_image(path, out=np.empty(shape[1:], "<u2"))
+    path.write_bytes(c1[:-1])
+    with pytest.raises(AuthenticationError):
+        cipher_image(path)
+
+
 def test_cipher_image_of_a_uniform_image_looks_uniform() -> None:
     data = encrypt_image(np.full((256, 256), 128, np.uint8), KEY)
     counts = np.bincount(cipher_image(data).ravel(), minlength=256)

@@ -67,7 +67,14 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from deepkedi.cipher.format import TAG_SIZE, ContainerHeader, Suite
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, encrypt_file, read_header
-from deepkedi.cipher.hybrid import _scanned_view
+from deepkedi.cipher.hybrid import (
+    _batch_sizes,
+    _pixel_ranges,
+    _plane_layout,
+    _read_exactly,
+    _scanned_batches,
+    _unscan_batch,
+)
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, check_distinct
 from deepkedi.imaging import MedicalImage, read_image
@@ -353,28 +360,6 @@ def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
 # --------------------------------------------------------------------------- container <-> pixels
 
 
-def _pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
-    """(offset, length) of every run of pixel ciphertext in the container, in payload order."""
-    step = header.segment_size + TAG_SIZE
-    base = header.encoded_length
-    begin, end = header.residual_length, header.payload_length
-    ranges = []
-    for i in range(begin // header.segment_size, header.segment_count):
-        seg_start = i * header.segment_size
-        lo, hi = max(begin, seg_start), min(end, seg_start + header.segment_size)
-        if lo < hi:
-            ranges.append((base + i * step + (lo - seg_start), hi - lo))
-    return ranges
-
-
-def _read_exactly(fh: BinaryIO, offset: int, length: int) -> bytes:
-    fh.seek(offset)
-    data = fh.read(length)
-    if len(data) != length:
-        raise AuthenticationError()  # a file shorter than its header says
-    return data
-
-
 def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
     """The container without its pixel ciphertext: what Encrypted Content carries."""
     parts, position = [], 0
@@ -385,53 +370,20 @@ def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
     return b"".join(parts)
 
 
-def _plane_layout(header: ContainerHeader) -> tuple[int, ...]:
-    """The shape of one plane as Pixel Data holds it: (H, W) or (H, W, S)."""
-    return header.plane_shape + ((header.shape[-1],) if header.channels_last else ())
-
-
-def _batch_sizes(header: ContainerHeader) -> Iterator[int]:
-    """Byte sizes of successive batches of whole planes covering the pixel words."""
-    plane = math.prod(_plane_layout(header)) * header.dtype.itemsize
-    step = max(1, _BATCH_BYTES // plane) * plane
-    for start in range(0, header.pixel_length, step):
-        yield min(step, header.pixel_length - start)
-
-
-def _cipher_batches(container: BinaryIO, header: ContainerHeader) -> Iterator[bytes]:
-    """Pixel Data of the cipher image, batch by batch: the container's pixel ciphertext, read
-    across its segments and put back in raster order (as :func:`deepkedi.cipher.hybrid.cipher_image`)."""
-    ranges = iter(_pixel_ranges(header))
-    offset = left = 0
-    rows, cols = header.plane_shape
-    for size in _batch_sizes(header):
-        scanned = np.empty(size, dtype=np.uint8)
-        filled = 0
-        while filled < size:
-            if left == 0:
-                offset, left = next(ranges)
-            n = min(left, size - filled)
-            scanned[filled : filled + n] = np.frombuffer(_read_exactly(container, offset, n), dtype=np.uint8)
-            offset, left, filled = offset + n, left - n, filled + n
-        planes = zigzag_unscan(
-            _scanned_view(scanned, header), rows, cols, header.pattern, channels_last=header.channels_last
-        )
-        yield np.ascontiguousarray(planes, dtype=header.dtype).tobytes()
-
-
 def _write_pixel_data(fh: BinaryIO, tag: int, vr: str, header: ContainerHeader, container: BinaryIO) -> None:
     """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
     pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
     fh.write(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, header.pixel_length + pad))
-    for batch in _cipher_batches(container, header):
-        fh.write(batch)
+    for scanned in _scanned_batches(container, header, _BATCH_BYTES):
+        fh.write(_unscan_batch(scanned, header).tobytes())
     fh.write(b"\x00" * pad)
 
 
-def _scanned_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> Iterator[bytes]:
-    """The inverse of :func:`_cipher_batches`: Pixel Data words (from ``start`` in ``pixels``) in payload order."""
+def _payload_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> Iterator[bytes]:
+    """Pixel Data words (from ``start`` in ``pixels``) back in payload order, batch by batch: the inverse of
+    what :func:`_write_pixel_data` writes."""
     position = start
-    for size in _batch_sizes(header):
+    for size in _batch_sizes(header, _BATCH_BYTES):
         raw = np.frombuffer(_read_exactly(pixels, position, size), dtype=header.dtype)
         position += size
         planes = raw.reshape((-1,) + _plane_layout(header))
@@ -689,5 +641,5 @@ def decrypt_dicom_native(
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kedi-dicom-native-"))
         scratch = Path(tmp) / "original.kedi"
         with open(scratch, "wb") as out:
-            _rebuild(out, skeleton, header, _scanned_batches(pixels, start, header))
+            _rebuild(out, skeleton, header, _payload_batches(pixels, start, header))
         return decrypt_file(scratch, dst, key, force=force, progress=progress)

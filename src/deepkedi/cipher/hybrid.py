@@ -20,8 +20,10 @@ arguments, for known-answer vectors only (Fernet's ``_encrypt_from_parts``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -726,7 +728,68 @@ def _decrypt_in_memory_container(
 # --------------------------------------------------------------------------- cipher image
 
 
-def cipher_image(path_or_data: str | Path | bytes) -> np.ndarray:
+def _pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
+    """(offset, length) of every run of pixel ciphertext in a hybrid container, in payload order."""
+    step = header.segment_size + TAG_SIZE
+    base = header.encoded_length
+    begin, end = header.residual_length, header.payload_length
+    ranges = []
+    for i in range(begin // header.segment_size, header.segment_count):
+        seg_start = i * header.segment_size
+        lo, hi = max(begin, seg_start), min(end, seg_start + header.segment_size)
+        if lo < hi:
+            ranges.append((base + i * step + (lo - seg_start), hi - lo))
+    return ranges
+
+
+def _read_exactly(fh: BinaryIO, offset: int, length: int) -> bytes:
+    fh.seek(offset)
+    data = fh.read(length)
+    if len(data) != length:
+        raise AuthenticationError()  # a file shorter than its header says
+    return data
+
+
+def _plane_layout(header: ContainerHeader) -> tuple[int, ...]:
+    """The shape of one plane of the image: (H, W) or (H, W, S)."""
+    return header.plane_shape + ((header.shape[-1],) if header.channels_last else ())
+
+
+def _batch_sizes(header: ContainerHeader, batch_bytes: int) -> Iterator[int]:
+    """Byte sizes of successive batches of whole planes, about ``batch_bytes`` each, covering the pixel words."""
+    plane = math.prod(_plane_layout(header)) * header.dtype.itemsize
+    step = max(1, batch_bytes // plane) * plane
+    for start in range(0, header.pixel_length, step):
+        yield min(step, header.pixel_length - start)
+
+
+def _scanned_batches(container: BinaryIO, header: ContainerHeader, batch_bytes: int) -> Iterator[np.ndarray]:
+    """The pixel ciphertext of a hybrid container in payload (zigzag) order, read across its
+    segments in batches of whole planes, each viewed as (n, H·W[, S]). One buffer is reused:
+    a batch is valid until the next one is asked for."""
+    ranges = iter(_pixel_ranges(header))
+    offset = left = 0
+    buffer = np.empty(next(_batch_sizes(header, batch_bytes)), dtype=np.uint8)
+    for size in _batch_sizes(header, batch_bytes):
+        filled = 0
+        while filled < size:
+            if left == 0:
+                offset, left = next(ranges)
+            n = min(left, size - filled)
+            container.seek(offset)
+            if container.readinto(memoryview(buffer)[filled : filled + n]) != n:
+                raise AuthenticationError()  # a file shorter than its header says
+            offset, left, filled = offset + n, left - n, filled + n
+        yield _scanned_view(buffer[:size], header)
+
+
+def _unscan_batch(scanned: np.ndarray, header: ContainerHeader, out: np.ndarray | None = None) -> np.ndarray:
+    """Planes (n, H, W[, S]) in raster order from a batch of :func:`_scanned_batches`."""
+    rows, cols = header.plane_shape
+    return zigzag_unscan(scanned, rows, cols, header.pattern, channels_last=header.channels_last, out=out)
+
+
+def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = None) -> np.ndarray:
     """The cipher image of a container: the ciphertext of its pixel words, put back in place.
 
     No key is needed. Pixel (r, c) of each plane holds the ciphertext word that
@@ -734,29 +797,42 @@ def cipher_image(path_or_data: str | Path | bytes) -> np.ndarray:
     UACI, correlation) can be computed on it. Same shape and dtype as the
     encrypted pixels. For a ``paper`` container it is the stored cipher image
     itself (zigzag-scanned speckled pixels XOR the key image, raster order).
+
+    A container file is read in batches of whole planes, never whole: with
+    ``out`` (an array of the image's shape and the header's dtype, for instance a
+    :func:`numpy.lib.format.open_memmap`) memory stays bounded for volumes of any size.
+
+    Raises
+    ------
+    FormatError
+        Not a container.
+    AuthenticationError
+        The container's length contradicts its header.
+    ValueError
+        ``out`` has another shape or dtype.
     """
-    if isinstance(path_or_data, (str, Path)):
-        data = memoryview(Path(path_or_data).read_bytes())
-    else:
-        data = memoryview(path_or_data).cast("B")
-    header = read_header(data)
-    if len(data) != header.container_length:
-        raise AuthenticationError()
-    if header.suite is Suite.PAPER:
-        # The paper suite stores its cipher image as it is, in raster order.
-        words = np.frombuffer(data[header.encoded_length :], dtype=header.dtype)
-        return words.reshape(header.shape).copy()
-    step = header.segment_size + TAG_SIZE
-    base = header.encoded_length
-    words = np.empty(header.pixel_length, dtype=np.uint8)
-    begin, end, filled = header.residual_length, header.payload_length, 0
-    first = begin // header.segment_size
-    for i in range(first, header.segment_count):
-        seg_start = i * header.segment_size
-        lo, hi = max(begin, seg_start), min(end, seg_start + header.segment_size)
-        if lo >= hi:
-            continue
-        offset = base + i * step + (lo - seg_start)
-        words[filled : filled + hi - lo] = np.frombuffer(data[offset : offset + hi - lo], dtype=np.uint8)
-        filled += hi - lo
-    return _unscan_pixels(_scanned_view(words, header), header, header.dtype)
+    with contextlib.ExitStack() as stack:
+        if isinstance(path_or_data, (str, Path)):
+            container: BinaryIO = stack.enter_context(open(path_or_data, "rb"))
+            length = os.fstat(container.fileno()).st_size
+        else:
+            data = memoryview(path_or_data).cast("B")
+            container, length = io.BytesIO(data), len(data)
+        header, _ = _read_header_from(container)
+        if length != header.container_length:
+            raise AuthenticationError()
+        if out is None:
+            out = np.empty(header.shape, dtype=header.dtype)
+        elif out.shape != header.shape or out.dtype != header.dtype:
+            raise ValueError(f"out must have shape {header.shape} and dtype {header.dtype}")
+        flat = out.reshape((-1,) + _plane_layout(header))
+        if header.suite is Suite.PAPER:
+            # The paper suite stores its cipher image as it is, in raster order.
+            words = _read_exactly(container, header.encoded_length, header.pixel_length)
+            flat[...] = np.frombuffer(words, dtype=header.dtype).reshape(flat.shape)
+            return out
+        done = 0
+        for scanned in _scanned_batches(container, header, _BATCH_BYTES):
+            _unscan_batch(scanned, header, out=flat[done : done + len(scanned)])
+            done += len(scanned)
+        return out

@@ -16,7 +16,7 @@ from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_AUTH, EXIT_USAGE, console, fail, guarded
 from deepkedi.errors import AuthenticationError, FormatError
-from deepkedi.fileio import atomic_output, atomic_output_path
+from deepkedi.fileio import atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
 
 
@@ -136,11 +136,15 @@ def inspect(
             if suffix not in (".npy", ".png"):
                 fail("--cipher-image must end in .npy or .png", EXIT_USAGE)
             with guarded():
-                pixels = cipher_image(file)
                 if suffix == ".npy":
-                    with atomic_output(cipher_image_out, force=force) as out:
-                        np.save(out, pixels)
+                    # Written through a memory map: a volume of any size is never held whole.
+                    with atomic_output_path(cipher_image_out, force=force) as tmp:
+                        mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=header.dtype, shape=header.shape)
+                        cipher_image(file, out=mapped)
+                        mapped.flush()
+                        del mapped
                 else:
+                    pixels = cipher_image(file)
                     with atomic_output_path(cipher_image_out, force=force) as tmp:
                         shown = _to_display(pixels)
                         colour = shown.ndim == 3
