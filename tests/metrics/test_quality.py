@@ -116,3 +116,19 @@ def test_records_write_non_finite_numbers_as_strings() -> None:
     record = QualityResult(mse=math.nan, psnr=-math.inf, ssim=np.float64(0.5), data_range=255)
     assert record.to_dict() == {"mse": "nan", "psnr": "-inf", "ssim": 0.5, "data_range": 255}
     json.dumps(record.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("shape", [(40, 60, 50), (9, 80, 70), (4, 90, 80)])
+def test_volume_ssim_in_slabs_is_the_whole_volume_ssim(shape: tuple[int, int, int], monkeypatch) -> None:
+    """Scored in slabs of a few planes (window 7, or 3 for a 4-plane stack), a volume gets
+    scikit-image's SSIM of the whole volume."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 4096, shape).astype(np.uint16)
+    b = np.clip(a.astype(np.int32) + rng.integers(-300, 300, shape), 0, 4095).astype(np.uint16)
+    window = 7 if min(shape) >= 7 else 3
+    whole = structural_similarity(a.astype(float), b.astype(float), data_range=4095, win_size=window,
+                                  channel_axis=None)
+    monkeypatch.setattr(quality, "_SSIM_SLAB_VOXELS", 2 * shape[1] * shape[2])  # two planes a slab
+    assert ssim(a, b, data_range=4095) == pytest.approx(whole, abs=1e-12)

@@ -9,6 +9,7 @@ first, then :func:`resolve_bits` (statistics, NPCR/UACI) or :func:`resolve_data_
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -187,3 +188,15 @@ def resolve_data_range(
                 f"the {name} image spans {span:g} grey levels, more than data_range={value:g}"
             )
     return value
+
+
+#: Elements per chunk when a pairwise measure walks two images (a few MiB of temporaries).
+PAIR_CHUNK = 1 << 20
+
+
+def pair_chunks(a: np.ndarray, b: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Equal flat chunks of two equally shaped images, so that pairwise measures of whole
+    volumes convert a few MiB at a time instead of copying the volumes into wider types."""
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    for start in range(0, flat_a.size, PAIR_CHUNK):
+        yield flat_a[start : start + PAIR_CHUNK], flat_b[start : start + PAIR_CHUNK]

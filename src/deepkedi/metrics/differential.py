@@ -46,6 +46,7 @@ from deepkedi.metrics._validate import (
     check_image,
     check_pair,
     level_range,
+    pair_chunks,
     resolve_bits,
 )
 from deepkedi.metrics.records import NpcrResult, SensitivityResult, UaciResult
@@ -187,9 +188,10 @@ def uaci(c1: Any, c2: Any, *, bits: int | None = None, alpha: float = 0.05) -> U
         and b.dtype.kind in "ui"
         and b.dtype.itemsize <= 2
     ):
-        total = float(np.abs(a.astype(np.int32) - b.astype(np.int32)).sum(dtype=np.int64))
+        total = float(sum(int(np.abs(x.astype(np.int32) - y.astype(np.int32)).sum(dtype=np.int64))
+                          for x, y in pair_chunks(a, b)))
     else:
-        total = float(np.abs(a.astype(np.float64) - b.astype(np.float64)).sum())
+        total = sum(float(np.abs(x.astype(np.float64) - y.astype(np.float64)).sum()) for x, y in pair_chunks(a, b))
     value = 100.0 * total / (a.size * f)
     lower, upper = uaci_interval(a.size, bits=bits, alpha=alpha)
     return UaciResult(

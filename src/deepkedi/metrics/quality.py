@@ -30,13 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from deepkedi.metrics._validate import check_pair, resolve_data_range
+from deepkedi.metrics._validate import check_pair, pair_chunks, resolve_data_range
 from deepkedi.metrics.records import QualityResult
 
 __all__ = ["compare", "mse", "psnr", "ssim"]
 
 #: Side of SSIM's Gaussian-free uniform window when the image allows it (Wang et al.'s 7).
 SSIM_WINDOW = 7
+#: Volumes larger than this many voxels are scored in slabs of planes (:func:`ssim`).
+_SSIM_SLAB_VOXELS = 1 << 21
 
 
 def _squared_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,10 +48,16 @@ def _squared_error(a: np.ndarray, b: np.ndarray) -> float:
         and a.dtype.itemsize <= 2
         and b.dtype.itemsize <= 2
     ):
-        difference = a.astype(np.int64) - b.astype(np.int64)
-        return float(np.dot(difference.ravel(), difference.ravel())) / a.size
-    difference = a.astype(np.float64) - b.astype(np.float64)
-    return float(np.dot(difference.ravel(), difference.ravel())) / a.size
+        total = 0  # exact: integer sums of squared integer differences
+        for x, y in pair_chunks(a, b):
+            difference = x.astype(np.int64) - y.astype(np.int64)
+            total += int(np.dot(difference, difference))
+        return total / a.size
+    sum_of_squares = 0.0
+    for x, y in pair_chunks(a, b):
+        difference = x.astype(np.float64) - y.astype(np.float64)
+        sum_of_squares += float(np.dot(difference, difference))
+    return sum_of_squares / a.size
 
 
 def mse(a: Any, b: Any, *, data_range: float | None = None) -> float:
@@ -153,15 +161,38 @@ def ssim(a: Any, b: Any, *, data_range: float | None = None) -> float:
         raise ValueError(f"ssim needs at least 3 pixels along every axis; got shape {first.shape}")
     window = min(SSIM_WINDOW, shortest if shortest % 2 else shortest - 1)
     structural_similarity = _structural_similarity()
-    return float(
-        structural_similarity(
-            first.astype(np.float64),
-            second.astype(np.float64),
+    if first.ndim == 2 or first.size <= _SSIM_SLAB_VOXELS:
+        return float(
+            structural_similarity(
+                first.astype(np.float64),
+                second.astype(np.float64),
+                data_range=peak,
+                win_size=window,
+                channel_axis=None,
+            )
+        )
+    # A volume, in slabs of planes: scikit-image averages the SSIM map without a border of
+    # `pad` voxels, so every voxel it keeps sees a window that lies wholly inside the
+    # volume; a slab with `pad` extra planes on each side gives exactly those voxels'
+    # values for its inner planes. Memory: some 20 float64 copies of one slab, not of the
+    # volume (64 times the size of a uint16 volume).
+    pad = (window - 1) // 2
+    step = max(1, _SSIM_SLAB_VOXELS // first[0].size)
+    total, count = 0.0, 0
+    for start in range(pad, first.shape[0] - pad, step):
+        stop = min(start + step, first.shape[0] - pad)
+        _, ssim_map = structural_similarity(
+            first[start - pad : stop + pad].astype(np.float64),
+            second[start - pad : stop + pad].astype(np.float64),
             data_range=peak,
             win_size=window,
             channel_axis=None,
+            full=True,
         )
-    )
+        kept = ssim_map[pad:-pad, pad:-pad, pad:-pad]
+        total += float(kept.sum(dtype=np.float64))
+        count += kept.size
+    return total / count
 
 
 def compare(a: Any, b: Any, *, data_range: float | None = None) -> QualityResult:
