@@ -48,7 +48,6 @@ import contextlib
 import hashlib
 import hmac
 import io
-import math
 import struct
 import tempfile
 import warnings
@@ -65,7 +64,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-from deepkedi.cipher.format import TAG_SIZE, ContainerHeader, Suite
+from deepkedi.cipher.format import ContainerHeader, Suite
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, encrypt_file, read_header
 from deepkedi.cipher.hybrid import (
     _batch_sizes,
@@ -81,7 +80,7 @@ from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import sniff_dicom
 from deepkedi.keys.keyfile import Key
-from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
+from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
 __all__ = [
     "DEIDENTIFICATION_MARKER",
