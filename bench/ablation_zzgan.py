@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from deepkedi.keygen.models import GeneratorConfig
 from deepkedi.keygen.train import LOSS_TERMS, PRESETS, Trainer, default_training_planes, evaluate_generator
 
 
