@@ -261,14 +261,14 @@ def test_pixel_data_streams_in_batches_across_segments(
     plane = 301 * 257 * channels * np.dtype(dtype).itemsize
     monkeypatch.setattr(dicom_native, "_BATCH_BYTES", 2 * plane)
     kept = tmp_path / "container.kedi"
-    original_encrypt_file = dicom_native.encrypt_file
+    original_encrypt_file = dicom_native._encrypt_file_from_parts
 
     def keep_container(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
         header = original_encrypt_file(src, dst, *args, **kwargs)
         shutil.copyfile(dst, kept)
         return header
 
-    monkeypatch.setattr(dicom_native, "encrypt_file", keep_container)
+    monkeypatch.setattr(dicom_native, "_encrypt_file_from_parts", keep_container)
     native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
     header = encrypt_dicom_native(source, native, key)
     assert header.segment_count > 1

@@ -48,6 +48,7 @@ import contextlib
 import hashlib
 import hmac
 import io
+import os
 import struct
 import tempfile
 import warnings
@@ -64,15 +65,19 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-from deepkedi.cipher.format import ContainerHeader, Suite
-from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, encrypt_file, read_header
+from deepkedi.cipher.format import NONCE_PREFIX_SIZE, SALT_SIZE, ContainerHeader, Suite
 from deepkedi.cipher.hybrid import (
+    DEFAULT_PATTERN,
+    Progress,
     _batch_sizes,
+    _encrypt_file_from_parts,
     _pixel_ranges,
     _plane_layout,
     _read_exactly,
     _scanned_batches,
     _unscan_batch,
+    decrypt_file,
+    read_header,
 )
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, check_distinct
@@ -503,7 +508,16 @@ def encrypt_dicom_native(
         # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
         # It is read back in batches of whole planes: memory stays bounded for volumes of any size.
         scratch = Path(tmp) / "original.kedi"
-        header = encrypt_file(src, scratch, key, pattern=pattern, progress=progress)
+        header = _encrypt_file_from_parts(
+            src,
+            scratch,
+            key,
+            pattern=pattern,
+            salt=os.urandom(SALT_SIZE),
+            nonce_prefix=os.urandom(NONCE_PREFIX_SIZE),
+            progress=progress,
+            image=image,  # already read above: decoded once
+        )
         with open(scratch, "rb") as container:
             skeleton = _skeleton(container, header)
             with _quiet():

@@ -482,11 +482,18 @@ def _encrypt_file_from_parts(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     force: bool = False,
     progress: Progress | None = None,
+    image: MedicalImage | None = None,
 ) -> ContainerHeader:
-    """Deterministic core of :func:`encrypt_file` (salt and nonce prefix given)."""
+    """Deterministic core of :func:`encrypt_file` (salt and nonce prefix given).
+
+    ``image`` is ``read_image(src)`` when the caller has already read it (the
+    DICOM-native writer does, for the cipher image's layout): a compressed file is
+    then decoded once, not twice.
+    """
     src, dst = Path(src), Path(dst)
     check_distinct(src, dst)
-    image = read_image(src)
+    if image is None:
+        image = read_image(src)
     source = _describe_source(image)
     head = _residual_head(source.meta, len(source.prefix))
     residual_length = _residual_length(head, len(source.prefix), len(source.suffix))
