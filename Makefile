@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	# DCMTK, GDCM and dicom3tools (dciodvfy): the DICOM-native tests check our files with them.
 	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-			(apt-get update -qq && apt-get install -y -qq dcmtk libgdcm-tools dicom3tools >/dev/null) \
-				|| echo "note: installing dcmtk/libgdcm-tools/dicom3tools failed; their tests will skip"; \
+			apt-get update -qq || true; \
+			for package in dcmtk libgdcm-tools dicom3tools; do \
+				apt-get install -y -qq $$package >/dev/null || echo "note: installing $$package failed; its tests will skip"; \
+			done; \
 		else echo "note: dcmtk/libgdcm-tools/dicom3tools missing and not installable here; their tests will skip"; fi; \
 	fi
 	touch $(STAMP)
