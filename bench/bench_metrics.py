@@ -10,12 +10,11 @@ per block size and bit depth). Run with ``python bench/bench_metrics.py [--repea
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
+from _timing import round_robin_medians
 from deepkedi.metrics import (
     adjacent_correlations,
     histogram_chi_square,
@@ -32,16 +31,7 @@ BUDGET_MS = 100.0
 
 def median_ms(calls: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
     """Median wall time of one call of each, in milliseconds, timed round-robin."""
-    for call in calls.values():
-        for _ in range(3):
-            call()
-    samples: dict[str, list[int]] = {name: [] for name in calls}
-    for _ in range(repeat):
-        for name, call in calls.items():
-            start = time.perf_counter_ns()
-            call()
-            samples[name].append(time.perf_counter_ns() - start)
-    return {name: statistics.median(times) / 1e6 for name, times in samples.items()}
+    return {name: 1e3 * t for name, t in round_robin_medians(calls, repeat, warmup=3).items()}
 
 
 def main() -> None:

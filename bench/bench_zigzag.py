@@ -16,32 +16,18 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import statistics
-import time
 from typing import Callable
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from _timing import round_robin_medians
 from deepkedi.transforms import ZigzagPattern, scan_order, zigzag_scan, zigzag_unscan
 
 
 def median_us(calls: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median wall time of one call of each, in microseconds.
-
-    The calls are timed round-robin, one of each per round, so that a burst of
-    load on the machine slows them all alike instead of skewing one figure.
-    """
-    for call in calls.values():
-        for _ in range(5):
-            call()
-    samples: dict[str, list[int]] = {name: [] for name in calls}
-    for _ in range(repeat):
-        for name, call in calls.items():
-            start = time.perf_counter_ns()
-            call()
-            samples[name].append(time.perf_counter_ns() - start)
-    return {name: statistics.median(times) / 1e3 for name, times in samples.items()}
+    """Median wall time of one call of each, in microseconds, timed round-robin."""
+    return {name: 1e6 * t for name, t in round_robin_medians(calls, repeat, warmup=5).items()}
 
 
 def main() -> None:
