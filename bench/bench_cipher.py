@@ -11,32 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from typing import Callable
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from _timing import round_robin_medians
 from deepkedi import decrypt_image, encrypt_image, generate_key
 from deepkedi.transforms.zigzag import ZigzagPattern
-
-
-def interleaved(actions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each action, timed in turn within each round.
-
-    Interleaving gives every action the same machine conditions (frequency,
-    neighbours, caches), so the ratios hold even when absolute times drift.
-    """
-    for action in actions.values():
-        action()  # warm caches, the allocator and the per-shape scan tables
-    times: dict[str, list[float]] = {name: [] for name in actions}
-    for _ in range(repeats):
-        for name, action in actions.items():
-            start = time.perf_counter()
-            action()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def bench(label: str, pixels: np.ndarray, repeats: int, unit: str) -> None:
@@ -50,7 +32,7 @@ def bench(label: str, pixels: np.ndarray, repeats: int, unit: str) -> None:
         container = encrypt_image(pixels, key, pattern=pattern)
         actions[f"encrypt_image {pattern.value}"] = lambda p=pattern: encrypt_image(pixels, key, pattern=p)
         actions[f"decrypt_image {pattern.value}"] = lambda c=container: decrypt_image(c, key)
-    medians = interleaved(actions, repeats)
+    medians = round_robin_medians(actions, repeats, warmup=1)
     raw = medians["raw AESGCM.encrypt"]
     print(
         f"\n{label}: {pixels.shape} {pixels.dtype}, {len(data) / 2**20:.2f} MiB, median of {repeats} interleaved rounds"
