@@ -548,7 +548,7 @@ def encrypt_file(
     Parameters
     ----------
     src
-        A DICOM, NIfTI, PNG, TIFF, JPEG or ``.npy`` file.
+        A DICOM, NIfTI, FreeSurfer MGH, PNG, TIFF, JPEG or ``.npy`` file.
     dst
         The container to write. Written atomically; an existing file is kept
         unless ``force``.

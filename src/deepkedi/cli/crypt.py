@@ -189,7 +189,7 @@ def _encrypt_all_patterns(
 
 @app.command()
 def encrypt(
-    input: Annotated[Path, typer.Argument(help="Image file (DICOM, NIfTI, PNG, TIFF, JPEG, .npy) or folder.")],
+    input: Annotated[Path, typer.Argument(help="Image file (DICOM, NIfTI, MGH, PNG, TIFF, JPEG, .npy) or folder.")],
     output: Annotated[
         Path,
         typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),

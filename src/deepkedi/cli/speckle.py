@@ -15,7 +15,7 @@ from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
 
 #: Formats that store floating-point pixels as they are.
-_FLOAT_SUFFIXES = (".npy", ".nii", ".nii.gz")
+_FLOAT_SUFFIXES = (".npy", ".nii", ".nii.gz", ".mgh", ".mgz")
 
 
 class SpeckleModel(str, enum.Enum):
@@ -35,7 +35,7 @@ def _per_plane(image: MedicalImage, action: Callable[[np.ndarray], np.ndarray]) 
 
 
 def _write(image: MedicalImage, values: np.ndarray, output: Path, force: bool) -> str:
-    """Float32 into .npy/NIfTI as computed; otherwise rounded and clipped to the input's integer type."""
+    """Float32 into .npy/NIfTI/MGH as computed; otherwise rounded and clipped to the input's integer type."""
     name = output.name.lower()
     if name.endswith(_FLOAT_SUFFIXES):
         result, note = values.astype(np.float32), "float32, as computed"
@@ -45,7 +45,7 @@ def _write(image: MedicalImage, values: np.ndarray, output: Path, force: bool) -
         note = f"rounded and clipped to {image.pixels.dtype}"
     else:
         fail(
-            f"{output.name}: floating-point pixels need a .npy or NIfTI output ({image.pixels.dtype} input)",
+            f"{output.name}: floating-point pixels need a .npy, NIfTI or MGH output ({image.pixels.dtype} input)",
             EXIT_USAGE,
         )
     if name.endswith(".npy"):
@@ -60,7 +60,7 @@ def _write(image: MedicalImage, values: np.ndarray, output: Path, force: bool) -
 @app.command()
 def speckle(
     input: Annotated[Path, typer.Argument(help="Image file.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Speckled image (.npy or NIfTI keeps float32).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Speckled image (.npy, NIfTI or MGH keeps float32).")],
     model: Annotated[SpeckleModel, typer.Option(help="Speckle model.")] = SpeckleModel.gaussian,
     level: Annotated[
         Optional[float], typer.Option(help="Variance (gaussian, uniform) or number of looks (gamma).")

@@ -140,3 +140,17 @@ def finite_or_none(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def affine_of(image: Any) -> np.ndarray:
+    """The 4 × 4 voxel-to-world matrix a volume writer stores: ``image.metadata["affine"]``
+    when it is a finite 4 × 4 matrix, else a diagonal built from the spacing (1 mm when unknown)."""
+    try:
+        matrix = np.asarray(image.metadata.get("affine"), dtype=float)
+        if matrix.shape == (4, 4) and np.isfinite(matrix).all():
+            return matrix
+    except (TypeError, ValueError):
+        pass  # no usable affine: fall back to the spacing
+    zooms = list(reversed(image.spacing or ()))[:3]
+    zooms += [1.0] * (3 - len(zooms))
+    return np.diag([*zooms, 1.0])

@@ -29,7 +29,7 @@ from nibabel.fileholders import FileHolder
 from nibabel import imageglobals
 
 from deepkedi.errors import UnsupportedImageError
-from deepkedi.imaging._reading import finite_or_none, map_splice, probe, translated_failures
+from deepkedi.imaging._reading import affine_of, finite_or_none, map_splice, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
@@ -234,25 +234,12 @@ def write_nifti(image: MedicalImage, path: Path) -> None:
         volume = pixels.astype(np.float32)
     else:
         volume = pixels
-    img = nib.Nifti1Image(volume.T, _affine(image))
+    img = nib.Nifti1Image(volume.T, affine_of(image))
     img.header.set_data_dtype(volume.dtype)
     img.header.set_xyzt_units("mm", "sec")
     opener = gzip.open if str(path).lower().endswith(".gz") else open
     with opener(path, "wb") as fh:
         img.to_file_map(_file_map(fh))
-
-
-def _affine(image: MedicalImage) -> np.ndarray:
-    affine = image.metadata.get("affine")
-    try:
-        matrix = np.asarray(affine, dtype=float)
-        if matrix.shape == (4, 4) and np.isfinite(matrix).all():
-            return matrix
-    except (TypeError, ValueError):
-        pass  # no usable affine: fall back to the spacing
-    zooms = list(reversed(image.spacing or ()))[:3]
-    zooms += [1.0] * (3 - len(zooms))
-    return np.diag([*zooms, 1.0])
 
 
 register_format(

@@ -73,7 +73,7 @@ def available_formats() -> dict[str, ImageFormat]:
 
 def _load_builtin_formats() -> None:
     # Imported here, not at module level, so each format module can import this one.
-    from deepkedi.imaging import dicom, nifti, npy, raster  # noqa: F401
+    from deepkedi.imaging import dicom, mgh, nifti, npy, raster  # noqa: F401
 
 
 def _by_suffix(path: Path) -> ImageFormat | None:
@@ -137,7 +137,8 @@ def read_image(path: str | Path, *, format: str | None = None) -> MedicalImage:
     Parameters
     ----------
     path
-        A DICOM, NIfTI (``.nii``, ``.nii.gz``), PNG, TIFF or ``.npy`` file.
+        A DICOM, NIfTI (``.nii``, ``.nii.gz``), FreeSurfer MGH (``.mgh``, ``.mgz``),
+        PNG, TIFF, JPEG or ``.npy`` file.
     format
         Force a registered format by name instead of detecting it.
 
