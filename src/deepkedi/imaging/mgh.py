@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,10 @@ def read_mgh(path: Path) -> MedicalImage:
     compressed = _gunzipped(head) is not None
     if not sniff_mgh(head):
         raise UnsupportedImageError(f"{path}: not a FreeSurfer MGH volume (no MGH header found)")
-    with translated_failures(path, "not a readable MGH file"):
+    # A damaged header can make nibabel's geometry overflow: that is a warning, not the
+    # reader's business to print; the values are reported (or refused) as they are.
+    with translated_failures(path, "not a readable MGH file"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         if compressed:
             with gzip.open(path, "rb") as fh:
                 img = nib.MGHImage.from_file_map({"image": FileHolder(fileobj=fh)})
