@@ -51,9 +51,15 @@ def jpeg_bytes() -> bytes:
     return buffer.getvalue()
 
 
+def mgh_bytes() -> bytes:
+    volume = np.arange(3 * 4 * 5, dtype=np.int16).reshape(5, 4, 3)  # (x, y, z) as nibabel takes it
+    return nibabel.MGHImage(volume, np.eye(4)).to_bytes()
+
+
 CONTENT = {
     "dicom": lambda: CT_SMALL.read_bytes(),
     "nifti": lambda: ANATOMICAL.read_bytes(),
+    "mgh": mgh_bytes,
     "png": png_bytes,
     "tiff": tiff_bytes,
     "jpeg": jpeg_bytes,
@@ -63,7 +69,7 @@ CONTENT = {
 
 def test_all_builtin_formats_are_registered() -> None:
     formats = available_formats()
-    assert set(formats) >= {"dicom", "nifti", "png", "tiff", "jpeg", "npy"}
+    assert set(formats) >= {"dicom", "nifti", "mgh", "png", "tiff", "jpeg", "npy"}
     assert formats["nifti"].suffixes == (".nii", ".nii.gz")
     assert all(fmt.write is not None for fmt in formats.values())
 
@@ -135,17 +141,18 @@ DAMAGE_SOURCES = {
     "jpegls.dcm": CT_SMALL.parent / "MR_small_jpeg_ls_lossless.dcm",
     "anatomical.nii": ANATOMICAL,
     "example4d.nii.gz": EXAMPLE4D,
+    "test.mgz": ANATOMICAL.parent / "test.mgz",
 }
 
 
-@pytest.mark.parametrize("name", [*DAMAGE_SOURCES, "a.png", "a.tif", "a.jpg", "a.npy"])
+@pytest.mark.parametrize("name", [*DAMAGE_SOURCES, "a.png", "a.tif", "a.jpg", "a.npy", "a.mgh"])
 def test_damaged_files_fail_cleanly(tmp_path: Path, name: str) -> None:
     """Seeded truncations and byte flips: a clean read or UnsupportedImageError, nothing else."""
     suffix = name.split(".", 1)[1]
     if name in DAMAGE_SOURCES:
         original = DAMAGE_SOURCES[name].read_bytes()
     else:
-        original = CONTENT[{"png": "png", "tif": "tiff", "jpg": "jpeg", "npy": "npy"}[suffix]]()
+        original = CONTENT[{"png": "png", "tif": "tiff", "jpg": "jpeg", "npy": "npy", "mgh": "mgh"}[suffix]]()
     rng = np.random.default_rng(sum(name.encode()))
     path = tmp_path / name
     for trial in range(40):
