@@ -270,8 +270,13 @@ def test_pixel_data_streams_in_batches_across_segments(
 
     monkeypatch.setattr(dicom_native, "_encrypt_file_from_parts", keep_container)
     native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
-    header = encrypt_dicom_native(source, native, key)
+    reports: list[tuple[int, int]] = []
+    header = encrypt_dicom_native(source, native, key, progress=lambda done, total: reports.append((done, total)))
     assert header.segment_count > 1
+    # One bar over both passes: the container, then Pixel Data batch by batch, ending full.
+    assert {total for _, total in reports} == {header.payload_length + header.pixel_length}
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    assert reports[-1][0] == reports[-1][1] and len(reports) >= 4
     written = pydicom.dcmread(native)
     expected = hybrid.cipher_image(kept).tobytes()
     assert written.PixelData == expected + b"\x00" * (len(expected) % 2)  # values have even length

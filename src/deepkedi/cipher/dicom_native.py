@@ -374,12 +374,15 @@ def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
     return b"".join(parts)
 
 
-def _write_pixel_data(fh: BinaryIO, tag: int, vr: str, header: ContainerHeader, container: BinaryIO) -> None:
+def _write_pixel_data(
+    fh: BinaryIO, tag: int, vr: str, header: ContainerHeader, container: BinaryIO, advance: Callable[[int], None]
+) -> None:
     """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
     pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
     fh.write(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, header.pixel_length + pad))
     for scanned in _scanned_batches(container, header, _BATCH_BYTES):
         fh.write(_unscan_batch(scanned, header).tobytes())
+        advance(scanned.nbytes)
     fh.write(b"\x00" * pad)
 
 
@@ -471,7 +474,7 @@ def encrypt_dicom_native(
         Secret for the UID map; default: derived from ``key``, so every file of a
         study encrypted with one key maps each old UID to the same new one.
     progress
-        Called with (bytes done, bytes total) while the container is made.
+        Called with (bytes done, bytes total): the container, then the Pixel Data written from it.
 
     Returns
     -------
@@ -504,6 +507,16 @@ def encrypt_dicom_native(
             uid_map[old] = deidentified_uid(uid_key, old)
         return uid_map[old]
 
+    # Progress covers both passes: the container, then the Pixel Data written from it.
+    pixel_bytes = int(image.pixels.nbytes)
+    written = 0
+
+    def advance(nbytes: int) -> None:
+        nonlocal written
+        written += nbytes
+        if progress is not None:
+            progress(header.payload_length + written, header.payload_length + pixel_bytes)
+
     with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
         # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
         # It is read back in batches of whole planes: memory stays bounded for volumes of any size.
@@ -515,7 +528,7 @@ def encrypt_dicom_native(
             pattern=pattern,
             salt=os.urandom(SALT_SIZE),
             nonce_prefix=os.urandom(NONCE_PREFIX_SIZE),
-            progress=progress,
+            progress=None if progress is None else lambda done, total: progress(done, total + pixel_bytes),
             image=image,  # already read above: decoded once
         )
         with open(scratch, "rb") as container:
@@ -542,7 +555,7 @@ def encrypt_dicom_native(
             with atomic_output(dst, force=force) as fh:
                 with _quiet():
                     pydicom.dcmwrite(fh, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
-                _write_pixel_data(fh, pixel_tag, pixel_vr, header, container)
+                _write_pixel_data(fh, pixel_tag, pixel_vr, header, container, advance)
     return header
 
 
