@@ -23,3 +23,8 @@ def round_robin_medians(calls: dict[str, Callable[[], object]], repeat: int, *, 
             call()
             samples[name].append(time.perf_counter_ns() - start)
     return {name: statistics.median(times) / 1e9 for name, times in samples.items()}
+
+
+def median_seconds(call: Callable[[], object], repeat: int, *, warmup: int = 1) -> float:
+    """Median wall time of one call, in seconds (:func:`round_robin_medians` of a single call)."""
+    return round_robin_medians({"call": call}, repeat, warmup=warmup)["call"]

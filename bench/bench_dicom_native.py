@@ -21,24 +21,14 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
+from _timing import round_robin_medians
 from deepkedi.cipher.dicom_native import decrypt_dicom_native, encrypt_dicom_native
 from deepkedi.cipher.hybrid import decrypt_file, encrypt_file
 from deepkedi.datasets import phantom, sample_corpus
 from deepkedi.imaging import read_image, write_image
 from deepkedi.keys import generate_key
-
-
-def _median_ms(action: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> int:
@@ -60,10 +50,14 @@ def main() -> int:
         for name, path in files:
             native, container = folder / "native.dcm", folder / "file.kedi"
             back_native, back_container = folder / "back-native.dcm", folder / "back-container.dcm"
-            enc_n = _median_ms(lambda: encrypt_dicom_native(path, native, key, force=True), args.repeat)
-            enc_c = _median_ms(lambda: encrypt_file(path, container, key, force=True), args.repeat)
-            dec_n = _median_ms(lambda: decrypt_dicom_native(native, back_native, key, force=True), args.repeat)
-            dec_c = _median_ms(lambda: decrypt_file(container, back_container, key, force=True), args.repeat)
+            # Round-robin, in this order: each decryption reads what the encryption before it wrote.
+            medians = round_robin_medians({
+                "enc_n": lambda: encrypt_dicom_native(path, native, key, force=True),
+                "enc_c": lambda: encrypt_file(path, container, key, force=True),
+                "dec_n": lambda: decrypt_dicom_native(native, back_native, key, force=True),
+                "dec_c": lambda: decrypt_file(container, back_container, key, force=True),
+            }, args.repeat, warmup=1)
+            enc_n, enc_c, dec_n, dec_c = (1e3 * medians[k] for k in ("enc_n", "enc_c", "dec_n", "dec_c"))
             assert back_native.read_bytes() == back_container.read_bytes() == Path(path).read_bytes()
             ratios += [enc_n / enc_c, dec_n / dec_c]
             print(f"{name[:34]:34s} {Path(path).stat().st_size / 1024:6.0f} {enc_n:11.1f} {enc_c:14.1f} "

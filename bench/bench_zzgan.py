@@ -23,7 +23,6 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
+from _timing import median_seconds
 from deepkedi import metrics
 from deepkedi.cipher.paper import paper_decrypt_pixels, paper_encrypt_pixels
 from deepkedi.datasets import PHANTOM_KINDS, phantom
@@ -170,13 +170,7 @@ def _nist_table(
 
 
 def _median_ms(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_seconds(fn, repeats)
 
 
 def _speed(generator, repeats: int) -> list[str]:  # type: ignore[no-untyped-def]
