@@ -322,3 +322,13 @@ def test_entropy_moments_of_large_blocks_stay_cheap() -> None:
     mean, variance = uniform_entropy_moments(512 * 512, 8)
     assert mean == pytest.approx(8 - 255 / (2 * 512 * 512 * math.log(2)), abs=1e-6)
     assert 0 < variance < 1e-8
+
+
+def test_pearson_matches_numpy_and_says_nan_for_a_constant() -> None:
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 4096, (40, 50)).astype(np.uint16)
+    y = (x // 2 + rng.integers(0, 2048, (40, 50))).astype(np.uint16)
+    assert statistics.pearson(x, y) == pytest.approx(np.corrcoef(x.ravel(), y.ravel())[0, 1], abs=1e-12)
+    assert math.isnan(statistics.pearson(np.full(9, 3), np.arange(9)))
+    with pytest.raises(ValueError, match="equally sized"):
+        statistics.pearson(np.arange(3), np.arange(4))

@@ -54,6 +54,7 @@ from deepkedi.metrics import (
     histogram_chi_square,
     local_entropy,
     npcr,
+    pearson,
     plaintext_sensitivity,
     psnr,
     shannon_entropy,
@@ -217,18 +218,6 @@ def _unscan(image: np.ndarray, order: np.ndarray | None) -> np.ndarray:
     return flat.reshape(image.shape)
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r of two integer arrays; NaN when either is constant."""
-    a = x.astype(np.float64).ravel()
-    b = y.astype(np.float64).ravel()
-    a -= a.mean()
-    b -= b.mean()
-    denominator = math.sqrt(float(a @ a) * float(b @ b))
-    if denominator == 0:
-        return math.nan
-    return float(np.clip(float(a @ b) / denominator, -1.0, 1.0))
-
-
 def _psnr(reference: np.ndarray, image: np.ndarray, plain_bits: int) -> float:
     """PSNR on the plain images' stored range; values above it are shown as white, as a viewer would."""
     peak = (1 << plain_bits) - 1
@@ -295,7 +284,7 @@ def _known_plaintext(
         c1 = scheme.encrypt(known)
         keystream = _cipher_pixels(scheme, c1, known) ^ _scan(known, order)
         recovered = _unscan(_cipher_pixels(scheme, c2, second) ^ keystream, order)
-        r = _pearson(recovered, second)
+        r = pearson(recovered, second)
         trials[known_name] = {
             "psnr_db": _psnr(second, recovered, plain_bits),
             "exact_share": float(np.mean(recovered == second)),
@@ -351,7 +340,7 @@ def _key_reuse(
     c1, c2 = scheme.encrypt(first), scheme.encrypt(second)
     leaked = _cipher_pixels(scheme, c1, first) ^ _cipher_pixels(scheme, c2, second)
     expected = _scan(first, order) ^ _scan(second, order)
-    r = _pearson(leaked, expected)
+    r = pearson(leaked, expected)
     correlation = 0.0 if math.isnan(r) else abs(r)
     equal = float(np.mean(leaked == expected))
     broken = correlation >= LEAK_THRESHOLD or equal >= LEAK_THRESHOLD

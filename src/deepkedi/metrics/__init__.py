@@ -37,6 +37,7 @@ from deepkedi.metrics.statistics import (
     adjacent_correlations,
     histogram_chi_square,
     local_entropy,
+    pearson,
     shannon_entropy,
     uniform_entropy_moments,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "histogram_chi_square",
     "key_sensitivity",
     "local_entropy",
+    "pearson",
     "mse",
     "npcr",
     "npcr_critical",

@@ -47,6 +47,7 @@ __all__ = [
     "adjacent_correlations",
     "histogram_chi_square",
     "local_entropy",
+    "pearson",
     "shannon_entropy",
     "uniform_entropy_moments",
 ]
@@ -412,10 +413,7 @@ def adjacent_correlation(
             raise ValueError(f"pairs must be in 2..{total} for this image, got {pairs}")
         index = np.unravel_index(rng.choice(total, size=pairs, replace=False), first.shape)
         chosen_x, chosen_y = first[index], second[index]
-        x, y = chosen_x.astype(np.float64), chosen_y.astype(np.float64)
-        x -= x.mean()
-        y -= y.mean()
-        coefficient = _pearson_of(_moments(x, y))
+        coefficient = pearson(chosen_x, chosen_y)
         used, sample_from = pairs, (chosen_x, chosen_y)
     if used > SCATTER_PAIRS:
         keep = np.unravel_index(
@@ -440,6 +438,21 @@ def _moments(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array(
         [x.size, x.sum(), y.sum(), np.einsum(spec, x, x), np.einsum(spec, y, y), np.einsum(spec, x, y)]
     )
+
+
+def pearson(x: Any, y: Any) -> float:
+    """Pearson's r of two equally sized arrays, pixel with pixel; NaN when either is constant.
+
+    Examples
+    --------
+    >>> pearson(np.arange(10), 3 * np.arange(10) + 1)
+    1.0
+    """
+    a = np.asarray(x, dtype=np.float64).ravel()
+    b = np.asarray(y, dtype=np.float64).ravel()
+    if a.size != b.size:
+        raise ValueError(f"pearson needs equally sized arrays, got {a.size} and {b.size} values")
+    return _pearson_of(_moments(a - a.mean(), b - b.mean()))
 
 
 def _pearson_of(moments: np.ndarray) -> float:
