@@ -240,15 +240,6 @@ def _paper_cases() -> None:
             pixels=_pixels_record(changed.astype(np.uint16)))
 
 
-def _raw(key) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    if hasattr(key, "private_bytes"):
-        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                 serialization.NoEncryption())
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 def _export_cases() -> None:
     """§10.5: X25519 + HKDF-SHA256 + AES-256-GCM, ephemeral key and nonce fixed."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -267,13 +258,16 @@ def _export_cases() -> None:
                         "created": key.created, "suite": key.suite, "label": label,
                         "provenance": dict(key.provenance)})
     payload = json.dumps(entries, sort_keys=True).encode("utf-8")
-    blob = _export_from_parts(payload, _raw(recipient.public_key()), ephemeral, nonce)
-    common = {"recipient_private": _raw(recipient).hex(), "recipient_public": _raw(recipient.public_key()).hex()}
+    blob = _export_from_parts(payload, recipient.public_key().public_bytes_raw(), ephemeral, nonce)
+    common = {
+        "recipient_private": recipient.private_bytes_raw().hex(),
+        "recipient_public": recipient.public_key().public_bytes_raw().hex(),
+    }
     _write("export/success-two-keys", {
         "description": "two data keys sealed to one recipient",
         "expect": "success",
         **common,
-        "ephemeral_private": _raw(ephemeral).hex(),
+        "ephemeral_private": ephemeral.private_bytes_raw().hex(),
         "nonce": nonce.hex(),
         "payload": payload.decode("utf-8"),
         "export": blob.hex(),
@@ -283,7 +277,8 @@ def _export_cases() -> None:
         case = {"description": description, "expect": expect, **common, "export": data.hex()}
         if private is not None:
             case["recipient_private"] = private.hex()
-            case["recipient_public"] = _raw(X25519PrivateKey.from_private_bytes(private).public_key()).hex()
+            other = X25519PrivateKey.from_private_bytes(private)
+            case["recipient_public"] = other.public_key().public_bytes_raw().hex()
         _write(f"export/{name}", case)
 
     def flipped(at: int) -> bytes:
