@@ -13,7 +13,13 @@ exception                   exit code  meaning
 ``FormatError``             4          input is not a deepkedi container at all
 ``KeyFileError``            4          a key file that cannot be read
 ``KeystoreError``           4          no keystore, another version, damaged or in conflict
+``InputTooLargeError``      4          the input would decode to more bytes than allowed
+``OutputError``             5          the output cannot be written (disk full, read-only, name too long)
 ==========================  =========  =======================================
+
+The whole table of exit codes (the command line's ``cli/_common.py`` applies it):
+0 success, 2 usage, 3 authentication (wrong key, tampered, truncated, revoked),
+4 bad or unsupported input, 5 output or environment failure.
 
 Authentication failures stay opaque: a wrong key, a flipped bit and a
 truncation raise the same :class:`AuthenticationError` with the same message, as
@@ -26,10 +32,12 @@ __all__ = [
     "AuthenticationError",
     "DeepKediError",
     "FormatError",
+    "InputTooLargeError",
     "KeyFileError",
     "KeyNotFoundError",
     "KeyRevokedError",
     "KeystoreError",
+    "OutputError",
     "OutputExistsError",
     "UnsupportedImageError",
 ]
@@ -94,3 +102,18 @@ class UnsupportedImageError(DeepKediError):
 
 class OutputExistsError(DeepKediError):
     """An output exists and replacing it was not asked for (``--force``)."""
+
+
+class InputTooLargeError(UnsupportedImageError):
+    """The input would decode to more bytes than the configured limit allows.
+
+    Raised from the file's headers before decoding where they tell the size, and
+    while streaming otherwise, so a small compressed file cannot exhaust memory.
+    """
+
+
+class OutputError(DeepKediError):
+    """An output cannot be written: disk full, read-only folder, name too long, no permission.
+
+    Nothing is left under the output's name when this is raised.
+    """

@@ -19,6 +19,7 @@ from deepkedi.errors import (
     KeyNotFoundError,
     KeyRevokedError,
     KeystoreError,
+    OutputError,
     OutputExistsError,
     UnsupportedImageError,
 )
@@ -27,6 +28,7 @@ from deepkedi.keys import Key, key_file_is_sealed, load_key
 __all__ = [
     "EXIT_AUTH",
     "EXIT_INPUT",
+    "EXIT_OUTPUT",
     "EXIT_USAGE",
     "console",
     "err_console",
@@ -39,6 +41,7 @@ __all__ = [
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_INPUT = 4
+EXIT_OUTPUT = 5
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,6 +51,8 @@ def exit_code_for(exc: BaseException) -> int:
     """DESIGN.md's exit codes: 3 wrong key/tampered/truncated, 4 bad input, 2 usage."""
     if isinstance(exc, (AuthenticationError, KeyNotFoundError, KeyRevokedError)):
         return EXIT_AUTH
+    if isinstance(exc, OutputError):
+        return EXIT_OUTPUT
     input_errors = (
         UnsupportedImageError, FormatError, KeyFileError, KeystoreError, FileNotFoundError, IsADirectoryError
     )
