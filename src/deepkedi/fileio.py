@@ -8,12 +8,13 @@ asked; a failure leaves no partial output behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from deepkedi.errors import OutputExistsError
+from deepkedi.errors import OutputError, OutputExistsError
 
 __all__ = ["atomic_output", "atomic_output_path", "check_distinct"]
 
@@ -25,10 +26,42 @@ def check_distinct(src: str | Path, dst: str | Path) -> None:
     ------
     ValueError
         ``dst`` names the same file as ``src``.
+    OutputError
+        ``dst`` cannot be looked up (its name is too long, its folder unreadable).
     """
     src, dst = Path(src), Path(dst)
-    if dst.exists() and src.exists() and os.path.samefile(src, dst):
+    with _writing(dst):  # e.g. a name too long: the output's failure, not the input's
+        dst_exists = dst.exists()
+    if dst_exists and src.exists() and os.path.samefile(src, dst):
         raise ValueError(f"the output {dst} is the input file itself; choose another output path")
+
+
+#: OSError numbers only writing produces: raised by a writer's body, they are about the output.
+_WRITE_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG) if code is not None
+)
+#: Characters of the output's name kept in its temporary name (which adds about 20 bytes to it).
+_TMP_NAME_CHARS = 64
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an OSError of creating, writing or committing ``path`` into :class:`OutputError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
+
+
+@contextlib.contextmanager
+def _writer_body(path: Path) -> Iterator[None]:
+    """In a writer's body only write errors are the output's: reading an input fails as that input's error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise OutputError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
 
 
 def _check_target(path: Path, force: bool) -> Path:
@@ -75,6 +108,12 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = 0o644) -
         Replace an existing ``path``. Without it an existing output raises
         :class:`OutputExistsError`, checked before any work and again, atomically,
         when the file is moved into place.
+
+    Raises
+    ------
+    OutputError
+        The output cannot be created, written or moved into place (disk full,
+        read-only folder, name too long, no permission); nothing is left behind.
     mode
         Permission bits of the new file (``0o600`` for key files), set when the
         temporary file is created, so the content is never readable by others.
@@ -87,14 +126,17 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = 0o644) -
     If the body raises, the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    folder = _check_target(path, force)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    with _writing(path):
+        folder = _check_target(path, force)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
+        with _writing(path):
+            os.fchmod(fd, mode)
+        with _writer_body(path), os.fdopen(fd, "wb") as fh:
             yield fh
-        _commit(tmp, path, force)
+        with _writing(path):
+            _commit(tmp, path, force)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -109,14 +151,17 @@ def atomic_output_path(path: str | Path, *, force: bool = False) -> Iterator[Pat
     suffixes as ``path`` (so suffix-driven writers pick the right format).
     """
     path = Path(path)
-    folder = _check_target(path, force)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=folder))
+    with _writing(path):
+        folder = _check_target(path, force)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".part", dir=folder))
     tmp = tmp_dir / path.name
     try:
-        yield tmp
-        if not tmp.is_file():
-            raise FileNotFoundError(f"nothing was written for {path}")
-        _commit(tmp, path, force)
+        with _writer_body(path):
+            yield tmp
+        with _writing(path):
+            if not tmp.is_file():
+                raise FileNotFoundError(f"nothing was written for {path}")
+            _commit(tmp, path, force)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

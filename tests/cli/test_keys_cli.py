@@ -51,7 +51,7 @@ def test_full_session_leaks_nothing(tmp_path: Path, kedi, monkeypatch) -> None:
     shown = json.loads(run("keys", "show", a, "--json").stdout)
     assert shown["label"] == "study 7" and shown["state"] == "active" and shown["kek_version"] == 1
     assert "study 7" in run("keys", "show", a).stdout
-    run("keys", "show", "00" * 16, code=2)
+    run("keys", "show", "00" * 16, code=3)  # unknown key id: as for decrypt (exit-code table)
     run("keys", "show", "xyz", code=2)
     run("keys", "new", code=2)  # no passphrase, stdin not a terminal
     assert "KEDI_PASSPHRASE" in outputs[-1]
@@ -95,7 +95,7 @@ def test_full_session_leaks_nothing(tmp_path: Path, kedi, monkeypatch) -> None:
     monkeypatch.delenv("KEDI_KEK", raising=False)
     key_a = key_from_keystore(None, a, tmp_path / "pw2", file_sha256="cd" * 32)
     assert key_a.key_id_hex == a
-    for key_id, passfile, code in ((b, "pw2", 3), ("ee" * 16, "pw2", 2), (a, "pw", 3)):
+    for key_id, passfile, code in ((b, "pw2", 3), ("ee" * 16, "pw2", 3), (a, "pw", 3)):
         with pytest.raises(typer.Exit) as excinfo:
             key_from_keystore(url, key_id, tmp_path / passfile)
         assert excinfo.value.exit_code == code

@@ -48,6 +48,7 @@ from deepkedi.cipher.format import (
     parse_header,
 )
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
+from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
@@ -133,6 +134,9 @@ def _image_meta(image: MedicalImage, kind: str) -> dict[str, Any]:
 def _residual_head(meta: dict[str, Any], prefix_length: int) -> bytes:
     """``u32 meta length ‖ meta JSON ‖ u64 prefix length`` (the prefix bytes follow)."""
     blob = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    if len(blob) > DEFAULT_MAX_BYTES:  # a reader refuses larger meta (docs/FORMAT.md 5.1)
+        raise UnsupportedImageError(f"the image's description takes {len(blob)} bytes of JSON (at most "
+                                    f"{DEFAULT_MAX_BYTES})")
     return _U32.pack(len(blob)) + blob + _U64.pack(prefix_length)
 
 
@@ -151,24 +155,33 @@ def _header_for(
     nonce_prefix: bytes,
     segment_size: int,
     residual_length: int,
+    source: Path | None = None,
 ) -> ContainerHeader:
+    """The header for ``pixels``; with ``source``, an image the container cannot hold is that file's error."""
     if key.suite != "hybrid":
         raise ValueError(f"a {key.suite!r} key cannot be used with the hybrid suite")
     if len(salt) != SALT_SIZE or len(nonce_prefix) != NONCE_PREFIX_SIZE:
         raise ValueError("salt must be 32 bytes and nonce_prefix 7 bytes")
-    return ContainerHeader(
-        suite=Suite.HYBRID,
-        pattern=ZigzagPattern(pattern),
-        channels_last=channels_last,
-        dtype=_payload_dtype(pixels.dtype),
-        shape=pixels.shape,
-        key_id=key.key_id,
-        salt=salt,
-        nonce_prefix=nonce_prefix,
-        segment_size=segment_size,
-        residual_length=residual_length,
-        format=format,
-    )
+    pattern = ZigzagPattern(pattern)
+    try:
+        return ContainerHeader(
+            suite=Suite.HYBRID,
+            pattern=pattern,
+            channels_last=channels_last,
+            dtype=_payload_dtype(pixels.dtype),
+            shape=pixels.shape,
+            key_id=key.key_id,
+            salt=salt,
+            nonce_prefix=nonce_prefix,
+            segment_size=segment_size,
+            residual_length=residual_length,
+            format=format,
+        )
+    except ValueError as exc:
+        if source is None:
+            raise
+        # The arguments were checked above: what is left is the image (dtype, dimensions, size).
+        raise UnsupportedImageError(f"{source}: the container cannot hold this image: {exc}") from None
 
 
 def _planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
@@ -313,32 +326,62 @@ def _check_key(header: ContainerHeader, key: Key) -> None:
         raise AuthenticationError()
 
 
+def _pixel_dtype(text: object) -> np.dtype:
+    """A dtype string of ``meta``: only the numeric kinds an image can have (never ``"|O"`` objects)."""
+    if not isinstance(text, str):
+        raise ValueError("meta dtype")
+    dtype = np.dtype(text)
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise ValueError("meta dtype")
+    return dtype
+
+
+def _check_meta(meta: object) -> dict[str, Any]:
+    """``meta`` if it has the keys and types docs/FORMAT.md section 5.1 requires; ValueError otherwise."""
+    if not isinstance(meta, dict) or meta.get("restore") not in ("none", "splice", "verbatim"):
+        raise ValueError("meta")
+    info = meta.get("image")
+    if not isinstance(info, dict) or not isinstance(info.get("metadata", {}), dict):
+        raise ValueError("meta image")
+    if "dtype" in info:
+        _pixel_dtype(info["dtype"])
+    if meta["restore"] == "splice":
+        _pixel_dtype(meta.get("stored_dtype"))
+    if meta["restore"] != "none" and not (
+        isinstance(meta.get("sha256"), str) and type(meta.get("size")) is int
+    ):
+        raise ValueError("meta digest")
+    return meta
+
+
 def _read_meta(residual: memoryview) -> tuple[dict[str, Any], int]:
     """Parse ``u32 length ‖ JSON ‖ u64 prefix length``; return the meta and the prefix offset."""
     try:
         (meta_length,) = _U32.unpack_from(residual, 0)
-        meta = json.loads(bytes(residual[4 : 4 + meta_length]).decode("utf-8"))
-        if not isinstance(meta, dict) or meta.get("restore") not in ("none", "splice", "verbatim"):
-            raise ValueError("meta")
+        meta = _check_meta(loads_bounded(residual[4 : 4 + meta_length]))
         return meta, 4 + meta_length
-    except (struct.error, ValueError, UnicodeDecodeError):
+    except (struct.error, ValueError, TypeError):
         # Only reachable with the right key and a malformed (maliciously made) payload.
         raise AuthenticationError() from None
 
 
 def _image_from_meta(meta: dict[str, Any], pixels: np.ndarray) -> MedicalImage:
     info = meta["image"]
-    return MedicalImage(
-        pixels=pixels,
-        format=info.get("format", "array"),
-        photometric=info.get("photometric", "MONOCHROME2"),
-        samples_per_pixel=int(info.get("samples_per_pixel", 1)),
-        channels_last=bool(info.get("channels_last", False)),
-        spacing=tuple(info["spacing"]) if info.get("spacing") is not None else None,
-        modality=info.get("modality"),
-        bits_stored=info.get("bits_stored"),
-        metadata=info.get("metadata") or {},
-    )
+    try:
+        return MedicalImage(
+            pixels=pixels,
+            format=str(info.get("format", "array")),
+            photometric=str(info.get("photometric", "MONOCHROME2")),
+            samples_per_pixel=int(info.get("samples_per_pixel", 1)),
+            channels_last=bool(info.get("channels_last", False)),
+            spacing=tuple(float(v) for v in info["spacing"]) if info.get("spacing") is not None else None,
+            modality=info.get("modality"),
+            bits_stored=info.get("bits_stored"),
+            metadata=info.get("metadata") or {},
+        )
+    except (TypeError, ValueError):
+        # Authenticated, yet describing an image that cannot exist: as malformed meta (docs/FORMAT.md 5.1).
+        raise AuthenticationError() from None
 
 
 def _unscan_pixels(words: np.ndarray, header: ContainerHeader, dtype: np.dtype) -> np.ndarray:
@@ -381,7 +424,7 @@ def decrypt_image(data: bytes | bytearray | memoryview, key: Key) -> np.ndarray 
         meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
         words = _scanned_view(payload[header.residual_length :], header)
         info = meta.get("image", {})
-        pixels = _unscan_pixels(words, header, np.dtype(info.get("dtype", header.dtype.str)))
+        pixels = _unscan_pixels(words, header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     finally:
         payload.fill(0)
     if info.get("kind") == "ndarray":
@@ -507,6 +550,7 @@ def _encrypt_file_from_parts(
         nonce_prefix=nonce_prefix,
         segment_size=segment_size,
         residual_length=residual_length,
+        source=src,
     )
     aad = header.encode()
     total, done = header.payload_length, 0
@@ -653,7 +697,7 @@ def decrypt_file(
                 progress(total - reader.remaining, total)
 
         (meta_length,) = _U32.unpack(reader.read(4))
-        if meta_length > header.residual_length:
+        if meta_length > min(header.residual_length, DEFAULT_MAX_BYTES):
             raise AuthenticationError()
         meta, _ = _read_meta(memoryview(_U32.pack(meta_length) + reader.read(meta_length)))
         (prefix_length,) = _U64.unpack(reader.read(8))
@@ -672,7 +716,7 @@ def decrypt_file(
             suffix = reader.read(suffix_length)
             report()
             splice = meta["restore"] == "splice"
-            stored = np.dtype(meta["stored_dtype"]) if splice else None
+            stored = _pixel_dtype(meta["stored_dtype"]) if splice else None
             _read_planes(reader, header, sink if splice else None, stored, report)
             sink.write(suffix)
             reader.finish()
@@ -723,7 +767,7 @@ def _decrypt_in_memory_container(
     reader.read_into(memoryview(words))
     reader.finish()
     info = meta.get("image", {})
-    pixels = _unscan_pixels(_scanned_view(words, header), header, np.dtype(info.get("dtype", header.dtype.str)))
+    pixels = _unscan_pixels(_scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     image = _image_from_meta(meta, pixels)
     with atomic_output_path(dst, force=force) as tmp:
         if dst.suffix.lower() == ".npy" or info.get("kind") == "ndarray" and not dst.suffix:

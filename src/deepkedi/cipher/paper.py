@@ -387,7 +387,10 @@ def encrypt_file_paper(
     check_distinct(src, dst)
     image = read_image(src)
     pixels = _image_pixels(image, str(src))
-    header = _header(pixels, key_image, pattern, image.format)
+    try:
+        header = _header(pixels, key_image, pattern, image.format)
+    except ValueError as exc:  # the image itself: too many dimensions for a container
+        raise UnsupportedImageError(f"{src}: the container cannot hold this image: {exc}") from None
     cipher = paper_encrypt_pixels(pixels, key_image, pattern=pattern, speckle=True, rng=seed)
     with atomic_output(dst, force=force) as fh:
         fh.write(_container(header, cipher))

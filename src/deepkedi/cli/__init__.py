@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from deepkedi import __version__
+from deepkedi.cli._common import GuardedTyper
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+app = GuardedTyper(
     name="kedi",
     help="Deep-KEDI medical image encryption: hybrid AES-256-GCM containers (default) and the paper's scheme.",
     add_completion=False,

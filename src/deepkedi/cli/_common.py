@@ -1,12 +1,27 @@
-"""What every `kedi` command shares: consoles, exit codes, key loading, error mapping."""
+"""What every `kedi` command shares: consoles, exit codes, key loading, error mapping.
+
+Exit codes (one table, applied by :func:`exit_code_for` for every command):
+
+====  =====================================================================
+code  meaning
+====  =====================================================================
+0     success
+2     usage: bad command-line arguments, an existing output without ``--force``
+3     authentication: wrong key, modified or truncated container, revoked or unknown key
+4     bad or unsupported input: unreadable, malformed, too large, not a container
+5     output or environment failure: disk full, read-only folder, name too long
+====  =====================================================================
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import sys
 from pathlib import Path
-from typing import Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,12 +45,15 @@ __all__ = [
     "EXIT_INPUT",
     "EXIT_OUTPUT",
     "EXIT_USAGE",
+    "GuardedTyper",
     "console",
     "err_console",
     "exit_code_for",
     "fail",
     "guarded",
     "load_key_for_cli",
+    "message_for",
+    "printable",
 ]
 
 EXIT_USAGE = 2
@@ -47,31 +65,74 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+#: OSError numbers that only writing produces: the output or its filesystem is at fault, not the input.
+_OUTPUT_ERRNOS = frozenset(
+    code for code in (
+        errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG
+    ) if code is not None
+)
+
+
 def exit_code_for(exc: BaseException) -> int:
-    """DESIGN.md's exit codes: 3 wrong key/tampered/truncated, 4 bad input, 2 usage."""
+    """The exit code of an expected failure: the one table every command applies (module docstring).
+
+    Library errors map by type (``deepkedi.errors``). An :class:`OSError` that
+    reaches here unwrapped is classified by its number: disk full, quota,
+    read-only filesystem or file too large is an output failure (5); anything
+    else (missing, unreadable, name too long) concerns an input (4). Outputs
+    written through :mod:`deepkedi.fileio` already arrive as :class:`OutputError`.
+    A :class:`ValueError` is a bad argument (2); inputs that are malformed raise
+    the input errors of :mod:`deepkedi.errors` instead.
+    """
     if isinstance(exc, (AuthenticationError, KeyNotFoundError, KeyRevokedError)):
         return EXIT_AUTH
     if isinstance(exc, OutputError):
         return EXIT_OUTPUT
-    input_errors = (
-        UnsupportedImageError, FormatError, KeyFileError, KeystoreError, FileNotFoundError, IsADirectoryError
-    )
-    if isinstance(exc, input_errors):
+    if isinstance(exc, (UnsupportedImageError, FormatError, KeyFileError, KeystoreError)):
         return EXIT_INPUT
+    if isinstance(exc, OSError):
+        return EXIT_OUTPUT if exc.errno in _OUTPUT_ERRNOS else EXIT_INPUT
     if isinstance(exc, (OutputExistsError, ValueError)):
         return EXIT_USAGE
     return 1
 
 
+def printable(text: object) -> str:
+    """``text`` with control and other non-printable characters escaped as ``\\n``, ``\\x1b``, ``\\u2028``.
+
+    For every piece of untrusted text (labels, file names, DICOM values, error
+    messages) shown to a person: a newline cannot forge a row, an ANSI escape
+    cannot drive the terminal.
+
+    Examples
+    --------
+    >>> printable("a\\nb\\x1b[31m")
+    'a\\\\nb\\\\x1b[31m'
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def message_for(exc: BaseException) -> str:
+    """One line describing ``exc`` for the user (escaped by :func:`fail`).
+
+    deepkedi's own messages are one line by design, so a newline in one comes
+    from untrusted text (a file name, a label) and is kept, to be escaped; of
+    other libraries' messages only the first line is shown.
+    """
     if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, DeepKediError):
         return f"{exc.filename}: {exc.strerror or exc}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc)
+    if not text:
+        return type(exc).__name__
+    return text if isinstance(exc, DeepKediError) else text.splitlines()[0]
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """One line on stderr, then exit with ``code``."""
-    err_console.print(f"kedi: error: {message}", markup=False)
+    """One line on stderr, then exit with ``code``; non-printable characters of ``message`` are escaped."""
+    err_console.print(f"kedi: error: {printable(message)}", markup=False)
     raise typer.Exit(code)
 
 
@@ -82,6 +143,31 @@ def guarded() -> Iterator[None]:
         yield
     except (DeepKediError, ValueError, OSError) as exc:
         fail(message_for(exc), exit_code_for(exc))
+
+
+class GuardedTyper(typer.Typer):
+    """A Typer app whose every command ends an unexpected ``OSError`` or deepkedi error as :func:`guarded` does.
+
+    Commands guard the calls they expect to fail; this is the net under the rest
+    (a path name too long for ``Path.exists``, a file vanishing between checks),
+    so that no expected kind of failure ever ends in a traceback.
+    """
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(func)
+            def run(*call_args: Any, **call_kwargs: Any) -> Any:
+                try:
+                    return func(*call_args, **call_kwargs)
+                except (DeepKediError, OSError) as exc:
+                    fail(message_for(exc), exit_code_for(exc))
+
+            register(run)
+            return func
+
+        return decorator
 
 
 def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:

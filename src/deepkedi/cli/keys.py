@@ -25,27 +25,23 @@ import typer
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_AUTH,
-    EXIT_INPUT,
     EXIT_USAGE,
+    GuardedTyper,
     _passphrase,
     console,
     err_console,
+    exit_code_for,
     fail,
     guarded,
+    printable,
 )
-from deepkedi.errors import (
-    AuthenticationError,
-    DeepKediError,
-    KeyNotFoundError,
-    KeyRevokedError,
-    KeystoreError,
-)
+from deepkedi.errors import DeepKediError, KeyNotFoundError
 from deepkedi.fileio import atomic_output
 from deepkedi.keys import Key
 
 __all__ = ["default_keystore_url", "key_from_keystore", "keys_app", "resolve_keystore_url"]
 
-keys_app = typer.Typer(
+keys_app = GuardedTyper(
     name="keys",
     help="The keystore: many master keys wrapped under one passphrase or KEK, with an audit trail.",
     no_args_is_help=True,
@@ -247,21 +243,22 @@ def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
         return
     for info in infos:
         revoked = f" revoked {info.revoked_at}" if info.revoked_at else ""
-        typer.echo(f"{info.key_id}  {info.created}  {info.state}{revoked}  kek v{info.kek_version}  "
-                   f"{info.label or ''}".rstrip())
+        # Every field is escaped: a label holding a newline must not forge a row.
+        typer.echo(printable(f"{info.key_id}  {info.created}  {info.state}{revoked}  kek v{info.kek_version}  "
+                             f"{info.label or ''}".rstrip()))
 
 
 @keys_app.command("show")
 def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """Show one key's public record (never the secret). Needs no passphrase."""
-    with _open(keystore, locked=True) as store:
-        info = _guard_key(lambda: store.key_info(key_id))
+    with _open(keystore, locked=True) as store, guarded():
+        info = store.key_info(key_id)
     if as_json:
         _echo_json(info.to_dict())
         return
     for name, value in info.to_dict().items():
         shown = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-        console.print(f"{name}: {shown if shown is not None else '-'}", markup=False)
+        console.print(printable(f"{name}: {shown if shown is not None else '-'}"), markup=False)
 
 
 @keys_app.command("rotate")
@@ -334,8 +331,8 @@ def revoke(
     """Revoke a key (crypto-shredding): images under it can no longer be decrypted here. Irreversible."""
     if not yes:
         fail(f"revoking destroys key {key_id} for good (images under it become unreadable); add --yes", EXIT_USAGE)
-    with _open(keystore, passphrase_file, kek_file) as store:
-        info = _guard_key(lambda: store.revoke(key_id, actor=_actor()))
+    with _open(keystore, passphrase_file, kek_file) as store, guarded():
+        info = store.revoke(key_id, actor=_actor())
     if as_json:
         _echo_json(info.to_dict())
     else:
@@ -374,8 +371,8 @@ def export(
     """Seal keys for another site's recipient key (X25519 + AES-256-GCM)."""
     with guarded():
         public_pem = to.read_bytes()
-    with _open(keystore, passphrase_file, kek_file) as store:
-        blob = _guard_key(lambda: store.export(key_ids, public_pem, actor=_actor()))
+    with _open(keystore, passphrase_file, kek_file) as store, guarded():
+        blob = store.export(key_ids, public_pem, actor=_actor())
     with guarded(), atomic_output(output, force=force, mode=0o600) as fh:
         fh.write(blob)
     console.print(f"exported {len(set(key_ids))} key(s) to {output}", markup=False)
@@ -399,7 +396,7 @@ def import_(
         _echo_json(outcome)
         return
     for key_id, what in outcome.items():
-        console.print(f"{key_id}  {what}", markup=False)
+        console.print(printable(f"{key_id}  {what}"), markup=False)
 
 
 @keys_app.command("audit")
@@ -426,7 +423,8 @@ def audit(
             details = json.dumps(dict(e.details), sort_keys=True) if e.details else ""
             file_part = f" file={e.file_sha256}" if e.file_sha256 else ""
             # typer.echo, not rich: one entry per line whatever the terminal width (grep-able).
-            typer.echo(f"{e.seq:>6} {e.time} {e.actor} {e.operation} {e.key_id or '-'}{file_part} {details}".rstrip())
+            line = f"{e.seq:>6} {e.time} {e.actor} {e.operation} {e.key_id or '-'}{file_part} {details}".rstrip()
+            typer.echo(printable(line))
         if verify and ok:
             console.print(f"audit trail verified: {len(entries)} entries", markup=False)
     if verify and not ok:
@@ -436,34 +434,19 @@ def audit(
 # ------------------------------------------------------------------------------ for other commands
 
 
-def _guard_key(call):  # type: ignore[no-untyped-def]
-    """Run ``call`` mapping an unknown key id to a usage error (exit 2), the rest as ``guarded``."""
-    try:
-        return call()
-    except KeyNotFoundError as exc:
-        fail(str(exc), EXIT_USAGE)
-    except (DeepKediError, ValueError, OSError):
-        with guarded():
-            raise
-
-
 def key_from_keystore(url: str | None, key_id: str, passphrase_file: Path | None, *,
                       file_sha256: str | None = None) -> Key:
     """The master key ``key_id`` from the keystore, for ``kedi encrypt`` / ``kedi decrypt``.
 
     ``url`` ``None`` means ``KEDI_KEYSTORE`` or the default. The access is audited
-    (with ``file_sha256`` when given). Exits: 2 unknown key id or bad usage, 3 wrong
-    passphrase or revoked key, 4 no keystore there.
+    (with ``file_sha256`` when given). Exits (``exit_code_for``): 2 bad usage, 3
+    unknown key id, wrong passphrase or revoked key, 4 no keystore there.
     """
     with _open(url, passphrase_file, None) as store:
         try:
             return store.get_key(key_id, actor=_actor(), file_sha256=file_sha256)
         except KeyNotFoundError as exc:
-            fail(f"{exc} ({store.url})", EXIT_USAGE)
-        except (KeyRevokedError, AuthenticationError) as exc:
-            fail(str(exc), EXIT_AUTH)
-        except KeystoreError as exc:
-            fail(str(exc), EXIT_INPUT)
+            fail(f"{exc} ({store.url})", exit_code_for(exc))
         except (DeepKediError, ValueError, OSError):
             with guarded():
                 raise

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import numpy as np
 import typer
@@ -15,7 +16,7 @@ from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_AUTH, EXIT_INPUT, EXIT_USAGE, console, err_console, fail, guarded
-from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
+from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, UnsupportedImageError
 from deepkedi.imaging import detect_format, read_image
 
 
@@ -55,6 +56,17 @@ def load_planes(path: Path) -> tuple[np.ndarray, str]:
     return pixels, what
 
 
+@contextlib.contextmanager
+def _about(path: Path) -> Iterator[None]:
+    """A ValueError raised while measuring is the measured image's: an input error naming it."""
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(exc, DeepKediError):
+            raise
+        raise UnsupportedImageError(f"{path}: {exc}") from None
+
+
 def _bits_for(pixels: np.ndarray, bits: int | None) -> int:
     return bits if bits is not None else 8 * pixels.dtype.itemsize
 
@@ -89,11 +101,14 @@ def metrics(
     """Entropy, local entropy, histogram χ², adjacent-pixel correlations; NPCR/UACI/MSE/PSNR/SSIM with --against."""
     from deepkedi import metrics as m
 
+    if not 0.0 < alpha < 1.0:
+        fail(f"--alpha must be between 0 and 1, got {alpha:g}", EXIT_USAGE)
     pixels, what = load_planes(image)
     depth = _bits_for(pixels, bits)
     if not 1 <= depth <= 16:
         fail(f"--bits must be between 1 and 16 for these statistics, got {depth}", EXIT_USAGE)
-    with guarded():
+    # The options are checked: a ValueError left is about the image (too small for a statistic).
+    with guarded(), _about(image):
         record: dict[str, Any] = {
             "image": str(image),
             "what": what,

@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from deepkedi._json import loads_bounded
 from deepkedi.errors import AuthenticationError, KeyFileError
 from deepkedi.fileio import atomic_output
 
@@ -45,6 +46,8 @@ SCRYPT_N = 2**17
 SCRYPT_R = 8
 SCRYPT_P = 1
 _SEAL_AAD = b"deepkedi/v1 key file seal|"
+#: Far above any key file written here (about 1 KiB); a larger one is refused unread.
+_KEY_FILE_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, repr=False)
@@ -250,13 +253,14 @@ def read_key_document(path: str | Path) -> dict[str, Any]:
     """The key file's JSON document, checked for version; raises :class:`KeyFileError`."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read(_KEY_FILE_MAX_BYTES + 1)  # a key file is small: never read a huge one whole
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file ({exc.strerror or exc})") from None
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise KeyFileError(f"{path}: not a deepkedi key file (not JSON)") from None
+        doc = loads_bounded(raw, max_bytes=_KEY_FILE_MAX_BYTES)
+    except ValueError as exc:
+        raise KeyFileError(f"{path}: not a deepkedi key file (not JSON: {exc})") from None
     if not isinstance(doc, dict) or "deepkedi_key" not in doc:
         raise KeyFileError(f"{path}: not a deepkedi key file")
     if doc["deepkedi_key"] != KEY_FILE_VERSION:

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from deepkedi._json import loads_bounded
 from deepkedi.errors import (
     AuthenticationError,
     FormatError,
@@ -86,6 +87,8 @@ EXPORT_MAGIC = b"\x89KEDIEXP"
 EXPORT_VERSION = 1
 EXPORT_INFO = b"deepkedi/v1 key export"
 _EXPORT_HEADER = len(EXPORT_MAGIC) + 1 + 32
+#: An export of a million keys is about 300 MB; larger ones are refused before parsing.
+_EXPORT_MAX_BYTES = 512 << 20
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -187,6 +190,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _stored_json(value: Any, what: str) -> Any:
+    """A JSON field of the keystore; a damaged one raises :class:`KeystoreError` naming ``what``."""
+    try:
+        return loads_bounded(value)
+    except (TypeError, ValueError):
+        raise KeystoreError(f"the keystore is damaged: its {what} are malformed") from None
+
+
 def _unb64(text: Any) -> bytes:
     if not isinstance(text, str):
         raise ValueError("not base64 text")
@@ -213,7 +224,7 @@ def _derive_kek(source: PassphraseKek | RawKek, params: Mapping[str, Any]) -> by
             n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
         elif kdf != "hkdf-sha256":
             raise KeystoreError(f"unsupported KEK derivation {kdf!r}")
-    except (KeyError, TypeError, ValueError, binascii.Error):
+    except (AttributeError, KeyError, TypeError, ValueError, binascii.Error):
         raise KeystoreError("the keystore's KEK parameters are malformed") from None
     if kdf == "scrypt":
         if not isinstance(source, PassphraseKek):
@@ -366,8 +377,8 @@ class _Head:
 
 def _info_from_row(row: Any) -> KeyInfo:
     try:
-        provenance = json.loads(row.provenance)
-    except (TypeError, json.JSONDecodeError):
+        provenance = loads_bounded(row.provenance)
+    except (TypeError, ValueError):
         provenance = {}
     return KeyInfo(
         key_id=row.key_id, created=row.created, suite=row.suite, kek_version=row.kek_version, state=row.state,
@@ -421,7 +432,7 @@ def _database_errors(url: str | sa.URL) -> Iterator[None]:
     """Turn driver failures (server down, disk full, lock timeout) into one ``KeystoreError``."""
     try:
         yield
-    except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.ProgrammingError) as exc:
+    except sa.exc.DBAPIError as exc:  # operational, interface, programming, and "file is not a database"
         reason = str(getattr(exc, "orig", exc) or type(exc).__name__).strip().splitlines()
         raise KeystoreError(f"keystore {_display(url)}: {reason[0] if reason else 'database error'}") from None
 
@@ -530,14 +541,17 @@ class Keystore:
                         f"(it reads version {KEYSTORE_VERSION})")
                 if kek_source is None:
                     return cls(engine, kek=None, kek_version=None, audit_key=None)
-                current = int(meta["current_kek_version"])
+                try:
+                    current = int(meta["current_kek_version"])
+                except (KeyError, TypeError, ValueError):
+                    raise KeystoreError("the keystore is damaged: its current KEK version is malformed") from None
                 row = conn.execute(sa.select(_kek_versions).where(_kek_versions.c.version == current)).one_or_none()
                 if row is None:
                     raise KeystoreError("the keystore is damaged: its current KEK version is missing")
-            kek = _derive_kek(_as_source(kek_source), json.loads(row.kdf))
+            kek = _derive_kek(_as_source(kek_source), _stored_json(row.kdf, "KEK parameters"))
             if not _check_matches(kek, current, row.check_value):
                 raise AuthenticationError("wrong passphrase or KEK for this keystore")
-            audit_secret = _open_audit_secret(kek, meta["audit_secret"])
+            audit_secret = _open_audit_secret(kek, meta.get("audit_secret"))
             return cls(engine, kek=kek, kek_version=current, audit_key=_audit_key(audit_secret))
         except BaseException:
             engine.dispose()
@@ -593,7 +607,7 @@ class Keystore:
                 raise KeystoreError(
                     f"the KEK was rotated to version {current} by another process; open the keystore again")
             try:
-                doc = json.loads(value)
+                doc = loads_bounded(value)
                 head = _Head(int(doc["count"]), int(doc["last_seq"]), bytes.fromhex(doc["last_mac"]))
             except (KeyError, TypeError, ValueError):
                 raise KeystoreError("the keystore is damaged: its audit head is malformed") from None
@@ -913,7 +927,7 @@ class Keystore:
             row = versions.get(version)
             if row is None:
                 raise KeystoreError(f"the keystore is damaged: KEK version {version} is missing")
-            params = json.loads(row.kdf)
+            params = _stored_json(row.kdf, "KEK parameters")
             for source in sources:
                 try:
                     kek = _derive_kek(source, params)
@@ -1040,8 +1054,8 @@ class Keystore:
             if row.seq != expected:
                 return False, expected
             try:
-                details = json.loads(row.details)
-            except (TypeError, json.JSONDecodeError):
+                details = loads_bounded(row.details)
+            except (TypeError, ValueError):
                 return False, row.seq
             data = prev + _audit_row_bytes(row.seq, row.time, row.actor, row.operation, row.key_id,
                                            row.file_sha256, details if isinstance(details, dict) else {})
@@ -1049,7 +1063,7 @@ class Keystore:
                 return False, row.seq
             prev, expected = bytes(row.mac), expected + 1
         try:
-            doc = json.loads(head_value)
+            doc = loads_bounded(head_value)
             head = _Head(int(doc["count"]), int(doc["last_seq"]), bytes.fromhex(doc["last_mac"]))
             head_mac = bytes.fromhex(doc["mac"])
         except (KeyError, TypeError, ValueError):
@@ -1098,7 +1112,7 @@ def _wrapped_audit_secret(kek: bytes, version: int, audit_secret: bytes) -> str:
 
 def _open_audit_secret(kek: bytes, value: str) -> bytes:
     try:
-        doc = json.loads(value)
+        doc = loads_bounded(value)
         sealed = _unb64(doc["wrapped"])
         return AESGCM(kek).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
                                    AUDIT_SECRET_AAD + _u32(int(doc["kek_version"])))
@@ -1108,8 +1122,8 @@ def _open_audit_secret(kek: bytes, value: str) -> bytes:
 
 def _entry(row: Any) -> AuditEntry:
     try:
-        details = json.loads(row.details)
-    except (TypeError, json.JSONDecodeError):
+        details = loads_bounded(row.details)
+    except (TypeError, ValueError):
         details = {"unreadable": True}
     return AuditEntry(seq=row.seq, time=row.time, actor=row.actor, operation=row.operation, key_id=row.key_id,
                       file_sha256=row.file_sha256, details=details if isinstance(details, dict) else {})
@@ -1195,7 +1209,7 @@ def _open_export(blob: bytes, private: X25519PrivateKey) -> bytes:
 
 def _parse_export_payload(plaintext: bytes) -> list[tuple[Key, str | None]]:
     try:
-        entries = json.loads(plaintext.decode("utf-8"))
+        entries = loads_bounded(plaintext, max_bytes=_EXPORT_MAX_BYTES)
         if not isinstance(entries, list):
             raise ValueError
         keys = []
