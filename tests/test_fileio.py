@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import resource
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from deepkedi.errors import OutputExistsError
+from deepkedi.errors import OutputError, OutputExistsError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 
 
@@ -77,3 +83,67 @@ def test_missing_output_folder_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         with atomic_output(tmp_path / "absent" / "out.bin") as fh:
             fh.write(b"x")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG])
+def test_write_failures_of_the_body_are_output_errors(tmp_path: Path, code: int) -> None:
+    for variant in (atomic_output, atomic_output_path):
+        with pytest.raises(OutputError, match="cannot write the output"):
+            with variant(tmp_path / "out.bin"):
+                raise OSError(code, os.strerror(code))
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_an_input_in_the_body_stays_the_inputs_error(tmp_path: Path) -> None:
+    # Only write errors are the output's: a missing input read inside the body is not an OutputError.
+    with pytest.raises(FileNotFoundError):
+        with atomic_output(tmp_path / "out.bin"):
+            (tmp_path / "missing.npy").read_bytes()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_name_too_long_is_an_output_error(tmp_path: Path) -> None:
+    too_long = tmp_path / ("n" * 300)
+    for call in (lambda: atomic_output(too_long).__enter__(), lambda: atomic_output_path(too_long).__enter__(),
+                 lambda: check_distinct(tmp_path / "in.npy", too_long)):
+        with pytest.raises(OutputError, match="too long"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_longest_names_still_fit_their_temporary_file(tmp_path: Path) -> None:
+    # The temporary name adds to the output's; an output name of 250 bytes must still be writable.
+    name = "x" * 250
+    with atomic_output(tmp_path / name) as fh:
+        fh.write(b"data")
+    with atomic_output_path(tmp_path / (name[:-4] + ".npy")) as tmp:
+        tmp.write_bytes(b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, name[:-4] + ".npy"])
+
+
+_FULL_DISK = """
+import sys
+from deepkedi.errors import OutputError
+from deepkedi.fileio import atomic_output
+try:
+    with atomic_output(sys.argv[1]) as fh:
+        fh.write(bytes(1 << 20))
+except OutputError as exc:
+    print(exc)
+    sys.exit(5)
+"""
+
+
+def _file_size_limit() -> None:
+    # A file size limit makes write() fail with EFBIG, as a full disk fails it with ENOSPC.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+
+def test_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK, str(target)], preexec_fn=_file_size_limit,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 5, done.stderr
+    assert "cannot write the output" in done.stdout
+    assert list(tmp_path.iterdir()) == []

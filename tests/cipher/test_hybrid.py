@@ -241,3 +241,71 @@ def test_in_memory_container_decrypts_to_a_file(tmp_path: Path) -> None:
     (tmp_path / "c.kedi").write_bytes(encrypt_image(pixels, KEY))
     decrypt_file(tmp_path / "c.kedi", tmp_path / "out.npy", KEY)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), pixels)
+
+
+# Containers made with the right key but a malformed restoration meta (only someone holding the key can
+# make one): every such container is refused as AuthenticationError, never a traceback (docs/FORMAT.md 5.1).
+def _deep(meta: dict) -> bytes:
+    return b'{"restore": "none", "image": {"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+
+
+MALFORMED_META = {
+    "object dtype": lambda m: {**m, "image": {**m["image"], "dtype": "|O"}},
+    "float128 dtype": lambda m: {**m, "image": {**m["image"], "dtype": "<f16"}},
+    "dtype not a string": lambda m: {**m, "image": {**m["image"], "dtype": 7}},
+    "no image": lambda m: {k: v for k, v in m.items() if k != "image"},
+    "image not an object": lambda m: {**m, "image": [1]},
+    "metadata not an object": lambda m: {**m, "image": {**m["image"], "metadata": [1]}},
+    "spacing not numbers": lambda m: {**m, "image": {**m["image"], "spacing": ["x", {}]}},
+    "samples not a number": lambda m: {**m, "image": {**m["image"], "samples_per_pixel": "three"}},
+    "channels_last not a boolean": lambda m: {**m, "image": {**m["image"], "channels_last": "yes"}},
+    "stored dtype object": lambda m: {**m, "stored_dtype": "|O"} if "stored_dtype" in m else {**m, "restore": 1},
+    "no stored dtype": lambda m: {k: v for k, v in m.items() if k != "stored_dtype"} if "stored_dtype" in m
+    else {**m, "restore": None},
+    "no digest": lambda m: {k: v for k, v in m.items() if k != "sha256"} if "sha256" in m else {**m, "image": None},
+    "meta not an object": lambda m: [m],
+}
+
+
+def _craft_meta(monkeypatch: pytest.MonkeyPatch, make: object) -> None:
+    import json
+
+    from deepkedi.cipher import hybrid
+
+    def crafted(meta: dict, prefix_length: int) -> bytes:
+        blob = make(meta) if make is _deep else json.dumps(make(meta)).encode("utf-8")  # type: ignore[operator]
+        return hybrid._U32.pack(len(blob)) + blob + hybrid._U64.pack(prefix_length)
+
+    monkeypatch.setattr(hybrid, "_residual_head", crafted)
+
+
+@pytest.mark.parametrize("make", [*MALFORMED_META.values(), _deep], ids=[*MALFORMED_META, "nested 100000 deep"])
+def test_authenticated_but_malformed_meta_is_refused(
+    make: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = MedicalImage(pixels=np.arange(48, dtype=np.uint16).reshape(6, 8), metadata={"note": "x"})
+    source = tmp_path / "plain.npy"
+    np.save(source, image.pixels)
+    with monkeypatch.context() as patch:
+        _craft_meta(patch, make)
+        in_memory = encrypt_image(image, KEY)
+        encrypt_file(source, tmp_path / "file.kedi", KEY)
+    (tmp_path / "memory.kedi").write_bytes(in_memory)
+    with pytest.raises(AuthenticationError):
+        decrypt_image(in_memory, KEY)
+    for container in ("memory.kedi", "file.kedi"):
+        with pytest.raises(AuthenticationError):
+            decrypt_file(tmp_path / container, tmp_path / "restored.npy", KEY)
+        assert not (tmp_path / "restored.npy").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.kedi", "memory.kedi", "plain.npy"]
+
+
+@pytest.mark.parametrize("dtype, dims", [(np.longdouble, 2), (np.uint8, 17)])
+def test_images_the_container_cannot_hold_are_input_errors(tmp_path: Path, dtype: type, dims: int) -> None:
+    if dtype is np.longdouble and np.dtype(dtype).itemsize <= 8:
+        pytest.fail("this platform's long double is a double; the float128 case needs x86-64 or aarch64")
+    source = tmp_path / "plain.npy"
+    np.save(source, np.zeros((1,) * (dims - 2) + (4, 4), dtype=dtype))
+    with pytest.raises(UnsupportedImageError, match="plain.npy: the container cannot hold this image"):
+        encrypt_file(source, tmp_path / "c.kedi", KEY)
+    assert not (tmp_path / "c.kedi").exists()

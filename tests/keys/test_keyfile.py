@@ -67,3 +67,14 @@ def test_malformed_key_files(tmp_path: Path, content: bytes) -> None:
 def test_missing_key_file(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError):
         load_key(tmp_path / "absent.key")
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000 + b"]" * 100_000, b'{"deepkedi_key": ' * 50_000, b" " * (2 << 20)])
+def test_hostile_key_files_are_key_file_errors(tmp_path: Path, content: bytes) -> None:
+    # Deep nesting made json.loads raise RecursionError; a huge file was read whole.
+    path = tmp_path / "bad.key"
+    path.write_bytes(content)
+    with pytest.raises(KeyFileError, match="not a deepkedi key file"):
+        load_key(path)
+    with pytest.raises(KeyFileError):
+        key_file_is_sealed(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Callable
@@ -11,7 +12,8 @@ from typing import Callable
 import pytest
 from _keystore_suite import KeystoreContract
 
-from deepkedi.keys.keystore import Keystore, PassphraseKek, RawKek
+from deepkedi.errors import FormatError, KeystoreError
+from deepkedi.keys.keystore import Keystore, PassphraseKek, RawKek, _parse_export_payload
 
 
 @pytest.fixture
@@ -65,3 +67,54 @@ def test_secrets_hidden_from_repr() -> None:
         PassphraseKek("")
     with pytest.raises(ValueError, match="scrypt n"):
         Keystore.init("sqlite:////nonexistent/x.db", kek_source=PassphraseKek("p", scrypt_n=2**10), actor="a")
+
+
+def test_a_file_that_is_not_a_database_is_a_keystore_error(tmp_path: Path) -> None:
+    path = tmp_path / "ks.db"
+    path.write_bytes(os.urandom(8192))
+    for kek_source in (None, os.urandom(32)):
+        with pytest.raises(KeystoreError, match="not a database"):
+            Keystore.open(f"sqlite:///{path}", kek_source=kek_source)
+
+
+@pytest.mark.parametrize(
+    "table, column, value",
+    [
+        ("kek_versions", "kdf", "[" * 100_000 + "]" * 100_000),
+        ("kek_versions", "kdf", "not json"),
+        ("kek_versions", "kdf", "[1, 2]"),
+        ("keystore_meta", "current_kek_version", "one"),
+    ],
+)
+def test_malformed_keystore_fields_are_keystore_errors(
+    make_url: Callable[[], str], table: str, column: str, value: str
+) -> None:
+    url = make_url()
+    kek = os.urandom(32)
+    Keystore.init(url, kek_source=kek, actor="a").close()
+    with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+        if table == "kek_versions":
+            conn.execute("UPDATE kek_versions SET kdf = ?", (value,))
+        else:
+            conn.execute("UPDATE keystore_meta SET value = ? WHERE name = ?", (value, column))
+    with pytest.raises(KeystoreError, match="damaged|malformed"):
+        Keystore.open(url, kek_source=kek)
+
+
+def test_deeply_nested_key_export_is_a_format_error() -> None:
+    # An export is authenticated first; what it holds is then parsed, bounded like every other JSON.
+    for payload in (b"[" * 100_000 + b"]" * 100_000, b'[{"key_id": ' * 40_000):
+        with pytest.raises(FormatError, match="malformed"):
+            _parse_export_payload(payload)
+
+
+def test_deeply_nested_stored_fields_do_not_break_listing(make_url: Callable[[], str]) -> None:
+    url = make_url()
+    with Keystore.init(url, kek_source=os.urandom(32), actor="a") as store:
+        key = store.new_key(actor="a", gan=False)
+    with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+        conn.execute("UPDATE data_keys SET provenance = ?", ("[" * 100_000 + "]" * 100_000,))
+        conn.execute("UPDATE audit SET details = ?", ("{\"a\":" * 100_000 + "1" + "}" * 100_000,))
+    with Keystore.open(url) as store:
+        assert store.key_info(key.key_id_hex).provenance == {}
+        assert all(entry.details == {"unreadable": True} for entry in store.audit_entries())

@@ -336,13 +336,33 @@ def _pixel_dtype(text: object) -> np.dtype:
     return dtype
 
 
+#: (name, value when absent, accepted types) of the fields of ``meta["image"]`` (docs/FORMAT.md 5.1).
+_IMAGE_FIELDS = (
+    ("kind", "image", str),
+    ("format", "array", str),
+    ("photometric", "MONOCHROME2", str),
+    ("samples_per_pixel", 1, int),
+    ("channels_last", False, bool),
+    ("modality", None, (str, type(None))),
+    ("bits_stored", None, (int, type(None))),
+    ("metadata", {}, (dict, type(None))),
+)
+
+
 def _check_meta(meta: object) -> dict[str, Any]:
     """``meta`` if it has the keys and types docs/FORMAT.md section 5.1 requires; ValueError otherwise."""
     if not isinstance(meta, dict) or meta.get("restore") not in ("none", "splice", "verbatim"):
         raise ValueError("meta")
     info = meta.get("image")
-    if not isinstance(info, dict) or not isinstance(info.get("metadata", {}), dict):
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(name, default), kinds) for name, default, kinds in _IMAGE_FIELDS
+    ):
         raise ValueError("meta image")
+    spacing = info.get("spacing")
+    if spacing is not None and not (
+        isinstance(spacing, list) and all(type(v) in (int, float) for v in spacing)
+    ):
+        raise ValueError("meta spacing")
     if "dtype" in info:
         _pixel_dtype(info["dtype"])
     if meta["restore"] == "splice":

@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_PATTERN",
     "PAPER_WARNING",
     "RESTORE_SUFFIXES",
+    "UNVERIFIED_WARNING",
     "decrypt_file_paper",
     "decrypt_image_paper",
     "encrypt_file_paper",
@@ -82,6 +83,11 @@ DEFAULT_PATTERN = ZigzagPattern.HORIZONTAL
 PAPER_WARNING = (
     "suite 'paper' is Deep-KEDI as published — for research only, not secure "
     "(reused XOR key image, no authentication, lossy)"
+)
+#: What the command line prints after every decryption with this suite: nothing vouches for the output.
+UNVERIFIED_WARNING = (
+    "unverified: suite 'paper' authenticates nothing, so a modified container decrypts to a wrong image "
+    "without any error (only the key image's fingerprint and the length are checked)"
 )
 #: Image dtype → (key image dtype, unsigned view the XOR works on).
 _KEY_DTYPES = {
@@ -424,7 +430,9 @@ def decrypt_file_paper(
         ``src`` is a ``hybrid`` container, or ``dst``'s suffix names no
         writable format, or the format cannot hold these pixels.
     AuthenticationError
-        The key image is not the container's, or the container's length is wrong.
+        The key image is not the container's (its fingerprint in the header
+        differs), or the container's length is wrong. Nothing else is checked:
+        the output is unverified (:data:`UNVERIFIED_WARNING`).
     OutputExistsError
         ``dst`` exists and ``force`` is false.
     """

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from deepkedi.cipher.dicom_native import (
@@ -19,7 +20,7 @@ from deepkedi.cipher.dicom_native import (
 )
 from deepkedi.cipher.format import Suite, parse_header
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, cipher_image, decrypt_file, encrypt_file
-from deepkedi.cipher.paper import PAPER_WARNING, decrypt_file_paper, encrypt_file_paper
+from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING, decrypt_file_paper, encrypt_file_paper
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_AUTH,
@@ -32,6 +33,7 @@ from deepkedi.cli._common import (
     guarded,
     load_key_for_cli,
     message_for,
+    printable,
 )
 from deepkedi.errors import AuthenticationError, DeepKediError, FormatError
 from deepkedi.fileio import atomic_output
@@ -93,7 +95,7 @@ def _run_one(action: Callable[..., object], src: Path, dst: Path, key: Key, forc
             action(src, dst, key, force=force, **options)
         return
     with _progress() as bar, guarded():
-        task = bar.add_task(src.name, total=None)
+        task = bar.add_task(escape(printable(src.name)), total=None)
         action(
             src,
             dst,
@@ -116,7 +118,8 @@ def _run_tree(
     with _progress() as bar:
         task = bar.add_task(verb, total=sum(src.stat().st_size for src, _ in jobs))
         for src, dst in jobs:
-            bar.update(task, description=f"{verb} {src.name}")
+            # The description is rich markup: a file named "[/]" must show as itself.
+            bar.update(task, description=f"{verb} {escape(printable(src.name))}")
             try:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 action(src, dst, key, force=force, **options)
@@ -127,7 +130,7 @@ def _run_tree(
     console.print(f"{verb}: {done} of {len(jobs)} files", markup=False)
     if failures:
         for failure in failures:
-            err_console.print(f"kedi: error: {failure.message}", markup=False)
+            err_console.print(f"kedi: error: {printable(failure.message)}", markup=False)
         # The most serious failure decides: authentication (3) before bad input (4).
         raise typer.Exit(min(f.code for f in failures))
 
@@ -180,11 +183,11 @@ def _encrypt_all_patterns(
             target = outdir / f"{stem}.{pattern.value}{CONTAINER_SUFFIX}"
             encrypt_file_paper(input, target, key_image, pattern=pattern, seed=seed, force=force)
             panels.append((f"{pattern.value} zigzag", display_plane(cipher_image(target))))
-            console.print(f"wrote {target}", markup=False)
+            console.print(f"wrote {printable(target)}", markup=False)
         figure = outdir / FIGURE_NAME
         with atomic_output(figure, force=force) as fh:
             montage(panels, columns=len(panels)).save(fh, format="PNG")
-        console.print(f"wrote {figure}", markup=False)
+        console.print(f"wrote {printable(figure)}", markup=False)
 
 
 @app.command()
@@ -442,6 +445,8 @@ def decrypt(
         key_image = _load_key_image_for_cli(key)
         with guarded():
             decrypt_file_paper(input, output, key_image, despeckle=despeckle, force=force)
+        # Every time: the key image's fingerprint matched, and that is all anyone can tell.
+        err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)
         return
     if key_is_image:
         fail(f"{input} is a 'hybrid' container; it needs its key file, not the key image {key}", EXIT_USAGE)

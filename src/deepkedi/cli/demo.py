@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import numpy as np
 
 from deepkedi.cipher.hybrid import cipher_image, decrypt_file, encrypt_file, encrypt_image
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded
+from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, printable
 from deepkedi.datasets import phantom, sample_corpus
 from deepkedi.errors import AuthenticationError, DeepKediError, OutputExistsError
 from deepkedi.imaging import read_image, write_image
@@ -29,6 +30,11 @@ from deepkedi.transforms.zigzag import ZigzagPattern
 NIST_FAMILYWISE_ALPHA = 0.001
 NIST_REJECTIONS_TOLERATED = 3
 
+
+
+def _shown(path: Path) -> str:
+    """A path inside rich markup: control characters and markup escaped (``--out`` is the user's)."""
+    return escape(printable(path))
 
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
@@ -193,7 +199,7 @@ def _speckle_tour(out: Path) -> int:
         tile=256,
         columns=5,
     ).save(figure)
-    console.print(f"speckle, blind removal and exact removal side by side: {figure}\n")
+    console.print(f"speckle, blind removal and exact removal side by side: {_shown(figure)}\n")
     return int(not exact)
 
 
@@ -224,7 +230,7 @@ def _paper_tour(out: Path) -> int:
         f"ZZ-GAN key image for a {plain.shape[0]}×{plain.shape[1]} {plain.dtype} brain MR phantom in {key_ms:.0f} ms "
         f"(model {generated.model_sha256[:12]}…): entropy {entropy.value:.4f} of 16 bits (random ≈ "
         f"{entropy.expected_random:.4f}), max |adjacent correlation| {correlation:.4f}; written to "
-        f"{out / 'paper-key.png'}",
+        f"{printable(out / 'paper-key.png')}",
         markup=False,
     )
     table = Table(title="paper suite: speckle → zigzag → XOR with the key image; decrypt → DRT despeckling")
@@ -253,7 +259,7 @@ def _paper_tour(out: Path) -> int:
     panels.append(("restored, despeckled", display_plane(restored)))
     figure = out / "paper_suite.png"
     montage(panels, tile=192, columns=6).save(figure)
-    console.print(f"plain image, ZZ-GAN key, the three cipher images and the despeckled restoration: {figure}\n")
+    console.print(f"plain image, ZZ-GAN key, the three cipher images and the despeckled restoration: {_shown(figure)}\n")
     return failures
 
 
@@ -335,7 +341,7 @@ def demo(
     save_key(key, out / "demo.key")
     sources = " + ".join(key.provenance.get("sources", []))
     console.print(
-        f"[bold]deepkedi demo[/] — key {key.key_id_hex} written to {out / 'demo.key'} (mode 0600); "
+        f"[bold]deepkedi demo[/] — key {key.key_id_hex} written to {_shown(out / 'demo.key')} (mode 0600); "
         f"secret from {sources}\n"
     )
 
@@ -392,7 +398,7 @@ def demo(
 
     figure = out / "cipher_images.png"
     montage(panels, tile=192, columns=4).save(figure)
-    console.print(f"\nplain images beside their cipher images: {figure}")
+    console.print(f"\nplain images beside their cipher images: {_shown(figure)}")
 
     failures += _dicom_native_tour(out, key)
     failures += _keystore_tour(out)

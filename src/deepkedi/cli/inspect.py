@@ -9,12 +9,13 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from deepkedi.cipher.dicom_native import is_dicom_native, read_dicom_native_header
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_AUTH, EXIT_USAGE, console, fail, guarded
+from deepkedi.cli._common import EXIT_AUTH, EXIT_USAGE, console, fail, guarded, printable
 from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.fileio import atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
@@ -163,5 +164,6 @@ def inspect(
         return
     table = Table(show_header=False, box=None, pad_edge=False)
     for name, value in record.items():
-        table.add_row(f"[bold]{name}[/]", str(value))
+        # Values come from the file (names, DICOM attributes): shown as plain text, control characters escaped.
+        table.add_row(f"[bold]{name}[/]", Text(printable(value)))
     console.print(table)

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded
+from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded, printable
 from deepkedi.keys import generate_key, save_key
 
 
@@ -50,7 +50,7 @@ def _paper_key(output: Path, like: Optional[Path], seed: Optional[int], weights:
                                "model_sha256": generated.model_sha256}))
     else:
         console.print(
-            f"wrote {rows}×{cols} {generated.bits}-bit key image to {output} "
+            f"wrote {rows}×{cols} {generated.bits}-bit key image to {printable(output)} "
             f"(ZZ-GAN {generated.model_sha256[:12]}…; "
             "the file and its seed are secret)",
             markup=False,
@@ -107,6 +107,6 @@ def keygen(
                                "sources": key.provenance.get("sources", [])}))
     else:
         sealed = " (sealed with a passphrase)" if passphrase else ""
-        console.print(f"wrote key {key.key_id_hex} to {output}{sealed}; secret from {sources}", markup=False)
+        console.print(f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}", markup=False)
     if "note" in key.provenance:
         err_console.print(f"note: {key.provenance['note']}", markup=False)

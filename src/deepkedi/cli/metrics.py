@@ -9,13 +9,23 @@ from typing import Annotated, Any, Iterator, Optional
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_AUTH, EXIT_INPUT, EXIT_USAGE, console, err_console, fail, guarded
+from deepkedi.cli._common import (
+    EXIT_AUTH,
+    EXIT_INPUT,
+    EXIT_USAGE,
+    console,
+    err_console,
+    fail,
+    guarded,
+    printable,
+)
 from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, UnsupportedImageError
 from deepkedi.imaging import detect_format, read_image
 
@@ -134,7 +144,8 @@ def metrics(
     if as_json:
         typer.echo(json.dumps(record, sort_keys=True))
         return
-    table = Table(title=f"{image} — {what}, {'×'.join(map(str, pixels.shape))}, {depth}-bit, α = {alpha}")
+    # Titles are rich markup: the file name is escaped for the terminal and for markup.
+    table = Table(title=f"{escape(printable(image))} — {what}, {'×'.join(map(str, pixels.shape))}, {depth}-bit, α = {alpha}")
     for column in ("measure", "value", "critical value", ""):
         table.add_column(column)
     e = record["entropy"]
@@ -220,7 +231,7 @@ def nist(
         # Keyed by test name (a P-value, a list where the test yields several, null when not applicable).
         typer.echo(json.dumps({"file": str(bitfile), "what": what, "bits": int(bits.size), **payload}))
         return
-    table = Table(title=f"SP 800-22 on {bitfile} — {what}, {bits.size:,} bits, α = 0.01")
+    table = Table(title=f"SP 800-22 on {escape(printable(bitfile))} — {what}, {bits.size:,} bits, α = 0.01")
     for column in ("test", "P-value", "passed", "note"):
         table.add_column(column)
     for name, r in results.items():

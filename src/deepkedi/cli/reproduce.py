@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded
+from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded, printable
 
 
 @app.command()
@@ -73,7 +73,7 @@ def reproduce(
         if r.verdict == "broken":
             broken.setdefault(r.scheme, []).append(r.attack)
     console.print(
-        f"wrote {len(written)} files to {out}: report.md, report.html, results.json, {len(result.tables)} tables "
+        f"wrote {len(written)} files to {printable(out)}: report.md, report.html, results.json, {len(result.tables)} tables "
         f"(CSV), {len(result.figures)} figures (PNG) in {result.meta['seconds']} s",
         markup=False,
     )

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded
+from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, printable
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
 
@@ -77,7 +77,7 @@ def speckle(
         rng = np.random.default_rng(seed)
         noisy = _per_plane(image, lambda plane: add_speckle(plane, model=model.value, level=level, rng=rng))
         note = _write(image, noisy, output, force)
-    console.print(f"wrote {output} ({model.value} speckle, seed {seed}; {note})", markup=False)
+    console.print(f"wrote {printable(output)} ({model.value} speckle, seed {seed}; {note})", markup=False)
 
 
 @app.command()
@@ -96,4 +96,4 @@ def despeckle(
         image = read_image(input)
         clean = _per_plane(image, lambda plane: despeckle_ripplet(plane, c=c, d=d))
         note = _write(image, clean, output, force)
-    console.print(f"wrote {output} (ripplet c={c:g}, d={d:g}; {note})", markup=False)
+    console.print(f"wrote {printable(output)} (ripplet c={c:g}, d={d:g}; {note})", markup=False)

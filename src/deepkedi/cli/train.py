@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded
+from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded, printable
 
 
 class Preset(str, enum.Enum):
@@ -126,5 +126,5 @@ def train(
             preset=preset.value if resume is None else None,
             force=force,
         )
-    console.print(f"wrote {output} and {output.with_suffix('.json').name}; SHA-256 {digest}", markup=False)
+    console.print(f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}", markup=False)
     console.print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}), markup=False)
