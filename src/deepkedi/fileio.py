@@ -55,11 +55,15 @@ def _writing(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _writer_body(path: Path) -> Iterator[None]:
-    """In a writer's body only write errors are the output's: reading an input fails as that input's error."""
+    """In a writer's body only write errors are the output's: reading an input fails as that input's error.
+
+    An OSError without a number is a short write too: NumPy's ``tofile`` and
+    Pillow report a full disk so ("8192 requested and 16 written").
+    """
     try:
         yield
     except OSError as exc:
-        if exc.errno not in _WRITE_ERRNOS:
+        if exc.errno is not None and exc.errno not in _WRITE_ERRNOS:
             raise
         raise OutputError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
 

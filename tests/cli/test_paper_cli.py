@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from deepkedi.cipher.hybrid import cipher_image
-from deepkedi.cipher.paper import PAPER_WARNING, paper_decrypt_pixels, paper_encrypt_pixels
+from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING, paper_decrypt_pixels, paper_encrypt_pixels
 from deepkedi.datasets import phantom
 from deepkedi.keys import KeyImage, load_key_image, save_key_image
 from deepkedi.metrics import mse
@@ -56,6 +56,25 @@ def test_round_trip_warns_once_each_way(tmp_path: Path, kedi, brain: Path, key_p
     restored = np.load(tmp_path / "restored.npy")
     span = float(plain.max()) - float(plain.min())
     assert restored.dtype == np.uint16 and 10 * np.log10(span**2 / mse(plain, restored)) > 25.32
+
+
+def test_every_decryption_says_its_output_is_unverified(tmp_path: Path, kedi, brain: Path, key_png: Path) -> None:
+    container = tmp_path / "brain.kedi"
+    assert kedi("encrypt", brain, "-o", container, "--suite", "paper", "--key", key_png).exit_code == 0
+    tampered = tmp_path / "tampered.kedi"
+    data = bytearray(container.read_bytes())
+    data[-100] ^= 0x5A  # a cipher word: nothing can notice
+    tampered.write_bytes(bytes(data))
+    for source, options in ((container, ()), (container, ("--no-despeckle",)), (tampered, ())):
+        out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.npy"
+        result = kedi("decrypt", source, "-o", out, "--key", key_png, *options)
+        assert result.exit_code == 0, result.stderr
+        assert f"warning: {out}: {UNVERIFIED_WARNING}" in result.stderr.splitlines()
+    # Where it can tell (the key image's fingerprint differs): exit 3, no output, no claim about one.
+    other = _save_key(tmp_path / "other.png", np.uint16, load_key_image(key_png).shape, seed=5)
+    result = kedi("decrypt", tampered, "-o", tmp_path / "wrong.npy", "--key", other)
+    assert result.exit_code == 3 and "unverified" not in result.stderr
+    assert not (tmp_path / "wrong.npy").exists()
 
 
 def test_seed_and_pattern_reach_the_pipeline(tmp_path: Path, kedi, brain: Path, key_png: Path, plain) -> None:

@@ -259,7 +259,9 @@ def _paper_tour(out: Path) -> int:
     panels.append(("restored, despeckled", display_plane(restored)))
     figure = out / "paper_suite.png"
     montage(panels, tile=192, columns=6).save(figure)
-    console.print(f"plain image, ZZ-GAN key, the three cipher images and the despeckled restoration: {_shown(figure)}\n")
+    console.print(
+        f"plain image, ZZ-GAN key, the three cipher images and the despeckled restoration: {_shown(figure)}\n"
+    )
     return failures
 
 
@@ -420,7 +422,7 @@ def demo(
             console.print(f"[red]{what}: decrypted — this must never happen[/]")
             failures += 1
         except AuthenticationError as exc:
-            console.print(f"{what}: refused — {exc}; output written: {target.exists()}", markup=False)
+            console.print(f"{what}: refused — {printable(exc)}; output written: {target.exists()}", markup=False)
             failures += target.exists()
         except OutputExistsError:
             failures += 1

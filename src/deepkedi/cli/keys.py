@@ -354,7 +354,8 @@ def recipient(
             fh.write(private_pem)
         with atomic_output(public_path, force=force, mode=0o644) as fh:
             fh.write(public_pem)
-    console.print(f"wrote {private_path} (secret, 0600) and {public_path} (give this one to exporting sites)",
+    console.print(f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
+                  "(give this one to exporting sites)",
                   markup=False)
 
 
@@ -375,7 +376,7 @@ def export(
         blob = store.export(key_ids, public_pem, actor=_actor())
     with guarded(), atomic_output(output, force=force, mode=0o600) as fh:
         fh.write(blob)
-    console.print(f"exported {len(set(key_ids))} key(s) to {output}", markup=False)
+    console.print(f"exported {len(set(key_ids))} key(s) to {printable(output)}", markup=False)
 
 
 @keys_app.command("import")

@@ -145,7 +145,8 @@ def metrics(
         typer.echo(json.dumps(record, sort_keys=True))
         return
     # Titles are rich markup: the file name is escaped for the terminal and for markup.
-    table = Table(title=f"{escape(printable(image))} — {what}, {'×'.join(map(str, pixels.shape))}, {depth}-bit, α = {alpha}")
+    shape = "×".join(map(str, pixels.shape))
+    table = Table(title=f"{escape(printable(image))} — {what}, {shape}, {depth}-bit, α = {alpha}")
     for column in ("measure", "value", "critical value", ""):
         table.add_column(column)
     e = record["entropy"]

@@ -73,8 +73,8 @@ def reproduce(
         if r.verdict == "broken":
             broken.setdefault(r.scheme, []).append(r.attack)
     console.print(
-        f"wrote {len(written)} files to {printable(out)}: report.md, report.html, results.json, {len(result.tables)} tables "
-        f"(CSV), {len(result.figures)} figures (PNG) in {result.meta['seconds']} s",
+        f"wrote {len(written)} files to {printable(out)}: report.md, report.html, results.json, "
+        f"{len(result.tables)} tables (CSV), {len(result.figures)} figures (PNG) in {result.meta['seconds']} s",
         markup=False,
     )
     for scheme in SCHEME_NAMES:
