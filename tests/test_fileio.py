@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deepkedi.errors import OutputError, OutputExistsError
-from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
+from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, make_output_folder
 
 
 def test_success_moves_into_place(tmp_path: Path) -> None:
@@ -147,3 +147,12 @@ def test_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
     assert done.returncode == 5, done.stderr
     assert "cannot write the output" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_that_cannot_be_made_is_an_output_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    for folder in (tmp_path / "file" / "sub", tmp_path / ("d" * 300)):
+        with pytest.raises(OutputError, match="cannot write the output"):
+            make_output_folder(folder)
+    make_output_folder(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir()

@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterator
 
 from deepkedi.errors import OutputError, OutputExistsError
 
-__all__ = ["atomic_output", "atomic_output_path", "check_distinct"]
+__all__ = ["atomic_output", "atomic_output_path", "check_distinct", "make_output_folder"]
 
 
 def check_distinct(src: str | Path, dst: str | Path) -> None:
@@ -66,6 +66,20 @@ def _writer_body(path: Path) -> Iterator[None]:
         if exc.errno is not None and exc.errno not in _WRITE_ERRNOS:
             raise
         raise OutputError(f"{path}: cannot write the output ({exc.strerror or exc})") from exc
+
+
+def make_output_folder(path: str | Path, *, mode: int = 0o777) -> None:
+    """Create the output folder ``path`` and its parents, if missing.
+
+    Raises
+    ------
+    OutputError
+        It cannot be created (read-only filesystem, no permission, name too long,
+        a file in the way).
+    """
+    path = Path(path)
+    with _writing(path):
+        path.mkdir(mode=mode, parents=True, exist_ok=True)
 
 
 def _check_target(path: Path, force: bool) -> Path:

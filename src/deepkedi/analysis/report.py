@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deepkedi.analysis.experiments import Reproduction, Table
-from deepkedi.fileio import atomic_output
+from deepkedi.fileio import atomic_output, make_output_folder
 
 __all__ = ["format_value", "results_document", "write_report"]
 
@@ -154,7 +154,7 @@ def write_report(result: Reproduction, out: str | Path, *, force: bool = False) 
     Existing files are replaced only with ``force``.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     written: list[Path] = []
 
     def put(name: str, data: bytes) -> None:

@@ -23,7 +23,6 @@ from deepkedi.cipher.hybrid import DEFAULT_PATTERN, cipher_image, decrypt_file, 
 from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING, decrypt_file_paper, encrypt_file_paper
 from deepkedi.cli import app
 from deepkedi.cli._common import (
-    EXIT_AUTH,
     EXIT_INPUT,
     EXIT_USAGE,
     console,
@@ -36,7 +35,7 @@ from deepkedi.cli._common import (
     printable,
 )
 from deepkedi.errors import AuthenticationError, DeepKediError, FormatError
-from deepkedi.fileio import atomic_output
+from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.imaging import read_image
 from deepkedi.imaging.dicom import sniff_dicom
 from deepkedi.imaging.montage import display_plane, montage
@@ -121,7 +120,7 @@ def _run_tree(
             # The description is rich markup: a file named "[/]" must show as itself.
             bar.update(task, description=f"{verb} {escape(printable(src.name))}")
             try:
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                make_output_folder(dst.parent)
                 action(src, dst, key, force=force, **options)
             except (DeepKediError, ValueError, OSError) as exc:
                 failures.append(_Failure(src, message_for(exc), exit_code_for(exc)))
@@ -177,7 +176,7 @@ def _encrypt_all_patterns(
     stem = _image_stem(input)
     with guarded():
         plain = read_image(input).pixels
-        outdir.mkdir(parents=True, exist_ok=True)
+        make_output_folder(outdir)
         panels = [("plain", display_plane(plain))]
         for pattern in ZigzagPattern:
             target = outdir / f"{stem}.{pattern.value}{CONTAINER_SUFFIX}"
@@ -309,9 +308,9 @@ def _named_key_id(path: Path) -> str:
     try:
         return parse_header(head).key_id.hex()
     except FormatError as exc:
-        fail(f"{path}: {exc}", EXIT_INPUT)
+        fail(f"{path}: {exc}", exit_code_for(exc))
     except AuthenticationError as exc:
-        fail(str(exc), EXIT_AUTH)
+        fail(str(exc), exit_code_for(exc))
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -372,9 +371,9 @@ def _container_suite(path: Path) -> Suite:
     try:
         return parse_header(head).suite
     except FormatError as exc:
-        fail(f"{path}: {exc}", EXIT_INPUT)
+        fail(f"{path}: {exc}", exit_code_for(exc))
     except AuthenticationError as exc:
-        fail(str(exc), EXIT_AUTH)
+        fail(str(exc), exit_code_for(exc))
 
 
 @app.command()

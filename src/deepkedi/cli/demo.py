@@ -20,6 +20,7 @@ from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, printable
 from deepkedi.datasets import phantom, sample_corpus
 from deepkedi.errors import AuthenticationError, DeepKediError, OutputExistsError
+from deepkedi.fileio import make_output_folder
 from deepkedi.imaging import read_image, write_image
 from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.keys import Key, generate_key, save_key
@@ -338,7 +339,7 @@ def demo(
         if not force:
             fail(f"{out} is not empty; use --force to replace its contents", EXIT_USAGE)
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     key = generate_key()
     save_key(key, out / "demo.key")
     sources = " + ".join(key.provenance.get("sources", []))

@@ -15,7 +15,7 @@ from deepkedi.cipher.dicom_native import is_dicom_native, read_dicom_native_head
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_AUTH, EXIT_USAGE, console, fail, guarded, printable
+from deepkedi.cli._common import EXIT_INPUT, EXIT_USAGE, console, exit_code_for, fail, guarded, printable
 from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.fileio import atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
@@ -110,14 +110,14 @@ def inspect(
     except FormatError:
         header = None
     except AuthenticationError as exc:  # a damaged header: exit 3, as decrypt does
-        fail(str(exc), EXIT_AUTH)
+        fail(str(exc), exit_code_for(exc))
     if header is None and is_dicom_native(file):
         if cipher_image_out is not None:
-            fail(f"{file}: a DICOM-native file's cipher image is its Pixel Data; read it with any DICOM tool", 4)
+            fail(f"{file}: a DICOM-native file's cipher image is its Pixel Data; read it with any DICOM tool", EXIT_INPUT)
         try:
             header = read_dicom_native_header(file)
         except AuthenticationError as exc:
-            fail(str(exc), EXIT_AUTH)
+            fail(str(exc), exit_code_for(exc))
         record = _header_record(file, header)
         record["kind"] = "dicom-native"
         del record["size_matches_header"]
@@ -127,7 +127,7 @@ def inspect(
         )
     elif header is None:
         if cipher_image_out is not None:
-            fail(f"{file}: not a deepkedi container, so it has no cipher image", 4)
+            fail(f"{file}: not a deepkedi container, so it has no cipher image", EXIT_INPUT)
         with guarded():
             record = _image_record(file, read_image(file))
     else:

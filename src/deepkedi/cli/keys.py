@@ -36,7 +36,7 @@ from deepkedi.cli._common import (
     printable,
 )
 from deepkedi.errors import DeepKediError, KeyNotFoundError
-from deepkedi.fileio import atomic_output
+from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.keys import Key
 
 __all__ = ["default_keystore_url", "key_from_keystore", "keys_app", "resolve_keystore_url"]
@@ -203,7 +203,8 @@ def init(
     if url.startswith("sqlite:///"):
         folder = Path(url[len("sqlite:///"):]).parent
         if keystore is None and not os.environ.get("KEDI_KEYSTORE"):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with guarded():
+                make_output_folder(folder, mode=0o700)
     with guarded():
         store = Keystore.init(url, kek_source=source, actor=_actor())
     with store:

@@ -17,11 +17,11 @@ from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import (
-    EXIT_AUTH,
     EXIT_INPUT,
     EXIT_USAGE,
     console,
     err_console,
+    exit_code_for,
     fail,
     guarded,
     printable,
@@ -39,7 +39,7 @@ def _container_or_none(path: Path) -> bool:
     except FormatError:
         return False
     except AuthenticationError as exc:
-        fail(str(exc), EXIT_AUTH)
+        fail(str(exc), exit_code_for(exc))
     return True
 
 
