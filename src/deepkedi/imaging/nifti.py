@@ -17,6 +17,7 @@ NIfTI-1 Data Format, https://nifti.nimh.nih.gov/nifti-1 (header fields ``vox_off
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from nibabel import imageglobals
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging._reading import affine_of, finite_or_none, map_splice, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
 __all__ = ["read_nifti", "sniff_nifti", "write_nifti"]
@@ -107,6 +109,9 @@ def read_nifti(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        A ``.nii.gz`` whose header declares more voxel bytes than allowed
+        (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not NIfTI, a damaged header, truncated voxel data, complex voxels, or
         fewer than two dimensions.
@@ -124,6 +129,9 @@ def read_nifti(path: Path) -> MedicalImage:
             with gzip.open(path, "rb") as fh:
                 header = _stored_header(image_class, fh)
                 img = image_class.from_file_map(_file_map(fh))
+                # nibabel inflates exactly what the header declares, so the header's
+                # size is the one to check, before a byte of voxels is inflated.
+                check_decoded_size(path, _declared_bytes(img.header), file_size=size)
                 volume = np.asarray(img.dataobj.get_unscaled())
             stored, shape, samples = _pixel_layout(path, img.header)
             if volume.size == 0:
@@ -159,6 +167,11 @@ def _stored_header(image_class: type, fh: BinaryIO) -> Any:
     header = image_class.header_class.from_fileobj(fh)
     fh.seek(0)
     return header
+
+
+def _declared_bytes(header: Any) -> int:
+    """Bytes of voxel data the header declares (Python integers: no overflow)."""
+    return math.prod(int(n) for n in header.get_data_shape()) * header.get_data_dtype().itemsize
 
 
 def _pixel_layout(path: Path, header: Any) -> tuple[np.dtype, tuple[int, ...], int]:
