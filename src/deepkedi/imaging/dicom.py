@@ -19,6 +19,7 @@ NEMA PS3.3, section C.7.6.3 (Image Pixel module).
 from __future__ import annotations
 
 import math
+import os
 import struct
 import warnings
 import zlib
@@ -56,13 +57,13 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from deepkedi.errors import UnsupportedImageError
+from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 from deepkedi.imaging._reading import finite_or_none, map_splice, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size, inflated_size_within
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
-__all__ = ["read_dicom", "sniff_dicom", "write_dicom"]
+__all__ = ["check_deflated_size", "read_dicom", "sniff_dicom", "write_dicom"]
 
 #: Values longer than this stay on disk while the header is parsed, so reading a
 #: 1 GiB volume touches only its header; the pixel value is mapped, not loaded.
@@ -188,24 +189,39 @@ def read_dicom(path: Path) -> MedicalImage:
         # pydicom warns about every non-conformant value; the reader either
         # succeeds or says plainly why not, so the warnings are noise here.
         warnings.simplefilter("ignore")
-        _check_deflated_size(path, size)
+        check_deflated_size(path)
         dataset = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
         return _image_from_dataset(path, size, dataset)
 
 
-def _check_deflated_size(path: Path, size: int) -> None:
-    """Refuse a deflated data set that inflates past the decoded-size limit.
+def check_deflated_size(path: str | Path) -> None:
+    """Refuse a deflated DICOM file whose data set inflates past the decoded-size limit.
 
-    pydicom inflates the whole data set into memory before it parses a byte of
-    it, and nothing outside the deflated stream says how large it is; so the
-    stream is inflated once here, in chunks, keeping nothing, and stopped as
-    soon as it passes the limit.
+    pydicom inflates a Deflated Explicit VR Little Endian data set whole, into
+    memory, before it parses a byte of it, even for ``stop_before_pixels``, and
+    nothing outside the deflated stream says how large it is; so the stream is
+    inflated once here, in chunks, keeping nothing, and stopped as soon as it
+    passes the limit (:mod:`deepkedi.imaging.limits`). Call it before any
+    ``pydicom.dcmread`` of an untrusted file. Files of other transfer syntaxes
+    pass at once; a file pydicom cannot parse is left for it to report.
+
+    Raises
+    ------
+    InputTooLargeError
+        The data set inflates to more bytes than allowed.
     """
-    with open(path, "rb") as fh:
-        read_preamble(fh, force=True)
-        meta = _read_file_meta_info(fh)
-        if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-            inflated_size_within(path, fh, wbits=-zlib.MAX_WBITS, file_size=size)
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            read_preamble(fh, force=True)
+            deflated = _read_file_meta_info(fh).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+            if deflated:
+                inflated_size_within(path, fh, wbits=-zlib.MAX_WBITS, file_size=size)
+    except InputTooLargeError:
+        raise
+    except Exception:  # noqa: BLE001 - not readable as DICOM: pydicom's own read says why
+        return
 
 
 class _PixelModule(NamedTuple):
