@@ -33,7 +33,14 @@ import numpy as np
 from nibabel.fileholders import FileHolder
 
 from deepkedi.errors import UnsupportedImageError
-from deepkedi.imaging._reading import affine_of, finite_or_none, map_splice, probe, translated_failures
+from deepkedi.imaging._reading import (
+    affine_of,
+    finite_or_none,
+    map_splice,
+    probe,
+    read_into_array,
+    translated_failures,
+)
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
@@ -114,9 +121,11 @@ def read_mgh(path: Path) -> MedicalImage:
             check_decoded_size(path, _declared_bytes(_gunzipped(head) or b""), file_size=size)
             with gzip.open(path, "rb") as fh:
                 img = nib.MGHImage.from_file_map({"image": FileHolder(fileobj=fh)})
-                volume = np.asarray(img.dataobj)
-            stored, shape = _pixel_layout(img.header)
-            pixels = np.ascontiguousarray(volume.T).astype(stored, copy=False).reshape(shape)
+                stored, shape = _pixel_layout(img.header)
+                fh.seek(_DATA_OFFSET)
+                # The big-endian words in file order are the C-ordered view a .mgh's memory map gives.
+                nbytes = math.prod(shape) * stored.itemsize
+                pixels = read_into_array(path, fh, nbytes).view(stored).reshape(shape)
             layout = SourceLayout(path=path, size=size, restore="verbatim")
         else:
             with open(path, "rb") as fh:

@@ -30,7 +30,14 @@ from nibabel.fileholders import FileHolder
 from nibabel import imageglobals
 
 from deepkedi.errors import UnsupportedImageError
-from deepkedi.imaging._reading import affine_of, finite_or_none, map_splice, probe, translated_failures
+from deepkedi.imaging._reading import (
+    affine_of,
+    finite_or_none,
+    map_splice,
+    probe,
+    read_into_array,
+    translated_failures,
+)
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
@@ -131,13 +138,15 @@ def read_nifti(path: Path) -> MedicalImage:
                 img = image_class.from_file_map(_file_map(fh))
                 # nibabel inflates exactly what the header declares, so the header's
                 # size is the one to check, before a byte of voxels is inflated.
-                check_decoded_size(path, _declared_bytes(img.header), file_size=size)
-                volume = np.asarray(img.dataobj.get_unscaled())
-            stored, shape, samples = _pixel_layout(path, img.header)
-            if volume.size == 0:
-                raise UnsupportedImageError(f"{path}: the image has no pixels (shape {shape})")
-            # Same C-ordered view of the voxels as the memory map of a .nii gives.
-            pixels = np.ascontiguousarray(volume.T).view(stored).reshape(shape)
+                nbytes = _declared_bytes(img.header)
+                check_decoded_size(path, nbytes, file_size=size)
+                stored, shape, samples = _pixel_layout(path, img.header)
+                if nbytes == 0:
+                    raise UnsupportedImageError(f"{path}: the image has no pixels (shape {shape})")
+                fh.seek(int(img.dataobj.offset))
+                # The voxels' bytes in file order are the same C-ordered view as the
+                # memory map of a .nii gives.
+                pixels = read_into_array(path, fh, nbytes).view(stored).reshape(shape)
             layout = SourceLayout(path=path, size=size, restore="verbatim")
         else:
             with open(path, "rb") as fh:
