@@ -84,20 +84,45 @@ def sniff_jpeg(head: bytes) -> bool:
     return head.startswith(_JPEG_MAGIC)
 
 
-def _plane(frame: Image.Image, path: Path) -> np.ndarray:
-    """One decoded page as stored values: (rows, cols) or (rows, cols, samples)."""
-    if frame.mode not in _MODES:
-        raise UnsupportedImageError(f"{path}: Pillow image mode {frame.mode!r} is not supported")
-    pixels = np.asarray(frame)
-    if frame.mode == "1":
+#: Bytes of rows copied from Pillow to NumPy at a time.
+_BLOCK_BYTES = 16 << 20
+
+
+def _stored_values(picture: Image.Image, path: Path, fmt: str | None) -> np.ndarray:
+    """Pillow's pixels as stored values: (rows, cols) or (rows, cols, samples)."""
+    if picture.mode not in _MODES:
+        raise UnsupportedImageError(f"{path}: Pillow image mode {picture.mode!r} is not supported")
+    pixels = np.asarray(picture)
+    if picture.mode == "1":
         return pixels.astype(np.uint8)  # bilevel: 0 and 1, as stored
-    if frame.mode.startswith("I;16"):
+    if picture.mode.startswith("I;16"):
         # Native byte order; values unchanged.
         return pixels.astype(np.uint16)
-    if frame.mode == "I" and frame.format == "PNG":
+    if picture.mode == "I" and fmt == "PNG":
         # Pillow widens 16-bit PNG samples to int32 in mode I; they fit uint16 exactly.
         return pixels.astype(np.uint16)
     return pixels
+
+
+def _plane(frame: Image.Image, path: Path, out: np.ndarray | None = None) -> np.ndarray:
+    """One decoded page as stored values, written into ``out`` when given.
+
+    NumPy's view of a Pillow image copies the whole page into ``bytes`` first,
+    and the conversions to stored types copy again; taken a block of rows at a
+    time, a large page is held once by Pillow and once here, not three times.
+    """
+    width, height = frame.size
+    rows = max(1, _BLOCK_BYTES // max(1, _page_bytes(path, frame) // max(1, height)))
+    if rows >= height and out is None:
+        return _stored_values(frame, path, frame.format)
+    frame.load()
+    for top in range(0, height, rows):
+        block = _stored_values(frame.crop((0, top, width, min(height, top + rows))), path, frame.format)
+        if out is None:
+            out = np.empty((height, *block.shape[1:]), dtype=block.dtype)
+        out[top : top + len(block)] = block
+    assert out is not None
+    return out
 
 
 def _page_bytes(path: Path, frame: Image.Image) -> int:
@@ -129,14 +154,14 @@ def _decoded_pages(
             raise UnsupportedImageError(
                 f"{path}: its pages differ in size or type; only uniform stacks are supported"
             )
-        plane = _plane(frame, path)
         if stack is None:
+            plane = _plane(frame, path)
             stack = np.empty((count, *plane.shape), dtype=plane.dtype)
-        elif plane.shape != stack.shape[1:] or plane.dtype != stack.dtype:
-            raise UnsupportedImageError(
-                f"{path}: its pages differ in size or type; only uniform stacks are supported"
-            )
-        stack[index] = plane
+            stack[0] = plane
+            del plane
+        else:
+            # Same size and mode as the first page: the same shape and type of values.
+            _plane(frame, path, out=stack[index])
     assert stack is not None  # count > 1 pages were iterated
     if index + 1 < count:
         raise UnsupportedImageError(f"{path}: it declares {count} pages but holds {index + 1}")
