@@ -237,3 +237,23 @@ def test_tiff_pages_of_differing_size_are_still_refused(tmp_path: Path) -> None:
     first.save(path, format="TIFF", save_all=True, append_images=[second])
     with pytest.raises(UnsupportedImageError, match="pages differ"):
         read_image(path)
+
+
+def test_compressed_dicom_is_checked_from_rows_columns_and_frames(tmp_path: Path) -> None:
+    # RLE frames are decoded into a buffer sized from the data set alone: a data set
+    # claiming 8192 x 8192 16-bit pixels (128 MiB) over 64 x 64 frames is refused first.
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("MR_small_RLE.dcm"))
+    ds.Rows = ds.Columns = 8192
+    path = tmp_path / "rle.dcm"
+    ds.save_as(path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputTooLargeError, match=r"rle\.dcm: would decode to 128 MiB \(the limit is 64 MiB\)"):
+            read_image(path, max_decoded_size=LIMIT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MiB
