@@ -257,3 +257,33 @@ def test_compressed_dicom_is_checked_from_rows_columns_and_frames(tmp_path: Path
     finally:
         tracemalloc.stop()
     assert peak < 16 * MiB
+
+
+def test_a_nifti_extension_that_inflates_past_the_limit_is_refused(tmp_path: Path) -> None:
+    # A tiny image whose header extension claims 128 MiB: nibabel reads extensions into
+    # memory while it reads the header, so the check must come before nibabel.
+    import gzip
+    import struct
+
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((4, 4, 1))
+    header.set_data_dtype(np.uint8)
+    esize = 128 * MiB
+    header["vox_offset"] = 352 + esize
+    path = tmp_path / "extended.nii.gz"
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(header.binaryblock + struct.pack("<4B", 1, 0, 0, 0) + struct.pack("<ii", esize, 0))
+        block = bytes(MiB)
+        for _ in range(esize // MiB):
+            fh.write(block)
+        fh.write(bytes(16))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputTooLargeError, match=r"extended\.nii\.gz: would decode to 128 MiB"):
+            read_image(path, max_decoded_size=LIMIT)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MiB

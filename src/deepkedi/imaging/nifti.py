@@ -134,12 +134,14 @@ def read_nifti(path: Path) -> MedicalImage:
     with translated_failures(path, "not a readable NIfTI file"), _quiet_nibabel():
         if compressed:
             with gzip.open(path, "rb") as fh:
+                # nibabel inflates what the header declares: extensions up to vox_offset
+                # (into memory, even while reading the header), then the voxels. Both
+                # are checked from the raw header before nibabel reads a byte.
+                check_decoded_size(path, _declared_stream_bytes(fh.read(_HEADERS[2][0])), file_size=size)
+                fh.seek(0)
                 header = _stored_header(image_class, fh)
                 img = image_class.from_file_map(_file_map(fh))
-                # nibabel inflates exactly what the header declares, so the header's
-                # size is the one to check, before a byte of voxels is inflated.
                 nbytes = _declared_bytes(img.header)
-                check_decoded_size(path, nbytes, file_size=size)
                 stored, shape, samples = _pixel_layout(path, img.header)
                 if nbytes == 0:
                     raise UnsupportedImageError(f"{path}: the image has no pixels (shape {shape})")
@@ -176,6 +178,39 @@ def _stored_header(image_class: type, fh: BinaryIO) -> Any:
     header = image_class.header_class.from_fileobj(fh)
     fh.seek(0)
     return header
+
+
+#: Bytes per voxel of each NIfTI datatype code (NIfTI-1 header, field ``datatype``).
+_DATATYPE_BYTES = {
+    2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4,
+    1024: 8, 1280: 8, 1536: 16, 1792: 16, 2048: 32, 2304: 4,
+}
+
+
+def _declared_stream_bytes(raw: bytes) -> int:
+    """Bytes a reader inflates for the image whose header starts ``raw``: everything
+    up to ``vox_offset`` (header and extensions), then dims x voxel size.
+
+    Fields as the NIfTI-1 and NIfTI-2 specifications place them; a header too
+    damaged to say gives 0 and is left for nibabel to refuse.
+    """
+    version = _version(raw)
+    if version is None:
+        return 0
+    sizeof_hdr = _HEADERS[version][0]
+    order = "<" if struct.unpack_from("<i", raw)[0] == sizeof_hdr else ">"
+    if version == 1:
+        dims = struct.unpack_from(order + "8h", raw, 40)
+        (datatype,) = struct.unpack_from(order + "h", raw, 70)
+        (vox_offset,) = struct.unpack_from(order + "f", raw, 108)
+    else:
+        dims = struct.unpack_from(order + "8q", raw, 16)
+        (datatype,) = struct.unpack_from(order + "h", raw, 12)
+        (vox_offset,) = struct.unpack_from(order + "q", raw, 168)
+    ndim = min(max(int(dims[0]), 0), 7)
+    voxels = math.prod(max(int(d), 0) for d in dims[1 : ndim + 1])
+    offset = int(vox_offset) if math.isfinite(vox_offset) and vox_offset > sizeof_hdr else sizeof_hdr
+    return offset + voxels * _DATATYPE_BYTES.get(datatype, 0)
 
 
 def _declared_bytes(header: Any) -> int:
