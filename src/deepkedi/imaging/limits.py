@@ -104,7 +104,9 @@ def decoded_size_limit(nbytes: int | None) -> Iterator[None]:
     """Within the block, refuse files that would decode to more than ``nbytes`` bytes.
 
     ``None`` restores the default policy. Scoped to the current thread or task
-    (a :class:`~contextvars.ContextVar`), and restored on leaving the block.
+    (a :class:`~contextvars.ContextVar`), and restored on leaving the block; a
+    thread started inside the block starts from the default policy unless it runs
+    in a copy of the caller's context (:func:`contextvars.copy_context`).
 
     Raises
     ------
