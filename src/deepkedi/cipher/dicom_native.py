@@ -83,7 +83,7 @@ from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageEr
 from deepkedi.fileio import atomic_output, check_distinct
 from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
-from deepkedi.imaging.dicom import sniff_dicom
+from deepkedi.imaging.dicom import check_deflated_size, sniff_dicom
 from deepkedi.keys.keyfile import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
@@ -431,6 +431,7 @@ def _quiet() -> Iterator[None]:
 
 
 def _read_dataset(path: Path, **options: Any) -> Dataset:
+    check_deflated_size(path)  # pydicom would inflate a deflated data set whole, whatever it claims
     with _quiet():
         return pydicom.dcmread(path, force=True, **options)
 

@@ -21,7 +21,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Annotated, Any, Callable, Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -38,6 +38,7 @@ from deepkedi.errors import (
     OutputExistsError,
     UnsupportedImageError,
 )
+from deepkedi.imaging.limits import decoded_size_limit, parse_size
 from deepkedi.keys import Key, key_file_is_sealed, load_key
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "EXIT_OUTPUT",
     "EXIT_USAGE",
     "GuardedTyper",
+    "MaxDecodedSize",
     "console",
     "err_console",
     "exit_code_for",
@@ -195,3 +197,40 @@ def load_key_for_cli(path: Path, passphrase_file: Path | None) -> Key:
         if sealed:
             return load_key(path, passphrase=_passphrase(passphrase_file, path))
         return load_key(path)
+
+
+# --------------------------------------------------------------------------- decoded-size limit
+
+
+def _decoded_size(value: str | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _limit_decoding(ctx: typer.Context, value: int | None) -> int | None:
+    # The limit holds for the whole command and is undone when its context closes,
+    # so no command body has to remember to apply it.
+    ctx.with_resource(decoded_size_limit(value))
+    return value
+
+
+#: ``--max-decoded-size SIZE`` (env KEDI_MAX_DECODED) for every command that decodes
+#: images: declaring the parameter applies the limit (imaging/limits.py) to the command.
+MaxDecodedSize = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-decoded-size",
+        metavar="SIZE",
+        envvar="KEDI_MAX_DECODED",
+        parser=_decoded_size,
+        callback=_limit_decoding,
+        help=(
+            "Refuse an image that would decode to more than SIZE bytes (512M, 4G, 4GiB). "
+            "Default: 4 GiB, and at most 32 times the file's size past 256 MiB."
+        ),
+    ),
+]

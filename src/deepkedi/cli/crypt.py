@@ -25,6 +25,7 @@ from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
     EXIT_USAGE,
+    MaxDecodedSize,
     console,
     err_console,
     exit_code_for,
@@ -227,6 +228,7 @@ def encrypt(
             "original (restore it with `kedi decrypt`). DICOM input only; folders keep their file names.",
         ),
     ] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
 

@@ -15,7 +15,16 @@ from deepkedi.cipher.dicom_native import is_dicom_native, read_dicom_native_head
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import cipher_image
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_INPUT, EXIT_USAGE, console, exit_code_for, fail, guarded, printable
+from deepkedi.cli._common import (
+    EXIT_INPUT,
+    EXIT_USAGE,
+    MaxDecodedSize,
+    console,
+    exit_code_for,
+    fail,
+    guarded,
+    printable,
+)
 from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.fileio import atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
@@ -97,6 +106,7 @@ def inspect(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --cipher-image output.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Describe a container's public header (no key needed), or an image file.
 

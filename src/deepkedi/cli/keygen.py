@@ -11,7 +11,15 @@ from typing import Annotated, Optional
 import typer
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded, printable
+from deepkedi.cli._common import (
+    EXIT_USAGE,
+    MaxDecodedSize,
+    console,
+    err_console,
+    fail,
+    guarded,
+    printable,
+)
 from deepkedi.keys import generate_key, save_key
 
 
@@ -76,6 +84,7 @@ def keygen(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key file (its old key is lost).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Create a new key.
 

@@ -19,6 +19,7 @@ from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
     EXIT_USAGE,
+    MaxDecodedSize,
     console,
     err_console,
     exit_code_for,
@@ -107,6 +108,7 @@ def metrics(
     alpha: Annotated[float, typer.Option(help="Significance level of the tests.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed for sampled blocks and pixel pairs.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Entropy, local entropy, histogram χ², adjacent-pixel correlations; NPCR/UACI/MSE/PSNR/SSIM with --against."""
     from deepkedi import metrics as m
@@ -210,6 +212,7 @@ def nist(
     ],
     n_bits: Annotated[Optional[int], typer.Option("--bits", help="Test only the first N bits.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """NIST SP 800-22 rev 1a: the 15 tests on a file's bits, most significant bit of each byte first."""
     from deepkedi.metrics import nist as sts

@@ -9,7 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded, printable
+from deepkedi.cli._common import (
+    EXIT_USAGE,
+    MaxDecodedSize,
+    console,
+    err_console,
+    fail,
+    guarded,
+    printable,
+)
 
 
 @app.command()
@@ -25,6 +33,7 @@ def reproduce(
     ] = False,
     seed: Annotated[int, typer.Option(help="Key seed of every scheme (keys B, C, D use the next seeds).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace files of an earlier report in OUT.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Re-run the paper's experiments (Tables 1-6, Figs. 6-10) for every scheme, and the attack suite.
 

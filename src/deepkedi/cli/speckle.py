@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, printable
+from deepkedi.cli._common import EXIT_USAGE, MaxDecodedSize, console, fail, guarded, printable
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
 
@@ -67,6 +67,7 @@ def speckle(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise (research noise, not a secret).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Multiply an image by speckle noise g = f·n (the paper's pre-processing step)."""
     from deepkedi.transforms.speckle import add_speckle
@@ -87,6 +88,7 @@ def despeckle(
     c: Annotated[float, typer.Option("--c", help="Ripplet support c (1 with d = 2: curvelets).")] = 1.0,
     d: Annotated[float, typer.Option("--d", help="Ripplet degree d.")] = 2.0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Remove speckle blindly: log, discrete ripplet transform, per-band thresholding, inverse, exp."""
     from deepkedi.transforms.speckle import despeckle_ripplet

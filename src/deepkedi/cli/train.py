@@ -12,7 +12,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded, printable
+from deepkedi.cli._common import (
+    EXIT_USAGE,
+    MaxDecodedSize,
+    console,
+    err_console,
+    fail,
+    guarded,
+    printable,
+)
 
 
 class Preset(str, enum.Enum):
@@ -52,6 +60,7 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(help="Resume from this checkpoint.")] = None,
     device: Annotated[Device, typer.Option(help="Where to train (auto: CUDA when available).")] = Device.auto,
     force: Annotated[bool, typer.Option("--force", help="Replace existing weights.")] = False,
+    max_decoded_size: MaxDecodedSize = None,
 ) -> None:
     """Train the ZZ-GAN (generator against a cipher-image discriminator) and export safetensors + JSON.
 

@@ -13,14 +13,14 @@ import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging.image import SourceLayout
 
-__all__ = ["failure_reason", "finite_or_none", "map_splice", "probe", "translated_failures"]
+__all__ = ["failure_reason", "finite_or_none", "map_splice", "probe", "read_into_array", "translated_failures"]
 
 #: Longest library message quoted in an error; pydicom and Pillow can be verbose.
 _MAX_REASON = 200
@@ -131,6 +131,35 @@ def map_splice(
         path=path, size=size, restore="splice", pixel_offset=offset, stored_dtype=dtype.str
     )
     return pixels, layout
+
+
+#: Bytes copied at a time by :func:`read_into_array`.
+_READ_CHUNK = 1 << 22
+
+
+def read_into_array(path: Path, stream: BinaryIO, nbytes: int) -> np.ndarray:
+    """The next ``nbytes`` bytes of ``stream`` as a ``uint8`` array, read in chunks.
+
+    A gzip stream's ``read(n)`` (and nibabel's reads through it) holds the bytes
+    twice at the end, once as ``bytes`` and once copied into the array; reading
+    chunk by chunk into one preallocated array holds them once.
+
+    Raises
+    ------
+    UnsupportedImageError
+        The stream ends first.
+    """
+    buffer = np.empty(nbytes, dtype=np.uint8)
+    view = memoryview(buffer)
+    done = 0
+    while done < nbytes:
+        count = stream.readinto(view[done : done + _READ_CHUNK])  # type: ignore[attr-defined]
+        if not count:
+            raise UnsupportedImageError(
+                f"{path}: the file is truncated (its voxel data needs {nbytes} bytes, it holds {done})"
+            )
+        done += count
+    return buffer
 
 
 def finite_or_none(value: Any) -> float | None:

@@ -19,8 +19,10 @@ NEMA PS3.3, section C.7.6.3 (Image Pixel module).
 from __future__ import annotations
 
 import math
+import os
 import struct
 import warnings
+import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,6 +30,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_frames
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
 from pydicom.uid import (
@@ -54,12 +57,13 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from deepkedi.errors import UnsupportedImageError
+from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 from deepkedi.imaging._reading import finite_or_none, map_splice, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.limits import check_decoded_size, inflated_size_within
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
-__all__ = ["read_dicom", "sniff_dicom", "write_dicom"]
+__all__ = ["check_deflated_size", "read_dicom", "sniff_dicom", "write_dicom"]
 
 #: Values longer than this stay on disk while the header is parsed, so reading a
 #: 1 GiB volume touches only its header; the pixel value is mapped, not loaded.
@@ -166,6 +170,11 @@ def read_dicom(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        A deflated data set that inflates past the decoded-size limit, or pixel
+        data to decode (compressed, deflated, 1-bit) whose Rows x Columns x
+        frames x samples words are more bytes than allowed
+        (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not DICOM, no pixel data, a damaged or truncated file, or a transfer
         syntax no installed decoder handles.
@@ -180,8 +189,39 @@ def read_dicom(path: Path) -> MedicalImage:
         # pydicom warns about every non-conformant value; the reader either
         # succeeds or says plainly why not, so the warnings are noise here.
         warnings.simplefilter("ignore")
+        check_deflated_size(path)
         dataset = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
         return _image_from_dataset(path, size, dataset)
+
+
+def check_deflated_size(path: str | Path) -> None:
+    """Refuse a deflated DICOM file whose data set inflates past the decoded-size limit.
+
+    pydicom inflates a Deflated Explicit VR Little Endian data set whole, into
+    memory, before it parses a byte of it, even for ``stop_before_pixels``, and
+    nothing outside the deflated stream says how large it is; so the stream is
+    inflated once here, in chunks, keeping nothing, and stopped as soon as it
+    passes the limit (:mod:`deepkedi.imaging.limits`). Call it before any
+    ``pydicom.dcmread`` of an untrusted file. Files of other transfer syntaxes
+    pass at once; a file pydicom cannot parse is left for it to report.
+
+    Raises
+    ------
+    InputTooLargeError
+        The data set inflates to more bytes than allowed.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            read_preamble(fh, force=True)
+            deflated = _read_file_meta_info(fh).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+            if deflated:
+                inflated_size_within(path, fh, wbits=-zlib.MAX_WBITS, file_size=size)
+    except InputTooLargeError:
+        raise
+    except Exception:  # noqa: BLE001 - not readable as DICOM: pydicom's own read says why
+        return
 
 
 class _PixelModule(NamedTuple):
@@ -216,6 +256,14 @@ class _PixelModule(NamedTuple):
                 f"{module.frames} frames, {module.samples} samples, {module.bits_allocated} bits)"
             )
         return module
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes the decoded pixels take: 1-bit samples unpack to bytes, others to whole words."""
+        itemsize = 1
+        while itemsize * 8 < self.bits_allocated:
+            itemsize *= 2
+        return self.rows * self.cols * self.frames * self.samples * itemsize
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -267,6 +315,8 @@ def _image_from_dataset(path: Path, size: int, ds: Dataset) -> MedicalImage:
             # The meta header is missing; the data set's own encoding tells the decoder.
             syntax = _syntax_of(raw)
             ds.file_meta.TransferSyntaxUID = syntax
+        # The decoders allocate Rows x Columns x frames x samples words up front.
+        check_decoded_size(path, module.decoded_bytes, file_size=size)
         _check_codestreams(path, ds, syntax, module)
         pixels, properties = _decoded(path, ds, syntax)
         # The decoders interleave colour samples whatever the file's planar configuration,

@@ -21,6 +21,7 @@ nibabel's :mod:`nibabel.freesurfer.mghformat`.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import warnings
 import zlib
@@ -32,8 +33,16 @@ import numpy as np
 from nibabel.fileholders import FileHolder
 
 from deepkedi.errors import UnsupportedImageError
-from deepkedi.imaging._reading import affine_of, finite_or_none, map_splice, probe, translated_failures
+from deepkedi.imaging._reading import (
+    affine_of,
+    finite_or_none,
+    map_splice,
+    probe,
+    read_into_array,
+    translated_failures,
+)
 from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
 __all__ = ["read_mgh", "sniff_mgh", "write_mgh"]
@@ -92,6 +101,9 @@ def read_mgh(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        A ``.mgz`` whose header declares more voxel bytes than allowed
+        (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not MGH, a damaged header, truncated voxel data, or an unsupported voxel type.
     """
@@ -105,11 +117,15 @@ def read_mgh(path: Path) -> MedicalImage:
     with translated_failures(path, "not a readable MGH file"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if compressed:
+            # Before nibabel, which inflates the whole stream to find what follows the voxels.
+            check_decoded_size(path, _declared_bytes(_gunzipped(head) or b""), file_size=size)
             with gzip.open(path, "rb") as fh:
                 img = nib.MGHImage.from_file_map({"image": FileHolder(fileobj=fh)})
-                volume = np.asarray(img.dataobj)
-            stored, shape = _pixel_layout(img.header)
-            pixels = np.ascontiguousarray(volume.T).astype(stored, copy=False).reshape(shape)
+                stored, shape = _pixel_layout(img.header)
+                fh.seek(_DATA_OFFSET)
+                # The big-endian words in file order are the C-ordered view a .mgh's memory map gives.
+                nbytes = math.prod(shape) * stored.itemsize
+                pixels = read_into_array(path, fh, nbytes).view(stored).reshape(shape)
             layout = SourceLayout(path=path, size=size, restore="verbatim")
         else:
             with open(path, "rb") as fh:
@@ -124,6 +140,12 @@ def read_mgh(path: Path) -> MedicalImage:
             metadata=_metadata(img),
             source=layout,
         )
+
+
+def _declared_bytes(start: bytes) -> int:
+    """Bytes of voxels the header's first 24 bytes declare (the sniffer has checked them)."""
+    _, *dims, kind = _START.unpack_from(start)
+    return math.prod(dims) * _TYPES[kind].itemsize
 
 
 def _pixel_layout(header: Any) -> tuple[np.dtype, tuple[int, ...]]:

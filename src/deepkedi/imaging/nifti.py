@@ -17,6 +17,7 @@ NIfTI-1 Data Format, https://nifti.nimh.nih.gov/nifti-1 (header fields ``vox_off
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from contextlib import contextmanager
@@ -29,8 +30,16 @@ from nibabel.fileholders import FileHolder
 from nibabel import imageglobals
 
 from deepkedi.errors import UnsupportedImageError
-from deepkedi.imaging._reading import affine_of, finite_or_none, map_splice, probe, translated_failures
+from deepkedi.imaging._reading import (
+    affine_of,
+    finite_or_none,
+    map_splice,
+    probe,
+    read_into_array,
+    translated_failures,
+)
 from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
 __all__ = ["read_nifti", "sniff_nifti", "write_nifti"]
@@ -107,6 +116,9 @@ def read_nifti(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        A ``.nii.gz`` whose header declares more voxel bytes than allowed
+        (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not NIfTI, a damaged header, truncated voxel data, complex voxels, or
         fewer than two dimensions.
@@ -122,14 +134,21 @@ def read_nifti(path: Path) -> MedicalImage:
     with translated_failures(path, "not a readable NIfTI file"), _quiet_nibabel():
         if compressed:
             with gzip.open(path, "rb") as fh:
+                # nibabel inflates what the header declares: extensions up to vox_offset
+                # (into memory, even while reading the header), then the voxels. Both
+                # are checked from the raw header before nibabel reads a byte.
+                check_decoded_size(path, _declared_stream_bytes(fh.read(_HEADERS[2][0])), file_size=size)
+                fh.seek(0)
                 header = _stored_header(image_class, fh)
                 img = image_class.from_file_map(_file_map(fh))
-                volume = np.asarray(img.dataobj.get_unscaled())
-            stored, shape, samples = _pixel_layout(path, img.header)
-            if volume.size == 0:
-                raise UnsupportedImageError(f"{path}: the image has no pixels (shape {shape})")
-            # Same C-ordered view of the voxels as the memory map of a .nii gives.
-            pixels = np.ascontiguousarray(volume.T).view(stored).reshape(shape)
+                nbytes = _declared_bytes(img.header)
+                stored, shape, samples = _pixel_layout(path, img.header)
+                if nbytes == 0:
+                    raise UnsupportedImageError(f"{path}: the image has no pixels (shape {shape})")
+                fh.seek(int(img.dataobj.offset))
+                # The voxels' bytes in file order are the same C-ordered view as the
+                # memory map of a .nii gives.
+                pixels = read_into_array(path, fh, nbytes).view(stored).reshape(shape)
             layout = SourceLayout(path=path, size=size, restore="verbatim")
         else:
             with open(path, "rb") as fh:
@@ -159,6 +178,44 @@ def _stored_header(image_class: type, fh: BinaryIO) -> Any:
     header = image_class.header_class.from_fileobj(fh)
     fh.seek(0)
     return header
+
+
+#: Bytes per voxel of each NIfTI datatype code (NIfTI-1 header, field ``datatype``).
+_DATATYPE_BYTES = {
+    2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4,
+    1024: 8, 1280: 8, 1536: 16, 1792: 16, 2048: 32, 2304: 4,
+}
+
+
+def _declared_stream_bytes(raw: bytes) -> int:
+    """Bytes a reader inflates for the image whose header starts ``raw``: everything
+    up to ``vox_offset`` (header and extensions), then dims x voxel size.
+
+    Fields as the NIfTI-1 and NIfTI-2 specifications place them; a header too
+    damaged to say gives 0 and is left for nibabel to refuse.
+    """
+    version = _version(raw)
+    if version is None:
+        return 0
+    sizeof_hdr = _HEADERS[version][0]
+    order = "<" if struct.unpack_from("<i", raw)[0] == sizeof_hdr else ">"
+    if version == 1:
+        dims = struct.unpack_from(order + "8h", raw, 40)
+        (datatype,) = struct.unpack_from(order + "h", raw, 70)
+        (vox_offset,) = struct.unpack_from(order + "f", raw, 108)
+    else:
+        dims = struct.unpack_from(order + "8q", raw, 16)
+        (datatype,) = struct.unpack_from(order + "h", raw, 12)
+        (vox_offset,) = struct.unpack_from(order + "q", raw, 168)
+    ndim = min(max(int(dims[0]), 0), 7)
+    voxels = math.prod(max(int(d), 0) for d in dims[1 : ndim + 1])
+    offset = int(vox_offset) if math.isfinite(vox_offset) and vox_offset > sizeof_hdr else sizeof_hdr
+    return offset + voxels * _DATATYPE_BYTES.get(datatype, 0)
+
+
+def _declared_bytes(header: Any) -> int:
+    """Bytes of voxel data the header declares (Python integers: no overflow)."""
+    return math.prod(int(n) for n in header.get_data_shape()) * header.get_data_dtype().itemsize
 
 
 def _pixel_layout(path: Path, header: Any) -> tuple[np.dtype, tuple[int, ...], int]:

@@ -5,10 +5,17 @@ verbatim and the decoded pixels travel beside them. Values stay as stored:
 16-bit greyscale stays ``uint16``, a palette image gives its indices (with the
 palette in the metadata), a bilevel image gives 0 and 1. A multi-page TIFF gives
 one plane per page.
+
+Every page's decoded size is checked against the limit of
+:mod:`deepkedi.imaging.limits` from the headers before the first page is
+decoded. Pillow's own decompression-bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``)
+stays in force beside it; its multi-line warning is silenced and its error
+becomes :class:`~deepkedi.errors.InputTooLargeError`.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -16,9 +23,10 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageSequence
 
-from deepkedi.errors import UnsupportedImageError
+from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 from deepkedi.imaging._reading import finite_or_none, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
+from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
 
 __all__ = [
@@ -76,20 +84,88 @@ def sniff_jpeg(head: bytes) -> bool:
     return head.startswith(_JPEG_MAGIC)
 
 
-def _plane(frame: Image.Image, path: Path) -> np.ndarray:
-    """One decoded page as stored values: (rows, cols) or (rows, cols, samples)."""
-    if frame.mode not in _MODES:
-        raise UnsupportedImageError(f"{path}: Pillow image mode {frame.mode!r} is not supported")
-    pixels = np.asarray(frame)
-    if frame.mode == "1":
+#: Bytes of rows copied from Pillow to NumPy at a time.
+_BLOCK_BYTES = 16 << 20
+
+
+def _stored_values(picture: Image.Image, path: Path, fmt: str | None) -> np.ndarray:
+    """Pillow's pixels as stored values: (rows, cols) or (rows, cols, samples)."""
+    if picture.mode not in _MODES:
+        raise UnsupportedImageError(f"{path}: Pillow image mode {picture.mode!r} is not supported")
+    pixels = np.asarray(picture)
+    if picture.mode == "1":
         return pixels.astype(np.uint8)  # bilevel: 0 and 1, as stored
-    if frame.mode.startswith("I;16"):
+    if picture.mode.startswith("I;16"):
         # Native byte order; values unchanged.
         return pixels.astype(np.uint16)
-    if frame.mode == "I" and frame.format == "PNG":
+    if picture.mode == "I" and fmt == "PNG":
         # Pillow widens 16-bit PNG samples to int32 in mode I; they fit uint16 exactly.
         return pixels.astype(np.uint16)
     return pixels
+
+
+def _plane(frame: Image.Image, path: Path, out: np.ndarray | None = None) -> np.ndarray:
+    """One decoded page as stored values, written into ``out`` when given.
+
+    NumPy's view of a Pillow image copies the whole page into ``bytes`` first,
+    and the conversions to stored types copy again; taken a block of rows at a
+    time, a large page is held once by Pillow and once here, not three times.
+    """
+    width, height = frame.size
+    rows = max(1, _BLOCK_BYTES // max(1, _page_bytes(path, frame) // max(1, height)))
+    if rows >= height and out is None:
+        return _stored_values(frame, path, frame.format)
+    frame.load()
+    for top in range(0, height, rows):
+        block = _stored_values(frame.crop((0, top, width, min(height, top + rows))), path, frame.format)
+        if out is None:
+            out = np.empty((height, *block.shape[1:]), dtype=block.dtype)
+        out[top : top + len(block)] = block
+    assert out is not None
+    return out
+
+
+def _page_bytes(path: Path, frame: Image.Image) -> int:
+    """Bytes one page takes once decoded into an array, from its header."""
+    if frame.mode not in _MODES:
+        raise UnsupportedImageError(f"{path}: Pillow image mode {frame.mode!r} is not supported")
+    itemsize = 2 if frame.mode.startswith("I;16") else 4 if frame.mode in ("I", "F") else 1
+    width, height = frame.size
+    return width * height * _MODES[frame.mode][1] * itemsize
+
+
+def _decoded_pages(
+    path: Path, image: Image.Image, *, file_size: int, all_pages: bool
+) -> tuple[np.ndarray, int]:
+    """The first page, or every page stacked, and the page count.
+
+    The size every page will decode to is checked from the headers before the
+    first is decoded, and the pages are decoded straight into one array.
+    """
+    count = int(getattr(image, "n_frames", 1)) if all_pages else 1
+    first = (image.size, image.mode)
+    check_decoded_size(path, _page_bytes(path, image) * count, file_size=file_size)
+    if count == 1:
+        return _plane(image, path), 1
+    stack: np.ndarray | None = None
+    index = 0
+    for index, frame in enumerate(ImageSequence.Iterator(image)):
+        if index >= count or (frame.size, frame.mode) != first:
+            raise UnsupportedImageError(
+                f"{path}: its pages differ in size or type; only uniform stacks are supported"
+            )
+        if stack is None:
+            plane = _plane(frame, path)
+            stack = np.empty((count, *plane.shape), dtype=plane.dtype)
+            stack[0] = plane
+            del plane
+        else:
+            # Same size and mode as the first page: the same shape and type of values.
+            _plane(frame, path, out=stack[index])
+    assert stack is not None  # count > 1 pages were iterated
+    if index + 1 < count:
+        raise UnsupportedImageError(f"{path}: it declares {count} pages but holds {index + 1}")
+    return stack, count
 
 
 def _read_raster(
@@ -105,26 +181,32 @@ def _read_raster(
     with translated_failures(path, f"not a readable {description} file"), warnings.catch_warnings():
         # Pillow warns about damaged EXIF and the like; the read succeeds or says why not.
         warnings.simplefilter("ignore", UserWarning)
-        with Image.open(path, formats=plugins) as probe_image:
-            # verify() checks chunk CRCs (PNG) and structure without decoding;
-            # it leaves the image unusable, hence the second open below.
-            probe_image.verify()
-        with Image.open(path, formats=plugins) as image:
-            mode = image.mode
-            palette = image.getpalette() if mode == "P" else None
-            # TIFF pages (and APNG frames) stack; JPEG's extra pictures are previews.
-            frames = [image] if name == "jpeg" else ImageSequence.Iterator(image)
-            planes = [_plane(frame, path) for frame in frames]
-            info = dict(image.info)
-        if len({(p.shape, p.dtype) for p in planes}) > 1:
-            raise UnsupportedImageError(
-                f"{path}: its pages differ in size or type; only uniform stacks are supported"
-            )
-        pixels = planes[0] if len(planes) == 1 else np.stack(planes)
+        # Pillow's multi-line decompression-bomb warning: the decoded-size limit decides instead.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path, formats=plugins) as probe_image:
+                # verify() checks chunk CRCs (PNG) and structure without decoding;
+                # it leaves the image unusable, hence the second open below.
+                probe_image.verify()
+            with Image.open(path, formats=plugins) as image:
+                mode = image.mode
+                palette = image.getpalette() if mode == "P" else None
+                # TIFF pages (and APNG frames) stack; JPEG's extra pictures are previews.
+                pixels, pages = _decoded_pages(path, image, file_size=size, all_pages=name != "jpeg")
+                info = dict(image.info)
+        except Image.DecompressionBombError as exc:
+            # Pillow's own guard on one page's pixel count, met before ours; the
+            # application that imports Pillow sets it (PIL.Image.MAX_IMAGE_PIXELS).
+            claimed = re.search(r"\((\d+) pixels\)", str(exc))
+            count = f"{int(claimed.group(1))} pixels" if claimed else "too many pixels"
+            raise InputTooLargeError(
+                f"{path}: a page has {count}, more than Pillow decodes "
+                "(twice PIL.Image.MAX_IMAGE_PIXELS; a decompression-bomb guard)"
+            ) from None
         if pixels.size == 0:
             raise UnsupportedImageError(f"{path}: the image has no pixels")
     photometric, samples = _MODES[mode]
-    metadata: dict[str, Any] = {"mode": mode, "pages": len(planes)}
+    metadata: dict[str, Any] = {"mode": mode, "pages": pages}
     if palette is not None:
         metadata["palette"] = [int(v) for v in palette]
     dpi = info.get("dpi")
@@ -154,6 +236,8 @@ def read_png(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        The pixels would decode to more bytes than allowed (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not PNG, truncated, a failed checksum, or an unsupported mode.
     """
@@ -165,6 +249,8 @@ def read_tiff(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        The pixels would decode to more bytes than allowed (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not TIFF, damaged, pages of differing size, or an unsupported mode.
     """
@@ -176,6 +262,8 @@ def read_jpeg(path: Path) -> MedicalImage:
 
     Raises
     ------
+    InputTooLargeError
+        The pixels would decode to more bytes than allowed (:mod:`deepkedi.imaging.limits`).
     UnsupportedImageError
         Not JPEG, truncated, or an unsupported mode.
     """

@@ -15,6 +15,7 @@ from typing import Callable
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging.image import MedicalImage
+from deepkedi.imaging.limits import decoded_size_limit
 
 __all__ = [
     "ImageFormat",
@@ -131,7 +132,9 @@ def detect_format(path: str | Path) -> ImageFormat:
     return found
 
 
-def read_image(path: str | Path, *, format: str | None = None) -> MedicalImage:
+def read_image(
+    path: str | Path, *, format: str | None = None, max_decoded_size: int | None = None
+) -> MedicalImage:
     """Read the image at ``path``.
 
     Parameters
@@ -141,9 +144,17 @@ def read_image(path: str | Path, *, format: str | None = None) -> MedicalImage:
         PNG, TIFF, JPEG or ``.npy`` file.
     format
         Force a registered format by name instead of detecting it.
+    max_decoded_size
+        Most bytes the file may decode to, for this call. None keeps the limit in
+        force: the one set by :func:`deepkedi.imaging.limits.decoded_size_limit`
+        around the call, else the default policy (at most 4 GiB, and at most 32
+        times the file's size past 256 MiB). Memory-mapped pixels are not limited.
 
     Raises
     ------
+    InputTooLargeError
+        The file would decode to more bytes than allowed (checked from its header
+        before decoding, or while inflating a stream whose size no header gives).
     UnsupportedImageError
         The file is unreadable, corrupt, or of no supported format; the message
         names the file and the reason.
@@ -156,7 +167,10 @@ def read_image(path: str | Path, *, format: str | None = None) -> MedicalImage:
         fmt = _FORMATS[format]
     else:
         fmt = detect_format(path)
-    return fmt.read(path)
+    if max_decoded_size is None:
+        return fmt.read(path)
+    with decoded_size_limit(max_decoded_size):
+        return fmt.read(path)
 
 
 def write_image(image: MedicalImage, path: str | Path, *, format: str | None = None) -> None:
