@@ -73,8 +73,8 @@ def test_corpus_has_dicom_files() -> None:
 
 def test_profile_table_is_complete_and_well_formed() -> None:
     entries = basic_profile_entries()
-    assert BASIC_PROFILE_VERSION == "PS3.15 2024b"
-    assert len(entries) >= 600
+    assert BASIC_PROFILE_VERSION == "PS3.15 2026d"
+    assert len(entries) >= 650
     assert {e.action for e in entries} <= ACTION_CODES
     assert len({e.tag for e in entries}) == len(entries)
     # Known rows of Table E.1-1, one per action code.
