@@ -71,6 +71,7 @@ from deepkedi.cipher.hybrid import (
     Progress,
     _batch_sizes,
     _encrypt_file_from_parts,
+    _file_sha256,
     _pixel_ranges,
     _plane_layout,
     _read_exactly,
@@ -237,10 +238,11 @@ _RESOLVED_ACTION = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": 
 #: sequence is what Z means, but dciodvfy (rightly) rejects a Type 3 sequence with no item, and
 #: a Type 1 one needs an item: a *reference* sequence, whose items hold SOP Class and Instance
 #: UIDs only, keeps its items with the instance UIDs replaced, as U* does (Referenced Study
-#: Sequence is Type 3 in the General Study module and Type 2 elsewhere, Referenced Performed
-#: Procedure Step Sequence Type 3 in General Series and Type 1C elsewhere). A code sequence that
-#: names a person or an institution would identify through its items, so it is removed: it is
-#: Type 3 in every image IOD (Institution Code Sequence, Operator Identification Sequence).
+#: Sequence is Type 3 in the General Study module, Referenced Performed Procedure Step Sequence
+#: Type 3 in General Series; kept items are valid whatever the Type). A code sequence that names
+#: a person or an institution would identify through its items, so it is removed (Institution
+#: Code Sequence, Operator Identification Sequence: Type 3 in the General Equipment and General
+#: Series modules).
 _RESOLVED_SEQUENCE_ACTION = {"X/Z": "Z", "X/D": "X", "X/Z/D": "X", "Z/D": "Z", "X/Z/U*": "U*"}
 _REFERENCE_SEQUENCES = frozenset({0x00081110, 0x00081111})  # Referenced Study / Performed Procedure Step
 _PATIENT_ID = 0x00100020
@@ -488,14 +490,6 @@ def _read_dataset(path: Path, **options: Any) -> Dataset:
 def _uid_value(value: Any) -> str:
     """A UID value as text without padding; "" for a missing or empty one."""
     return "" if value is None else str(value).strip("\x00 ")
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _require_dicom(path: Path) -> None:
