@@ -466,7 +466,8 @@ def _iod_errors(path: Path) -> set[str]:
 
     UIDs quoted in a message (``<1.2.3>``) become ``<UID>``: de-identification replaces them,
     and the same error about a replaced UID is not a new one."""
-    run = subprocess.run([_tool("dciodvfy"), str(path)], capture_output=True, text=True, timeout=60)
+    # Its messages quote attribute values, which need not be UTF-8.
+    run = subprocess.run([_tool("dciodvfy"), str(path)], capture_output=True, text=True, errors="replace", timeout=60)
     lines = (run.stdout + run.stderr).splitlines()
     return {re.sub(r"<[0-9.]+>", "<UID>", line.strip()) for line in lines if line.startswith("Error")}
 
