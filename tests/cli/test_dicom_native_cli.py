@@ -117,3 +117,17 @@ def test_inspect_shows_the_embedded_container_header(kedi, fast_key: Path, tmp_p
     record = json.loads(result.stdout)
     assert record["kind"] == "dicom-native" and record["suite"] == "hybrid" and record["format"] == "dicom"
     assert record["shape"] == [128, 128]
+
+
+def test_empty_sop_instance_uid_round_trips(kedi, fast_key: Path, tmp_path: Path) -> None:
+    """A file whose SOP Instance UID is empty (pylibjpeg-data has one) ended in a traceback."""
+    ds = pydicom.dcmread(sample_path(CT))
+    ds.SOPInstanceUID = ""
+    ds.file_meta.MediaStorageSOPInstanceUID = ""
+    src, out, back = tmp_path / "empty-uid.dcm", tmp_path / "out.dcm", tmp_path / "back.dcm"
+    ds.save_as(src, enforce_file_format=False)
+    result = kedi("encrypt", src, "-o", out, "--key", fast_key, "--as-dicom")
+    assert result.exit_code == 0, result.stderr
+    assert pydicom.dcmread(out).SOPInstanceUID.startswith("2.25.")
+    assert kedi("decrypt", out, "-o", back, "--key", fast_key).exit_code == 0
+    assert _sha256(back) == _sha256(src)

@@ -71,6 +71,7 @@ from deepkedi.cipher.hybrid import (
     Progress,
     _batch_sizes,
     _encrypt_file_from_parts,
+    _file_sha256,
     _pixel_ranges,
     _plane_layout,
     _read_exactly,
@@ -233,21 +234,47 @@ def _is_repeating_module_group(group: int) -> bool:
 #: items are cleaned with their UIDs replaced (U*) keeps a Type 1 reference sequence.
 #: None of them leaves an identifying value behind.
 _RESOLVED_ACTION = {"X/Z": "Z", "X/D": "D", "X/Z/D": "D", "Z/D": "D", "X/Z/U*": "U*"}
+#: Sequences under a compound code, by the choice that keeps every IOD conformant. An empty
+#: sequence is what Z means, but dciodvfy (rightly) rejects a Type 3 sequence with no item, and
+#: a Type 1 one needs an item: a *reference* sequence, whose items hold SOP Class and Instance
+#: UIDs only, keeps its items with the instance UIDs replaced, as U* does (Referenced Study
+#: Sequence is Type 3 in the General Study module, Referenced Performed Procedure Step Sequence
+#: Type 3 in General Series; kept items are valid whatever the Type). A code sequence that names
+#: a person or an institution would identify through its items, so it is removed (Institution
+#: Code Sequence, Operator Identification Sequence: Type 3 in the General Equipment and General
+#: Series modules).
+_RESOLVED_SEQUENCE_ACTION = {"X/Z": "Z", "X/D": "X", "X/Z/D": "X", "Z/D": "Z", "X/Z/U*": "U*"}
+_REFERENCE_SEQUENCES = frozenset({0x00081110, 0x00081111})  # Referenced Study / Performed Procedure Step
 _PATIENT_ID = 0x00100020
 
 
-def resolved_action(action: str) -> str:
+def resolved_action(action: str, *, tag: int | None = None, sequence: bool = False) -> str:
     """The single action :func:`encrypt_dicom_native` applies for a Table E.1-1 action code.
 
     ``X/Z`` → ``Z``; ``X/D``, ``X/Z/D``, ``Z/D`` → ``D``; ``X/Z/U*`` → ``U*`` (the
     sequence is kept and its items are cleaned, their instance UIDs replaced); single
     codes stay as they are.
 
+    For a sequence (``sequence=True``) an empty value or a dummy without items is not
+    conformant where the IOD makes it Type 1 or 3, so: the reference sequences
+    Referenced Study Sequence (0008,1110) and Referenced Performed Procedure Step
+    Sequence (0008,1111) take ``U*`` (items kept, instance UIDs replaced); ``X/D`` and
+    ``X/Z/D`` take ``X`` (the identifying code sequences they name are Type 3); ``X/Z``
+    and ``Z/D`` take ``Z`` (an empty sequence, valid where it is Type 2).
+
     Examples
     --------
     >>> [resolved_action(code) for code in ("X", "X/Z", "Z/D", "X/Z/U*")]
     ['X', 'Z', 'D', 'U*']
+    >>> resolved_action("X/Z", tag=0x00081110, sequence=True)  # Referenced Study Sequence
+    'U*'
+    >>> resolved_action("X/Z/D", tag=0x00080082, sequence=True)  # Institution Code Sequence
+    'X'
     """
+    if sequence and "/" in action:
+        if tag in _REFERENCE_SEQUENCES:
+            return "U*"
+        return _RESOLVED_SEQUENCE_ACTION.get(action, action)
     return _RESOLVED_ACTION.get(action, action)
 
 
@@ -278,11 +305,15 @@ def _deidentify(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[
             # whole, because Overlay Data (X) is Type 1 inside its module.
             del ds[tag]
             continue
-        action = resolved_action(basic_profile_action(int(tag)))
+        code = basic_profile_action(int(tag))
+        if code == "X":
+            del ds[tag]  # unread: a private element's odd value is never parsed
+            continue
+        elem = ds[tag]
+        action = resolved_action(code, tag=int(tag), sequence=elem.VR == "SQ")
         if action == "X":
             del ds[tag]
             continue
-        elem = ds[tag]
         if action == "Z":
             _empty(elem)
         elif action == "D" and int(tag) == _PATIENT_ID:
@@ -329,18 +360,39 @@ def _describe_pixels(ds: Dataset, image: MedicalImage, header: ContainerHeader) 
         ds.SegmentationFractionalType = "PROBABILITY"
         ds.MaximumFractionalValue = 255
         bits_stored = bits
-    ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
+    keyword = str(image.metadata.get("pixel_data_element") or "PixelData")
+    if keyword == "PixelData":
+        ds.BitsStored = bits_stored
+        ds.HighBit = bits_stored - 1
+    # Float and Double Float Pixel Data have no Bits Stored or High Bit (PS3.3 C.7.6.24, the
+    # Floating Point Image Pixel module): the words are IEEE 754 values, all bits significant.
     ds.SamplesPerPixel = image.samples_per_pixel
     ds.PhotometricInterpretation = _output_photometric(image)
     if image.samples_per_pixel > 1:
         ds.PlanarConfiguration = 0 if image.channels_last else 1
     elif "PlanarConfiguration" in ds:
         del ds.PlanarConfiguration
-    keyword = str(image.metadata.get("pixel_data_element") or "PixelData")
     tag = _PIXEL_TAGS.get(keyword, 0x7FE00010)
     vr = {"FloatPixelData": "OF", "DoubleFloatPixelData": "OD"}.get(keyword, "OW" if bits > 8 else "OB")
     return tag, vr
+
+
+#: Bytes per word of the VRs whose values pydicom keeps as raw bytes in the file's byte order.
+_WORD_VRS = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
+
+
+def _words_to_little_endian(ds: Dataset) -> None:
+    """Byte-swap every OW/OL/OF/OD/OV value of a data set read from a big-endian file.
+
+    pydicom converts numbers of the other VRs while reading, but keeps these as bytes in
+    the file's order; written unchanged into the Explicit VR Little Endian output they would
+    mean something else (a palette LUT whose 16-bit entries 0x00FF read as 0xFF00).
+    """
+    for elem in ds.iterall():
+        size = _WORD_VRS.get(elem.VR)
+        if size is None or not isinstance(elem.value, (bytes, bytearray)) or len(elem.value) % size:
+            continue
+        elem.value = np.frombuffer(elem.value, dtype=f">u{size}").astype(f"<u{size}").tobytes()
 
 
 def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
@@ -436,6 +488,11 @@ def _read_dataset(path: Path, **options: Any) -> Dataset:
         return pydicom.dcmread(path, force=True, **options)
 
 
+def _uid_value(value: Any) -> str:
+    """A UID value as text without padding; "" for a missing or empty one."""
+    return "" if value is None else str(value).strip("\x00 ")
+
+
 def _require_dicom(path: Path) -> None:
     try:
         with open(path, "rb") as fh:
@@ -500,6 +557,7 @@ def encrypt_dicom_native(
     if not sop_class:
         raise UnsupportedImageError(f"{src}: the DICOM file has no SOP Class UID to keep")
     original_syntax = image.metadata.get("transfer_syntax_uid")
+    big_endian = getattr(ds, "original_encoding", (None, True))[1] is False
     uid_key = _uid_key(key, uid_secret)
     uid_map: dict[str, str] = {}
 
@@ -537,9 +595,14 @@ def encrypt_dicom_native(
             with _quiet():
                 _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
                 ds.SOPClassUID = sop_class
-                if "SOPInstanceUID" not in ds:
-                    old = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None) or str(src)
-                    ds.SOPInstanceUID = new_uid(str(old))
+                if not _uid_value(ds.get("SOPInstanceUID")):
+                    # Type 1, and the file meta needs it: an input without one (or with an empty
+                    # one) gets a new UID made from its Media Storage SOP Instance UID, or else
+                    # from its content, so that one file always maps to one new UID under a key.
+                    media = _uid_value(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None))
+                    ds.SOPInstanceUID = new_uid(media or "sha256:" + _file_sha256(src))
+                if big_endian:
+                    _words_to_little_endian(ds)
                 pixel_tag, pixel_vr = _describe_pixels(ds, image, header)
                 _mark(ds, skeleton, original_syntax)
                 # Pixel Data is appended last: nothing may follow it (trailing padding, signatures).
