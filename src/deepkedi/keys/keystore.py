@@ -45,7 +45,7 @@ from deepkedi.errors import (
     KeyRevokedError,
     KeystoreError,
 )
-from deepkedi.keys.keyfile import KEY_ID_BYTES, SECRET_BYTES, Key, generate_key
+from deepkedi.keys.keyfile import KEY_ID_BYTES, SECRET_BYTES, Key, generate_key, scrypt_parameters_allowed
 
 __all__ = [
     "AuditEntry",
@@ -67,8 +67,6 @@ KEYSTORE_VERSION = 1
 SCRYPT_N = 2**17
 SCRYPT_N_MIN = 2**15
 SCRYPT_N_MAX_WRITE = 2**17
-#: Readers accept stronger parameters than this release writes, so a later release may raise the cost.
-SCRYPT_N_MAX_READ = 2**22
 SCRYPT_R = 8
 SCRYPT_P = 1
 SALT_BYTES = 16
@@ -218,9 +216,13 @@ def _derive_kek(source: PassphraseKek | RawKek, params: Mapping[str, Any]) -> by
     if kdf == "scrypt":
         if not isinstance(source, PassphraseKek):
             raise AuthenticationError("this keystore's KEK comes from a passphrase; give the passphrase")
-        # Refuse absurd costs before running them: a modified store must not make us allocate gigabytes.
-        if not (SCRYPT_N_MIN <= n <= SCRYPT_N_MAX_READ and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
-            raise KeystoreError("the keystore's scrypt parameters are out of range")
+        # Refuse costs above the writers' own before running them: a modified store must not
+        # make us allocate gigabytes (scrypt needs 128·r·n bytes).
+        if not scrypt_parameters_allowed(n, r, p, n_min=SCRYPT_N_MIN):
+            raise KeystoreError(
+                f"the keystore's scrypt parameters n={n}, r={r}, p={p} are refused: this release reads "
+                f"n a power of two ≥ 2**15 and n·r·p ≤ 2**20 (128 MiB)"
+            )
         return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(source.passphrase.encode("utf-8"))
     if not isinstance(source, RawKek):
         raise AuthenticationError("this keystore's KEK comes from key material (a KEK file), not a passphrase")
