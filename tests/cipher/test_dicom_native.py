@@ -502,3 +502,16 @@ def test_multiframe_and_other_syntaxes(name: str, key: Key, tmp_path: Path) -> N
     assert after.PhotometricInterpretation in ("MONOCHROME2", "RGB", "YBR_FULL")
     if shutil.which("dciodvfy"):
         assert _iod_errors(native) <= _iod_errors(source)
+
+
+def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
+    import time
+
+    start = time.monotonic()
+    assert not is_dicom_native(fifo)
+    assert time.monotonic() - start < 5  # not after the fixture's writer came
+    key = generate_key(gan=False)
+    with pytest.raises(FormatError, match="FIFO"):
+        decrypt_dicom_native(fifo, tmp_path / "out.dcm", key)
+    with pytest.raises(UnsupportedImageError, match="FIFO"):
+        encrypt_dicom_native(fifo, tmp_path / "out.dcm", key)

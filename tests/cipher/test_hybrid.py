@@ -241,3 +241,11 @@ def test_in_memory_container_decrypts_to_a_file(tmp_path: Path) -> None:
     (tmp_path / "c.kedi").write_bytes(encrypt_image(pixels, KEY))
     decrypt_file(tmp_path / "c.kedi", tmp_path / "out.npy", KEY)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), pixels)
+
+
+def test_a_fifo_is_not_a_container(tmp_path: Path, fifo: Path) -> None:
+    with pytest.raises(FormatError, match="FIFO"):
+        decrypt_file(fifo, tmp_path / "out.npy", generate_key(gan=False))
+    with pytest.raises(FormatError, match="FIFO"):
+        cipher_image(fifo)
+    assert not (tmp_path / "out.npy").exists()

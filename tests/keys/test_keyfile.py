@@ -103,3 +103,10 @@ def test_scrypt_parameters_within_the_writers_cost_are_run(tmp_path: Path, n: in
     # At the cap (n·r·p = 2**20), with parameters other than the file's: scrypt runs, the seal fails to open.
     with pytest.raises(AuthenticationError):
         load_key(_sealed_with(tmp_path, n, r, p), passphrase="correct horse")
+
+
+def test_a_fifo_is_not_a_key_file(fifo: Path) -> None:
+    with pytest.raises(KeyFileError, match="FIFO"):
+        key_file_is_sealed(fifo)
+    with pytest.raises(KeyFileError, match="FIFO"):
+        load_key(fifo, passphrase="p")

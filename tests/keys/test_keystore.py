@@ -98,3 +98,12 @@ def test_scrypt_parameters_over_the_cap_are_refused_before_scrypt(
     _with_scrypt_params(url, n=2**18, r=8, p=1)  # twice the writers' largest n
     with pytest.raises(KeystoreError, match="refused"):
         Keystore.open(url, kek_source="correct horse")
+
+
+def test_a_fifo_is_no_keystore(fifo: Path) -> None:
+    from deepkedi.errors import KeystoreError
+
+    with pytest.raises(KeystoreError, match="FIFO"):
+        Keystore.init(f"sqlite:///{fifo}", kek_source=os.urandom(32), actor="a")
+    with pytest.raises(KeystoreError, match="no keystore"):
+        Keystore.open(f"sqlite:///{fifo}", kek_source=os.urandom(32))

@@ -84,6 +84,7 @@ from deepkedi.fileio import atomic_output, check_distinct
 from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import sniff_dicom
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyfile import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
@@ -436,6 +437,7 @@ def _read_dataset(path: Path, **options: Any) -> Dataset:
 
 
 def _require_dicom(path: Path) -> None:
+    check_regular_input(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(4096)
@@ -580,6 +582,7 @@ def is_dicom_native(path: str | Path) -> bool:
     """
     path = Path(path)
     try:
+        check_regular_input(path)
         with open(path, "rb") as fh:
             if not sniff_dicom(fh.read(4096)):
                 return False
@@ -632,6 +635,7 @@ def decrypt_dicom_native(
     """
     src, dst = Path(input), Path(output)
     check_distinct(src, dst)
+    check_regular_input(src, error=FormatError)
     if not is_dicom_native(src):
         raise FormatError(f"{src}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
     # Values over 1 MiB stay in the file until asked for: Pixel Data is read in batches below.

@@ -51,6 +51,7 @@ from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, 
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyfile import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
@@ -629,6 +630,7 @@ def decrypt_file(
     """
     src, dst = Path(src), Path(dst)
     check_distinct(src, dst)
+    check_regular_input(src, error=FormatError)
     try:
         fh = open(src, "rb")
     except OSError as exc:
@@ -820,6 +822,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
     """
     with contextlib.ExitStack() as stack:
         if isinstance(path_or_data, (str, Path)):
+            check_regular_input(path_or_data, error=FormatError)
             container: BinaryIO = stack.enter_context(open(path_or_data, "rb"))
             length = os.fstat(container.fileno()).st_size
         else:

@@ -23,6 +23,7 @@ from deepkedi.errors import (
     OutputExistsError,
     UnsupportedImageError,
 )
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys import Key, key_file_is_sealed, load_key
 
 __all__ = [
@@ -84,8 +85,16 @@ def guarded() -> Iterator[None]:
         fail(message_for(exc), exit_code_for(exc))
 
 
+def _refuse_special_file(path: Path) -> None:
+    """A FIFO or device where a passphrase, KEK or PEM file belongs: exit code 4, never a hang."""
+    if path.exists():
+        with guarded():
+            check_regular_input(path, error=KeyFileError)
+
+
 def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:
     if passphrase_file is not None:
+        _refuse_special_file(passphrase_file)
         try:
             return passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from deepkedi.cli import app
-from deepkedi.cli._common import EXIT_USAGE, console, err_console, fail, guarded
+from deepkedi.cli._common import EXIT_USAGE, _refuse_special_file, console, err_console, fail, guarded
 from deepkedi.keys import generate_key, save_key
 
 
@@ -94,6 +94,7 @@ def keygen(
         fail("--like, --seed and --weights make paper key images; use them with --suite paper", EXIT_USAGE)
     passphrase = None
     if passphrase_file is not None:
+        _refuse_special_file(passphrase_file)
         with guarded():
             passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         if not passphrase:

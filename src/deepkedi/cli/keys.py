@@ -28,6 +28,7 @@ from deepkedi.cli._common import (
     EXIT_INPUT,
     EXIT_USAGE,
     _passphrase,
+    _refuse_special_file,
     console,
     err_console,
     fail,
@@ -111,6 +112,7 @@ def _material_from_text(text: bytes) -> bytes | None:
 
 def _kek_material(path: Path) -> bytes:
     """32 bytes of KEK material from a file: a hybrid key file's secret, 32 raw bytes, hex or base64."""
+    _refuse_special_file(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -156,6 +158,7 @@ def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env:
     if kek_file is not None:
         return RawKek(_kek_material(kek_file))
     if passphrase_file is not None:
+        _refuse_special_file(passphrase_file)
         try:
             passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
@@ -306,6 +309,7 @@ def rewrap(
 
     old: list[object] = []
     for path in old_passphrase_file or []:
+        _refuse_special_file(path)
         try:
             old.append(PassphraseKek(path.read_text(encoding="utf-8").rstrip("\r\n")))
         except (OSError, ValueError) as exc:
@@ -372,6 +376,7 @@ def export(
     kek_file: KekFileOpt = None,
 ) -> None:
     """Seal keys for another site's recipient key (X25519 + AES-256-GCM)."""
+    _refuse_special_file(to)
     with guarded():
         public_pem = to.read_bytes()
     with _open(keystore, passphrase_file, kek_file) as store:
@@ -391,6 +396,8 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Import keys sealed to our recipient key; keys revoked here are never brought back."""
+    _refuse_special_file(file)
+    _refuse_special_file(identity)
     with guarded():
         blob, private_pem = file.read_bytes(), identity.read_bytes()
     with _open(keystore, passphrase_file, kek_file) as store, guarded():

@@ -15,6 +15,7 @@ from typing import Callable
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging.image import MedicalImage
+from deepkedi.inputs import check_regular_input
 
 __all__ = [
     "ImageFormat",
@@ -104,6 +105,7 @@ def detect_format(path: str | Path) -> ImageFormat:
     """
     _load_builtin_formats()
     path = Path(path)
+    check_regular_input(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
@@ -149,7 +151,7 @@ def read_image(path: str | Path, *, format: str | None = None) -> MedicalImage:
         names the file and the reason.
     """
     _load_builtin_formats()
-    path = Path(path)
+    path = check_regular_input(path)
     if format is not None:
         if format not in _FORMATS:
             raise ValueError(f"unknown format {format!r}; choose one of {sorted(_FORMATS)}")

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from deepkedi.errors import AuthenticationError, KeyFileError
 from deepkedi.fileio import atomic_output
+from deepkedi.inputs import check_regular_input
 
 __all__ = [
     "KEY_FILE_VERSION",
@@ -268,6 +269,7 @@ def read_key_document(path: str | Path) -> dict[str, Any]:
     """The key file's JSON document, checked for version; raises :class:`KeyFileError`."""
     path = Path(path)
     try:
+        check_regular_input(path, error=KeyFileError)
         raw = path.read_bytes()
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file ({exc.strerror or exc})") from None

@@ -45,6 +45,7 @@ from deepkedi.errors import (
     KeyRevokedError,
     KeystoreError,
 )
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyfile import KEY_ID_BYTES, SECRET_BYTES, Key, generate_key, scrypt_parameters_allowed
 
 __all__ = [
@@ -475,6 +476,8 @@ class Keystore:
         parsed = sa.make_url(url)
         if parsed.get_backend_name() == "sqlite":
             path = _sqlite_path(parsed)
+            if path is not None and path.exists():
+                check_regular_input(path, error=KeystoreError)
             if path is not None and not path.exists():
                 if not path.parent.is_dir():
                     raise ValueError(f"the keystore folder {path.parent} does not exist")
