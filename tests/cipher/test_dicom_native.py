@@ -515,3 +515,8 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
         decrypt_dicom_native(fifo, tmp_path / "out.dcm", key)
     with pytest.raises(UnsupportedImageError, match="FIFO"):
         encrypt_dicom_native(fifo, tmp_path / "out.dcm", key)
+    # A missing file keeps its errors.
+    with pytest.raises(FormatError, match="not a DICOM-native"):
+        decrypt_dicom_native(tmp_path / "absent.dcm", tmp_path / "out.dcm", key)
+    with pytest.raises(UnsupportedImageError, match="cannot be read"):
+        encrypt_dicom_native(tmp_path / "absent.dcm", tmp_path / "out.dcm", key)

@@ -249,3 +249,5 @@ def test_a_fifo_is_not_a_container(tmp_path: Path, fifo: Path) -> None:
     with pytest.raises(FormatError, match="FIFO"):
         cipher_image(fifo)
     assert not (tmp_path / "out.npy").exists()
+    with pytest.raises(FormatError, match="cannot be read"):  # a missing file keeps its error
+        decrypt_file(tmp_path / "absent.kedi", tmp_path / "out.npy", generate_key(gan=False))

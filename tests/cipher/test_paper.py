@@ -394,3 +394,5 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
         decrypt_file_paper(fifo, tmp_path / "out.npy", key_image)
     with pytest.raises(UnsupportedImageError, match="FIFO"):
         encrypt_file_paper(fifo, tmp_path / "out.kedi", key_image)
+    with pytest.raises(FormatError, match="cannot be read"):  # a missing file keeps its error
+        decrypt_file_paper(tmp_path / "absent.kedi", tmp_path / "out.npy", key_image)

@@ -437,8 +437,8 @@ def _read_dataset(path: Path, **options: Any) -> Dataset:
 
 
 def _require_dicom(path: Path) -> None:
-    check_regular_input(path)
     try:
+        check_regular_input(path)  # a FIFO would block the open below
         with open(path, "rb") as fh:
             head = fh.read(4096)
     except OSError as exc:
@@ -635,7 +635,8 @@ def decrypt_dicom_native(
     """
     src, dst = Path(input), Path(output)
     check_distinct(src, dst)
-    check_regular_input(src, error=FormatError)
+    if src.exists():  # a FIFO is refused by name; is_dicom_native would only say "not one"
+        check_regular_input(src, error=FormatError)
     if not is_dicom_native(src):
         raise FormatError(f"{src}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
     # Values over 1 MiB stay in the file until asked for: Pixel Data is read in batches below.

@@ -630,8 +630,8 @@ def decrypt_file(
     """
     src, dst = Path(src), Path(dst)
     check_distinct(src, dst)
-    check_regular_input(src, error=FormatError)
     try:
+        check_regular_input(src, error=FormatError)  # a FIFO would block the open below
         fh = open(src, "rb")
     except OSError as exc:
         raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None

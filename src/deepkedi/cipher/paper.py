@@ -340,8 +340,8 @@ def decrypt_image_paper(
 
 
 def _read_paper_container(path: Path) -> tuple[ContainerHeader, bytes]:
-    check_regular_input(path, error=FormatError)
     try:
+        check_regular_input(path, error=FormatError)  # a FIFO would block the read below
         data = path.read_bytes()
     except OSError as exc:
         raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None

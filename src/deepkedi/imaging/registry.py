@@ -105,8 +105,8 @@ def detect_format(path: str | Path) -> ImageFormat:
     """
     _load_builtin_formats()
     path = Path(path)
-    check_regular_input(path)
     try:
+        check_regular_input(path)  # a FIFO would block the open below
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except IsADirectoryError:
@@ -151,11 +151,13 @@ def read_image(path: str | Path, *, format: str | None = None) -> MedicalImage:
         names the file and the reason.
     """
     _load_builtin_formats()
-    path = check_regular_input(path)
+    path = Path(path)
     if format is not None:
         if format not in _FORMATS:
             raise ValueError(f"unknown format {format!r}; choose one of {sorted(_FORMATS)}")
         fmt = _FORMATS[format]
+        if path.exists():  # a missing file is the reader's to report
+            check_regular_input(path)
     else:
         fmt = detect_format(path)
     return fmt.read(path)
