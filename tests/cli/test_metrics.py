@@ -89,7 +89,7 @@ def test_nist_reads_at_most_the_bits_it_tests(tmp_path: Path) -> None:
     tiny, big = tmp_path / "tiny.bin", tmp_path / "big.bin"
     rng = np.random.default_rng(3)
     tiny.write_bytes(rng.integers(0, 256, 1_000, dtype=np.uint8).tobytes())
-    big.write_bytes(rng.integers(0, 256, 2_000_000, dtype=np.uint8).tobytes())
+    big.write_bytes(rng.integers(0, 256, 8_000_000, dtype=np.uint8).tobytes())
     small, baseline = _peak_rss(["nist", str(tiny), "--json"])
     assert small.returncode == 0 and json.loads(small.stdout)["bits"] == 8_000  # a shorter file: all of it
     result, peak = _peak_rss(["nist", str(big), "--json"])
