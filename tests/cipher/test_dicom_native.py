@@ -633,3 +633,21 @@ def test_float_pixel_data_gains_no_bits_stored(keyword: str, dtype, vr: str, key
     assert _iod_errors(native) <= _iod_errors(source)
     decrypt_dicom_native(native, back, key)
     assert _sha256(back) == _sha256(source)
+
+
+def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
+    import time
+
+    start = time.monotonic()
+    assert not is_dicom_native(fifo)
+    assert time.monotonic() - start < 5  # not after the fixture's writer came
+    key = generate_key(gan=False)
+    with pytest.raises(FormatError, match="FIFO"):
+        decrypt_dicom_native(fifo, tmp_path / "out.dcm", key)
+    with pytest.raises(UnsupportedImageError, match="FIFO"):
+        encrypt_dicom_native(fifo, tmp_path / "out.dcm", key)
+    # A missing file keeps its errors.
+    with pytest.raises(FormatError, match="not a DICOM-native"):
+        decrypt_dicom_native(tmp_path / "absent.dcm", tmp_path / "out.dcm", key)
+    with pytest.raises(UnsupportedImageError, match="cannot be read"):
+        encrypt_dicom_native(tmp_path / "absent.dcm", tmp_path / "out.dcm", key)

@@ -309,3 +309,13 @@ def test_images_the_container_cannot_hold_are_input_errors(tmp_path: Path, dtype
     with pytest.raises(UnsupportedImageError, match="plain.npy: the container cannot hold this image"):
         encrypt_file(source, tmp_path / "c.kedi", KEY)
     assert not (tmp_path / "c.kedi").exists()
+
+
+def test_a_fifo_is_not_a_container(tmp_path: Path, fifo: Path) -> None:
+    with pytest.raises(FormatError, match="FIFO"):
+        decrypt_file(fifo, tmp_path / "out.npy", generate_key(gan=False))
+    with pytest.raises(FormatError, match="FIFO"):
+        cipher_image(fifo)
+    assert not (tmp_path / "out.npy").exists()
+    with pytest.raises(FormatError, match="cannot be read"):  # a missing file keeps its error
+        decrypt_file(tmp_path / "absent.kedi", tmp_path / "out.npy", generate_key(gan=False))

@@ -386,3 +386,13 @@ def test_float_files_are_unsupported(tmp_path: Path) -> None:
     np.save(src, np.zeros((4, 4), np.float32))
     with pytest.raises(UnsupportedImageError, match="uint8, uint16 or int16"):
         encrypt_file_paper(src, tmp_path / "c.kedi", KeyImage(np.zeros((4, 4), np.uint8)))
+
+
+def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
+    key_image = KeyImage(np.zeros((8, 8), np.uint8))
+    with pytest.raises(FormatError, match="FIFO"):
+        decrypt_file_paper(fifo, tmp_path / "out.npy", key_image)
+    with pytest.raises(UnsupportedImageError, match="FIFO"):
+        encrypt_file_paper(fifo, tmp_path / "out.kedi", key_image)
+    with pytest.raises(FormatError, match="cannot be read"):  # a missing file keeps its error
+        decrypt_file_paper(tmp_path / "absent.kedi", tmp_path / "out.npy", key_image)

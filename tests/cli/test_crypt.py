@@ -199,3 +199,28 @@ def test_real_entry_point(tmp_path: Path) -> None:
     )
     assert run.returncode == 3
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_crafted_scrypt_parameters_in_a_key_file_exit_4_before_scrypt(
+    tmp_path: Path, kedi, container: Path, monkeypatch
+) -> None:
+    import json
+
+    from deepkedi.keys import keyfile
+
+    (tmp_path / "pass").write_text("s3cret\n")
+    sealed = tmp_path / "sealed.key"
+    assert kedi("keygen", "-o", sealed, "--no-gan", "--passphrase-file", tmp_path / "pass").exit_code == 0
+    doc = json.loads(sealed.read_text())
+    doc["sealed_secret"].update(n=2**22, r=32, p=16)  # 16 GiB of scrypt memory
+    sealed.write_text(json.dumps(doc))
+
+    def no_scrypt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("scrypt ran on parameters over the cap")
+
+    monkeypatch.setattr(keyfile, "Scrypt", no_scrypt)
+    pw = ["--passphrase-file", tmp_path / "pass"]
+    result = kedi("decrypt", container, "-o", tmp_path / "r.npy", "--key", sealed, *pw)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.count("\n") == 1 and "scrypt parameters" in result.stderr
+    assert not (tmp_path / "r.npy").exists()

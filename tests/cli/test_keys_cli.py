@@ -198,3 +198,26 @@ def test_kek_file_may_be_a_key_file(tmp_path: Path, kedi, keyfile: Path) -> None
     (tmp_path / "bad").write_text("not 32 bytes")
     result = kedi("keys", "new", "--kek-file", tmp_path / "bad", env=env)
     assert result.exit_code == 2 and "32 bytes" in result.stderr
+
+
+def test_crafted_scrypt_parameters_exit_4_before_scrypt(tmp_path: Path, kedi, monkeypatch) -> None:
+    import sqlite3
+
+    from deepkedi.keys import keystore
+
+    db = tmp_path / "ks.db"
+    env = {"KEDI_KEYSTORE": f"sqlite:///{db}", "KEDI_PASSPHRASE": None, "KEDI_KEK": None}
+    (tmp_path / "pw").write_text("correct horse\n")
+    assert kedi("keys", "init", "--passphrase-file", tmp_path / "pw", env=env).exit_code == 0
+    with sqlite3.connect(db) as conn:
+        kdf = json.loads(conn.execute("SELECT kdf FROM kek_versions").fetchone()[0])
+        conn.execute("UPDATE kek_versions SET kdf = ?", (json.dumps({**kdf, "n": 2**22, "r": 32, "p": 16}),))
+    conn.close()
+
+    def no_scrypt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("scrypt ran on parameters over the cap")
+
+    monkeypatch.setattr(keystore, "Scrypt", no_scrypt)
+    result = kedi("keys", "new", "--no-gan", "--passphrase-file", tmp_path / "pw", env=env)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.count("\n") == 1 and "scrypt parameters" in result.stderr

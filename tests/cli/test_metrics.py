@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +67,42 @@ def test_nist_json_keys_and_table(tmp_path: Path, kedi) -> None:
     assert short.exit_code == 0
     assert json.loads(short.stdout)["universal"] is None  # needs 387 840 bits
     assert "frequency" in kedi("nist", path, "--bits", "20000").stdout
+
+
+def _peak_rss(args: list[str]) -> tuple[subprocess.CompletedProcess, int]:
+    """Run `kedi` in a fresh interpreter that reports the peak resident size of its own child."""
+    probe = (
+        "import resource, subprocess, sys, json;"
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300);"
+        "print(json.dumps([r.returncode, r.stdout, r.stderr,"
+        " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "deepkedi.cli", *args],
+                         capture_output=True, text=True, timeout=360)
+    code, out, err, rss = json.loads(run.stdout)
+    return subprocess.CompletedProcess(args, code, out, err), rss
+
+
+def test_nist_reads_at_most_the_bits_it_tests(tmp_path: Path) -> None:
+    # An 8 MB file used to be tested whole: 2.2 GB resident and two minutes. Only the first
+    # 10⁶ bits (125 000 bytes) are read now, so the process stays near its size on a tiny file.
+    tiny, big = tmp_path / "tiny.bin", tmp_path / "big.bin"
+    rng = np.random.default_rng(3)
+    tiny.write_bytes(rng.integers(0, 256, 1_000, dtype=np.uint8).tobytes())
+    big.write_bytes(rng.integers(0, 256, 8_000_000, dtype=np.uint8).tobytes())
+    small, baseline = _peak_rss(["nist", str(tiny), "--json"])
+    assert small.returncode == 0 and json.loads(small.stdout)["bits"] == 8_000  # a shorter file: all of it
+    result, peak = _peak_rss(["nist", str(big), "--json"])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["bits"] == 1_000_000
+    assert peak - baseline < 96 << 20, f"{(peak - baseline) >> 20} MiB above the baseline of {baseline >> 20} MiB"
+
+
+def test_nist_bits_option_limits(tmp_path: Path, kedi) -> None:
+    path = tmp_path / "random.bin"
+    path.write_bytes(np.random.default_rng(4).integers(0, 256, 4_000, dtype=np.uint8).tobytes())
+    assert json.loads(kedi("nist", path, "--bits", "1001", "--json").stdout)["bits"] == 1001
+    assert json.loads(kedi("nist", path, "--bits", "1000000", "--json").stdout)["bits"] == 32_000
+    for bad in ("0", "10000001"):
+        assert kedi("nist", path, "--bits", bad).exit_code == 2
+    assert "10,000,000" in kedi("nist", "--help").stdout  # the maximum is documented

@@ -212,3 +212,13 @@ def test_write_image_picks_the_format_by_suffix(tmp_path: Path, name: str, forma
 def test_write_image_needs_a_known_suffix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="pass format="):
         write_image(MedicalImage(np.zeros((2, 2), dtype=np.uint8)), tmp_path / "x.bin")
+
+
+def test_fifo_is_refused_before_it_is_opened(fifo: Path) -> None:
+    # Opening a FIFO for reading waits for a writer: refused by its type, at once.
+    with pytest.raises(UnsupportedImageError, match=r"pipe: is a FIFO \(named pipe\), not a regular file"):
+        detect_format(fifo)
+    with pytest.raises(UnsupportedImageError, match="FIFO"):
+        read_image(fifo, format="npy")
+    with pytest.raises(UnsupportedImageError, match="character device"):
+        read_image("/dev/zero", format="npy")

@@ -129,3 +129,8 @@ def test_exported_weights_load_and_tampering_is_refused(tiny_weights: Path, tmp_
     other.with_suffix(".json").write_text(json.dumps(config))
     with pytest.raises(FormatError, match="do not fit"):
         load_generator(other)
+
+
+def test_fifo_weights_are_refused_at_once(fifo: Path) -> None:
+    with pytest.raises(FormatError, match="FIFO"):
+        load_generator(fifo)

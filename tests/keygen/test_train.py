@@ -127,3 +127,10 @@ def test_evaluation_of_the_untrained_generator_reports_every_measure() -> None:
     assert set(result) >= {"entropy_mean", "chi_square_pass_fraction", "max_abs_adjacent_correlation", "npcr_mean",
                            "uaci_mean", "seed_bit_flip_changed_fraction", "other_image_changed_fraction"}
     assert 7.0 < result["entropy_mean"] <= 8.0
+
+
+def test_fifo_checkpoint_is_refused_at_once(fifo: Path) -> None:
+    from deepkedi.errors import FormatError
+
+    with pytest.raises(FormatError, match="FIFO"):
+        Trainer.resume(fifo)

@@ -78,3 +78,46 @@ def test_hostile_key_files_are_key_file_errors(tmp_path: Path, content: bytes) -
         load_key(path)
     with pytest.raises(KeyFileError):
         key_file_is_sealed(path)
+
+
+def _sealed_with(tmp_path: Path, n: int, r: int, p: int) -> Path:
+    path = tmp_path / "k.key"
+    save_key(generate_key(gan=False), path, passphrase="correct horse", _scrypt_n=2**10)
+    doc = json.loads(path.read_text())
+    doc["sealed_secret"].update(n=n, r=r, p=p)
+    crafted = tmp_path / f"crafted-{n}-{r}-{p}.key"
+    crafted.write_text(json.dumps(doc))
+    return crafted
+
+
+@pytest.mark.parametrize(
+    "n, r, p",
+    [(2**22, 32, 16), (2**18, 8, 1), (2**17, 16, 1), (2**17, 8, 2), (2**9, 8, 1), (3 * 2**10, 8, 1), (2**10, 0, 1)],
+)
+def test_scrypt_parameters_beyond_the_writers_cost_are_refused_before_scrypt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, r: int, p: int
+) -> None:
+    from deepkedi.keys import keyfile
+
+    path = _sealed_with(tmp_path, n, r, p)
+
+    def no_scrypt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("scrypt ran on parameters over the cap")
+
+    monkeypatch.setattr(keyfile, "Scrypt", no_scrypt)
+    with pytest.raises(KeyFileError, match=f"n={n}, r={r}, p={p} refused"):
+        load_key(path, passphrase="correct horse")
+
+
+@pytest.mark.parametrize("n, r, p", [(2**17, 8, 1), (2**15, 32, 1), (2**10, 8, 128)])
+def test_scrypt_parameters_within_the_writers_cost_are_run(tmp_path: Path, n: int, r: int, p: int) -> None:
+    # At the cap (n·r·p = 2**20), with parameters other than the file's: scrypt runs, the seal fails to open.
+    with pytest.raises(AuthenticationError):
+        load_key(_sealed_with(tmp_path, n, r, p), passphrase="correct horse")
+
+
+def test_a_fifo_is_not_a_key_file(fifo: Path) -> None:
+    with pytest.raises(KeyFileError, match="FIFO"):
+        key_file_is_sealed(fifo)
+    with pytest.raises(KeyFileError, match="FIFO"):
+        load_key(fifo, passphrase="p")

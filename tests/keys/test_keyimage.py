@@ -142,3 +142,8 @@ def test_pixels_are_read_only_and_repr_hides_them() -> None:
     with pytest.raises(ValueError):
         key.pixels[0, 0] = 1
     assert "pixels" not in repr(key) and key.key_id.hex() in repr(key)
+
+
+def test_a_fifo_is_not_a_key_image(fifo: Path) -> None:
+    with pytest.raises(KeyFileError, match="FIFO"):
+        load_key_image(fifo)

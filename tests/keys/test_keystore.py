@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sqlite3
@@ -118,3 +119,44 @@ def test_deeply_nested_stored_fields_do_not_break_listing(make_url: Callable[[],
     with Keystore.open(url) as store:
         assert store.key_info(key.key_id_hex).provenance == {}
         assert all(entry.details == {"unreadable": True} for entry in store.audit_entries())
+
+
+def _with_scrypt_params(url: str, **params: int) -> None:
+    """Rewrite KEK version 1's scrypt parameters in place, as an attacker with write access could."""
+    import json
+    import sqlite3
+
+    path = url[len("sqlite:///"):]
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        kdf = json.loads(conn.execute("SELECT kdf FROM kek_versions WHERE version = 1").fetchone()[0])
+        conn.execute("UPDATE kek_versions SET kdf = ? WHERE version = 1", (json.dumps({**kdf, **params}),))
+
+
+def test_scrypt_parameters_over_the_cap_are_refused_before_scrypt(
+    make_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepkedi.errors import KeystoreError
+    from deepkedi.keys import keystore
+
+    url = make_url()
+    Keystore.init(url, kek_source=PassphraseKek("correct horse", scrypt_n=2**15), actor="a").close()
+    _with_scrypt_params(url, n=2**22, r=32, p=16)  # 16 GiB of scrypt memory
+
+    def no_scrypt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("scrypt ran on parameters over the cap")
+
+    monkeypatch.setattr(keystore, "Scrypt", no_scrypt)
+    with pytest.raises(KeystoreError, match="n=4194304, r=32, p=16 are refused"):
+        Keystore.open(url, kek_source="correct horse")
+    _with_scrypt_params(url, n=2**18, r=8, p=1)  # twice the writers' largest n
+    with pytest.raises(KeystoreError, match="refused"):
+        Keystore.open(url, kek_source="correct horse")
+
+
+def test_a_fifo_is_no_keystore(fifo: Path) -> None:
+    from deepkedi.errors import KeystoreError
+
+    with pytest.raises(KeystoreError, match="FIFO"):
+        Keystore.init(f"sqlite:///{fifo}", kek_source=os.urandom(32), actor="a")
+    with pytest.raises(KeystoreError, match="no keystore"):
+        Keystore.open(f"sqlite:///{fifo}", kek_source=os.urandom(32))

@@ -5,7 +5,8 @@ the deterministic seam (``_encrypt_from_parts`` / ``_encrypt_file_from_parts``) 
 fixed salts and nonce prefixes, so rerunning this script reproduces the files exactly;
 failure cases are made from them by one precise change each. The same holds for the
 ``paper/`` containers (§9), the ``export/`` key exports (§10.5, ephemeral key and
-nonce fixed) and the ``keystore/`` primitives (§10.2-10.4, nonces fixed).
+nonce fixed), the ``keystore/`` primitives (§10.2-10.4, nonces fixed) and the sealed
+``keyfile/`` documents (§6, salt and nonce fixed).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> int:
     _paper_cases()
     _export_cases()
     _keystore_cases()
+    _keyfile_cases()
     key = _key(1)
     rng = np.random.default_rng(20261128)
     arrays = {
@@ -366,6 +368,49 @@ def _keystore_cases() -> None:
         "head": {"count": 3, "last_seq": 3, "last_mac": macs[-1],
                  "mac": _hmac(audit_key, _head_bytes(3, 3, bytes.fromhex(macs[-1]))).hex()},
     })
+
+    # Parameters over the readers' cap (n·r·p ≤ 2**20): scrypt would need 16 GiB; readers
+    # MUST refuse them before running it. No KEK is given: none can be computed here.
+    _write("keystore/kek-scrypt-over-cap", {
+        "description": "scrypt parameters n = 2**22, r = 32, p = 16 (16 GiB): refused before scrypt runs",
+        "expect": "parameters refused", "passphrase": passphrase,
+        "params": {**scrypt_params, "n": 2**22, "r": 32, "p": 16},
+    })
+
+
+def _keyfile_cases() -> None:
+    """§6: a key file sealed under a passphrase, and the same document with costlier scrypt parameters."""
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from deepkedi.keys.keyfile import _SEAL_AAD, _scrypt
+
+    key, passphrase = _key(5), "correct horse battery staple \u00e9"
+    salt, nonce = _fixed("key file seal salt", 16), _fixed("key file seal nonce", 12)
+    n, r, p = 2**14, 8, 1
+    kek = _scrypt(passphrase, salt, n, r, p)
+    doc = _key_doc(key)
+    del doc["secret"]
+    doc["sealed_secret"] = {
+        "kdf": "scrypt", "n": n, "r": r, "p": p, "salt": base64.b64encode(salt).decode(),
+        "aead": "AES-256-GCM", "nonce": base64.b64encode(nonce).decode(),
+        "ciphertext": base64.b64encode(AESGCM(kek).encrypt(nonce, key.secret, _SEAL_AAD + key.key_id)).decode(),
+    }
+    _write("keyfile/sealed", {
+        "description": "a key file sealed under a non-ASCII passphrase, n = 2**14, r = 8, p = 1",
+        "expect": "success", "passphrase": passphrase, "key": doc, "kek": kek.hex(), "secret": key.secret.hex(),
+    })
+    for name, (n, r, p), description in (
+        ("sealed-over-cap", (2**22, 32, 16), "n = 2**22, r = 32, p = 16: 16 GiB, the largest the old readers took"),
+        ("sealed-over-cap-r", (2**17, 16, 1), "n = 2**17 with r = 16: twice the writers' cost (256 MiB)"),
+    ):
+        crafted = json.loads(json.dumps(doc))
+        crafted["sealed_secret"].update(n=n, r=r, p=p)
+        _write(f"keyfile/{name}", {
+            "description": f"the sealed key file with {description}; refused before scrypt runs",
+            "expect": "parameters refused", "passphrase": passphrase, "key": crafted,
+        })
 
 
 if __name__ == "__main__":

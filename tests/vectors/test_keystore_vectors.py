@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from deepkedi.errors import KeystoreError
+from deepkedi.keys import keystore
 from deepkedi.keys.keystore import (
     PassphraseKek,
     RawKek,
@@ -90,3 +92,21 @@ def test_audit_chain_and_head() -> None:
     ).encode()
     assert _head_bytes(head["count"], head["last_seq"], bytes.fromhex(head["last_mac"])) == head_bytes
     assert hmac.new(key, head_bytes, hashlib.sha256).hexdigest() == head["mac"]
+
+
+def test_kek_scrypt_parameters_over_the_cap_are_refused_before_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = _case("kek-scrypt-over-cap")
+    assert case["expect"] == "parameters refused"
+    params = case["params"]
+    assert params["n"] * params["r"] * params["p"] > 2**20
+
+    def no_scrypt(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("scrypt ran on parameters over the cap")
+
+    monkeypatch.setattr(keystore, "Scrypt", no_scrypt)
+    with pytest.raises(KeystoreError, match="scrypt parameters") as caught:
+        _derive_kek(PassphraseKek(case["passphrase"]), params)
+    assert "\n" not in str(caught.value)
+    # The writers' own cost class is still read (kek-scrypt: n = 2**15; the default n = 2**17 at the cap).
+    monkeypatch.undo()
+    assert _derive_kek(PassphraseKek(case["passphrase"]), {**params, "n": 2**15, "r": 8, "p": 1})

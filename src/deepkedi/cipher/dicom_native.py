@@ -85,6 +85,7 @@ from deepkedi.fileio import atomic_output, check_distinct
 from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import check_deflated_size, sniff_dicom
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyfile import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
@@ -495,6 +496,7 @@ def _uid_value(value: Any) -> str:
 
 def _require_dicom(path: Path) -> None:
     try:
+        check_regular_input(path)  # a FIFO would block the open below
         with open(path, "rb") as fh:
             head = fh.read(4096)
     except OSError as exc:
@@ -644,6 +646,7 @@ def is_dicom_native(path: str | Path) -> bool:
     """
     path = Path(path)
     try:
+        check_regular_input(path)
         with open(path, "rb") as fh:
             if not sniff_dicom(fh.read(4096)):
                 return False
@@ -696,6 +699,8 @@ def decrypt_dicom_native(
     """
     src, dst = Path(input), Path(output)
     check_distinct(src, dst)
+    if src.exists():  # a FIFO is refused by name; is_dicom_native would only say "not one"
+        check_regular_input(src, error=FormatError)
     if not is_dicom_native(src):
         raise FormatError(f"{src}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
     # Values over 1 MiB stay in the file until asked for: Pixel Data is read in batches below.

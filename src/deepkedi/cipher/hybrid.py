@@ -52,6 +52,7 @@ from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyfile import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
@@ -694,6 +695,7 @@ def decrypt_file(
     src, dst = Path(src), Path(dst)
     check_distinct(src, dst)
     try:
+        check_regular_input(src, error=FormatError)  # a FIFO would block the open below
         fh = open(src, "rb")
     except OSError as exc:
         raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None
@@ -884,6 +886,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
     """
     with contextlib.ExitStack() as stack:
         if isinstance(path_or_data, (str, Path)):
+            check_regular_input(path_or_data, error=FormatError)
             container: BinaryIO = stack.enter_context(open(path_or_data, "rb"))
             length = os.fstat(container.fileno()).st_size
         else:

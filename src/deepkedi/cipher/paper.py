@@ -59,6 +59,7 @@ from deepkedi.cipher.format import (
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyimage import KeyImage
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle, despeckle_ripplet
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
@@ -346,6 +347,7 @@ def decrypt_image_paper(
 
 def _read_paper_container(path: Path) -> tuple[ContainerHeader, bytes]:
     try:
+        check_regular_input(path, error=FormatError)  # a FIFO would block the read below
         data = path.read_bytes()
     except OSError as exc:
         raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None

@@ -39,6 +39,7 @@ from deepkedi.errors import (
     UnsupportedImageError,
 )
 from deepkedi.imaging.limits import decoded_size_limit, parse_size
+from deepkedi.inputs import check_regular_input
 from deepkedi.keys import Key, key_file_is_sealed, load_key
 
 __all__ = [
@@ -172,8 +173,16 @@ class GuardedTyper(typer.Typer):
         return decorator
 
 
+def refuse_special_file(path: Path) -> None:
+    """A FIFO or device where a passphrase, KEK or PEM file belongs: exit code 4, never a hang."""
+    if path.exists():
+        with guarded():
+            check_regular_input(path, error=KeyFileError)
+
+
 def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:
     if passphrase_file is not None:
+        refuse_special_file(passphrase_file)
         try:
             return passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:

@@ -35,11 +35,12 @@ from deepkedi.cli._common import (
     message_for,
     printable,
 )
-from deepkedi.errors import AuthenticationError, DeepKediError, FormatError
+from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, KeyFileError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.imaging import read_image
 from deepkedi.imaging.dicom import sniff_dicom
 from deepkedi.imaging.montage import display_plane, montage
+from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.keys import Key, KeyImage, load_key_image
 from deepkedi.transforms.zigzag import ZigzagPattern
 
@@ -135,6 +136,16 @@ def _run_tree(
         raise typer.Exit(min(f.code for f in failures))
 
 
+def _check_input_file(path: Path | None, error: type[DeepKediError] = UnsupportedImageError) -> None:
+    """A FIFO or device as input or key: one line and exit code 4 before anything opens it.
+
+    Folders are walked for regular files only; a missing path is reported by whoever reads it.
+    """
+    if path is not None and path.exists() and not path.is_dir():
+        with guarded():
+            check_regular_input(path, error=error)
+
+
 def _warn_paper() -> None:
     err_console.print(f"warning: {PAPER_WARNING}", markup=False)
 
@@ -142,10 +153,10 @@ def _warn_paper() -> None:
 def _is_key_image(path: Path) -> bool:
     """Whether ``path`` looks like a paper key image (a PNG) rather than a hybrid key file (JSON)."""
     try:
-        with open(path, "rb") as fh:
+        with open_input(path, error=KeyFileError) as fh:
             return fh.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
-    except OSError:
-        return False  # the key loader reports the missing or unreadable file
+    except (OSError, KeyFileError):
+        return False  # the key loader reports the missing, unreadable or special file
 
 
 def _load_key_image_for_cli(path: Path) -> KeyImage:
@@ -251,6 +262,8 @@ def encrypt(
             fail("--suite paper needs --key KEY.png, the key image", EXIT_USAGE)
         if not input.exists():
             fail(f"{input}: no such file or folder", EXIT_INPUT)
+        _check_input_file(input)
+        _check_input_file(key, KeyFileError)
         if input.is_dir():
             fail("--suite paper encrypts one file at a time; encrypt folders with --suite hybrid", EXIT_USAGE)
         key_image = _load_key_image_for_cli(key)
@@ -265,6 +278,8 @@ def encrypt(
     _key_source(key, keystore, key_id, decrypting=False)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
+    _check_input_file(input)
+    _check_input_file(key, KeyFileError)
     if key is not None and _is_key_image(key):
         fail(
             f"{key} is a key image of the paper suite; give --suite paper, or a key file from `kedi keygen`",
@@ -305,7 +320,7 @@ def _named_key_id(path: Path) -> str:
     with guarded():
         if is_dicom_native(path):
             return read_dicom_native_header(path).key_id.hex()
-        with open(path, "rb") as fh:
+        with open_input(path, error=FormatError) as fh:
             head = fh.read(65536)
     try:
         return parse_header(head).key_id.hex()
@@ -317,9 +332,9 @@ def _named_key_id(path: Path) -> str:
 
 def _looks_like_dicom(path: Path) -> bool:
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             return sniff_dicom(fh.read(4096))
-    except OSError:
+    except (OSError, DeepKediError):
         return False
 
 
@@ -368,7 +383,7 @@ def _decrypt_jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 def _container_suite(path: Path) -> Suite:
     with guarded():
-        with open(path, "rb") as fh:
+        with open_input(path, error=FormatError) as fh:
             head = fh.read(65536)
     try:
         return parse_header(head).suite
@@ -419,6 +434,8 @@ def decrypt(
     _key_source(key, keystore, key_id, decrypting=True)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
+    _check_input_file(input)
+    _check_input_file(key, KeyFileError)
     key_is_image = key is not None and _is_key_image(key)
     if input.is_dir():
         if key_is_image:

@@ -28,6 +28,7 @@ from deepkedi.cli._common import (
 from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.fileio import atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
+from deepkedi.inputs import open_input
 
 
 def _header_record(path: Path, header: ContainerHeader) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def inspect(
     Secrets never appear: the header holds none.
     """
     with guarded():
-        with open(file, "rb") as fh:
+        with open_input(file, error=FormatError) as fh:
             head = fh.read(65536)
     try:
         header = parse_header(head)

@@ -14,6 +14,7 @@ from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_USAGE,
     MaxDecodedSize,
+    refuse_special_file,
     console,
     err_console,
     fail,
@@ -103,6 +104,7 @@ def keygen(
         fail("--like, --seed and --weights make paper key images; use them with --suite paper", EXIT_USAGE)
     passphrase = None
     if passphrase_file is not None:
+        refuse_special_file(passphrase_file)
         with guarded():
             passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         if not passphrase:

@@ -28,6 +28,7 @@ from deepkedi.cli._common import (
     EXIT_USAGE,
     GuardedTyper,
     _passphrase,
+    refuse_special_file,
     console,
     err_console,
     exit_code_for,
@@ -107,6 +108,7 @@ def _material_from_text(text: bytes) -> bytes | None:
 
 def _kek_material(path: Path) -> bytes:
     """32 bytes of KEK material from a file: a hybrid key file's secret, 32 raw bytes, hex or base64."""
+    refuse_special_file(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -152,6 +154,7 @@ def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env:
     if kek_file is not None:
         return RawKek(_kek_material(kek_file))
     if passphrase_file is not None:
+        refuse_special_file(passphrase_file)
         try:
             passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
@@ -304,6 +307,7 @@ def rewrap(
 
     old: list[object] = []
     for path in old_passphrase_file or []:
+        refuse_special_file(path)
         try:
             old.append(PassphraseKek(path.read_text(encoding="utf-8").rstrip("\r\n")))
         except (OSError, ValueError) as exc:
@@ -371,6 +375,7 @@ def export(
     kek_file: KekFileOpt = None,
 ) -> None:
     """Seal keys for another site's recipient key (X25519 + AES-256-GCM)."""
+    refuse_special_file(to)
     with guarded():
         public_pem = to.read_bytes()
     with _open(keystore, passphrase_file, kek_file) as store, guarded():
@@ -390,6 +395,8 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Import keys sealed to our recipient key; keys revoked here are never brought back."""
+    refuse_special_file(file)
+    refuse_special_file(identity)
     with guarded():
         blob, private_pem = file.read_bytes(), identity.read_bytes()
     with _open(keystore, passphrase_file, kek_file) as store, guarded():

@@ -16,6 +16,7 @@ from typing import Callable
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging.image import MedicalImage
 from deepkedi.imaging.limits import decoded_size_limit
+from deepkedi.inputs import check_regular_input
 
 __all__ = [
     "ImageFormat",
@@ -106,6 +107,7 @@ def detect_format(path: str | Path) -> ImageFormat:
     _load_builtin_formats()
     path = Path(path)
     try:
+        check_regular_input(path)  # a FIFO would block the open below
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except IsADirectoryError:
@@ -165,6 +167,8 @@ def read_image(
         if format not in _FORMATS:
             raise ValueError(f"unknown format {format!r}; choose one of {sorted(_FORMATS)}")
         fmt = _FORMATS[format]
+        if path.exists():  # a missing file is the reader's to report
+            check_regular_input(path)
     else:
         fmt = detect_format(path)
     if max_decoded_size is None:

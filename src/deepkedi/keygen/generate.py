@@ -26,6 +26,7 @@ import numpy as np
 
 from deepkedi.errors import FormatError
 from deepkedi.imaging import MedicalImage
+from deepkedi.inputs import check_regular_input
 
 __all__ = [
     "MAX_SEED",
@@ -146,8 +147,8 @@ def _load_generator(path_text: str) -> LoadedGenerator:
     path = Path(path_text)
     config_path = path.with_suffix(".json")
     try:
-        blob = path.read_bytes()
-        config = json.loads(config_path.read_text(encoding="utf-8"))
+        blob = check_regular_input(path, error=FormatError).read_bytes()
+        config = json.loads(check_regular_input(config_path, error=FormatError).read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise FormatError(f"generator weights: {error.filename} is missing") from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -69,7 +69,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepkedi.errors import FormatError
 from deepkedi.fileio import atomic_output
+from deepkedi.inputs import check_regular_input
 from deepkedi.keygen.generate import initial_image, latent_noise
 from deepkedi.keystream import chacha20_keystream
 from deepkedi.keygen.models import (
@@ -476,7 +478,7 @@ class Trainer:
         steps: int | None = None, data_description: str = "sample corpus and phantoms",
     ) -> Trainer:
         """A trainer restored from a checkpoint (``weights_only=True``); ``steps`` may extend the run."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        state = torch.load(check_regular_input(path, error=FormatError), map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != "deepkedi zz-gan checkpoint 1":
             raise ValueError(f"{path} is not a ZZ-GAN checkpoint")
         config = TrainConfig.from_dict(json.loads(state["config"]))

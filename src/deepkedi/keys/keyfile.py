@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from deepkedi._json import loads_bounded
 from deepkedi.errors import AuthenticationError, KeyFileError
 from deepkedi.fileio import atomic_output
+from deepkedi.inputs import check_regular_input
 
 __all__ = [
     "KEY_FILE_VERSION",
@@ -36,6 +37,7 @@ __all__ = [
     "mix_master_secret",
     "read_key_document",
     "save_key",
+    "scrypt_parameters_allowed",
 ]
 
 KEY_FILE_VERSION = 1
@@ -43,8 +45,15 @@ SECRET_BYTES = 32
 KEY_ID_BYTES = 16
 #: scrypt cost for passphrase-sealed key files (2**17 × 8 × 128 B = 128 MiB, as OWASP advises).
 SCRYPT_N = 2**17
+#: The smallest n a reader accepts in a key file.
+SCRYPT_N_MIN = 2**10
 SCRYPT_R = 8
 SCRYPT_P = 1
+#: The most scrypt work a reader accepts, n·r·p: the writers' own cost class (2**17 · 8 · 1 = 2**20,
+#: 128 MiB and about 0.3 s). scrypt's memory is 128·r·n bytes, so without this bound a crafted key
+#: file or keystore (n = 2**22, r = 32, p = 16: 16 GiB) would exhaust memory before the passphrase
+#: is even checked.
+SCRYPT_MAX_COST = SCRYPT_N * SCRYPT_R * SCRYPT_P
 _SEAL_AAD = b"deepkedi/v1 key file seal|"
 #: Far above any key file written here (about 1 KiB); a larger one is refused unread.
 _KEY_FILE_MAX_BYTES = 1 << 20
@@ -201,6 +210,16 @@ def _unb64(text: Any, what: str, path: Path) -> bytes:
         raise KeyFileError(f"{path}: {what} is not valid base64") from None
 
 
+def scrypt_parameters_allowed(n: int, r: int, p: int, *, n_min: int) -> bool:
+    """Whether a reader may run scrypt with these stored parameters.
+
+    n a power of two at least ``n_min``, r ≥ 1, p ≥ 1 and n·r·p ≤ :data:`SCRYPT_MAX_COST`.
+    Readers check this before running scrypt, so that parameters from a file cost no
+    more memory (128·r·n bytes) or time than the writers' own.
+    """
+    return n >= n_min and n & (n - 1) == 0 and r >= 1 and p >= 1 and n * r * p <= SCRYPT_MAX_COST
+
+
 def _scrypt(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
 
@@ -253,6 +272,7 @@ def read_key_document(path: str | Path) -> dict[str, Any]:
     """The key file's JSON document, checked for version; raises :class:`KeyFileError`."""
     path = Path(path)
     try:
+        check_regular_input(path, error=KeyFileError)
         with open(path, "rb") as fh:
             raw = fh.read(_KEY_FILE_MAX_BYTES + 1)  # a key file is small: never read a huge one whole
     except OSError as exc:
@@ -282,8 +302,10 @@ def load_key(path: str | Path, *, passphrase: str | None = None) -> Key:
     Raises
     ------
     KeyFileError
-        The file is missing, not a key file, of another version, or sealed and
-        no passphrase was given.
+        The file is missing, not a key file, of another version, sealed and no
+        passphrase was given, or sealed with scrypt parameters costlier than
+        this release writes (checked before scrypt runs, see
+        :func:`scrypt_parameters_allowed`).
     AuthenticationError
         The passphrase is wrong or the sealed secret was modified.
     """
@@ -308,8 +330,11 @@ def load_key(path: str | Path, *, passphrase: str | None = None) -> Key:
             n, r, p = int(seal["n"]), int(seal["r"]), int(seal["p"])
         except (KeyError, TypeError, ValueError):
             raise KeyFileError(f"{path}: malformed scrypt parameters") from None
-        if not (2**10 <= n <= 2**22 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
-            raise KeyFileError(f"{path}: scrypt parameters out of range")
+        if not scrypt_parameters_allowed(n, r, p, n_min=SCRYPT_N_MIN):
+            raise KeyFileError(
+                f"{path}: scrypt parameters n={n}, r={r}, p={p} refused: this release reads n a power of two "
+                f"≥ 2**10 and n·r·p ≤ 2**20 (128 MiB)"
+            )
         kek = _scrypt(passphrase, _unb64(seal.get("salt"), "salt", path), n, r, p)
         try:
             secret = AESGCM(kek).decrypt(

@@ -32,6 +32,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from deepkedi.errors import KeyFileError
 from deepkedi.fileio import atomic_output
+from deepkedi.inputs import open_input
 
 __all__ = [
     "KEY_IMAGE_CHUNK",
@@ -185,7 +186,7 @@ def load_key_image(path: str | Path) -> KeyImage:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_input(path, error=KeyFileError) as fh:
             if fh.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
                 raise KeyFileError(f"{path}: not a key image (a key image is a PNG file)")
             fh.seek(0)

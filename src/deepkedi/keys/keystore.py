@@ -46,7 +46,8 @@ from deepkedi.errors import (
     KeyRevokedError,
     KeystoreError,
 )
-from deepkedi.keys.keyfile import KEY_ID_BYTES, SECRET_BYTES, Key, generate_key
+from deepkedi.inputs import check_regular_input
+from deepkedi.keys.keyfile import KEY_ID_BYTES, SECRET_BYTES, Key, generate_key, scrypt_parameters_allowed
 
 __all__ = [
     "AuditEntry",
@@ -68,8 +69,6 @@ KEYSTORE_VERSION = 1
 SCRYPT_N = 2**17
 SCRYPT_N_MIN = 2**15
 SCRYPT_N_MAX_WRITE = 2**17
-#: Readers accept stronger parameters than this release writes, so a later release may raise the cost.
-SCRYPT_N_MAX_READ = 2**22
 SCRYPT_R = 8
 SCRYPT_P = 1
 SALT_BYTES = 16
@@ -229,9 +228,13 @@ def _derive_kek(source: PassphraseKek | RawKek, params: Mapping[str, Any]) -> by
     if kdf == "scrypt":
         if not isinstance(source, PassphraseKek):
             raise AuthenticationError("this keystore's KEK comes from a passphrase; give the passphrase")
-        # Refuse absurd costs before running them: a modified store must not make us allocate gigabytes.
-        if not (SCRYPT_N_MIN <= n <= SCRYPT_N_MAX_READ and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
-            raise KeystoreError("the keystore's scrypt parameters are out of range")
+        # Refuse costs above the writers' own before running them: a modified store must not
+        # make us allocate gigabytes (scrypt needs 128·r·n bytes).
+        if not scrypt_parameters_allowed(n, r, p, n_min=SCRYPT_N_MIN):
+            raise KeystoreError(
+                f"the keystore's scrypt parameters n={n}, r={r}, p={p} are refused: this release reads "
+                f"n a power of two ≥ 2**15 and n·r·p ≤ 2**20 (128 MiB)"
+            )
         return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(source.passphrase.encode("utf-8"))
     if not isinstance(source, RawKek):
         raise AuthenticationError("this keystore's KEK comes from key material (a KEK file), not a passphrase")
@@ -484,6 +487,8 @@ class Keystore:
         parsed = sa.make_url(url)
         if parsed.get_backend_name() == "sqlite":
             path = _sqlite_path(parsed)
+            if path is not None and path.exists():
+                check_regular_input(path, error=KeystoreError)
             if path is not None and not path.exists():
                 if not path.parent.is_dir():
                     raise ValueError(f"the keystore folder {path.parent} does not exist")

@@ -336,3 +336,33 @@ def test_appendix_b_linear_complexity(nist_expansion, index: int, monkeypatch) -
     assert linear_complexity(bits).p_value == pytest.approx(
         APPENDIX_B["linear_complexity"][index], abs=1e-6
     )
+
+
+def test_passes_over_chunks_give_the_one_pass_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    bits = np.random.default_rng(8).integers(0, 2, 100_003, dtype=np.uint8)
+    tests = (serial, approximate_entropy)
+    whole = [t(bits) for t in tests]
+    monkeypatch.setattr(advanced, "_CHUNK", 4_099)
+    for test, expected in zip(tests, whole):
+        assert test(bits) == expected, test.__name__
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 1_000, 65_537])
+def test_walk_statistics_match_their_definitions(n: int) -> None:
+    # §2.13.4 and §2.14.4 restated literally (int64 walk, every partial sum, every cycle).
+    rng = np.random.default_rng(n)
+    for bits in (rng.integers(0, 2, n, dtype=np.uint8), np.ones(n, np.uint8), np.zeros(n, np.uint8)):
+        walk = np.cumsum(2 * bits.astype(np.int64) - 1)
+        backward = np.abs(walk[-1] - np.concatenate([[0], walk[:-1]]))
+        result = cumulative_sums(bits)
+        assert (result.details["z_forward"], result.details["z_backward"]) == (
+            int(np.abs(walk).max()), int(backward.max())
+        )
+        zero = walk == 0
+        cycle = np.concatenate([[0], np.cumsum(zero[:-1])])
+        J = int(zero.sum()) + (0 if walk[-1] == 0 else 1)
+        J_found, nu, _ = advanced._excursion_statistics(bits)
+        assert J_found == J
+        for i, x in enumerate(advanced._EXCURSION_STATES):
+            visits = np.bincount(cycle[walk == x], minlength=J)[:J]
+            assert nu[i].tolist() == np.bincount(np.minimum(visits, 5), minlength=6).tolist()

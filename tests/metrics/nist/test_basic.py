@@ -440,3 +440,14 @@ def test_familywise_rejections_separate_good_and_broken_sequences(nist_expansion
     assert rejected(nist_expansion("pi")) == []
     block = np.random.default_rng(5).integers(0, 256, 16, dtype=np.uint8).tobytes()
     assert len(rejected(nist.bits_from_bytes(block * 62_500))) >= 8
+
+
+def test_passes_over_chunks_give_the_one_pass_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory is bounded by working on about 2²⁰ bits at a time; a small chunk forces many
+    # passes (and uneven last ones) and must not change a single statistic.
+    bits = np.random.default_rng(7).integers(0, 2, 300_001, dtype=np.uint8)
+    tests = (longest_run, rank, non_overlapping_template, overlapping_template)
+    whole = [t(bits) for t in tests]
+    monkeypatch.setattr(basic, "_CHUNK_BITS", 5_000)
+    for test, expected in zip(tests, whole):
+        assert test(bits) == expected, test.__name__

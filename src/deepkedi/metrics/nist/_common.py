@@ -80,14 +80,13 @@ def bits_from_bytes(data: bytes | bytearray | memoryview, *, n_bits: int | None 
     data
         Bytes to expand.
     n_bits
-        Keep only the first ``n_bits`` bits.
+        Keep only the first ``n_bits`` bits; only those are expanded (one byte of
+        memory per bit kept, not per bit of ``data``).
     """
-    bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8))
-    if n_bits is not None:
-        if n_bits < 0 or n_bits > bits.size:
-            raise ValueError(f"n_bits must be in [0, {bits.size}], got {n_bits}")
-        bits = bits[:n_bits]
-    return bits
+    octets = np.frombuffer(data, dtype=np.uint8)
+    if n_bits is not None and not 0 <= n_bits <= 8 * octets.size:
+        raise ValueError(f"n_bits must be in [0, {8 * octets.size}], got {n_bits}")
+    return np.unpackbits(octets, count=n_bits)
 
 
 def as_bits(sequence: Any) -> np.ndarray:

@@ -75,12 +75,20 @@ def _cyclic_pattern_counts(bits: np.ndarray, m: int) -> np.ndarray:
     if m == 0:
         return np.array([bits.size], dtype=np.int64)
     n = bits.size
-    extended = np.concatenate([bits, bits[: m - 1]]).astype(np.int64)
-    values = np.zeros(n, dtype=np.int64)
-    # One vector operation per bit of the pattern (m ≤ ~25), not per bit of input.
-    for j in range(m):
-        values = (values << 1) | extended[j : j + n]
-    return np.bincount(values, minlength=1 << m)
+    extended = np.concatenate([bits, bits[: m - 1]])
+    counts = np.zeros(1 << m, dtype=np.int64)
+    # One vector operation per bit of the pattern (m ≤ ~25), not per bit of input, over
+    # _CHUNK windows at a time in one reused buffer, so that memory does not grow with n.
+    buffer = np.empty(min(n, _CHUNK), dtype=np.intp)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        values = buffer[: stop - start]
+        values.fill(0)
+        for j in range(m):
+            values <<= 1
+            values |= extended[start + j : stop + j]
+        counts += np.bincount(values, minlength=1 << m)
+    return counts
 
 
 def _marginal_counts(counts: np.ndarray) -> np.ndarray:
@@ -91,9 +99,19 @@ def _marginal_counts(counts: np.ndarray) -> np.ndarray:
     return counts.reshape(-1, 2).sum(axis=1)
 
 
+#: Windows counted per pass in :func:`_cyclic_pattern_counts` (8 MiB of int64 values).
+_CHUNK = 1 << 20
+
+
 def _random_walk(bits: np.ndarray) -> np.ndarray:
-    """Partial sums S_k of X_i = 2ε_i − 1 (§2.13.4 step 2)."""
-    return np.cumsum(2 * bits.astype(np.int64) - 1)
+    """Partial sums S_k of X_i = 2ε_i − 1 (§2.13.4 step 2).
+
+    int32 while |S_k| ≤ n fits, summed in place: 4 bytes per bit rather than 32.
+    """
+    walk = bits.astype(np.int32 if bits.size < 2**31 else np.int64)
+    walk *= 2
+    walk -= 1
+    return np.cumsum(walk, out=walk)
 
 
 # --------------------------------------------------------------------------- §2.9
@@ -162,8 +180,11 @@ def _universal_statistic(bits: np.ndarray, L: int, Q: int) -> tuple[float, int]:
     """Maurer's f_n (§2.9.4 steps 1–5) and the number K of test blocks."""
     n_blocks = bits.size // L
     K = n_blocks - Q
-    weights = 1 << np.arange(L - 1, -1, -1, dtype=np.int64)
-    values = bits[: n_blocks * L].reshape(n_blocks, L).astype(np.int64) @ weights
+    blocks = bits[: n_blocks * L].reshape(n_blocks, L)
+    values = np.zeros(n_blocks, dtype=np.int64)
+    for column in range(L):  # read each block MSB first, one column at a time
+        values <<= 1
+        values |= blocks[:, column]
     # Distance to the previous block with the same value: a stable sort groups equal
     # values with their positions ascending, so each block's predecessor in its group
     # is its last occurrence. A block never seen before counts from position 0, as the
@@ -509,9 +530,13 @@ def cumulative_sums(bits: Any, *, alpha: float = DEFAULT_ALPHA) -> NistTestResul
     bits = as_bits(bits)
     n = bits.size
     walk = _random_walk(bits)
-    z_forward = int(np.abs(walk).max())
-    # The backward walk's partial sums are S_n − S_{n−k}, k = 1..n.
-    z_backward = int(np.abs(walk[-1] - np.concatenate([[0], walk[:-1]])).max())
+    z_forward = max(int(walk.max()), -int(walk.min()))
+    # The backward walk's partial sums are S_n − S_j, j = n−1..0 (S_0 = 0): the largest
+    # |S_n − S_j| is reached at the smallest or the largest S_j.
+    total = int(walk[-1])
+    low = min(0, int(walk[:-1].min())) if n > 1 else 0
+    high = max(0, int(walk[:-1].max())) if n > 1 else 0
+    z_backward = max(abs(total - low), abs(total - high))
     p = (_cusum_p_value(z_forward, n), _cusum_p_value(z_backward, n))
     return NistTestResult(
         "cumulative_sums",
@@ -537,25 +562,26 @@ def _excursion_pi(x: int) -> np.ndarray:
 
 
 def _cycles(bits: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """The walk S (§2.14.4 step 2), the cycle each step belongs to, and J.
+    """The walk S (§2.14.4 step 2), the positions where it is zero, and J.
 
     Bounding S with zeros (S' = 0, S, 0), a cycle runs between successive zeros; the
-    step S_k belongs to the cycle numbered by the zeros before it.
+    step S_k belongs to the cycle numbered by the zeros before it, found by searching
+    the zeros' positions (about √n of them) rather than numbering all n steps.
     """
     walk = _random_walk(bits)
-    zero = walk == 0
-    cycle = np.concatenate([[0], np.cumsum(zero[:-1])])
-    J = int(zero.sum()) + (0 if walk[-1] == 0 else 1)
-    return walk, cycle, J
+    zeros = np.flatnonzero(walk == 0)
+    J = zeros.size + (0 if walk[-1] == 0 else 1)
+    return walk, zeros, J
 
 
 def _excursion_statistics(bits: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """J, the visit-count table ν_k(x) (8 × 6) and χ²(x) for x = −4..−1, 1..4."""
-    walk, cycle, J = _cycles(bits)
+    walk, zeros, J = _cycles(bits)
     nu = np.zeros((_EXCURSION_STATES.size, 6), dtype=np.int64)
     chi2 = np.zeros(_EXCURSION_STATES.size)
     for i, x in enumerate(_EXCURSION_STATES):  # eight states, each one vector pass
-        visits = np.bincount(cycle[walk == x], minlength=J)[:J]
+        cycle = np.searchsorted(zeros, np.flatnonzero(walk == x), side="left")
+        visits = np.bincount(cycle, minlength=J)[:J]
         nu[i] = np.bincount(np.minimum(visits, 5), minlength=6)
         expected = J * _excursion_pi(int(x))
         chi2[i] = np.sum((nu[i] - expected) ** 2 / expected)
@@ -610,7 +636,7 @@ def _variant_statistics(bits: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """J, the visit totals ξ(x) and P-values for x = −9..−1, 1..9 (§2.15.4)."""
     walk, _, J = _cycles(bits)
     # Visits to −9..9 in one bincount; the walk stays in [−n, n].
-    clipped = walk[np.abs(walk) <= 9] + 9
+    clipped = walk[(walk >= -9) & (walk <= 9)] + 9
     xi = np.bincount(clipped, minlength=19)[_VARIANT_STATES + 9]
     p = erfc(np.abs(xi - J) / np.sqrt(2.0 * J * (4 * np.abs(_VARIANT_STATES) - 2)))
     return J, xi, p

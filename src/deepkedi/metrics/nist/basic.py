@@ -56,9 +56,10 @@ def _window_values(bits: np.ndarray, m: int) -> np.ndarray:
     A shift-and-add over the m offsets (m ≤ 32), not over the n positions.
     """
     count = bits.size - m + 1
-    values = np.zeros(count, dtype=np.int64)
+    values = np.zeros(count, dtype=np.intp)
     for k in range(m):
-        values = (values << 1) | bits[k : k + count]
+        values <<= 1
+        values |= bits[k : k + count]
     return values
 
 
@@ -219,8 +220,17 @@ _LONGEST_RUN_TABLES: tuple[tuple[int, int, int, tuple[float, ...]], ...] = (
 )
 
 
+#: Bits handled per pass where a test's temporaries would otherwise grow with n.
+_CHUNK_BITS = 1 << 20
+
+
 def _longest_run_per_row(blocks: np.ndarray) -> np.ndarray:
-    """The longest run of ones in each row of a 2-D 0/1 array."""
+    """The longest run of ones in each row of a 2-D 0/1 array, about 2²⁰ bits per pass."""
+    rows = max(1, _CHUNK_BITS // max(1, blocks.shape[1]))
+    if blocks.shape[0] > rows:
+        return np.concatenate(
+            [_longest_run_per_row(blocks[i : i + rows]) for i in range(0, blocks.shape[0], rows)]
+        )
     n_rows = blocks.shape[0]
     padded = np.zeros((n_rows, blocks.shape[1] + 2), dtype=np.int8)
     padded[:, 1:-1] = blocks
@@ -388,10 +398,14 @@ def rank(
     weights = (
         np.uint64(1) << np.arange(matrix_cols - 1, -1, -1, dtype=np.uint64)
     ).astype(dtype)
-    matrices = (
-        eps[: n_mat * size].reshape(n_mat, matrix_rows, matrix_cols).astype(dtype)
+    matrices = eps[: n_mat * size].reshape(n_mat, matrix_rows, matrix_cols)
+    step = max(1, _CHUNK_BITS // size)  # pack about 2²⁰ bits per pass
+    packed = np.concatenate(
+        [
+            (matrices[i : i + step].astype(dtype) * weights).sum(axis=2, dtype=dtype)
+            for i in range(0, n_mat, step)
+        ]
     )
-    packed = (matrices * weights).sum(axis=2, dtype=dtype)
     ranks = _gf2_ranks(packed, matrix_cols)
     full = min(matrix_rows, matrix_cols)
     counts = np.array(
@@ -467,8 +481,12 @@ def dft(bits: Any) -> NistTestResult:
     n = eps.size
     if n < 2:
         return _not_applicable("dft", f"n = {n} < 2")
-    x = 2.0 * eps - 1.0
-    moduli = np.abs(np.fft.rfft(x)[: n // 2])
+    x = eps.astype(np.float64)
+    x *= 2.0
+    x -= 1.0
+    spectrum = np.fft.rfft(x)
+    del x
+    moduli = np.abs(spectrum[: n // 2])
     threshold = math.sqrt(math.log(1 / 0.05) * n)
     n0 = 0.95 * n / 2.0
     n1 = int(np.count_nonzero(moduli < threshold))
@@ -583,15 +601,15 @@ def non_overlapping_template(
             "non_overlapping_template",
             f"blocks of {block_size} bits are shorter than m = {m}",
         )
-    windows = np.stack(
+    # One block's windows at a time: memory of one block, not of the whole sequence.
+    histogram = np.stack(
         [
-            _window_values(eps[j * block_size : (j + 1) * block_size], m)
+            np.bincount(
+                _window_values(eps[j * block_size : (j + 1) * block_size], m),
+                minlength=1 << m,
+            )
             for j in range(blocks)
         ]
-    )
-    offsets = (np.arange(blocks, dtype=np.int64) << m)[:, None]
-    histogram = np.bincount((windows + offsets).ravel(), minlength=blocks << m).reshape(
-        blocks, 1 << m
     )
     counts = histogram[:, templates]  # (blocks, templates)
     mu = (block_size - m + 1) / 2.0**m
@@ -719,12 +737,16 @@ def overlapping_template(
     else:
         probs = _overlapping_probabilities((block_size - m + 1) / 2.0 ** (m + 1), k)
         source = "SP 800-22 §3.8 approximation (STS 2.1.2)"
-    block_bits = (
-        eps[: n_blocks * block_size].reshape(n_blocks, block_size).astype(np.int32)
+    # A window of m ones ends at j exactly when the m-bit window sum there is m; the
+    # narrowest integer that holds a block's count keeps memory near 2 bytes per bit.
+    csum_dtype = np.int16 if block_size < 2**15 else np.int32
+    csum = np.zeros((n_blocks, block_size + 1), dtype=csum_dtype)
+    np.cumsum(
+        eps[: n_blocks * block_size].reshape(n_blocks, block_size),
+        axis=1,
+        dtype=csum_dtype,
+        out=csum[:, 1:],
     )
-    # A window of m ones ends at j exactly when the m-bit window sum there is m.
-    csum = np.zeros((n_blocks, block_size + 1), dtype=np.int32)
-    np.cumsum(block_bits, axis=1, out=csum[:, 1:])
     matches = np.count_nonzero(csum[:, m:] - csum[:, :-m] == m, axis=1)
     counts = np.bincount(np.minimum(matches, k), minlength=k + 1)
     expected = n_blocks * probs
