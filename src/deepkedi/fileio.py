@@ -54,6 +54,13 @@ def _host_tag() -> str:
 
 
 def _part_name(path: Path) -> str:
+    """``.NAME.kedi-HOST-PID-RANDOM.part``: recognisable, and whose it is.
+
+    Callers take the name *before* creating the file, so that an exception
+    (a signal) arriving right after the creation still finds the name to
+    remove. The pid and 32 random bits make a clash all but impossible, and
+    one only ever with a file that is not ours (``O_EXCL`` refuses it).
+    """
     return f".{path.name[:_NAME_KEEP]}.kedi-{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.part"
 
 
@@ -162,11 +169,17 @@ def _check_target(path: Path, force: bool) -> Path:
 def _commit(tmp: Path, path: Path, force: bool, mode: int) -> None:
     fd = os.open(tmp, os.O_RDONLY)
     try:
-        # The final mode is given only now: while it is written a part file is 0600.
-        os.fchmod(fd, mode & ~_umask() & 0o7777)
         os.fsync(fd)
+        _move_into_place(tmp, path, force)
+        # The final mode only now, once the part's name is gone: a part file is 0600
+        # for as long as it exists, even if the process is killed right here.
+        with contextlib.suppress(OSError):  # a filesystem without modes: the output stays 0600
+            os.fchmod(fd, mode & ~_umask() & 0o7777)
     finally:
         os.close(fd)
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
     if force:
         os.replace(tmp, path)
         return
@@ -184,15 +197,8 @@ def _commit(tmp: Path, path: Path, force: bool, mode: int) -> None:
         tmp.unlink()
 
 
-def _create_part(folder: Path, path: Path) -> tuple[int, Path]:
-    """A new, empty, 0600 part file beside ``path``."""
-    for _ in range(100):
-        tmp = folder / _part_name(path)
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(folder))
+def _open_private(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
 
 
 @contextlib.contextmanager
@@ -222,14 +228,24 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_
     path = Path(path)
     folder = _check_target(path, force)
     _sweep_once(folder)
-    fd, tmp = _create_part(folder, path)
+    tmp: Path | None = None
     try:
+        for _ in range(100):
+            tmp = folder / _part_name(path)  # named before it exists: see _part_name
+            try:
+                fd = _open_private(tmp)
+                break
+            except FileExistsError:
+                tmp = None  # not ours
+        else:
+            raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
         with os.fdopen(fd, "wb") as fh:
             yield fh
         _commit(tmp, path, force, mode)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
 
 
@@ -245,20 +261,22 @@ def atomic_output_path(path: str | Path, *, force: bool = False, mode: int = PRI
     path = Path(path)
     folder = _check_target(path, force)
     _sweep_once(folder)
-    for _ in range(100):
-        tmp_dir = folder / _part_name(path)
-        try:
-            tmp_dir.mkdir(mode=0o700)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(errno.EEXIST, "no free temporary folder name", str(folder))
-    tmp = tmp_dir / path.name
+    tmp_dir: Path | None = None
     try:
+        for _ in range(100):
+            tmp_dir = folder / _part_name(path)  # named before it exists: see _part_name
+            try:
+                tmp_dir.mkdir(mode=0o700)
+                break
+            except FileExistsError:
+                tmp_dir = None  # not ours
+        else:
+            raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+        tmp = tmp_dir / path.name
         yield tmp
         if not tmp.is_file():
             raise FileNotFoundError(f"nothing was written for {path}")
         _commit(tmp, path, force, mode)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
