@@ -120,3 +120,21 @@ def test_a_signal_ignored_by_the_parent_stays_ignored(volume, tmp_path: Path) ->
     process.communicate(timeout=120)
     assert process.returncode == 0
     assert out.exists() and not part_files(tmp_path)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_of_encrypt_and_decrypt(tmp_path: Path) -> None:
+    # The reduced form of `make killtest` (tests/killtest.py: 500 MiB, 20 kills each).
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("killtest", Path(__file__).parents[1] / "killtest.py")
+    assert spec is not None and spec.loader is not None
+    killtest = importlib.util.module_from_spec(spec)
+    sys.modules["killtest"] = killtest  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(killtest)
+    finally:
+        del sys.modules["killtest"]
+    outcomes = killtest.run(tmp_path, mib=32, kills=4, seed=3)  # raises on any unsafe leftover
+    assert [o.kills for o in outcomes] == [4, 4]
+    assert sum(o.parts_left for o in outcomes) > 0  # the kills did land while writing
