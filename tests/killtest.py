@@ -50,7 +50,7 @@ class Outcome:
     kills: int = 0
     finished_before_kill: int = 0
     complete_outputs: int = 0
-    parts_left: int = 0
+    parts_left: int = 0  # part files the killed processes left (the next run removes them)
     write_time: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -129,8 +129,16 @@ def kill_at_random_points(
     for _ in range(kills):
         delay = rng.uniform(0.0, 1.05 * write_time)
         process = _kedi(*args)
+        mine = f"-{process.pid}-"
         deadline = time.monotonic() + 120
-        while not _parts(folder) and process.poll() is None and time.monotonic() < deadline:
+        while process.poll() is None and time.monotonic() < deadline:
+            parts = _parts(folder)
+            if any(mine in p.name for p in parts):
+                # Its own part exists, so it has swept the folder: the last kill's part must be gone.
+                stale = [p.name for p in parts if mine not in p.name]
+                if stale:
+                    outcome.failures.append(f"a new run left the stale part files {stale}")
+                break
             time.sleep(0.001)
         time.sleep(delay)
         if process.poll() is not None:
@@ -148,7 +156,7 @@ def kill_at_random_points(
             else:
                 outcome.complete_outputs += 1
             out.unlink()
-        outcome.parts_left += len(_parts(folder))
+        outcome.parts_left += sum(mine in p.name for p in _parts(folder))
     return outcome
 
 
@@ -216,7 +224,8 @@ def main() -> int:
             return 1
     for o in outcomes:
         print(
-            f"{o.command}: write phase {o.write_time:.2f} s, {o.kills} kills, {o.parts_left} part files left (all private), "
+            f"{o.command}: write phase {o.write_time:.2f} s, {o.kills} kills, "
+            f"{o.parts_left} part files left (all private), "
             f"{o.complete_outputs} complete outputs (kill after the commit), "
             f"{o.finished_before_kill} finished before the kill"
         )
