@@ -312,3 +312,23 @@ def test_verbatim_file_hashes_the_bytes_it_stores(tmp_path: Path, monkeypatch: p
     monkeypatch.undo()
     decrypt_file(tmp_path / "i.kedi", tmp_path / "back.png", KEY)
     assert (tmp_path / "back.png").read_bytes() == original
+
+
+def test_outputs_never_wider_than_their_input_or_0600_when_decrypted(tmp_path: Path) -> None:
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        src = tmp_path / "img.npy"
+        np.save(src, np.eye(6, dtype=np.uint16))
+        for src_mode, container_mode, restored_mode in [(0o644, 0o644, 0o600), (0o640, 0o640, 0o600),
+                                                        (0o600, 0o600, 0o600), (0o400, 0o400, 0o400)]:
+            src.chmod(src_mode)
+            encrypt_file(src, tmp_path / "c.kedi", KEY, force=True)
+            assert stat.S_IMODE((tmp_path / "c.kedi").stat().st_mode) == container_mode
+            decrypt_file(tmp_path / "c.kedi", tmp_path / "back.npy", KEY, force=True)
+            assert stat.S_IMODE((tmp_path / "back.npy").stat().st_mode) == restored_mode
+            (tmp_path / "c.kedi").chmod(0o600)
+            (tmp_path / "back.npy").chmod(0o600)
+    finally:
+        os.umask(old)
