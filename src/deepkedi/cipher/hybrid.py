@@ -616,7 +616,8 @@ def encrypt_file(
         A DICOM, NIfTI, FreeSurfer MGH, PNG, TIFF, JPEG or ``.npy`` file.
     dst
         The container to write. Written atomically; an existing file is kept
-        unless ``force``.
+        unless ``force``. Its permissions are ``src``'s read/write bits,
+        narrowed by the umask (:func:`deepkedi.fileio.output_mode`).
     key
         The master key.
     pattern
@@ -627,7 +628,9 @@ def encrypt_file(
     Raises
     ------
     UnsupportedImageError
-        ``src`` is not a readable image of a supported format.
+        ``src`` is not a readable image of a supported format, or it changed
+        while it was being encrypted (nothing is written then; a container that
+        is written always restores the bytes it read, SHA-256 included).
     OutputExistsError
         ``dst`` exists and ``force`` is false.
     """
@@ -682,6 +685,8 @@ def decrypt_file(
     restored file's SHA-256 is checked against the one recorded at encryption;
     on any failure nothing is written. Containers made in memory
     (:func:`encrypt_image`) are written in the format ``dst``'s suffix names.
+    The restored file is private: at most ``0600``, never wider than the
+    container, narrowed by the umask.
 
     Raises
     ------
