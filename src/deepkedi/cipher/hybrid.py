@@ -29,7 +29,6 @@ import math
 import os
 import struct
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -467,11 +466,6 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
     map, so pages already encrypted do not stay resident: memory stays at one
     batch however large the volume. Those bytes, exactly as read, also feed
     ``sha256`` (a :mod:`hashlib` object) when one is given.
-
-    SHA-256 runs at about a fifth of AES-GCM's speed, so it is computed on a
-    second thread (hashlib releases the GIL) while the caller scans and
-    encrypts the same batch; the buffer is only read by both and is refilled
-    once the hash of it is done.
     """
     planes = _planes(image.pixels, image.channels_last)
     layout = image.source
@@ -482,21 +476,16 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
     plane_shape = planes.shape[1:]
     plane_bytes = planes[0].nbytes
     buffer = np.empty(min(batch, len(planes)) * plane_bytes, dtype=np.uint8)
-    with open(layout.path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as hasher:
+    with open(layout.path, "rb") as fh:
         fh.seek(layout.pixel_offset)
-        hashing: Future[None] | None = None
         for start in range(0, len(planes), batch):
             count = min(batch, len(planes) - start)
             view = buffer[: count * plane_bytes]
-            if hashing is not None:
-                hashing.result()  # the previous batch is hashed: its buffer may be refilled
             if fh.readinto(memoryview(view)) != len(view):
                 raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
             if sha256 is not None:
-                hashing = hasher.submit(sha256.update, memoryview(view))
+                sha256.update(view)
             yield view.view(planes.dtype).reshape((count,) + plane_shape)
-        if hashing is not None:
-            hashing.result()
 
 
 def _write_planes(
