@@ -1,22 +1,156 @@
-"""Atomic, never-clobbering output files.
+"""Atomic, never-clobbering, private output files.
 
 DESIGN.md, "Never lose data": outputs are written to a temporary file in the
 target folder and renamed into place; an existing output is not replaced unless
 asked; a failure leaves no partial output behind.
+
+Permissions: a temporary (part) file is created ``0600`` and stays so while it
+is written, whatever it will hold. Only when it is moved into place does it get
+its final mode, the ``mode`` asked for (``0600`` unless the caller says
+otherwise) narrowed by the process umask: an output is never readable by more
+users than the umask allows, and the encrypt and decrypt recipes never make it
+wider than their input (:func:`output_mode`).
+
+Part files are named ``.NAME.kedi-HOST-PID-RANDOM.part`` (a folder of that name
+for :func:`atomic_output_path`). A failure or an exception (the command line
+turns SIGINT, SIGTERM and SIGHUP into one) removes them; a process killed
+outright (SIGKILL, power loss) cannot, so the first output this process makes
+in a folder sweeps that folder: part files of this host, owned by this user,
+whose process is gone, are removed (:func:`remove_stale_parts`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import socket
+import stat
+import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from deepkedi.errors import OutputError, OutputExistsError
 
-__all__ = ["atomic_output", "atomic_output_path", "check_distinct", "make_output_folder"]
+__all__ = [
+    "atomic_output",
+    "atomic_output_path",
+    "check_distinct",
+    "make_output_folder",
+    "output_mode",
+    "remove_stale_parts",
+]
+
+#: Default permission bits of outputs: owner read/write only.
+PRIVATE_MODE = 0o600
+#: Bytes of the output's name kept in its part-file name (which adds about 40 bytes to it):
+#: a name near the filesystem's 255-byte limit must still have a part file.
+_NAME_KEEP = 64
+_PART_NAME = re.compile(r"^\..*\.kedi-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-z]{8}\.part$")
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+_umask_lock = threading.Lock()
+
+
+def _host_tag() -> str:
+    """Eight hex digits naming this host: a process id means something only on its own host."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _part_name(path: Path) -> str:
+    """``.NAME.kedi-HOST-PID-RANDOM.part``: recognisable, and whose it is.
+
+    Callers take the name *before* creating the file, so that an exception
+    (a signal) arriving right after the creation still finds the name to
+    remove. The pid and 32 random bits make a clash all but impossible, and
+    one only ever with a file that is not ours (``O_EXCL`` refuses it).
+    """
+    kept = os.fsencode(path.name)[:_NAME_KEEP].decode("utf-8", "ignore") or "output"
+    return f".{kept}.kedi-{_host_tag()}-{os.getpid()}-{secrets.token_hex(4)}.part"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    with _umask_lock:  # elsewhere: set and restore (not atomic across threads outside this module)
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def output_mode(src: str | Path, *, at_most: int = PRIVATE_MODE) -> int:
+    """Permission bits for an output made from ``src``: never wider than ``src``'s nor ``at_most``.
+
+    Only read and write bits are kept (an output is never executable); the
+    umask narrows the result further when the file is moved into place.
+    """
+    try:
+        src_mode = stat.S_IMODE(os.stat(src).st_mode)
+    except OSError:
+        return at_most & PRIVATE_MODE
+    return src_mode & at_most & 0o666
+
+
+def _process_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's) or we cannot tell: keep its files
+    return False
+
+
+def remove_stale_parts(folder: str | Path) -> list[Path]:
+    """Remove the part files a killed process left in ``folder``; return what was removed.
+
+    Only names made by this module (``.NAME.kedi-HOST-PID-RANDOM.part``), made
+    on this host, owned by this user, whose process no longer runs, are
+    touched. A pid reused by a newer process keeps its files until it ends.
+    """
+    removed: list[Path] = []
+    host, uid = _host_tag(), os.getuid()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PART_NAME.match(entry.name)
+        if match is None or match["host"] != host:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_uid != uid or not _process_gone(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """Sweep ``folder`` for stale part files the first time this process writes there."""
+    key = os.path.realpath(folder)
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    remove_stale_parts(folder)
 
 
 def check_distinct(src: str | Path, dst: str | Path) -> None:
@@ -40,8 +174,6 @@ def check_distinct(src: str | Path, dst: str | Path) -> None:
 _WRITE_ERRNOS = frozenset(
     code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG) if code is not None
 )
-#: Characters of the output's name kept in its temporary name (which adds about 20 bytes to it).
-_TMP_NAME_CHARS = 64
 
 
 @contextlib.contextmanager
@@ -91,12 +223,20 @@ def _check_target(path: Path, force: bool) -> Path:
     return folder
 
 
-def _commit(tmp: Path, path: Path, force: bool) -> None:
+def _commit(tmp: Path, path: Path, force: bool, mode: int) -> None:
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
+        _move_into_place(tmp, path, force)
+        # The final mode only now, once the part's name is gone: a part file is 0600
+        # for as long as it exists, even if the process is killed right here.
+        with contextlib.suppress(OSError):  # a filesystem without modes: the output stays 0600
+            os.fchmod(fd, mode & ~_umask() & 0o7777)
     finally:
         os.close(fd)
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
     if force:
         os.replace(tmp, path)
         return
@@ -114,8 +254,12 @@ def _commit(tmp: Path, path: Path, force: bool) -> None:
         tmp.unlink()
 
 
+def _open_private(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | Path, *, force: bool = False, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_MODE) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; on success move it to ``path``.
 
     Parameters
@@ -133,55 +277,76 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = 0o644) -
         The output cannot be created, written or moved into place (disk full,
         read-only folder, name too long, no permission); nothing is left behind.
     mode
-        Permission bits of the new file (``0o600`` for key files), set when the
-        temporary file is created, so the content is never readable by others.
+        Permission bits of the output, narrowed by the umask. The temporary file
+        is ``0600`` until it is moved into place, so its content is never
+        readable by others. ``0o644`` for files meant to be shared (public keys).
 
     Yields
     ------
     BinaryIO
-        The temporary file, open for binary writing.
+        The temporary file, open for binary writing (and seekable).
 
     If the body raises, the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
     with _writing(path):
         folder = _check_target(path, force)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".part", dir=folder)
-    tmp = Path(tmp_name)
+        _sweep_once(folder)
+    tmp: Path | None = None
     try:
         with _writing(path):
-            os.fchmod(fd, mode)
+            for _ in range(100):
+                tmp = folder / _part_name(path)  # named before it exists: see _part_name
+                try:
+                    fd = _open_private(tmp)
+                    break
+                except FileExistsError:
+                    tmp = None  # not ours
+            else:
+                raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
         with _writer_body(path), os.fdopen(fd, "wb") as fh:
             yield fh
         with _writing(path):
-            _commit(tmp, path, force)
+            _commit(tmp, path, force, mode)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         raise
 
 
 @contextlib.contextmanager
-def atomic_output_path(path: str | Path, *, force: bool = False) -> Iterator[Path]:
+def atomic_output_path(path: str | Path, *, force: bool = False, mode: int = PRIVATE_MODE) -> Iterator[Path]:
     """Like :func:`atomic_output`, for writers that need a file name.
 
     Yields a fresh temporary path in the target folder ending with the same
-    suffixes as ``path`` (so suffix-driven writers pick the right format).
+    suffixes as ``path`` (so suffix-driven writers pick the right format),
+    inside a ``0700`` part folder: whatever mode the writer gives the file,
+    nobody else can read it before it is moved into place with ``mode``.
     """
     path = Path(path)
     with _writing(path):
         folder = _check_target(path, force)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".part", dir=folder))
-    tmp = tmp_dir / path.name
+        _sweep_once(folder)
+    tmp_dir: Path | None = None
     try:
+        with _writing(path):
+            for _ in range(100):
+                tmp_dir = folder / _part_name(path)  # named before it exists: see _part_name
+                try:
+                    tmp_dir.mkdir(mode=0o700)
+                    break
+                except FileExistsError:
+                    tmp_dir = None  # not ours
+            else:
+                raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
+        tmp = tmp_dir / path.name
         with _writer_body(path):
             yield tmp
         with _writing(path):
             if not tmp.is_file():
                 raise FileNotFoundError(f"nothing was written for {path}")
-            _commit(tmp, path, force)
+            _commit(tmp, path, force, mode)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        with contextlib.suppress(OSError):
-            tmp_dir.rmdir()
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)

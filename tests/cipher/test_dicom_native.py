@@ -651,3 +651,28 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
         decrypt_dicom_native(tmp_path / "absent.dcm", tmp_path / "out.dcm", key)
     with pytest.raises(UnsupportedImageError, match="cannot be read"):
         encrypt_dicom_native(tmp_path / "absent.dcm", tmp_path / "out.dcm", key)
+
+
+
+
+def test_file_rewritten_during_encryption_still_restores(tmp_path: Path, key: Key) -> None:
+    # The embedded container's SHA-256 covers the bytes it carries, read once: a DICOM
+    # file rewritten (same size and mtime) while it is encrypted still restores.
+    src = tmp_path / "ct.dcm"
+    shutil.copy(next(s.path for s in DICOM_SAMPLES if s.path.name == "CT_small.dcm"), src)
+    layout = read_image(src).source
+    assert layout is not None and layout.restore == "splice"
+    calls: list[int] = []
+
+    def rewrite_pixels(done: int, total: int) -> None:
+        if not calls:  # the restoration section is sealed in, the pixel words are not read yet
+            before = src.stat()
+            with open(src, "r+b") as fh:
+                fh.seek(layout.pixel_offset)
+                fh.write(bytes(100))
+            os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+        calls.append(done)
+
+    encrypt_dicom_native(src, tmp_path / "enc.dcm", key, progress=rewrite_pixels)
+    decrypt_dicom_native(tmp_path / "enc.dcm", tmp_path / "back.dcm", key)
+    assert (tmp_path / "back.dcm").read_bytes() == src.read_bytes()

@@ -319,3 +319,94 @@ def test_a_fifo_is_not_a_container(tmp_path: Path, fifo: Path) -> None:
     assert not (tmp_path / "out.npy").exists()
     with pytest.raises(FormatError, match="cannot be read"):  # a missing file keeps its error
         decrypt_file(tmp_path / "absent.kedi", tmp_path / "out.npy", generate_key(gan=False))
+
+
+def _volume_file(tmp_path: Path) -> Path:
+    src = tmp_path / "vol.npy"
+    np.save(src, np.random.default_rng(3).integers(0, 4000, (6, 64, 64), dtype=np.uint16))
+    return src
+
+
+def _rewrite_pixels(src: Path, *, keep_mtime: bool) -> None:
+    before = src.stat()
+    with open(src, "r+b") as fh:
+        fh.seek(-100, os.SEEK_END)
+        fh.write(os.urandom(100))
+    if keep_mtime:  # as `cp -p` or `rsync -t` would leave it
+        os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_file_rewritten_unnoticed_during_encryption_still_decrypts(tmp_path: Path) -> None:
+    # The recorded SHA-256 covers the bytes encrypted, read once: whatever happens to
+    # the file meanwhile, a container that is written restores byte for byte.
+    src = _volume_file(tmp_path)
+    calls = []
+
+    def rewrite_after_the_header(done: int, total: int) -> None:
+        if not calls:  # first call: the restoration section is in, the pixels are not read yet
+            _rewrite_pixels(src, keep_mtime=True)
+        calls.append(done)
+
+    encrypt_file(src, tmp_path / "v.kedi", KEY, progress=rewrite_after_the_header)
+    decrypt_file(tmp_path / "v.kedi", tmp_path / "back.npy", KEY)
+    assert (tmp_path / "back.npy").read_bytes() == src.read_bytes()
+
+
+def test_file_rewritten_during_encryption_fails_and_writes_nothing(tmp_path: Path) -> None:
+    src = _volume_file(tmp_path)
+    calls = []
+
+    def rewrite_after_the_header(done: int, total: int) -> None:
+        if not calls:
+            _rewrite_pixels(src, keep_mtime=False)
+        calls.append(done)
+
+    with pytest.raises(UnsupportedImageError, match="changed"):
+        encrypt_file(src, tmp_path / "v.kedi", KEY, progress=rewrite_after_the_header)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vol.npy"]
+
+
+def test_verbatim_file_hashes_the_bytes_it_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A compressed file is carried whole: the digest must be of those bytes, not of a later read.
+    from deepkedi.imaging import write_image
+
+    src = tmp_path / "img.png"
+    write_image(MedicalImage(np.random.default_rng(1).integers(0, 255, (32, 32), dtype=np.uint8)), src)
+    original = src.read_bytes()
+    read_bytes = Path.read_bytes
+
+    def read_then_rewrite(path: Path) -> bytes:
+        data = read_bytes(path)
+        if path == src:  # rewritten (same size, same mtime) right after it was read
+            before = os.stat(src)
+            with open(src, "r+b") as fh:
+                fh.seek(-1, os.SEEK_END)
+                fh.write(bytes([data[-1] ^ 1]))
+            os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
+        return data
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_rewrite)
+    encrypt_file(src, tmp_path / "i.kedi", KEY)
+    monkeypatch.undo()
+    decrypt_file(tmp_path / "i.kedi", tmp_path / "back.png", KEY)
+    assert (tmp_path / "back.png").read_bytes() == original
+
+
+def test_outputs_never_wider_than_their_input_or_0600_when_decrypted(tmp_path: Path) -> None:
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        src = tmp_path / "img.npy"
+        np.save(src, np.eye(6, dtype=np.uint16))
+        for src_mode, container_mode, restored_mode in [(0o644, 0o644, 0o600), (0o640, 0o640, 0o600),
+                                                        (0o600, 0o600, 0o600), (0o400, 0o400, 0o400)]:
+            src.chmod(src_mode)
+            encrypt_file(src, tmp_path / "c.kedi", KEY, force=True)
+            assert stat.S_IMODE((tmp_path / "c.kedi").stat().st_mode) == container_mode
+            decrypt_file(tmp_path / "c.kedi", tmp_path / "back.npy", KEY, force=True)
+            assert stat.S_IMODE((tmp_path / "back.npy").stat().st_mode) == restored_mode
+            (tmp_path / "c.kedi").chmod(0o600)
+            (tmp_path / "back.npy").chmod(0o600)
+    finally:
+        os.umask(old)

@@ -396,3 +396,20 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path, fifo: Path) -> None:
         encrypt_file_paper(fifo, tmp_path / "out.kedi", key_image)
     with pytest.raises(FormatError, match="cannot be read"):  # a missing file keeps its error
         decrypt_file_paper(tmp_path / "absent.kedi", tmp_path / "out.npy", key_image)
+
+
+def test_containers_and_restored_images_are_private(tmp_path: Path, brain_npy: Path) -> None:
+    # An XOR container reveals its image to anyone holding one known image: as private as a decryption.
+    import os
+    import stat
+
+    key = _key_for(np.uint16, np.load(brain_npy).shape)
+    old = os.umask(0o022)
+    try:
+        brain_npy.chmod(0o644)
+        encrypt_file_paper(brain_npy, tmp_path / "brain.kedi", key, seed=1)
+        decrypt_file_paper(tmp_path / "brain.kedi", tmp_path / "restored.png", key, despeckle=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "brain.kedi").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "restored.png").stat().st_mode) == 0o600

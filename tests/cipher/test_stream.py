@@ -103,3 +103,34 @@ def test_empty_payload_round_trip() -> None:
     assert len(sink.getvalue()) == 16
     reader = SegmentReader(KEY, PREFIX, AAD, 16, 0, io.BytesIO(sink.getvalue()))
     reader.finish()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    payload=st.binary(min_size=1, max_size=3000),
+    size=st.integers(1, 700),
+    data=st.data(),
+)
+def test_held_segments_are_patched_then_sealed_in_place(payload: bytes, size: int, data: st.DataObject) -> None:
+    hold = data.draw(st.integers(1, len(payload)))
+    at = data.draw(st.integers(0, hold - 1))
+    patch = data.draw(st.binary(min_size=1, max_size=hold - at))
+    sink = io.BytesIO()
+    sink.write(b"H")  # the writer starts at the sink's current offset
+    writer = SegmentWriter(KEY, PREFIX, AAD, size, len(payload), sink, hold=hold)
+    cut = data.draw(st.integers(0, len(payload)))
+    writer.write(payload[:cut])
+    writer.write(payload[cut:])
+    writer.patch(at, patch)
+    writer.close()
+    expected = payload[:at] + patch + payload[at + len(patch) :]
+    assert sink.getvalue() == b"H" + _sealed(expected, size)
+
+
+def test_patch_outside_the_held_range_is_refused() -> None:
+    writer = SegmentWriter(KEY, PREFIX, AAD, 4, 12, io.BytesIO(), hold=3)
+    writer.write(b"abcdefgh")
+    with pytest.raises(ValueError, match="held"):
+        writer.patch(4, b"x")  # segment 1 is not held
+    with pytest.raises(ValueError, match="held"):
+        writer.patch(0, b"\x00" * 9)  # past what was written

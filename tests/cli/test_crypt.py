@@ -224,3 +224,49 @@ def test_crafted_scrypt_parameters_in_a_key_file_exit_4_before_scrypt(
     assert result.exit_code == 4, result.stderr
     assert result.stderr.count("\n") == 1 and "scrypt parameters" in result.stderr
     assert not (tmp_path / "r.npy").exists()
+
+
+def test_output_never_replaces_the_key_the_keystore_or_the_input(tmp_path: Path, kedi, keyfile: Path) -> None:
+    src = tmp_path / "slice.npy"
+    np.save(src, np.arange(20, dtype=np.uint8).reshape(4, 5))
+    (tmp_path / "pass").write_text("pw\n")
+    link = tmp_path / "link.key"
+    link.symlink_to(keyfile)
+    hard = tmp_path / "hard.npy"
+    os.link(src, hard)
+    keystore = tmp_path / "ks.db"
+    keystore.write_bytes(b"a keystore")
+    kept = {p: p.read_bytes() for p in (src, keyfile, keystore, tmp_path / "pass")}
+    cases = [
+        ("encrypt", src, keyfile, ("--key", keyfile), "the key file"),
+        ("encrypt", src, link, ("--key", keyfile), "the key file"),  # through a symbolic link
+        ("encrypt", src, keyfile, ("--key", link), "the key file"),
+        ("encrypt", src, hard, ("--key", keyfile), "the input"),  # through a hard link
+        ("encrypt", src, tmp_path / "pass", ("--key", keyfile, "--passphrase-file", tmp_path / "pass"),
+         "the passphrase file"),
+        ("encrypt", src, keystore, ("--keystore", f"sqlite:///{keystore}", "--key-id", "0" * 32), "the keystore"),
+        ("encrypt", src, keystore, ("--keystore", str(keystore), "--key-id", "0" * 32), "the keystore"),
+        ("encrypt", src, keyfile, ("--suite", "paper", "--key", keyfile), "the key file"),
+        ("decrypt", src, keyfile, ("--key", keyfile), "the key file"),
+        ("decrypt", src, keystore, ("--keystore", f"sqlite:///{keystore}", "--key-id", "0" * 32), "the keystore"),
+    ]
+    for command, input, output, options, what in cases:
+        result = kedi(command, input, "-o", output, *options, "--force")
+        assert result.exit_code == 2, (command, output, result.stderr)
+        assert what in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert link.resolve() == keyfile.resolve()
+
+
+def test_folder_output_never_replaces_the_key(tmp_path: Path, kedi, keyfile: Path) -> None:
+    tree = tmp_path / "study"
+    tree.mkdir()
+    np.save(tree / "a.npy", np.eye(4, dtype=np.uint8))
+    enc = tmp_path / "enc"
+    assert kedi("encrypt", tree, "-o", enc, "--key", keyfile).exit_code == 0
+    # a container named like the key, in the folder the key sits in: decrypting would replace the key
+    shutil.copy(enc / "a.npy.kedi", tmp_path / "site.key.kedi")
+    before = keyfile.read_bytes()
+    result = kedi("decrypt", tmp_path, "-o", tmp_path, "--key", keyfile, "--force")
+    assert result.exit_code == 2 and "the key file" in result.stderr
+    assert keyfile.read_bytes() == before

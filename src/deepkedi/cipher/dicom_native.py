@@ -71,7 +71,6 @@ from deepkedi.cipher.hybrid import (
     Progress,
     _batch_sizes,
     _encrypt_file_from_parts,
-    _file_sha256,
     _pixel_ranges,
     _plane_layout,
     _read_exactly,
@@ -508,6 +507,12 @@ def _require_dicom(path: Path) -> None:
         )
 
 
+def _content_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex): names an input that carries no UID of its own."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def encrypt_dicom_native(
     input: str | Path,
     output: str | Path,
@@ -602,7 +607,7 @@ def encrypt_dicom_native(
                     # one) gets a new UID made from its Media Storage SOP Instance UID, or else
                     # from its content, so that one file always maps to one new UID under a key.
                     media = _uid_value(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None))
-                    ds.SOPInstanceUID = new_uid(media or "sha256:" + _file_sha256(src))
+                    ds.SOPInstanceUID = new_uid(media or "sha256:" + _content_sha256(src))
                 if big_endian:
                     _words_to_little_endian(ds)
                 pixel_tag, pixel_vr = _describe_pixels(ds, image, header)

@@ -50,7 +50,7 @@ from deepkedi.cipher.format import (
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
 from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
-from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
+from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyfile import Key
@@ -465,12 +465,19 @@ class _Source:
     suffix: bytes
 
 
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+#: Stands for the SHA-256 in the meta until the digest is known: same length,
+#: so the restoration section's layout does not change when it is filled in.
+_SHA256_PLACEHOLDER = "0" * 64
 
 
 def _describe_source(image: MedicalImage) -> _Source:
+    """The restoration section of ``image``'s file, with a placeholder for its SHA-256.
+
+    The digest is computed by :func:`_encrypt_file_from_parts` over the very
+    bytes it encrypts (prefix, pixel words as read, suffix), never by a
+    separate read of the file: a file that changes meanwhile cannot leave a
+    container whose recorded digest contradicts its content.
+    """
     layout = image.source
     meta: dict[str, Any] = {"image": _image_meta(image, "image")}
     if layout is None:
@@ -487,16 +494,42 @@ def _describe_source(image: MedicalImage) -> _Source:
             raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
         meta["restore"] = "verbatim"
     meta["size"] = layout.size
-    meta["sha256"] = _file_sha256(layout.path)
+    meta["sha256"] = _SHA256_PLACEHOLDER
     return _Source(meta=meta, prefix=prefix, suffix=suffix)
 
 
-def _plane_batches(image: MedicalImage, batch: int) -> Iterator[np.ndarray]:
+def _file_identity(image: MedicalImage) -> tuple[int, int, int, int] | None:
+    """Inode, device, size and modification time of the image's source file, to notice a rewrite."""
+    if image.source is None:
+        return None
+    try:
+        info = os.stat(image.source.path)
+    except OSError as exc:
+        raise UnsupportedImageError(f"{image.source.path}: cannot be read ({exc.strerror or exc})") from None
+    return info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns
+
+
+def _sha256_offset(head: bytes) -> int:
+    """Where the SHA-256 placeholder's hex digits start in a restoration head.
+
+    The meta JSON has sorted keys: the top-level ``"sha256"`` comes after
+    ``"image"`` (whose metadata could hold anything) and before ``"size"`` and
+    ``"stored_dtype"`` (a number and a dtype string), so it is the last match.
+    """
+    needle = b'"sha256":"' + _SHA256_PLACEHOLDER.encode("ascii") + b'"'
+    at = head.rfind(needle)
+    if at < 0:
+        raise AssertionError("the restoration head has no SHA-256 placeholder")
+    return at + len(b'"sha256":"')
+
+
+def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Iterator[np.ndarray]:
     """The image's planes, ``batch`` at a time.
 
     Spliceable files are read with ``readinto`` rather than through the memory
     map, so pages already encrypted do not stay resident: memory stays at one
-    batch however large the volume.
+    batch however large the volume. Those bytes, exactly as read, also feed
+    ``sha256`` (a :mod:`hashlib` object) when one is given.
     """
     planes = _planes(image.pixels, image.channels_last)
     layout = image.source
@@ -514,6 +547,8 @@ def _plane_batches(image: MedicalImage, batch: int) -> Iterator[np.ndarray]:
             view = buffer[: count * plane_bytes]
             if fh.readinto(memoryview(view)) != len(view):
                 raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
+            if sha256 is not None:
+                sha256.update(view)
             yield view.view(planes.dtype).reshape((count,) + plane_shape)
 
 
@@ -522,12 +557,13 @@ def _write_planes(
     image: MedicalImage,
     header: ContainerHeader,
     progress: Callable[[int], None],
+    sha256: Any = None,
 ) -> None:
     n_planes = _planes(image.pixels, image.channels_last).shape[0]
     plane_bytes = header.pixel_length // n_planes
     batch = max(1, _BATCH_BYTES // plane_bytes)
     buffer = np.empty(min(batch, n_planes) * plane_bytes, dtype=np.uint8)
-    for chunk in _plane_batches(image, batch):
+    for chunk in _plane_batches(image, batch, sha256):
         nbytes = len(chunk) * plane_bytes
         out = _scanned_view(buffer[:nbytes], header)
         zigzag_scan(chunk, header.pattern, channels_last=header.channels_last, out=out)
@@ -558,6 +594,7 @@ def _encrypt_file_from_parts(
     check_distinct(src, dst)
     if image is None:
         image = read_image(src)
+    seen = _file_identity(image)
     source = _describe_source(image)
     head = _residual_head(source.meta, len(source.prefix))
     residual_length = _residual_length(head, len(source.prefix), len(source.suffix))
@@ -582,15 +619,32 @@ def _encrypt_file_from_parts(
         if progress is not None:
             progress(done, total)
 
-    with atomic_output(dst, force=force) as fh:
+    # One pass: the SHA-256 of the original covers exactly the bytes encrypted
+    # (prefix, pixel words as read, suffix), so the container always restores a
+    # file that matches it. The segments holding the digest are sealed last.
+    sha_at = _sha256_offset(head)
+    sha256 = hashlib.sha256(source.prefix)
+    splice = source.meta["restore"] == "splice"
+    with atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666)) as fh:
         fh.write(aad)
         writer = SegmentWriter(
-            AESGCM(derive_file_key(key.secret, salt)), nonce_prefix, aad, segment_size, header.payload_length, fh
+            AESGCM(derive_file_key(key.secret, salt)),
+            nonce_prefix,
+            aad,
+            segment_size,
+            header.payload_length,
+            fh,
+            hold=sha_at + len(_SHA256_PLACEHOLDER),
         )
         for part in (head, source.prefix, _U64.pack(len(source.suffix)), source.suffix):
             writer.write(part)
         advance(residual_length)
-        _write_planes(writer, image, header, advance)
+        _write_planes(writer, image, header, advance, sha256 if splice else None)
+        if _file_identity(image) != seen:
+            # The container would restore a mix of two versions: refuse, nothing is written.
+            raise UnsupportedImageError(f"{src}: the file changed while it was being encrypted; try again")
+        sha256.update(source.suffix)
+        writer.patch(sha_at, sha256.hexdigest().encode("ascii"))
         writer.close()
     return header
 
@@ -616,7 +670,8 @@ def encrypt_file(
         A DICOM, NIfTI, FreeSurfer MGH, PNG, TIFF, JPEG or ``.npy`` file.
     dst
         The container to write. Written atomically; an existing file is kept
-        unless ``force``.
+        unless ``force``. Its permissions are ``src``'s read/write bits,
+        narrowed by the umask (:func:`deepkedi.fileio.output_mode`).
     key
         The master key.
     pattern
@@ -627,7 +682,9 @@ def encrypt_file(
     Raises
     ------
     UnsupportedImageError
-        ``src`` is not a readable image of a supported format.
+        ``src`` is not a readable image of a supported format, or it changed
+        while it was being encrypted (nothing is written then; a container that
+        is written always restores the bytes it read, SHA-256 included).
     OutputExistsError
         ``dst`` exists and ``force`` is false.
     """
@@ -682,6 +739,8 @@ def decrypt_file(
     restored file's SHA-256 is checked against the one recorded at encryption;
     on any failure nothing is written. Containers made in memory
     (:func:`encrypt_image`) are written in the format ``dst``'s suffix names.
+    The restored file is private: at most ``0600``, never wider than the
+    container, narrowed by the umask.
 
     Raises
     ------
@@ -724,10 +783,10 @@ def decrypt_file(
         meta, _ = _read_meta(memoryview(_U32.pack(meta_length) + reader.read(meta_length)))
         (prefix_length,) = _U64.unpack(reader.read(8))
         if meta["restore"] == "none":
-            _decrypt_in_memory_container(reader, header, meta, prefix_length, dst, force)
+            _decrypt_in_memory_container(reader, header, meta, prefix_length, dst, force, output_mode(src))
             return header
         expected_sha = meta.get("sha256")
-        with atomic_output(dst, force=force) as out:
+        with atomic_output(dst, force=force, mode=output_mode(src)) as out:
             sink = _HashingSink(out)
             if prefix_length > reader.remaining:
                 raise AuthenticationError()
@@ -779,6 +838,7 @@ def _decrypt_in_memory_container(
     prefix_length: int,
     dst: Path,
     force: bool,
+    mode: int,
 ) -> None:
     if prefix_length != 0:
         raise AuthenticationError()
@@ -791,7 +851,7 @@ def _decrypt_in_memory_container(
     info = meta.get("image", {})
     pixels = _unscan_pixels(_scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     image = _image_from_meta(meta, pixels)
-    with atomic_output_path(dst, force=force) as tmp:
+    with atomic_output_path(dst, force=force, mode=mode) as tmp:
         if dst.suffix.lower() == ".npy" or info.get("kind") == "ndarray" and not dst.suffix:
             np.save(tmp, pixels)
         else:

@@ -57,7 +57,7 @@ from deepkedi.cipher.format import (
     parse_header,
 )
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
-from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
+from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
 from deepkedi.keys.keyimage import KeyImage
@@ -400,7 +400,8 @@ def encrypt_file_paper(
     except ValueError as exc:  # the image itself: too many dimensions for a container
         raise UnsupportedImageError(f"{src}: the container cannot hold this image: {exc}") from None
     cipher = paper_encrypt_pixels(pixels, key_image, pattern=pattern, speckle=True, rng=seed)
-    with atomic_output(dst, force=force) as fh:
+    # An XOR container reveals the image to anyone with one known plaintext: as private as the image.
+    with atomic_output(dst, force=force, mode=output_mode(src)) as fh:
         fh.write(_container(header, cipher))
     return header
 
@@ -446,6 +447,6 @@ def decrypt_file_paper(
     header, data = _read_paper_container(src)
     cipher = _open_container(header, memoryview(data)[header.encoded_length :], key_image, len(data))
     pixels = paper_decrypt_pixels(cipher, key_image, pattern=header.pattern, despeckle=despeckle)
-    with atomic_output_path(dst, force=force) as tmp:
+    with atomic_output_path(dst, force=force, mode=output_mode(src)) as tmp:
         write_image(MedicalImage(pixels=pixels, format=header.format), tmp)
     return header

@@ -109,6 +109,12 @@ class SegmentWriter(_Segments):
         Exact number of bytes that will be written; :meth:`close` checks it.
     sink
         Binary file receiving ``ciphertext ‖ tag`` per segment.
+    hold
+        Keep the segments covering the first ``hold`` payload bytes unsealed
+        until :meth:`close`, so that :meth:`patch` can still change those bytes
+        (a digest of the rest of the payload, computed while it streams). Their
+        room in ``sink`` is reserved with zeros and filled at :meth:`close`,
+        which needs a seekable ``sink``. Held segments stay in memory.
     """
 
     def __init__(
@@ -119,17 +125,47 @@ class SegmentWriter(_Segments):
         segment_size: int,
         payload_length: int,
         sink: BinaryIO,
+        *,
+        hold: int = 0,
     ) -> None:
         super().__init__(aead, nonce_prefix, aad, segment_size, payload_length)
+        if not 0 <= hold <= payload_length:
+            raise ValueError(f"hold must be between 0 and the payload length, not {hold}")
         self._sink = sink
         self._buf = bytearray(segment_size)
         self._fill = 0
         self._written = 0
+        self._hold_segments = -(-hold // segment_size)
+        #: (sink offset, plaintext) of each held segment, in counter order.
+        self._held: list[tuple[int, bytearray]] = []
 
     def _seal(self, chunk: memoryview | bytearray) -> None:
-        last = self._counter == self._n - 1
-        self._sink.write(self._aead.encrypt(segment_nonce(self._prefix, self._counter, last), chunk, self._aad))
+        if self._counter < self._hold_segments:
+            self._held.append((self._sink.tell(), bytearray(chunk)))
+            self._sink.write(bytes(len(chunk) + TAG_SIZE))
+            self._counter += 1
+            return
+        self._sink.write(self._seal_one(self._counter, chunk))
         self._counter += 1
+
+    def _seal_one(self, counter: int, chunk: memoryview | bytearray) -> bytes:
+        last = counter == self._n - 1
+        return self._aead.encrypt(segment_nonce(self._prefix, counter, last), chunk, self._aad)
+
+    def patch(self, offset: int, data: bytes) -> None:
+        """Replace payload bytes ``offset``…``offset + len(data)`` inside the held range.
+
+        Only bytes already written and still held (``hold`` at construction) can
+        be patched; call it before :meth:`close`.
+        """
+        end = offset + len(data)
+        if offset < 0 or end > min(self._written, self._hold_segments * self._size):
+            raise ValueError("only payload bytes already written and held can be patched")
+        for i in range(offset // self._size, -(-end // self._size)):
+            seg_start = i * self._size
+            lo, hi = max(offset, seg_start), min(end, seg_start + self._size)
+            target = self._held[i][1] if i < len(self._held) else self._buf
+            target[lo - seg_start : hi - seg_start] = data[lo - offset : hi - offset]
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` to the payload."""
@@ -159,6 +195,14 @@ class SegmentWriter(_Segments):
         self._seal(memoryview(self._buf)[: self._fill])
         if self._counter != self._n:
             raise AssertionError("segment count mismatch")
+        if self._held:
+            end = self._sink.tell()
+            for counter, (offset, chunk) in enumerate(self._held):
+                self._sink.seek(offset)
+                self._sink.write(self._seal_one(counter, chunk))
+                chunk[:] = bytes(len(chunk))  # no plaintext left behind in memory
+            self._held.clear()
+            self._sink.seek(end)
 
 
 class SegmentReader(_Segments):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+from typing import Optional
+
 import typer
 
 from deepkedi import __version__
@@ -41,6 +45,33 @@ def _register() -> None:
 _register()
 
 
+#: Signals that end `kedi` through the normal unwinding path, so that every
+#: ``with`` block runs its cleanup (part files removed, keystore sessions rolled back).
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+def _stop(signum: int, frame: Optional[FrameType]) -> None:
+    # Further signals are ignored from now on so that they cannot interrupt the cleanup
+    # (a second Ctrl-C would otherwise leave a part file behind); SIGKILL still ends it.
+    for other in _STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise SystemExit(128 + signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGINT, SIGTERM and SIGHUP into ``SystemExit(128 + signal)``.
+
+    Only the command line does this (libraries leave the process's signals
+    alone). A signal that the parent process ignores (``nohup``) stays ignored.
+    """
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _stop)
+
+
 def main() -> None:
     """Entry point of the `kedi` script."""
+    install_signal_handlers()
     app()

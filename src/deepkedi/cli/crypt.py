@@ -6,7 +6,7 @@ import enum
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Iterable, Optional, Sequence
 
 import typer
 from rich.markup import escape
@@ -89,6 +89,46 @@ def _tree_jobs(src: Path, dst: Path, rename: Callable[[str], str | None]) -> lis
     return jobs
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one existing file (through symbolic or hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False  # one of them does not exist: nothing to overwrite
+
+
+def _protected_files(
+    input: Path,
+    key: Path | None,
+    keystore: str | None,
+    key_id: str | None,
+    passphrase_file: Path | None,
+) -> list[tuple[Path, str]]:
+    """The files a command reads and must never write over, each with what it is."""
+    protected = [(input, "the input"), (key, "the key file"), (passphrase_file, "the passphrase file")]
+    if key is None:  # the key comes from the keystore
+        from deepkedi.cli.keys import resolve_keystore_url
+
+        url = resolve_keystore_url(keystore)
+        if url.startswith("sqlite:///"):
+            database = Path(url[len("sqlite:///") :].split("?", 1)[0])
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                protected.append((database.with_name(database.name + suffix), "the keystore"))
+    return [(path, what) for path, what in protected if path is not None]
+
+
+def _refuse_overwriting(outputs: Iterable[Path], protected: Sequence[tuple[Path, str]]) -> None:
+    """Usage error, before any work, when an output would replace the input, the key or the keystore.
+
+    ``--force`` replaces existing outputs; it must never turn the key a container
+    needs into that container.
+    """
+    for output in outputs:
+        for path, what in protected:
+            if _same_file(output, path):
+                fail(f"the output {output} is {what} ({path}); choose another output path", EXIT_USAGE)
+
+
 def _run_one(action: Callable[..., object], src: Path, dst: Path, key: Key, force: bool, **options: object) -> None:
     size = src.stat().st_size if src.exists() else 0
     if size < _PROGRESS_MIN_BYTES or not err_console.is_terminal:
@@ -113,8 +153,11 @@ def _run_tree(
     key: Key,
     force: bool,
     verb: str,
+    *,
+    protected: Sequence[tuple[Path, str]] = (),
     **options: object,
 ) -> None:
+    _refuse_overwriting((dst for _, dst in jobs), protected)
     failures: list[_Failure] = []
     with _progress() as bar:
         task = bar.add_task(verb, total=sum(src.stat().st_size for src, _ in jobs))
@@ -256,6 +299,9 @@ def encrypt(
     """
     if as_dicom and suite is SuiteChoice.paper:
         fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
+    protected = _protected_files(input, key, keystore, key_id, passphrase_file)
+    if not input.is_dir() and not all_patterns:
+        _refuse_overwriting([output], protected)
     if suite is SuiteChoice.paper:
         _warn_paper()
         if key is None:
@@ -287,12 +333,12 @@ def encrypt(
         )
     if as_dicom:
         _encrypt_as_dicom(input, output, lambda: _master(key, keystore, key_id, passphrase_file),
-                          pattern=pattern, force=force)
+                          pattern=pattern, force=force, protected=protected)
         return
     master = _master(key, keystore, key_id, passphrase_file)
     if input.is_dir():
         jobs = _tree_jobs(input, output, lambda name: name + CONTAINER_SUFFIX)
-        _run_tree(encrypt_file, jobs, master, force, "encrypted", pattern=pattern)
+        _run_tree(encrypt_file, jobs, master, force, "encrypted", protected=protected, pattern=pattern)
         return
     _run_one(encrypt_file, input, output, master, force, pattern=pattern)
 
@@ -339,7 +385,13 @@ def _looks_like_dicom(path: Path) -> bool:
 
 
 def _encrypt_as_dicom(
-    input: Path, output: Path, get_key: Callable[[], Key], *, pattern: ZigzagPattern, force: bool
+    input: Path,
+    output: Path,
+    get_key: Callable[[], Key],
+    *,
+    pattern: ZigzagPattern,
+    force: bool,
+    protected: Sequence[tuple[Path, str]] = (),
 ) -> None:
     """`kedi encrypt --as-dicom`: one DICOM file, or every DICOM file of a folder tree under the same names."""
     if input.is_dir():
@@ -351,7 +403,9 @@ def _encrypt_as_dicom(
         skipped = len(jobs) - len(dicom_jobs)
         if skipped:
             err_console.print(f"kedi: note: skipped {skipped} non-DICOM file(s) (--as-dicom)", markup=False)
-        _run_tree(encrypt_dicom_native, dicom_jobs, master, force, "encrypted", pattern=pattern)
+        _run_tree(
+            encrypt_dicom_native, dicom_jobs, master, force, "encrypted", protected=protected, pattern=pattern
+        )
         return
     if not _looks_like_dicom(input):
         fail(
@@ -436,6 +490,9 @@ def decrypt(
         fail(f"{input}: no such file or folder", EXIT_INPUT)
     _check_input_file(input)
     _check_input_file(key, KeyFileError)
+    protected = _protected_files(input, key, keystore, key_id, passphrase_file)
+    if not input.is_dir():
+        _refuse_overwriting([output], protected)
     key_is_image = key is not None and _is_key_image(key)
     if input.is_dir():
         if key_is_image:
@@ -443,7 +500,7 @@ def decrypt(
         if key is None and key_id is None:
             fail("decrypting a folder from the keystore needs --key-id ID (one key for the folder)", EXIT_USAGE)
         master = _master(key, keystore, key_id, passphrase_file)
-        _run_tree(_decrypt_any, _decrypt_jobs(input, output), master, force, "decrypted")
+        _run_tree(_decrypt_any, _decrypt_jobs(input, output), master, force, "decrypted", protected=protected)
         return
     if key is None:
         key_id = key_id or _named_key_id(input)
