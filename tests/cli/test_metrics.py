@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deepkedi.metrics.nist import TEST_NAMES
 
@@ -40,6 +41,25 @@ def test_metrics_of_an_image_and_of_a_cipher_image(tmp_path: Path, kedi, keyfile
     assert same["against"]["quality"]["ssim"] == 1.0
     table = kedi("metrics", a)
     assert table.exit_code == 0 and "local entropy" in table.stdout
+
+
+def test_metrics_ssim_of_colour_images_is_per_channel(tmp_path: Path, kedi) -> None:
+    """RGB PNGs: SSIM as scikit-image's channel_axis gives it, not over a 3-deep volume."""
+    from PIL import Image
+    from skimage import data
+    from skimage.metrics import structural_similarity
+
+    clean = data.astronaut()[:160, :200]
+    noisy = np.clip(clean + np.random.default_rng(5).normal(0, 30, clean.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(clean).save(tmp_path / "clean.png")
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    result = kedi("metrics", tmp_path / "clean.png", "--against", tmp_path / "noisy.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    expected = structural_similarity(clean, noisy, data_range=255, channel_axis=-1)
+    assert json.loads(result.stdout)["against"]["quality"]["ssim"] == pytest.approx(expected, abs=1e-9)
+    Image.fromarray(clean[..., 0]).save(tmp_path / "grey.png")
+    mixed = kedi("metrics", tmp_path / "clean.png", "--against", tmp_path / "grey.png")
+    assert mixed.exit_code == 2 and "Traceback" not in mixed.stderr
 
 
 def test_metrics_refuses_mismatched_shapes_and_bad_files(tmp_path: Path, kedi) -> None:

@@ -32,27 +32,49 @@ def _container_or_none(path: Path) -> bool:
     return True
 
 
-def load_planes(path: Path) -> tuple[np.ndarray, str]:
-    """The image (or a container's cipher image) as a stack of planes, and what it is.
+def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
+    """The image (or a container's cipher image) as a stack of planes, what it is, and its samples.
 
-    Colour samples become planes of their own; leading axes are flattened.
+    Colour samples become planes of their own, sample-major within each pixel plane
+    (``(..., samples, rows, cols)`` before the leading axes are flattened), so that
+    :func:`_colour_volume` can give SSIM its channel axis back. A container's header
+    knows interleaved colour only; planar colour in a container counts as grey planes.
     """
     with guarded():
         if _container_or_none(path):
             header = parse_header(path.read_bytes()[:65536])
             pixels, channels_last, what = cipher_image(path), header.channels_last, "cipher image of a container"
+            samples = int(pixels.shape[-1]) if channels_last else 1
         else:
             image = read_image(path)
             pixels, channels_last, what = np.asarray(image.pixels), image.channels_last, f"{image.format} image"
+            samples = image.samples_per_pixel if image.channel_axis is not None else 1
     if channels_last:
         pixels = np.moveaxis(pixels, -1, -3)
+    if samples > 1 and (pixels.ndim < 3 or pixels.shape[-3] != samples):
+        samples = 1  # a samples count the pixels do not bear out: measure grey planes
     if pixels.ndim > 3:
         pixels = pixels.reshape((-1,) + pixels.shape[-2:])
     if pixels.dtype.kind == "b":
         pixels = pixels.astype(np.uint8)
     if pixels.dtype.kind == "f":
         fail(f"{path}: floating-point pixels have no bit depth for these statistics", EXIT_INPUT)
-    return pixels, what
+    return pixels, what, samples
+
+
+def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | None]:
+    """Planes from :func:`load_planes` with the colour samples on an axis of their own.
+
+    SSIM is computed per colour channel (scikit-image's ``channel_axis``), never across
+    the colours as if they were slices. Returns the array and its channel axis (None
+    for grey images).
+    """
+    if samples <= 1:
+        return planes, None
+    volume = planes.reshape((-1, samples) + planes.shape[-2:])
+    if volume.shape[0] == 1:
+        return volume[0], 0
+    return volume, 1
 
 
 def _bits_for(pixels: np.ndarray, bits: int | None) -> int:
@@ -89,7 +111,7 @@ def metrics(
     """Entropy, local entropy, histogram χ², adjacent-pixel correlations; NPCR/UACI/MSE/PSNR/SSIM with --against."""
     from deepkedi import metrics as m
 
-    pixels, what = load_planes(image)
+    pixels, what, samples = load_planes(image)
     depth = _bits_for(pixels, bits)
     if not 1 <= depth <= 16:
         fail(f"--bits must be between 1 and 16 for these statistics, got {depth}", EXIT_USAGE)
@@ -105,16 +127,20 @@ def metrics(
             "correlation": {k: v.to_dict() for k, v in m.adjacent_correlations(pixels, seed=seed).items()},
         }
         if against is not None:
-            other, other_what = load_planes(against)
+            other, other_what, other_samples = load_planes(against)
             if other.shape != pixels.shape:
                 fail(f"{against}: shape {other.shape} differs from {image}'s {pixels.shape}", EXIT_USAGE)
+            if other_samples != samples:
+                fail(f"{against}: {other_samples} samples per pixel, {image} has {samples}", EXIT_USAGE)
             data_range = 2**depth - 1
+            first, channel_axis = _colour_volume(pixels, samples)
+            second, _ = _colour_volume(other, samples)
             record["against"] = {
                 "image": str(against),
                 "what": other_what,
                 "npcr": m.npcr(pixels, other, bits=depth, alpha=alpha).to_dict(),
                 "uaci": m.uaci(pixels, other, bits=depth, alpha=alpha).to_dict(),
-                "quality": m.compare(pixels, other, data_range=data_range).to_dict(),
+                "quality": m.compare(first, second, data_range=data_range, channel_axis=channel_axis).to_dict(),
             }
     if as_json:
         typer.echo(json.dumps(record, sort_keys=True))
