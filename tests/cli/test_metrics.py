@@ -85,3 +85,12 @@ def test_nist_json_keys_and_table(tmp_path: Path, kedi) -> None:
     assert short.exit_code == 0
     assert json.loads(short.stdout)["universal"] is None  # needs 387 840 bits
     assert "frequency" in kedi("nist", path, "--bits", "20000").stdout
+
+
+def test_metrics_table_with_a_tiny_alpha_shows_infinite_critical_values(tmp_path: Path, kedi) -> None:
+    """α = 1e-320 is in (0, 1) but puts the critical values at ±∞, which records write as strings."""
+    yy, xx = np.mgrid[0:96, 0:96]
+    np.save(tmp_path / "ramp.npy", ((xx + yy) % 256).astype(np.uint8))
+    result = kedi("metrics", tmp_path / "ramp.npy", "--against", tmp_path / "ramp.npy", "--alpha", "1e-320")
+    assert result.exit_code == 0, result.stderr
+    assert "inf" in result.stdout

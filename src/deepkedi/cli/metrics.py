@@ -92,6 +92,11 @@ def _local_entropy(pixels: np.ndarray, depth: int, seed: int, alpha: float) -> d
     return local_entropy(pixels, bits=depth, blocks=min(30, available), seed=seed, alpha=alpha).to_dict()
 
 
+def _fixed(value: Any, digits: int) -> str:
+    """A critical value to ``digits`` decimals; records write non-finite numbers as strings ("inf")."""
+    return value if isinstance(value, str) else f"{value:.{digits}f}"
+
+
 def _row(table: Table, name: str, value: Any, critical: str = "", passed: bool | None = None) -> None:
     verdict = "" if passed is None else ("[green]pass[/]" if passed else "[red]fail[/]")
     table.add_row(name, value if isinstance(value, str) else f"{value:.6g}", critical, verdict)
@@ -149,7 +154,7 @@ def metrics(
     for column in ("measure", "value", "critical value", ""):
         table.add_column(column)
     e = record["entropy"]
-    _row(table, "entropy (bits)", e["value"], f"max {e['maximum']:g}, random ≈ {e['expected_random']:.4f}")
+    _row(table, "entropy (bits)", e["value"], f"max {e['maximum']:g}, random ≈ {_fixed(e['expected_random'], 4)}")
     if e.get("per_byte") is not None:
         _row(table, "entropy per byte", e["per_byte"], "max 8")
     le = record["local_entropy"]
@@ -160,21 +165,21 @@ def metrics(
             table,
             f"local entropy ({le['blocks']} blocks)",
             le["value"],
-            f"[{le['lower']:.4f}, {le['upper']:.4f}]",
+            f"[{_fixed(le['lower'], 4)}, {_fixed(le['upper'], 4)}]",
             le["passed"],
         )
     chi = record["chi_square"]
-    _row(table, "histogram χ²", chi["value"], f"< {chi['critical']:.2f}", chi["passed"])
+    _row(table, "histogram χ²", chi["value"], f"< {_fixed(chi['critical'], 2)}", chi["passed"])
     for direction, corr in record["correlation"].items():
         _row(table, f"correlation, {direction}", corr["coefficient"], "≈ 0 for a cipher image")
     if against is not None:
         a = record["against"]
-        _row(table, "NPCR %", a["npcr"]["value"], f"≥ {a['npcr']['critical']:.4f}", a["npcr"]["passed"])
+        _row(table, "NPCR %", a["npcr"]["value"], f"≥ {_fixed(a['npcr']['critical'], 4)}", a["npcr"]["passed"])
         _row(
             table,
             "UACI %",
             a["uaci"]["value"],
-            f"[{a['uaci']['lower']:.4f}, {a['uaci']['upper']:.4f}]",
+            f"[{_fixed(a['uaci']['lower'], 4)}, {_fixed(a['uaci']['upper'], 4)}]",
             a["uaci"]["passed"],
         )
         q = a["quality"]
