@@ -169,7 +169,13 @@ def build_seeds(root: Path) -> Seeds:
     np.save(root / "u8.npy", ramp)
     np.save(root / "i16-3d.npy", (np.arange(4 * 40 * 48, dtype=np.int16) - 3000).reshape(4, 40, 48))
     _png_bomb(root / "bomb.png", 30000)
-    for name in ("grey.png", "rgb.png", "grey16.tif", "rgb.jpg", "grey.tif", "u8.npy", "i16-3d.npy", "bomb.png"):
+    # Valid but large for their size on disk: work that grows faster than the pixels
+    # (the ripplet frame of despeckle) shows here.
+    big = np.random.default_rng(2).integers(1, 4096, (1024, 1024), dtype=np.uint16)
+    np.save(root / "plane-1024.npy", big)
+    np.save(root / "volume-9mb.npy", np.resize(big, (8, 1024, 600)))
+    for name in ("grey.png", "rgb.png", "grey16.tif", "rgb.jpg", "grey.tif", "u8.npy", "i16-3d.npy", "bomb.png",
+                 "plane-1024.npy", "volume-9mb.npy"):
         seeds.images[name] = root / name
 
     seeds.keyfile = root / "site.key"
@@ -609,8 +615,12 @@ def _image_command(name: str, path: Path, seeds: Seeds, out: Path, rng: random.R
     return table[name]
 
 
+#: Seed images used whole by fam_image_crafted, not mutated (mutating megabytes is slow).
+LARGE_SEEDS = ("bomb.png", "plane-1024.npy", "volume-9mb.npy")
+
+
 def fam_image_mutation(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[str], str]:
-    name = rng.choice(sorted(n for n in seeds.images if n != "bomb.png"))
+    name = rng.choice(sorted(n for n in seeds.images if n not in LARGE_SEEDS))
     source = seeds.images[name]
     other = seeds.images[rng.choice(sorted(seeds.images))].read_bytes()[:200_000]
     data, note = _gzip_aware(rng, source, source.read_bytes(), other)
@@ -621,7 +631,7 @@ def fam_image_mutation(rng: random.Random, seeds: Seeds, work: Path) -> tuple[st
 
 
 def fam_image_crafted(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[str], str]:
-    kind = rng.choice(["npy", "npy", "dicom", "dicom", "nifti", "png", "bomb"])
+    kind = rng.choice(["npy", "npy", "dicom", "dicom", "nifti", "png", "bomb", "large"])
     if kind == "npy":
         data, note = crafted_npy(rng)
         path = work / "input.npy"
@@ -634,9 +644,13 @@ def fam_image_crafted(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str
     elif kind == "png":
         data, note = crafted_png(rng)
         path = work / "input.png"
-    else:
+    elif kind == "bomb":
         data, note = seeds.images["bomb.png"].read_bytes(), "PNG decompression bomb 30000x30000 (900 MB decoded)"
         path = work / "input.png"
+    else:
+        name = rng.choice(["plane-1024.npy", "volume-9mb.npy"])
+        data, note = seeds.images[name].read_bytes(), f"valid {name} (uint16, {seeds.images[name].stat().st_size >> 20} MiB)"
+        path = work / "input.npy"
     path.write_bytes(data)
     command, argv = _image_command(rng.choice(IMAGE_COMMANDS), path, seeds, work / "out", rng)
     return command, argv, note

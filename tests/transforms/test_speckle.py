@@ -390,3 +390,11 @@ def test_despeckle_working_bytes_grows_with_the_bands() -> None:
     assert despeckle_working_bytes((64, 64), c=4.0) > despeckle_working_bytes((64, 64))
     with pytest.raises(ValueError):
         despeckle_working_bytes((0, 64))
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (64, 1), (1, 512)])
+def test_despeckle_of_a_single_row_or_column(shape: tuple[int, int]) -> None:
+    """A one-pixel-high plane has bands with no frequency at all (noise gain 0): no division by it."""
+    image = np.random.default_rng(4).random(shape) + 0.5
+    out = despeckle_ripplet(image)
+    assert out.shape == shape and np.isfinite(out).all() and (out >= 0).all()

@@ -303,12 +303,19 @@ def _band_noise_gains(
 
 
 def _estimate_log_sigma(finest: tuple[np.ndarray, ...], gains: tuple[float, ...], mask: np.ndarray) -> float:
-    """Noise std of the log image: median over the finest bands of MAD / 0.6745 / gain."""
+    """Noise std of the log image: median over the finest bands of MAD / 0.6745 / gain.
+
+    A band whose window holds no frequency of the grid (gain 0: a 1-pixel-high image has
+    no vertical frequencies) carries no noise and is left out; with none left the noise
+    is not measurable and 0 is returned (no band is then shrunk for noise).
+    """
     estimates = []
     for band, gain in zip(finest, gains):
+        if gain <= 0:
+            continue
         values = np.abs(band[mask]) if mask.any() else np.abs(band).ravel()
         estimates.append(float(np.median(values)) / _MAD_NORMAL / gain)
-    return float(np.median(estimates))
+    return float(np.median(estimates)) if estimates else 0.0
 
 
 def _soft(band: np.ndarray, threshold: float) -> np.ndarray:
