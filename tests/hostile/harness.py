@@ -66,9 +66,10 @@ RSS_LIMIT_MIB = 1024
 CASE_TIMEOUT_S = 20.0
 FIFO_TIMEOUT_S = 3.0
 #: Address-space cap of a worker: a case that tries to allocate more fails (MemoryError,
-#: reported) instead of pushing a shared machine into swap. Far above the RSS limit, and
-#: above the virtual memory NumPy and PyTorch reserve without touching.
-ADDRESS_SPACE_CAP = 16 << 30
+#: reported) instead of pushing a shared 24 GB machine into swap with two workers. Well
+#: above the RSS limit and the virtual memory NumPy and PyTorch reserve (a worker that has
+#: run the ZZ-GAN peaks under 1 GB of address space).
+ADDRESS_SPACE_CAP = 6 << 30
 HERE = Path(__file__).resolve().parent
 
 
@@ -139,6 +140,49 @@ def _png_bomb(path: Path, side: int) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
 
 
+def _zeros_deflated(head: bytes, zeros: int, wbits: int) -> bytes:
+    """``head`` then ``zeros`` zero bytes, deflated (wbits 31: gzip, -15: raw) without holding them."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    parts = [compressor.compress(head)]
+    chunk = bytes(1 << 24)
+    for start in range(0, zeros, len(chunk)):
+        parts.append(compressor.compress(chunk[: min(len(chunk), zeros - start)]))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _nifti_bomb(path: Path, anatomical: Path) -> None:
+    """A .nii.gz of about 1 MB whose header and data declare 1024³ uint8 voxels (1 GiB) of zeros."""
+    header = bytearray(anatomical.read_bytes()[:352])
+    struct.pack_into("<8h", header, 40, 3, 1024, 1024, 1024, 1, 1, 1, 1)
+    struct.pack_into("<hh", header, 70, 2, 8)  # datatype uint8, bitpix 8
+    struct.pack_into("<f", header, 108, 352.0)  # vox_offset
+    path.write_bytes(_zeros_deflated(bytes(header), 1 << 30, 31))
+
+
+def _dicom_deflate_bomb(path: Path, template: Path) -> None:
+    """A Deflated Explicit VR Little Endian DICOM of about 1 MB holding 23170² uint16 zero pixels (1 GiB)."""
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(template)
+    del ds.PixelData
+    ds.Rows = ds.Columns = 23170
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.SamplesPerPixel = 16, 16, 15, 1
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    pixels = 23170 * 23170 * 2
+    element = struct.pack("<HH", 0x7FE0, 0x0010) + b"OW\0\0" + struct.pack("<I", pixels)
+    meta = DicomBytesIO()
+    meta.is_little_endian, meta.is_implicit_VR = True, False
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    path.write_bytes(bytes(128) + b"DICM" + meta.getvalue() + _zeros_deflated(body.getvalue() + element, pixels, -15))
+
+
 def build_seeds(root: Path) -> Seeds:
     """Make the valid seed files: images of every format, keys, containers, a keystore."""
     import numpy as np
@@ -169,13 +213,15 @@ def build_seeds(root: Path) -> Seeds:
     np.save(root / "u8.npy", ramp)
     np.save(root / "i16-3d.npy", (np.arange(4 * 40 * 48, dtype=np.int16) - 3000).reshape(4, 40, 48))
     _png_bomb(root / "bomb.png", 30000)
+    _nifti_bomb(root / "bomb.nii.gz", nib_data / "anatomical.nii")
+    _dicom_deflate_bomb(root / "bomb.dcm", seeds.images["CT_small.dcm"])
     # Valid but large for their size on disk: work that grows faster than the pixels
     # (the ripplet frame of despeckle) shows here.
     big = np.random.default_rng(2).integers(1, 4096, (1024, 1024), dtype=np.uint16)
     np.save(root / "plane-1024.npy", big)
     np.save(root / "volume-9mb.npy", np.resize(big, (8, 1024, 600)))
     for name in ("grey.png", "rgb.png", "grey16.tif", "rgb.jpg", "grey.tif", "u8.npy", "i16-3d.npy", "bomb.png",
-                 "plane-1024.npy", "volume-9mb.npy"):
+                 "plane-1024.npy", "volume-9mb.npy", "bomb.nii.gz", "bomb.dcm"):
         seeds.images[name] = root / name
 
     seeds.keyfile = root / "site.key"
@@ -616,7 +662,7 @@ def _image_command(name: str, path: Path, seeds: Seeds, out: Path, rng: random.R
 
 
 #: Seed images used whole by fam_image_crafted, not mutated (mutating megabytes is slow).
-LARGE_SEEDS = ("bomb.png", "plane-1024.npy", "volume-9mb.npy")
+LARGE_SEEDS = ("bomb.png", "bomb.nii.gz", "bomb.dcm", "plane-1024.npy", "volume-9mb.npy")
 
 
 def fam_image_mutation(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[str], str]:
@@ -631,7 +677,7 @@ def fam_image_mutation(rng: random.Random, seeds: Seeds, work: Path) -> tuple[st
 
 
 def fam_image_crafted(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[str], str]:
-    kind = rng.choice(["npy", "npy", "dicom", "dicom", "nifti", "png", "bomb", "large"])
+    kind = rng.choice(["npy", "npy", "dicom", "dicom", "nifti", "png", "bomb", "bomb", "large"])
     if kind == "npy":
         data, note = crafted_npy(rng)
         path = work / "input.npy"
@@ -645,8 +691,12 @@ def fam_image_crafted(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str
         data, note = crafted_png(rng)
         path = work / "input.png"
     elif kind == "bomb":
-        data, note = seeds.images["bomb.png"].read_bytes(), "PNG decompression bomb 30000x30000 (900 MB decoded)"
-        path = work / "input.png"
+        name, what = rng.choice([("bomb.png", "PNG 30000² (900 MB decoded)"),
+                                 ("bomb.nii.gz", "NIfTI .nii.gz 1024³ uint8 (1 GiB decoded)"),
+                                 ("bomb.dcm", "deflated DICOM 23170² uint16 (1 GiB decoded)")])
+        data = seeds.images[name].read_bytes()
+        note = f"decompression bomb: {what}, {len(data) >> 10} KiB on disk"
+        path = work / ("input" + "".join(Path(name).suffixes))
     else:
         name = rng.choice(["plane-1024.npy", "volume-9mb.npy"])
         data, note = seeds.images[name].read_bytes(), f"valid {name} (uint16, {seeds.images[name].stat().st_size >> 20} MiB)"
