@@ -94,3 +94,25 @@ def test_metrics_table_with_a_tiny_alpha_shows_infinite_critical_values(tmp_path
     result = kedi("metrics", tmp_path / "ramp.npy", "--against", tmp_path / "ramp.npy", "--alpha", "1e-320")
     assert result.exit_code == 0, result.stderr
     assert "inf" in result.stdout
+
+
+def test_metrics_ssim_of_two_plane_stacks_is_the_mean_of_the_planes(tmp_path: Path, kedi) -> None:
+    """SSIM's 3-D window needs 3 planes: a 2-plane stack is scored plane by plane, colour per channel."""
+    import pydicom.data
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 40, 50), dtype=np.uint8)
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    result = kedi("metrics", tmp_path / "a.npy", "--against", tmp_path / "b.npy", "--json")
+    assert result.exit_code == 0, result.stderr
+    expected = np.mean([structural_similarity(x, y, data_range=255) for x, y in zip(a, b)])
+    quality = json.loads(result.stdout)["against"]["quality"]
+    assert quality["ssim"] == pytest.approx(expected, abs=1e-9)
+    assert quality["mse"] == pytest.approx(float(np.mean((a.astype(float) - b) ** 2)))
+    two_frames = pydicom.data.get_testdata_file("SC_rgb_rle_2frame.dcm")  # 2 frames of 100² RGB
+    same = kedi("metrics", two_frames, "--against", two_frames, "--json")
+    assert same.exit_code == 0, same.stderr
+    assert json.loads(same.stdout)["against"]["quality"]["ssim"] == 1.0

@@ -77,6 +77,32 @@ def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | 
     return volume, 1
 
 
+def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: int) -> dict[str, Any]:
+    """MSE, PSNR and SSIM of two images from :func:`load_planes`.
+
+    SSIM is 2-D for one plane, 3-D for a stack of three or more (scikit-image's window
+    needs 3 planes), and the mean of the planes' 2-D scores for a stack of two; colour
+    samples are channels throughout.
+    """
+    from deepkedi import metrics as m
+    from deepkedi.metrics.records import QualityResult
+
+    a, channel_axis = _colour_volume(first, samples)
+    b, _ = _colour_volume(second, samples)
+    frames = a.shape[0] if a.ndim - (channel_axis is not None) == 3 else None
+    if frames is None or frames >= 3:
+        return m.compare(a, b, data_range=data_range, channel_axis=channel_axis).to_dict()
+    plane_axis = None if channel_axis is None else channel_axis - 1
+    score = float(np.mean([m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b)]))
+    # MSE and PSNR over every sample: the planes hold the same values as the volume.
+    return QualityResult(
+        mse=m.mse(first, second),
+        psnr=m.psnr(first, second, data_range=data_range),
+        ssim=score,
+        data_range=float(data_range),
+    ).to_dict()
+
+
 def _bits_for(pixels: np.ndarray, bits: int | None) -> int:
     return bits if bits is not None else 8 * pixels.dtype.itemsize
 
@@ -138,14 +164,12 @@ def metrics(
             if other_samples != samples:
                 fail(f"{against}: {other_samples} samples per pixel, {image} has {samples}", EXIT_USAGE)
             data_range = 2**depth - 1
-            first, channel_axis = _colour_volume(pixels, samples)
-            second, _ = _colour_volume(other, samples)
             record["against"] = {
                 "image": str(against),
                 "what": other_what,
                 "npcr": m.npcr(pixels, other, bits=depth, alpha=alpha).to_dict(),
                 "uaci": m.uaci(pixels, other, bits=depth, alpha=alpha).to_dict(),
-                "quality": m.compare(first, second, data_range=data_range, channel_axis=channel_axis).to_dict(),
+                "quality": _quality(pixels, other, samples, data_range),
             }
     if as_json:
         typer.echo(json.dumps(record, sort_keys=True))
