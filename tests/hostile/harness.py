@@ -1095,7 +1095,7 @@ def worker_main(args: argparse.Namespace) -> int:
     except (ValueError, OSError):
         pass
     seeds = Seeds.load(Path(args.seeds))
-    home = Path(tempfile.mkdtemp(prefix="kedi-hostile-home-"))
+    home = Path(tempfile.mkdtemp(prefix="worker-", dir=args.homes))
     _worker_environment(home)
     from deepkedi.cli import app  # noqa: F401 - import once, before the first case is timed
 
@@ -1152,7 +1152,7 @@ class Worker:
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", "--seeds", args.seeds_dir, "--seed",
-             str(args.seed), "--keep", str(args.keep), "--results-fd", str(write_fd)],
+             str(args.seed), "--keep", str(args.keep), "--results-fd", str(write_fd), "--homes", str(args.homes)],
             stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,), env=env,
         )
         os.close(write_fd)
@@ -1231,7 +1231,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 # Regenerate the case's description for the report.
                 try:
                     seeds = Seeds.load(Path(args.seeds_dir))
-                    tmp = Path(tempfile.mkdtemp(prefix="describe-"))
+                    tmp = Path(tempfile.mkdtemp(prefix="describe-", dir=args.homes))
                     case = make_case(args.seed, case_id, seeds, tmp)
                     record.update(family=case.family, command=case.command, argv=case.argv, input=case.description)
                     _remove_tree(tmp)
@@ -1329,9 +1329,10 @@ def summarise(records: list[dict[str, Any]], args: argparse.Namespace, elapsed: 
 
 def replay(args: argparse.Namespace) -> int:
     """Run one case in this process and show everything it printed."""
-    seeds = Seeds.load(Path(args.seeds_dir)) if (Path(args.seeds_dir) / "seeds.json").exists() else build_seeds(Path(args.seeds_dir))
-    home = Path(tempfile.mkdtemp(prefix="kedi-hostile-replay-"))
+    home = Path(tempfile.mkdtemp(prefix="replay-", dir=args.homes))
     _worker_environment(home)
+    seeds_dir = Path(args.seeds_dir)
+    seeds = Seeds.load(seeds_dir) if (seeds_dir / "seeds.json").exists() else build_seeds(seeds_dir)
     case = make_case(args.seed, args.case, seeds, home / "work")
     print(f"case {case.id} ({case.family}): {case.description}\n  kedi {' '.join(case.argv)}")
     record = run_case(case)
@@ -1354,6 +1355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", help=argparse.SUPPRESS)
     parser.add_argument("--keep", help=argparse.SUPPRESS)
     parser.add_argument("--results-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--homes", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker_main(args)
@@ -1361,6 +1363,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     args.seeds_dir = str(out / "seeds")
     args.keep = out / "failures"
+    # Workers' HOME and case folders: under OUT, removed at the end of a run.
+    args.homes = out / "homes"
+    args.homes.mkdir(exist_ok=True)
     if args.case is not None:
         return replay(args)
     start = time.monotonic()
@@ -1370,13 +1375,14 @@ def main(argv: list[str] | None = None) -> int:
     for log in out.glob("worker-*.log"):
         log.unlink()
     _seed_environment = dict(os.environ)
-    home = Path(tempfile.mkdtemp(prefix="kedi-hostile-seeds-"))
+    home = Path(tempfile.mkdtemp(prefix="seeds-", dir=args.homes))
     _worker_environment(home)
     build_seeds(Path(args.seeds_dir))
     os.environ.clear()
     os.environ.update(_seed_environment)
     seeded = time.monotonic() - start
     records = run_all(args)
+    _remove_tree(args.homes)
     elapsed = time.monotonic() - start
     with open(out / "results.jsonl", "w") as fh:
         for r in records:
