@@ -1120,6 +1120,7 @@ def worker_main(args: argparse.Namespace) -> int:
             except OSError:
                 pass
         _remove_tree(work)
+        _clear_caches()
         # A fresh worker measures the cases after an RSS failure; an interrupted case may have
         # left a half-imported module (torch) behind that would fail the next case needing it.
         record["retire"] = "rss" in record["failures"] or "hang" in record["failures"]
@@ -1127,6 +1128,25 @@ def worker_main(args: argparse.Namespace) -> int:
         if record["retire"]:
             return 0
     return 0
+
+
+def _clear_caches() -> None:
+    """Empty deepkedi's memo caches (ripplet windows, noise gains...) between cases.
+
+    ``ru_maxrss`` is a high-water mark: memory one case leaves cached would be counted
+    again in every later case's peak, and a worker that has seen many shapes would fail
+    the limit on a case that needs little.
+    """
+    import gc
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("deepkedi") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear):
+                clear()
+    gc.collect()
 
 
 def _remove_tree(path: Path) -> None:
