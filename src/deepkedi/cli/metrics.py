@@ -81,11 +81,10 @@ def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: in
     """MSE, PSNR and SSIM of two images from :func:`load_planes`.
 
     SSIM is 2-D for one plane, 3-D for a stack of three or more (scikit-image's window
-    needs 3 planes), and the mean of the planes' 2-D scores for a stack of two; colour
-    samples are channels throughout.
+    needs 3 planes), and the mean of the planes' 2-D scores for a stack of one or two;
+    colour samples are channels throughout.
     """
     from deepkedi import metrics as m
-    from deepkedi.metrics.records import QualityResult
 
     a, channel_axis = _colour_volume(first, samples)
     b, _ = _colour_volume(second, samples)
@@ -95,7 +94,7 @@ def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: in
     plane_axis = None if channel_axis is None else channel_axis - 1
     score = float(np.mean([m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b)]))
     # MSE and PSNR over every sample: the planes hold the same values as the volume.
-    return QualityResult(
+    return m.QualityResult(
         mse=m.mse(first, second),
         psnr=m.psnr(first, second, data_range=data_range),
         ssim=score,
