@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup bench vectors conformance killtest clean
+.PHONY: demo test fuzz setup bench vectors conformance killtest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ test: $(STAMP)
 # test file, and DCMTK's big-endian, deflated, RLE and JPEG-LS copies, through --as-dicom and dciodvfy.
 conformance: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests/cipher/test_dicom_native_conformance.py
+
+# Hostile-input harness: 1,500 seeded crafted inputs against every command (tests/hostile/harness.py).
+# No traceback, exit codes 0/2/3/4/5 only, no hang, peak RSS < 1 GiB; summary in bench/out/hostile/.
+FUZZ_SEED ?= 0
+FUZZ_CASES ?= 1500
+fuzz: $(STAMP)
+	$(BIN)/python tests/hostile/harness.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --workers 2 --out bench/out/hostile
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_zigzag.py

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deepkedi.metrics.nist import TEST_NAMES
 
@@ -42,6 +43,25 @@ def test_metrics_of_an_image_and_of_a_cipher_image(tmp_path: Path, kedi, keyfile
     assert same["against"]["quality"]["ssim"] == 1.0
     table = kedi("metrics", a)
     assert table.exit_code == 0 and "local entropy" in table.stdout
+
+
+def test_metrics_ssim_of_colour_images_is_per_channel(tmp_path: Path, kedi) -> None:
+    """RGB PNGs: SSIM as scikit-image's channel_axis gives it, not over a 3-deep volume."""
+    from PIL import Image
+    from skimage import data
+    from skimage.metrics import structural_similarity
+
+    clean = data.astronaut()[:160, :200]
+    noisy = np.clip(clean + np.random.default_rng(5).normal(0, 30, clean.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(clean).save(tmp_path / "clean.png")
+    Image.fromarray(noisy).save(tmp_path / "noisy.png")
+    result = kedi("metrics", tmp_path / "clean.png", "--against", tmp_path / "noisy.png", "--json")
+    assert result.exit_code == 0, result.stderr
+    expected = structural_similarity(clean, noisy, data_range=255, channel_axis=-1)
+    assert json.loads(result.stdout)["against"]["quality"]["ssim"] == pytest.approx(expected, abs=1e-9)
+    Image.fromarray(clean[..., 0]).save(tmp_path / "grey.png")
+    mixed = kedi("metrics", tmp_path / "clean.png", "--against", tmp_path / "grey.png")
+    assert mixed.exit_code == 2 and "Traceback" not in mixed.stderr
 
 
 def test_metrics_refuses_mismatched_shapes_and_bad_files(tmp_path: Path, kedi) -> None:
@@ -106,3 +126,34 @@ def test_nist_bits_option_limits(tmp_path: Path, kedi) -> None:
     for bad in ("0", "10000001"):
         assert kedi("nist", path, "--bits", bad).exit_code == 2
     assert "10,000,000" in kedi("nist", "--help").stdout  # the maximum is documented
+
+
+def test_metrics_table_with_a_tiny_alpha_shows_infinite_critical_values(tmp_path: Path, kedi) -> None:
+    """α = 1e-320 is in (0, 1) but puts the critical values at ±∞, which records write as strings."""
+    yy, xx = np.mgrid[0:96, 0:96]
+    np.save(tmp_path / "ramp.npy", ((xx + yy) % 256).astype(np.uint8))
+    result = kedi("metrics", tmp_path / "ramp.npy", "--against", tmp_path / "ramp.npy", "--alpha", "1e-320")
+    assert result.exit_code == 0, result.stderr
+    assert "inf" in result.stdout
+
+
+def test_metrics_ssim_of_two_plane_stacks_is_the_mean_of_the_planes(tmp_path: Path, kedi) -> None:
+    """SSIM's 3-D window needs 3 planes: a 2-plane stack is scored plane by plane, colour per channel."""
+    import pydicom.data
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 40, 50), dtype=np.uint8)
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    result = kedi("metrics", tmp_path / "a.npy", "--against", tmp_path / "b.npy", "--json")
+    assert result.exit_code == 0, result.stderr
+    expected = np.mean([structural_similarity(x, y, data_range=255) for x, y in zip(a, b)])
+    quality = json.loads(result.stdout)["against"]["quality"]
+    assert quality["ssim"] == pytest.approx(expected, abs=1e-9)
+    assert quality["mse"] == pytest.approx(float(np.mean((a.astype(float) - b) ** 2)))
+    two_frames = pydicom.data.get_testdata_file("SC_rgb_rle_2frame.dcm")  # 2 frames of 100² RGB
+    same = kedi("metrics", two_frames, "--against", two_frames, "--json")
+    assert same.exit_code == 0, same.stderr
+    assert json.loads(same.stdout)["against"]["quality"]["ssim"] == 1.0

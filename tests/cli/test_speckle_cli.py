@@ -24,3 +24,15 @@ def test_speckle_then_despeckle(tmp_path: Path, kedi) -> None:
     assert kedi("speckle", tmp_path / "clean.npy", "-o", tmp_path / "n.png").exit_code == 0
     assert kedi("despeckle", tmp_path / "noisy.npy", "-o", tmp_path / "x.png").exit_code == 2
     assert kedi("speckle", tmp_path / "clean.npy", "-o", tmp_path / "clean.npy", "--force").exit_code == 2
+
+
+def test_despeckle_refuses_a_plane_over_its_memory_budget(tmp_path: Path, kedi) -> None:
+    """A 1024² plane (a 2 MiB file) needs about 5 GiB of ripplet coefficients: refused, exit 4, at once."""
+    np.save(tmp_path / "big.npy", np.ones((1024, 1024), np.uint16))
+    result = kedi("despeckle", tmp_path / "big.npy", "-o", tmp_path / "out.npy")
+    assert result.exit_code == 4, result.stderr
+    assert "--max-memory" in result.stderr and not (tmp_path / "out.npy").exists()
+    np.save(tmp_path / "small.npy", np.ones((64, 64), np.uint16))
+    tight = kedi("despeckle", tmp_path / "small.npy", "-o", tmp_path / "out.npy", "--max-memory", "1")
+    assert tight.exit_code == 4
+    assert kedi("despeckle", tmp_path / "small.npy", "-o", tmp_path / "out.npy").exit_code == 0

@@ -132,3 +132,49 @@ def test_volume_ssim_in_slabs_is_the_whole_volume_ssim(shape: tuple[int, int, in
                                   channel_axis=None)
     monkeypatch.setattr(quality, "_SSIM_SLAB_VOXELS", 2 * shape[1] * shape[2])  # two planes a slab
     assert ssim(a, b, data_range=4095) == pytest.approx(whole, abs=1e-12)
+
+
+def _noisy_astronaut() -> tuple[np.ndarray, np.ndarray]:
+    from skimage import data
+
+    clean = data.astronaut()[:160, :200]
+    noise = np.random.default_rng(5).normal(0, 30, clean.shape)
+    return clean, np.clip(clean + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("layout", ["interleaved", "planar"])
+def test_colour_ssim_is_per_channel_as_scikit_image(layout: str) -> None:
+    """An RGB image is scored per channel, not as a 3-deep volume across the colours."""
+    from skimage.metrics import structural_similarity
+
+    clean, noisy = _noisy_astronaut()
+    expected = structural_similarity(clean, noisy, data_range=255, channel_axis=-1)
+    assert expected < 0.8  # the 3-deep volume reading gives 0.99 here
+    if layout == "planar":
+        clean, noisy, axis = np.moveaxis(clean, -1, 0), np.moveaxis(noisy, -1, 0), 0
+    else:
+        axis = -1
+    assert ssim(clean, noisy, data_range=255, channel_axis=axis) == pytest.approx(expected, abs=1e-12)
+    assert compare(clean, noisy, data_range=255, channel_axis=axis).ssim == pytest.approx(expected, abs=1e-12)
+    assert ssim(clean, clean, data_range=255, channel_axis=axis) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_colour_volume_ssim_in_slabs_is_the_whole_volume_ssim(monkeypatch: pytest.MonkeyPatch) -> None:
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(9)
+    a = rng.integers(0, 256, (12, 40, 30, 3), dtype=np.uint8)
+    b = np.clip(a + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
+    expected = structural_similarity(
+        a.astype(np.float64), b.astype(np.float64), data_range=255, win_size=7, channel_axis=-1
+    )
+    monkeypatch.setattr(quality, "_SSIM_SLAB_VOXELS", 2 * 40 * 30 * 3)
+    assert ssim(a, b, data_range=255, channel_axis=-1) == pytest.approx(expected, abs=1e-12)
+
+
+def test_colour_ssim_checks_the_channel_axis() -> None:
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="out of range"):
+        ssim(rgb, rgb, data_range=255, channel_axis=3)
+    with pytest.raises(ValueError, match="beside the channel axis"):
+        ssim(np.zeros((8, 3), np.uint8), np.zeros((8, 3), np.uint8), data_range=255, channel_axis=-1)

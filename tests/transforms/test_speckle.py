@@ -21,6 +21,7 @@ from deepkedi.transforms.speckle import (
     ReversibleSpeckle,
     add_speckle,
     despeckle_ripplet,
+    despeckle_working_bytes,
     log_multiplier_moments,
 )
 
@@ -365,3 +366,35 @@ def test_band_noise_gains_match_windows_and_white_noise() -> None:
     big = _band_noise_gains((512, 512), 1.0, 2.0, None, 8)
     for band, gain in zip(coefs.finest(), big[-1]):
         assert np.median(np.abs(band)) / 0.6745 == pytest.approx(0.3 * gain, rel=0.05)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (256, 192)])
+def test_despeckle_working_bytes_bounds_the_measured_peak(shape: tuple[int, int]) -> None:
+    """The estimate callers budget with is above the traced peak, and not wildly so."""
+    import tracemalloc
+
+    image = np.random.default_rng(3).random(shape) + 0.5
+    tracemalloc.start()
+    try:
+        despeckle_ripplet(image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    estimate = despeckle_working_bytes(shape)
+    assert peak <= estimate < 3 * peak
+
+
+def test_despeckle_working_bytes_grows_with_the_bands() -> None:
+    assert despeckle_working_bytes((1024, 1024)) > 4 << 30  # what `kedi despeckle` refuses by default
+    assert despeckle_working_bytes((512, 512)) < 800 << 20
+    assert despeckle_working_bytes((64, 64), c=4.0) > despeckle_working_bytes((64, 64))
+    with pytest.raises(ValueError):
+        despeckle_working_bytes((0, 64))
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (64, 1), (1, 512)])
+def test_despeckle_of_a_single_row_or_column(shape: tuple[int, int]) -> None:
+    """A one-pixel-high plane has bands with no frequency at all (noise gain 0): no division by it."""
+    image = np.random.default_rng(4).random(shape) + 0.5
+    out = despeckle_ripplet(image)
+    assert out.shape == shape and np.isfinite(out).all() and (out >= 0).all()

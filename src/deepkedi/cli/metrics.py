@@ -54,27 +54,74 @@ def _container_or_none(path: Path) -> bool:
     return True
 
 
-def load_planes(path: Path) -> tuple[np.ndarray, str]:
-    """The image (or a container's cipher image) as a stack of planes, and what it is.
+def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
+    """The image (or a container's cipher image) as a stack of planes, what it is, and its samples.
 
-    Colour samples become planes of their own; leading axes are flattened.
+    Colour samples become planes of their own, sample-major within each pixel plane
+    (``(..., samples, rows, cols)`` before the leading axes are flattened), so that
+    :func:`_colour_volume` can give SSIM its channel axis back. A container's header
+    knows interleaved colour only; planar colour in a container counts as grey planes.
     """
     with guarded():
         if _container_or_none(path):
             header = parse_header(path.read_bytes()[:65536])
             pixels, channels_last, what = cipher_image(path), header.channels_last, "cipher image of a container"
+            samples = int(pixels.shape[-1]) if channels_last else 1
         else:
             image = read_image(path)
             pixels, channels_last, what = np.asarray(image.pixels), image.channels_last, f"{image.format} image"
+            samples = image.samples_per_pixel if image.channel_axis is not None else 1
     if channels_last:
         pixels = np.moveaxis(pixels, -1, -3)
+    if samples > 1 and (pixels.ndim < 3 or pixels.shape[-3] != samples):
+        samples = 1  # a samples count the pixels do not bear out: measure grey planes
     if pixels.ndim > 3:
         pixels = pixels.reshape((-1,) + pixels.shape[-2:])
     if pixels.dtype.kind == "b":
         pixels = pixels.astype(np.uint8)
     if pixels.dtype.kind == "f":
         fail(f"{path}: floating-point pixels have no bit depth for these statistics", EXIT_INPUT)
-    return pixels, what
+    return pixels, what, samples
+
+
+def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | None]:
+    """Planes from :func:`load_planes` with the colour samples on an axis of their own.
+
+    SSIM is computed per colour channel (scikit-image's ``channel_axis``), never across
+    the colours as if they were slices. Returns the array and its channel axis (None
+    for grey images).
+    """
+    if samples <= 1:
+        return planes, None
+    volume = planes.reshape((-1, samples) + planes.shape[-2:])
+    if volume.shape[0] == 1:
+        return volume[0], 0
+    return volume, 1
+
+
+def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: int) -> dict[str, Any]:
+    """MSE, PSNR and SSIM of two images from :func:`load_planes`.
+
+    SSIM is 2-D for one plane, 3-D for a stack of three or more (scikit-image's window
+    needs 3 planes), and the mean of the planes' 2-D scores for a stack of one or two;
+    colour samples are channels throughout.
+    """
+    from deepkedi import metrics as m
+
+    a, channel_axis = _colour_volume(first, samples)
+    b, _ = _colour_volume(second, samples)
+    frames = a.shape[0] if a.ndim - (channel_axis is not None) == 3 else None
+    if frames is None or frames >= 3:
+        return m.compare(a, b, data_range=data_range, channel_axis=channel_axis).to_dict()
+    plane_axis = None if channel_axis is None else channel_axis - 1
+    score = float(np.mean([m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b)]))
+    # MSE and PSNR over every sample: the planes hold the same values as the volume.
+    return m.QualityResult(
+        mse=m.mse(first, second),
+        psnr=m.psnr(first, second, data_range=data_range),
+        ssim=score,
+        data_range=float(data_range),
+    ).to_dict()
 
 
 @contextlib.contextmanager
@@ -103,6 +150,11 @@ def _local_entropy(pixels: np.ndarray, depth: int, seed: int, alpha: float) -> d
     return local_entropy(pixels, bits=depth, blocks=min(30, available), seed=seed, alpha=alpha).to_dict()
 
 
+def _fixed(value: Any, digits: int) -> str:
+    """A critical value to ``digits`` decimals; records write non-finite numbers as strings ("inf")."""
+    return value if isinstance(value, str) else f"{value:.{digits}f}"
+
+
 def _row(table: Table, name: str, value: Any, critical: str = "", passed: bool | None = None) -> None:
     verdict = "" if passed is None else ("[green]pass[/]" if passed else "[red]fail[/]")
     table.add_row(name, value if isinstance(value, str) else f"{value:.6g}", critical, verdict)
@@ -125,7 +177,7 @@ def metrics(
 
     if not 0.0 < alpha < 1.0:
         fail(f"--alpha must be between 0 and 1, got {alpha:g}", EXIT_USAGE)
-    pixels, what = load_planes(image)
+    pixels, what, samples = load_planes(image)
     depth = _bits_for(pixels, bits)
     if not 1 <= depth <= 16:
         fail(f"--bits must be between 1 and 16 for these statistics, got {depth}", EXIT_USAGE)
@@ -142,16 +194,18 @@ def metrics(
             "correlation": {k: v.to_dict() for k, v in m.adjacent_correlations(pixels, seed=seed).items()},
         }
         if against is not None:
-            other, other_what = load_planes(against)
+            other, other_what, other_samples = load_planes(against)
             if other.shape != pixels.shape:
                 fail(f"{against}: shape {other.shape} differs from {image}'s {pixels.shape}", EXIT_USAGE)
+            if other_samples != samples:
+                fail(f"{against}: {other_samples} samples per pixel, {image} has {samples}", EXIT_USAGE)
             data_range = 2**depth - 1
             record["against"] = {
                 "image": str(against),
                 "what": other_what,
                 "npcr": m.npcr(pixels, other, bits=depth, alpha=alpha).to_dict(),
                 "uaci": m.uaci(pixels, other, bits=depth, alpha=alpha).to_dict(),
-                "quality": m.compare(pixels, other, data_range=data_range).to_dict(),
+                "quality": _quality(pixels, other, samples, data_range),
             }
     if as_json:
         typer.echo(json.dumps(record, sort_keys=True))
@@ -162,7 +216,7 @@ def metrics(
     for column in ("measure", "value", "critical value", ""):
         table.add_column(column)
     e = record["entropy"]
-    _row(table, "entropy (bits)", e["value"], f"max {e['maximum']:g}, random ≈ {e['expected_random']:.4f}")
+    _row(table, "entropy (bits)", e["value"], f"max {e['maximum']:g}, random ≈ {_fixed(e['expected_random'], 4)}")
     if e.get("per_byte") is not None:
         _row(table, "entropy per byte", e["per_byte"], "max 8")
     le = record["local_entropy"]
@@ -173,21 +227,21 @@ def metrics(
             table,
             f"local entropy ({le['blocks']} blocks)",
             le["value"],
-            f"[{le['lower']:.4f}, {le['upper']:.4f}]",
+            f"[{_fixed(le['lower'], 4)}, {_fixed(le['upper'], 4)}]",
             le["passed"],
         )
     chi = record["chi_square"]
-    _row(table, "histogram χ²", chi["value"], f"< {chi['critical']:.2f}", chi["passed"])
+    _row(table, "histogram χ²", chi["value"], f"< {_fixed(chi['critical'], 2)}", chi["passed"])
     for direction, corr in record["correlation"].items():
         _row(table, f"correlation, {direction}", corr["coefficient"], "≈ 0 for a cipher image")
     if against is not None:
         a = record["against"]
-        _row(table, "NPCR %", a["npcr"]["value"], f"≥ {a['npcr']['critical']:.4f}", a["npcr"]["passed"])
+        _row(table, "NPCR %", a["npcr"]["value"], f"≥ {_fixed(a['npcr']['critical'], 4)}", a["npcr"]["passed"])
         _row(
             table,
             "UACI %",
             a["uaci"]["value"],
-            f"[{a['uaci']['lower']:.4f}, {a['uaci']['upper']:.4f}]",
+            f"[{_fixed(a['uaci']['lower'], 4)}, {_fixed(a['uaci']['upper'], 4)}]",
             a["uaci"]["passed"],
         )
         q = a["quality"]

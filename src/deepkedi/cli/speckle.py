@@ -11,8 +11,12 @@ import typer
 
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, MaxDecodedSize, console, fail, guarded, printable
+from deepkedi.errors import InputTooLargeError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
+
+#: Default working-memory budget of `kedi despeckle`, in MiB: a 512² plane (791 MiB) fits.
+DESPECKLE_MEMORY_MIB = 800
 
 #: Formats that store floating-point pixels as they are.
 _FLOAT_SUFFIXES = (".npy", ".nii", ".nii.gz", ".mgh", ".mgz")
@@ -89,13 +93,29 @@ def despeckle(
     d: Annotated[float, typer.Option("--d", help="Ripplet degree d.")] = 2.0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
     max_decoded_size: MaxDecodedSize = None,
+    max_memory: Annotated[
+        int,
+        typer.Option(
+            "--max-memory",
+            min=1,
+            help="Refuse planes whose ripplet transform needs more than this many MiB (it grows faster "
+            "than the image: about 790 MiB at 512², 5 GiB at 1024²).",
+        ),
+    ] = DESPECKLE_MEMORY_MIB,
 ) -> None:
     """Remove speckle blindly: log, discrete ripplet transform, per-band thresholding, inverse, exp."""
-    from deepkedi.transforms.speckle import despeckle_ripplet
+    from deepkedi.transforms.speckle import despeckle_ripplet, despeckle_working_bytes
 
     with guarded():
         check_distinct(input, output)
         image = read_image(input)
+        needed = despeckle_working_bytes(image.plane_shape, c=c, d=d)
+        if needed > max_memory << 20:
+            rows, cols = image.plane_shape
+            raise InputTooLargeError(
+                f"{input}: despeckling a {rows}×{cols} plane needs about {needed >> 20} MiB, over "
+                f"--max-memory {max_memory} MiB (raise it on a machine with the memory to spare)"
+            )
         clean = _per_plane(image, lambda plane: despeckle_ripplet(plane, c=c, d=d))
         note = _write(image, clean, output, force)
     console.print(f"wrote {printable(output)} (ripplet c={c:g}, d={d:g}; {note})", markup=False)

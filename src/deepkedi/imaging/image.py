@@ -148,6 +148,18 @@ class MedicalImage:
         return (shape[-3], shape[-2]) if self.channels_last else (shape[-2], shape[-1])
 
     @property
+    def channel_axis(self) -> int | None:
+        """Axis of :attr:`pixels` that holds the colour samples, or None for grey images.
+
+        ``-1`` for interleaved colour (:attr:`channels_last`), ``-3`` for planar colour
+        (``(..., samples, rows, cols)``). Metrics that treat the samples differently from
+        the spatial axes (SSIM's ``channel_axis``) take it from here.
+        """
+        if self.samples_per_pixel <= 1:
+            return None
+        return -1 if self.channels_last else -3
+
+    @property
     def rows(self) -> int:
         return self.plane_shape[0]
 

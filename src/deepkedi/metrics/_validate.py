@@ -27,8 +27,11 @@ __all__ = [
 MAX_HISTOGRAM_BITS = 16
 
 
-def check_image(image: object, *, name: str = "image") -> np.ndarray:
+def check_image(image: object, *, name: str = "image", channel_axis: int | None = None) -> np.ndarray:
     """Return ``image`` as an array after checking it is a 2-D slice or 3-D stack of numbers.
+
+    With ``channel_axis`` (colour images), that axis holds the samples of a pixel and
+    the other axes must form the 2-D slice or 3-D stack.
 
     Raises
     ------
@@ -42,18 +45,26 @@ def check_image(image: object, *, name: str = "image") -> np.ndarray:
         raise TypeError(
             f"{name} must hold numbers (bool, int, uint or float), not dtype {array.dtype}"
         )
-    if array.ndim not in (2, 3):
+    spatial = array.ndim
+    if channel_axis is not None:
+        if not -array.ndim <= channel_axis < array.ndim:
+            raise ValueError(f"channel_axis {channel_axis} is out of range for {name} of shape {array.shape}")
+        spatial -= 1
+    if spatial not in (2, 3):
+        beside = " beside the channel axis" if channel_axis is not None else ""
         raise ValueError(
-            f"{name} must be 2-D (rows, cols) or a 3-D stack (planes, rows, cols); "
-            f"got shape {array.shape}"
+            f"{name} must be 2-D (rows, cols) or a 3-D stack (planes, rows, cols){beside}; "
+            f"got shape {array.shape} (spatial axes: {spatial})"
         )
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape})")
     return array
 
 
-def check_pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+def check_pair(a: object, b: object, *, channel_axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Return both images as arrays after checking they are valid and of the same shape.
+
+    ``channel_axis`` is passed on to :func:`check_image` (colour images).
 
     Examples
     --------
@@ -61,8 +72,8 @@ def check_pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
     >>> a.shape == b.shape
     True
     """
-    first = check_image(a, name="first image")
-    second = check_image(b, name="second image")
+    first = check_image(a, name="first image", channel_axis=channel_axis)
+    second = check_image(b, name="second image", channel_axis=channel_axis)
     if first.shape != second.shape:
         raise ValueError(
             f"the two images must have the same shape; got {first.shape} and {second.shape}"
