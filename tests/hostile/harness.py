@@ -1294,6 +1294,9 @@ def signature(record: dict[str, Any]) -> str:
         detail = _shape_of(record["stderr_first"])
     else:
         detail = record["exception"] or ""
+    if {"hang", "rss", "crash"} & set(record["failures"]) and "traceback" not in kind:
+        # Hangs and memory have no frame to tell them apart: the kind of input does.
+        detail = f"{detail} on {record.get('input', '').split(':')[0][:40]}".strip()
     return f"{record['command']} | {kind} | {detail}"
 
 

@@ -101,3 +101,7 @@ def test_signatures_group_one_defect_across_paths() -> None:
     a = harness.signature({**base, "stderr_first": "kedi: error: /tmp/a/case-1/x.dcm: Too many levels"})
     b = harness.signature({**base, "stderr_first": "kedi: error: /tmp/b/case-22/y.dcm: Too many levels"})
     assert a == b
+    hang = {**base, "failures": ["hang"], "exception": "CaseTimeout: ", "exit_code": None, "stderr_first": ""}
+    fifo = harness.signature({**hang, "input": "special path: fifo"})
+    bomb = harness.signature({**hang, "input": "decompression bomb: PNG 30000²"})
+    assert fifo != bomb and fifo.endswith("on special path")

@@ -15,7 +15,7 @@ from deepkedi.errors import InputTooLargeError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
 from deepkedi.imaging import MedicalImage, read_image, write_image
 
-#: Default working-memory budget of `kedi despeckle`, in MiB: a 512² plane (791 MiB) fits.
+#: Default working-memory budget of `kedi despeckle`, in MiB: a 512² plane (678 MiB) fits.
 DESPECKLE_MEMORY_MIB = 800
 
 #: Formats that store floating-point pixels as they are.
@@ -99,7 +99,7 @@ def despeckle(
             "--max-memory",
             min=1,
             help="Refuse planes whose ripplet transform needs more than this many MiB (it grows faster "
-            "than the image: about 790 MiB at 512², 5 GiB at 1024²).",
+            "than the image: about 680 MiB at 512², 4.2 GiB at 1024²).",
         ),
     ] = DESPECKLE_MEMORY_MIB,
 ) -> None:
