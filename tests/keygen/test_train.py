@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from deepkedi.datasets import phantom  # noqa: E402
+from deepkedi.errors import FormatError  # noqa: E402
 from deepkedi.keygen.train import (  # noqa: E402
     LOSS_TERMS,
     PRESETS,
@@ -93,8 +94,15 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     resumed.run()
     assert _same(_state(straight), _state(resumed))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception):
+    with pytest.raises(FormatError, match="not a readable ZZ-GAN checkpoint"):
         Trainer.resume(tmp_path / "junk.pt", PLANES)
+    # A damaged archive: torch's unpickler raised UnpicklingError, a traceback through the CLI.
+    damaged = bytearray((tmp_path / "ck.pt").read_bytes())
+    for offset in range(1000, 1400, 4):
+        damaged[offset : offset + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "damaged.pt").write_bytes(bytes(damaged))
+    with pytest.raises(FormatError):
+        Trainer.resume(tmp_path / "damaged.pt", PLANES)
 
 
 def test_config_validation_and_round_trip() -> None:

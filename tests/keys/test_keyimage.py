@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepkedi.errors import KeyFileError, OutputExistsError
+from deepkedi.errors import DeepKediError, KeyFileError, OutputExistsError
 from deepkedi.keys import KeyImage, key_image_id, load_key_image, save_key_image
 
 
@@ -147,3 +147,21 @@ def test_pixels_are_read_only_and_repr_hides_them() -> None:
 def test_a_fifo_is_not_a_key_image(fifo: Path) -> None:
     with pytest.raises(KeyFileError, match="FIFO"):
         load_key_image(fifo)
+
+
+@pytest.mark.parametrize("width, height", [(2**31 - 1, 2**31 - 1), (2**31 - 1, 40), (40_000, 40_000)])
+def test_a_key_image_declaring_huge_dimensions_is_refused_before_decoding(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    # Pillow's DecompressionBombError escaped as a traceback; a merely large one was decoded whole.
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png)
+    with pytest.raises(DeepKediError, match="bomb.png"):
+        load_key_image(path)

@@ -85,6 +85,7 @@ def test_a_file_that_is_not_a_database_is_a_keystore_error(tmp_path: Path) -> No
         ("kek_versions", "kdf", "not json"),
         ("kek_versions", "kdf", "[1, 2]"),
         ("keystore_meta", "current_kek_version", "one"),
+        ("kek_versions", "check_value", "revoked"),  # text where bytes belong: a TypeError before
     ],
 )
 def test_malformed_keystore_fields_are_keystore_errors(
@@ -95,7 +96,7 @@ def test_malformed_keystore_fields_are_keystore_errors(
     Keystore.init(url, kek_source=kek, actor="a").close()
     with sqlite3.connect(url[len("sqlite:///"):]) as conn:
         if table == "kek_versions":
-            conn.execute("UPDATE kek_versions SET kdf = ?", (value,))
+            conn.execute(f"UPDATE kek_versions SET {column} = ?", (value,))
         else:
             conn.execute("UPDATE keystore_meta SET value = ? WHERE name = ?", (value, column))
     with pytest.raises(KeystoreError, match="damaged|malformed"):

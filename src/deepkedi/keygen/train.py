@@ -60,6 +60,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -478,9 +479,13 @@ class Trainer:
         steps: int | None = None, data_description: str = "sample corpus and phantoms",
     ) -> Trainer:
         """A trainer restored from a checkpoint (``weights_only=True``); ``steps`` may extend the run."""
-        state = torch.load(check_regular_input(path, error=FormatError), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(check_regular_input(path, error=FormatError), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, AttributeError) as exc:
+            # torch.load reports a damaged archive or pickle in any of these.
+            raise FormatError(f"{path}: not a readable ZZ-GAN checkpoint ({str(exc).splitlines()[0][:200]})") from None
         if not isinstance(state, dict) or state.get("format") != "deepkedi zz-gan checkpoint 1":
-            raise ValueError(f"{path} is not a ZZ-GAN checkpoint")
+            raise FormatError(f"{path} is not a ZZ-GAN checkpoint")
         config = TrainConfig.from_dict(json.loads(state["config"]))
         if steps is not None:
             config = replace(config, steps=steps)

@@ -23,7 +23,9 @@ Containers record only :func:`key_image_id`, a public fingerprint.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from deepkedi.errors import KeyFileError
 from deepkedi.fileio import atomic_output
+from deepkedi.imaging.limits import check_decoded_size
 from deepkedi.inputs import open_input
 
 __all__ = [
@@ -183,6 +186,9 @@ def load_key_image(path: str | Path) -> KeyImage:
     KeyFileError
         The file is missing, not a PNG, a PNG without the ``deepkedi-key-image``
         chunk, of another version, or not 8- or 16-bit greyscale.
+    InputTooLargeError
+        Its dimensions would decode to more than the decoded-size limit allows
+        (:mod:`deepkedi.imaging.limits`).
     """
     path = Path(path)
     try:
@@ -190,11 +196,21 @@ def load_key_image(path: str | Path) -> KeyImage:
             if fh.read(len(_PNG_SIGNATURE)) != _PNG_SIGNATURE:
                 raise KeyFileError(f"{path}: not a key image (a key image is a PNG file)")
             fh.seek(0)
-            with Image.open(fh, formats=["PNG"]) as picture:
+            with warnings.catch_warnings():
+                # Pillow's multi-line bomb warning: the decoded-size limit below decides instead.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                picture = Image.open(fh, formats=["PNG"])
+            with picture:
+                # A key image is as large as its image: the decoded-size limit applies, from the
+                # header's dimensions, before anything is inflated (4 bytes a pixel bounds every mode).
+                width, height = picture.size
+                check_decoded_size(path, 4 * width * height, file_size=os.fstat(fh.fileno()).st_size)
                 picture.load()
                 text = dict(getattr(picture, "text", {}) or {})
                 mode = picture.mode
                 raw = _pixels_of(picture, mode, path) if KEY_IMAGE_CHUNK in text else None
+    except Image.DecompressionBombError:
+        raise KeyFileError(f"{path}: the key image declares more pixels than Pillow decodes (a decompression bomb)") from None
     except OSError as exc:
         if isinstance(exc, UnidentifiedImageError) or exc.filename is None:
             raise KeyFileError(f"{path}: not a readable PNG key image ({exc})") from None

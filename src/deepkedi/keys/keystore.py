@@ -267,6 +267,15 @@ def _check_value(kek: bytes, version: int) -> bytes:
 
 
 def _check_matches(kek: bytes, version: int, check: bytes) -> bool:
+    """Whether ``kek`` opens the check value of KEK ``version``.
+
+    Raises
+    ------
+    KeystoreError
+        The stored check value is not bytes (the database was edited).
+    """
+    if not isinstance(check, (bytes, bytearray, memoryview)):
+        raise KeystoreError(f"the keystore is damaged: the check value of KEK version {version} is malformed")
     try:
         plain = AESGCM(kek).decrypt(check[:NONCE_BYTES], check[NONCE_BYTES:], CHECK_AAD + _u32(version))
     except (InvalidTag, ValueError):
