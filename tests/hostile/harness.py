@@ -1177,23 +1177,11 @@ def _clear_caches() -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear):
                 clear()
-    # A full collection costs about 0.14 s with torch loaded, more than most cases: only when
-    # the worker holds more than it did at start (garbage cycles that keep arrays alive).
-    if _resident_mib() > _GC_ABOVE_MIB:
-        gc.collect()
-
-
-#: Resident size above which a worker collects garbage cycles between cases.
-_GC_ABOVE_MIB = 400
-
-
-def _resident_mib() -> float:
-    """The worker's current resident size (not the high-water mark)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("inf")  # cannot tell: collect
+    # Garbage cycles (a traceback's frames) can keep a case's arrays alive. A full collection
+    # over torch's objects costs about 0.14 s, more than most cases: what survives one is
+    # frozen, so the next collection looks only at what later cases made.
+    gc.collect()
+    gc.freeze()
 
 
 def _remove_tree(path: Path) -> None:
