@@ -1154,11 +1154,28 @@ def worker_main(args: argparse.Namespace) -> int:
         _clear_caches()
         # A fresh worker measures the cases after an RSS failure; an interrupted case may have
         # left a half-imported module (torch) behind that would fail the next case needing it.
-        record["retire"] = "rss" in record["failures"] or "hang" in record["failures"]
+        # A worker that grew (torch loaded by keygen or train: about 300 MiB more) is replaced too,
+        # so that each case is measured on a baseline near a fresh `kedi` process's.
+        record["retire"] = (
+            "rss" in record["failures"] or "hang" in record["failures"] or _resident_mib() > RETIRE_ABOVE_MIB
+        )
         results.write(json.dumps(record) + "\n")
         if record["retire"]:
             return 0
     return 0
+
+
+#: A worker whose resident size stays above this after a case is replaced by a fresh one.
+RETIRE_ABOVE_MIB = 320
+
+
+def _resident_mib() -> float:
+    """The worker's current resident size (not its high-water mark)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0  # cannot tell: keep the worker
 
 
 def _clear_caches() -> None:

@@ -38,15 +38,16 @@ def _paper_key(output: Path, like: Optional[Path], seed: Optional[int], weights:
 
     if like is None:
         fail("--suite paper needs --like IMAGE: the key image takes that image's size and bit depth", EXIT_USAGE)
-    if not torch_available():
-        fail("paper keys come from the ZZ-GAN, which needs PyTorch: pip install 'deepkedi[gan]'", EXIT_USAGE)
     if output.suffix.lower() != ".png":
         fail(f"{output}: a paper key image is written as .png", EXIT_USAGE)
-    from deepkedi.keygen.generate import generate_key_image, load_generator
-
     err_console.print(f"warning: {PAPER_WARNING}", markup=False)
     with guarded():
-        image = read_image(like)
+        image = read_image(like)  # a bad --like fails here, before PyTorch takes seconds to load
+    if not torch_available():
+        fail("paper keys come from the ZZ-GAN, which needs PyTorch: pip install 'deepkedi[gan]'", EXIT_USAGE)
+    from deepkedi.keygen.generate import generate_key_image, load_generator
+
+    with guarded():
         generated = generate_key_image(image, seed=seed, generator=load_generator(weights))
         created = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
         key_image = KeyImage(
