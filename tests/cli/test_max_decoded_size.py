@@ -156,3 +156,25 @@ def test_default_limit_keeps_a_small_bomb_from_taking_memory(tmp_path: Path, kin
     assert len(stderr.strip().splitlines()) == 1 and "the default limit is 256 MiB" in stderr
     # The old reader held the 384 MiB volume (twice over for a deflated DICOM).
     assert peak < baseline + 64 * MiB, f"peak {peak / MiB:.0f} MiB, baseline {baseline / MiB:.0f} MiB"
+
+
+def test_metrics_stays_under_1_gib_on_a_compressed_input_under_10_mb() -> None:
+    """`kedi metrics` needs several times the decoded size: its default limit keeps it under 1 GiB.
+
+    A .nii.gz under 10 MB decoding to the default policy's 256 MiB once took 1.7 GiB;
+    it is now refused at once, and one just under the command's own limit fits.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        big = _bombs.nifti_gz(Path(folder) / "big.nii.gz", (512, 512, 511))  # 255.5 MiB
+        near = _bombs.nifti_gz(Path(folder) / "near.nii.gz", (512, 512, 380))  # 190 MiB
+        assert big.stat().st_size < 10_000_000
+        status, peak, stderr = _peak_rss("metrics", big, "--json")
+        assert status == 4, stderr
+        assert len(stderr.strip().splitlines()) == 1 and "the default limit here is 192 MiB" in stderr
+        assert "--max-decoded-size" in stderr
+        assert peak < 1 << 30, f"peak {peak / MiB:.0f} MiB"
+        status, peak, stderr = _peak_rss("metrics", near, "--json")
+        assert status == 0, stderr
+        assert peak < 1 << 30, f"peak {peak / MiB:.0f} MiB"

@@ -36,3 +36,40 @@ def test_despeckle_refuses_a_plane_over_its_memory_budget(tmp_path: Path, kedi) 
     tight = kedi("despeckle", tmp_path / "small.npy", "-o", tmp_path / "out.npy", "--max-memory", "1")
     assert tight.exit_code == 4
     assert kedi("despeckle", tmp_path / "small.npy", "-o", tmp_path / "out.npy").exit_code == 0
+
+
+def test_speckle_keeps_no_float64_copy_of_the_volume(tmp_path: Path) -> None:
+    """96 MiB of int16 speckled into float32: the input, the result and one plane (it was 4 float64 copies)."""
+    import os
+    import subprocess
+    import sys
+
+    import deepkedi
+
+    volume = tmp_path / "volume.npy"
+    np.save(volume, np.full((192, 512, 512), 100, np.int16))
+    env = dict(os.environ, PYTHONPATH=str(Path(deepkedi.__file__).resolve().parents[1]))
+    env.pop("KEDI_MAX_DECODED", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deepkedi.cli", "speckle", str(volume), "-o", str(tmp_path / "out.npy")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(process.pid, 0)
+    process.stderr.close()  # type: ignore[union-attr]
+    assert os.waitstatus_to_exitcode(status) == 0, stderr
+    peak = usage.ru_maxrss * 1024
+    # About 130 MiB of process, 96 MiB in, 192 MiB out; the old code took over 1 GiB.
+    assert peak < 600 << 20, f"peak {peak >> 20} MiB"
+    out = np.load(tmp_path / "out.npy", mmap_mode="r")
+    assert out.dtype == np.float32 and out.shape == (192, 512, 512)
+    assert 0 < float(out[0].std()) and abs(float(out[0].mean()) - 100) < 1
+
+
+def test_despeckle_counts_the_image_and_its_result_in_its_memory_budget(tmp_path: Path, kedi) -> None:
+    """100 planes of 512²: each plane's transform fits in 800 MiB, but not beside the volume and its result."""
+    np.save(tmp_path / "stack.npy", np.ones((100, 512, 512), np.uint16))
+    result = kedi("despeckle", tmp_path / "stack.npy", "-o", tmp_path / "out.npy")
+    assert result.exit_code == 4, result.stderr
+    assert "for the image and its result" in result.stderr and "--max-memory" in result.stderr
+    assert not (tmp_path / "out.npy").exists()

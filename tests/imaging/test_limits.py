@@ -18,6 +18,7 @@ from deepkedi.imaging import DEFAULT_MAX_DECODED_SIZE, decoded_size_limit, read_
 from deepkedi.imaging.limits import (
     DEFAULT_EXPANSION_FLOOR,
     DEFAULT_MAX_EXPANSION,
+    DEFAULT_WORKING_MEMORY,
     allowed_decoded_size,
     current_limit,
     format_size,
@@ -81,6 +82,25 @@ def test_an_explicit_limit_replaces_the_default_policy_and_is_scoped() -> None:
     assert current_limit() is None
     with pytest.raises(ValueError):
         with decoded_size_limit(0):
+            pass
+
+
+def test_a_memory_factor_keeps_the_default_policy_within_the_working_memory(tmp_path: Path) -> None:
+    # A command that needs 8 times the decoded size: 96 MiB, whatever the file's size.
+    with decoded_size_limit(None, memory_factor=8):
+        assert allowed_decoded_size(1000) == allowed_decoded_size(1 << 40) == DEFAULT_WORKING_MEMORY // 8
+        bomb = _bombs.nifti_gz(tmp_path / "big.nii.gz", (512, 512, 200))  # 100 MiB
+        with pytest.raises(InputTooLargeError, match=r"big\.nii\.gz: would decode to 100 MiB .*about 8 times"):
+            read_image(bomb)
+    # Never above the policy without it, and no effect on an explicit limit.
+    with decoded_size_limit(None, memory_factor=0.5):
+        assert allowed_decoded_size(1000) == DEFAULT_EXPANSION_FLOOR
+    with decoded_size_limit(LIMIT * 4, memory_factor=8):
+        assert allowed_decoded_size(1000) == LIMIT * 4
+        assert read_image(bomb).pixels.nbytes == 100 * MiB
+    assert allowed_decoded_size(1000) == DEFAULT_EXPANSION_FLOOR
+    with pytest.raises(ValueError):
+        with decoded_size_limit(None, memory_factor=0):
             pass
 
 

@@ -91,6 +91,29 @@ def test_signed_images_shift_to_unsigned(dtype: type, shift: int, seed: int) -> 
     assert histogram_chi_square(image) == histogram_chi_square(unsigned)
 
 
+@pytest.mark.parametrize(
+    "dtype, bits", [(np.int8, None), (np.int16, None), (np.int16, 8), (np.int32, 16), (np.int32, 12)]
+)
+def test_shift_to_unsigned_is_exact_and_copies_the_image_once(dtype: type, bits: int | None) -> None:
+    import tracemalloc
+
+    from deepkedi.metrics._validate import to_unsigned
+
+    image = random_image(dtype, (256, 1024), 0)
+    width = np.iinfo(dtype).bits if bits is None else bits
+    image = np.clip(image, -(1 << (width - 1)), (1 << (width - 1)) - 1).astype(dtype)
+    expected = (image.astype(np.int64) + (1 << (width - 1))).astype(np.uint8 if width <= 8 else np.uint16)
+    tracemalloc.start()
+    try:
+        levels, _ = to_unsigned(image, bits)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(levels, expected)
+    # One output-sized copy (it shifted through two int64 copies, 8 bytes a pixel each).
+    assert peak <= levels.nbytes + 4096, peak
+
+
 @pytest.mark.parametrize("side, expected", [(256, 7.9972), (512, 7.9993)])
 def test_expected_entropy_of_random_bytes_matches_design(side: int, expected: float) -> None:
     result = shannon_entropy(np.zeros((side, side), np.uint8))

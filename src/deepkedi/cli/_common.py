@@ -38,7 +38,7 @@ from deepkedi.errors import (
     OutputExistsError,
     UnsupportedImageError,
 )
-from deepkedi.imaging.limits import decoded_size_limit, parse_size
+from deepkedi.imaging.limits import DEFAULT_WORKING_MEMORY, decoded_size_limit, format_size, parse_size
 from deepkedi.inputs import check_regular_input
 from deepkedi.keys import Key, key_file_is_sealed, load_key
 
@@ -49,6 +49,7 @@ __all__ = [
     "EXIT_USAGE",
     "GuardedTyper",
     "MaxDecodedSize",
+    "max_decoded_size_option",
     "console",
     "err_console",
     "exit_code_for",
@@ -220,26 +221,39 @@ def _decoded_size(value: str | int | None) -> int | None:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _limit_decoding(ctx: typer.Context, value: int | None) -> int | None:
-    # The limit holds for the whole command and is undone when its context closes,
-    # so no command body has to remember to apply it.
-    ctx.with_resource(decoded_size_limit(value))
-    return value
+def _limit_decoding(memory_factor: float | None) -> Callable[[typer.Context, int | None], int | None]:
+    def apply(ctx: typer.Context, value: int | None) -> int | None:
+        # The limit holds for the whole command and is undone when its context closes,
+        # so no command body has to remember to apply it.
+        ctx.with_resource(decoded_size_limit(value, memory_factor=memory_factor))
+        return value
+
+    return apply
+
+
+def max_decoded_size_option(memory_factor: float | None = None) -> Any:
+    """``--max-decoded-size SIZE`` (env KEDI_MAX_DECODED) for a command whose working memory
+    is ``memory_factor`` times the decoded image: its default limit keeps that within
+    ``DEFAULT_WORKING_MEMORY`` (imaging/limits.py); an explicit SIZE applies exactly."""
+    default = "Default: 4 GiB, and at most 32 times the file's size past 256 MiB"
+    if memory_factor is not None:
+        default += (
+            f", and at most {format_size(int(DEFAULT_WORKING_MEMORY / memory_factor))} for this command "
+            f"(it needs about {memory_factor:g} times the decoded size in memory)"
+        )
+    return Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-decoded-size",
+            metavar="SIZE",
+            envvar="KEDI_MAX_DECODED",
+            parser=_decoded_size,
+            callback=_limit_decoding(memory_factor),
+            help=f"Refuse an image that would decode to more than SIZE bytes (512M, 4G, 4GiB). {default}.",
+        ),
+    ]
 
 
 #: ``--max-decoded-size SIZE`` (env KEDI_MAX_DECODED) for every command that decodes
 #: images: declaring the parameter applies the limit (imaging/limits.py) to the command.
-MaxDecodedSize = Annotated[
-    Optional[int],
-    typer.Option(
-        "--max-decoded-size",
-        metavar="SIZE",
-        envvar="KEDI_MAX_DECODED",
-        parser=_decoded_size,
-        callback=_limit_decoding,
-        help=(
-            "Refuse an image that would decode to more than SIZE bytes (512M, 4G, 4GiB). "
-            "Default: 4 GiB, and at most 32 times the file's size past 256 MiB."
-        ),
-    ),
-]
+MaxDecodedSize = max_decoded_size_option()

@@ -27,6 +27,13 @@ When no limit is set, the default policy applies: at most
 the expansion bound is what stops a small bomb whose claimed size stays under
 the absolute limit. An explicit limit is exactly that many bytes, whatever the
 file's size.
+
+A caller whose working memory is a multiple of the decoded image (a measure
+that keeps float64 copies, a filter that writes a float32 result) gives that
+multiple to :func:`decoded_size_limit` as ``memory_factor``: the default policy
+then also keeps ``memory_factor`` times the decoded size within
+:data:`DEFAULT_WORKING_MEMORY`, so that the default settings stay under 1 GiB
+resident for any input. An explicit limit still overrides it exactly.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ __all__ = [
     "DEFAULT_EXPANSION_FLOOR",
     "DEFAULT_MAX_DECODED_SIZE",
     "DEFAULT_MAX_EXPANSION",
+    "DEFAULT_WORKING_MEMORY",
     "allowed_decoded_size",
     "check_decoded_size",
     "current_limit",
@@ -61,8 +69,15 @@ DEFAULT_EXPANSION_FLOOR = 256 << 20
 #: Under the default policy, past the floor, how many times its own size a file may decode to.
 DEFAULT_MAX_EXPANSION = 32
 
+#: Under the default policy, the working memory a caller's ``memory_factor`` times the decoded
+#: size may take: 768 MiB, which with the process itself (about 130 MiB with NumPy and SciPy
+#: loaded) stays under 1 GiB resident.
+DEFAULT_WORKING_MEMORY = 768 << 20
+
 #: The limit set by :func:`decoded_size_limit`; None means the default policy.
 _LIMIT: ContextVar[int | None] = ContextVar("deepkedi_max_decoded_size", default=None)
+#: Bytes of working memory per decoded byte, set by :func:`decoded_size_limit`; None: not bounded.
+_FACTOR: ContextVar[float | None] = ContextVar("deepkedi_memory_factor", default=None)
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
@@ -100,10 +115,13 @@ def format_size(nbytes: int) -> str:
 
 
 @contextmanager
-def decoded_size_limit(nbytes: int | None) -> Iterator[None]:
+def decoded_size_limit(nbytes: int | None, *, memory_factor: float | None = None) -> Iterator[None]:
     """Within the block, refuse files that would decode to more than ``nbytes`` bytes.
 
-    ``None`` restores the default policy. Scoped to the current thread or task
+    ``None`` restores the default policy; ``memory_factor`` (the caller's working
+    memory per decoded byte) makes the default policy also refuse files past
+    ``DEFAULT_WORKING_MEMORY / memory_factor`` bytes, and has no effect on an
+    explicit ``nbytes``. Scoped to the current thread or task
     (a :class:`~contextvars.ContextVar`), and restored on leaving the block; a
     thread started inside the block starts from the default policy unless it runs
     in a copy of the caller's context (:func:`contextvars.copy_context`).
@@ -111,14 +129,18 @@ def decoded_size_limit(nbytes: int | None) -> Iterator[None]:
     Raises
     ------
     ValueError
-        ``nbytes`` is not positive.
+        ``nbytes`` or ``memory_factor`` is not positive.
     """
     if nbytes is not None and nbytes <= 0:
         raise ValueError(f"the decoded-size limit must be positive, not {nbytes}")
+    if memory_factor is not None and not memory_factor > 0:
+        raise ValueError(f"the memory factor must be positive, not {memory_factor}")
     token = _LIMIT.set(nbytes)
+    factor_token = _FACTOR.set(memory_factor)
     try:
         yield
     finally:
+        _FACTOR.reset(factor_token)
         _LIMIT.reset(token)
 
 
@@ -132,7 +154,11 @@ def allowed_decoded_size(file_size: int) -> int:
     limit = _LIMIT.get()
     if limit is not None:
         return limit
-    return min(DEFAULT_MAX_DECODED_SIZE, max(DEFAULT_EXPANSION_FLOOR, DEFAULT_MAX_EXPANSION * file_size))
+    allowed = min(DEFAULT_MAX_DECODED_SIZE, max(DEFAULT_EXPANSION_FLOOR, DEFAULT_MAX_EXPANSION * file_size))
+    factor = _FACTOR.get()
+    if factor is not None:
+        allowed = min(allowed, int(DEFAULT_WORKING_MEMORY / factor))
+    return allowed
 
 
 def _refusal(path: Path, nbytes: int, file_size: int, *, at_least: bool) -> InputTooLargeError:
@@ -146,6 +172,12 @@ def _refusal(path: Path, nbytes: int, file_size: int, *, at_least: bool) -> Inpu
             f"{DEFAULT_MAX_EXPANSION} times its size, at least {format_size(DEFAULT_EXPANSION_FLOOR)}, "
             f"at most {format_size(DEFAULT_MAX_DECODED_SIZE)}"
         )
+        factor = _FACTOR.get()
+        if factor is not None and allowed == int(DEFAULT_WORKING_MEMORY / factor):
+            rule = (
+                f"the default limit here is {format_size(allowed)}: this needs about {factor:g} times "
+                f"the decoded size in memory, kept within {format_size(DEFAULT_WORKING_MEMORY)}"
+            )
     return InputTooLargeError(
         f"{path}: would decode to {amount} ({rule}); "
         "if the file is trusted, raise the limit with --max-decoded-size SIZE or KEDI_MAX_DECODED"

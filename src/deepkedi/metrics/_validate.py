@@ -159,12 +159,15 @@ def to_unsigned(array: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
         )
     bits = resolve_bits(array, bits, max_bits=MAX_HISTOGRAM_BITS)
     low, _ = level_range(array, bits)
-    if low < 0:
-        shifted = array.astype(np.int64) - low
-    else:
-        shifted = array
     out_type = np.uint8 if bits <= 8 else np.uint16
-    return shifted.astype(out_type, copy=False), bits
+    if low >= 0:
+        return array.astype(out_type, copy=False), bits
+    # The shift in the output type's own modular arithmetic: the same levels as shifting in
+    # int64 and narrowing, with one output-sized copy instead of two int64 ones (a 16-bit
+    # volume took 5 times its size more).
+    levels = array.astype(out_type)
+    levels -= out_type(low % (1 << (8 * levels.itemsize)))
+    return levels, bits
 
 
 def resolve_data_range(

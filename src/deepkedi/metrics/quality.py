@@ -37,7 +37,9 @@ __all__ = ["compare", "mse", "psnr", "ssim"]
 
 #: Side of SSIM's Gaussian-free uniform window when the image allows it (Wang et al.'s 7).
 SSIM_WINDOW = 7
-#: Volumes larger than this many voxels are scored in slabs of planes (:func:`ssim`).
+#: Volumes larger than this many voxels are scored in slabs of planes (:func:`ssim`), each
+#: slab, its border planes included, at most this many voxels when a plane is small enough
+#: (some 20 float64 copies of it: 320 MiB).
 _SSIM_SLAB_VOXELS = 1 << 21
 
 
@@ -195,13 +197,14 @@ def ssim(a: Any, b: Any, *, data_range: float | None = None, channel_axis: int |
     # A volume, in slabs of planes: scikit-image averages the SSIM map without a border of
     # `pad` voxels, so every voxel it keeps sees a window that lies wholly inside the
     # volume; a slab with `pad` extra planes on each side gives exactly those voxels'
-    # values for its inner planes. Memory: some 20 float64 copies of one slab, not of the
-    # volume (64 times the size of a uint16 volume). Colour channels all have the same
+    # values for its inner planes. Memory: some 20 float64 copies of one slab of at most
+    # _SSIM_SLAB_VOXELS voxels with its border (for planes up to 1/7 of it), not of the
+    # volume (80 times the size of a uint16 volume). Colour channels all have the same
     # number of kept voxels, so the mean over all of them is the mean of the per-channel
     # means that scikit-image reports.
     pad = (window - 1) // 2
     inner = (slice(pad, -pad),) * 3
-    step = max(1, _SSIM_SLAB_VOXELS // first[0].size)
+    step = max(1, _SSIM_SLAB_VOXELS // first[0].size - 2 * pad)
     total, count = 0.0, 0
     for start in range(pad, first.shape[0] - pad, step):
         stop = min(start + step, first.shape[0] - pad)
