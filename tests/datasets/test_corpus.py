@@ -204,13 +204,9 @@ def test_sample_path_of_an_uninstalled_optional_sample(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("name", sorted(n for n in REQUIRED if n.endswith(".dcm")))
 def test_read_image_agrees_with_the_catalogue(name: str) -> None:
-    # the imaging readers are developed alongside; skip rather than fail while they are not ready
-    try:
-        from deepkedi.imaging import read_image
+    from deepkedi.imaging import read_image
 
-        image = read_image(sample_path(name))
-    except Exception as exc:  # noqa: BLE001 - any failure of a reader still in progress
-        pytest.skip(f"read_image cannot read {name} yet: {exc!r}")
+    image = read_image(sample_path(name))
     entry = next(s for s in sample_corpus(include_optional=False) if s.name == name)
     assert image.plane_shape == entry.shape[:2]
     assert image.modality == entry.modality
