@@ -15,6 +15,7 @@ The primitives underneath (``deepkedi.cipher``, ``deepkedi.transforms``,
 ``deepkedi.imaging``) stay importable for research.
 """
 
+from deepkedi._version import __version__
 from deepkedi.cipher.hybrid import decrypt_file, decrypt_image, encrypt_file, encrypt_image
 from deepkedi.errors import (
     AuthenticationError,
@@ -25,8 +26,6 @@ from deepkedi.errors import (
 )
 from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.keys import Key, generate_key, load_key, save_key
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationError",

@@ -519,7 +519,7 @@ def reproduce(
     step
         Called with a description before each unit of work (a progress bar's advance).
     """
-    from deepkedi import __version__
+    from deepkedi._version import __version__
     from deepkedi.analysis import figures
     from deepkedi.analysis.attacks import attack_matrix
     from deepkedi.analysis.schemes import SCHEME_NAMES, make_scheme

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from deepkedi import __version__
+from deepkedi._version import __version__
 from deepkedi.cli._common import GuardedTyper
 
 __all__ = ["app", "main"]

@@ -515,7 +515,7 @@ def export_generator(
     """
     from safetensors.torch import save as save_safetensors
 
-    from deepkedi import __version__
+    from deepkedi._version import __version__
 
     path = Path(path)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in generator.state_dict().items()}
