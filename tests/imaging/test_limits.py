@@ -116,16 +116,27 @@ class _EndlessZeros(io.RawIOBase):
         return self.deflater.compress(bytes(MiB)) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
 
 
+
+class _Peak:
+    """Python's peak traced allocation inside a ``with`` block (:mod:`tracemalloc`)."""
+
+    bytes = 0
+
+    def __enter__(self) -> "_Peak":
+        tracemalloc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+
 def test_inflation_stops_at_the_limit_without_keeping_the_output(tmp_path: Path) -> None:
     stream = _EndlessZeros()
-    tracemalloc.start()
-    try:
+    with _Peak() as peak:
         with decoded_size_limit(LIMIT), pytest.raises(InputTooLargeError, match="more than 64 MiB"):
             inflated_size_within(tmp_path / "x", stream, wbits=-zlib.MAX_WBITS, file_size=1000)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 8 * MiB
+    assert peak.bytes < 8 * MiB
     assert stream.produced <= LIMIT + 2 * MiB  # stopped just past the limit
     # Under the limit, the size is exact.
     deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
@@ -172,19 +183,15 @@ def test_a_file_that_decodes_past_the_limit_is_refused_before_decoding(tmp_path:
     make_bomb, make_good = _BOMBS[kind]
     bomb = make_bomb(tmp_path)
     assert bomb.stat().st_size < 2 * MiB
-    tracemalloc.start()
-    try:
+    with _Peak() as peak:
         with pytest.raises(InputTooLargeError) as caught:
             read_image(bomb, max_decoded_size=LIMIT)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"{bomb}: would decode to ")
     assert "64 MiB" in message and "--max-decoded-size" in message
     # Nothing near the decoded size was allocated (the old readers held all 128 MiB).
-    assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB"
+    assert peak.bytes < 16 * MiB, f"peak {peak.bytes / MiB:.1f} MiB"
     # An InputTooLargeError is bad input (exit 4), as every UnsupportedImageError is.
     assert isinstance(caught.value, UnsupportedImageError)
     # The same limit lets files under it through.
@@ -269,14 +276,10 @@ def test_compressed_dicom_is_checked_from_rows_columns_and_frames(tmp_path: Path
     ds.Rows = ds.Columns = 8192
     path = tmp_path / "rle.dcm"
     ds.save_as(path)
-    tracemalloc.start()
-    try:
+    with _Peak() as peak:
         with pytest.raises(InputTooLargeError, match=r"rle\.dcm: would decode to 128 MiB \(the limit is 64 MiB\)"):
             read_image(path, max_decoded_size=LIMIT)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * MiB
+    assert peak.bytes < 16 * MiB
 
 
 def test_a_nifti_extension_that_inflates_past_the_limit_is_refused(tmp_path: Path) -> None:
@@ -299,11 +302,7 @@ def test_a_nifti_extension_that_inflates_past_the_limit_is_refused(tmp_path: Pat
         for _ in range(esize // MiB):
             fh.write(block)
         fh.write(bytes(16))
-    tracemalloc.start()
-    try:
+    with _Peak() as peak:
         with pytest.raises(InputTooLargeError, match=r"extended\.nii\.gz: would decode to 128 MiB"):
             read_image(path, max_decoded_size=LIMIT)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 16 * MiB
+    assert peak.bytes < 16 * MiB
