@@ -24,6 +24,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -39,6 +40,7 @@ __all__ = [
     "ContainerHeader",
     "Suite",
     "parse_header",
+    "read_header_from",
 ]
 
 MAGIC = b"\x89KEDI\r\n\x1a"
@@ -232,8 +234,9 @@ class ContainerHeader:
         return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
 
 
-def parse_header(data: bytes) -> ContainerHeader:
-    """Parse the header at the start of ``data`` (at least the whole header).
+def parse_header(data: bytes | bytearray | memoryview) -> ContainerHeader:
+    """Parse the header at the start of ``data`` (at least the whole header; any longer buffer,
+    such as a whole container in memory, is fine: only the header's bytes are read).
 
     Raises
     ------
@@ -244,6 +247,7 @@ def parse_header(data: bytes) -> ContainerHeader:
         unknown version: a container that was modified, reported like every
         other modification.
     """
+    data = memoryview(data).cast("B")
     head = bytes(data[: len(MAGIC)])
     if _hamming(head, MAGIC[: len(head)]) > MAGIC_DAMAGE_BITS:
         raise FormatError("not a deepkedi container")
@@ -296,3 +300,26 @@ def parse_header(data: bytes) -> ContainerHeader:
         )
     except (ValueError, struct.error, OverflowError):
         raise AuthenticationError() from None
+
+
+def read_header_from(fh: BinaryIO) -> tuple[ContainerHeader, bytes]:
+    """Read the header from the current position of ``fh``: the header and its encoded bytes.
+
+    Reads exactly the header's bytes (the preamble says how many), so ``fh`` is
+    left at the first byte after it.
+
+    Raises
+    ------
+    FormatError
+        The file does not start like a deepkedi container.
+    AuthenticationError
+        It starts like one but the header is damaged or truncated.
+    """
+    start = fh.read(_PREAMBLE.size)
+    if len(start) < _PREAMBLE.size:
+        parse_header(start)  # FormatError for other files, AuthenticationError if damaged
+        raise AuthenticationError()
+    body_length = int.from_bytes(start[len(MAGIC) + 1 : _PREAMBLE.size], "big")
+    data = start + fh.read(body_length)
+    header = parse_header(data)
+    return header, data[: header.encoded_length]

@@ -46,6 +46,7 @@ from deepkedi.cipher.format import (
     ContainerHeader,
     Suite,
     parse_header,
+    read_header_from,
 )
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
 from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
@@ -312,7 +313,7 @@ def encrypt_image(
 
 def read_header(data: bytes | bytearray | memoryview) -> ContainerHeader:
     """The header of the container at the start of ``data`` (no key needed)."""
-    return parse_header(bytes(memoryview(data)[:65536]))
+    return parse_header(data)
 
 
 def _check_key(header: ContainerHeader, key: Key) -> None:
@@ -700,17 +701,6 @@ def encrypt_file(
     )
 
 
-def _read_header_from(fh: BinaryIO) -> tuple[ContainerHeader, bytes]:
-    start = fh.read(11)
-    if len(start) < 11:
-        parse_header(start)  # FormatError for other files, AuthenticationError if damaged
-        raise AuthenticationError()
-    body_length = int.from_bytes(start[9:11], "big")
-    data = start + fh.read(body_length)
-    header = parse_header(data)
-    return header, data[: header.encoded_length]
-
-
 class _HashingSink:
     """Writes through to a file while hashing what passes."""
 
@@ -759,7 +749,7 @@ def decrypt_file(
     except OSError as exc:
         raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None
     with fh:
-        header, aad = _read_header_from(fh)
+        header, aad = read_header_from(fh)
         _check_key(header, key)
         if os.fstat(fh.fileno()).st_size != header.container_length:
             raise AuthenticationError()
@@ -952,7 +942,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
         else:
             data = memoryview(path_or_data).cast("B")
             container, length = io.BytesIO(data), len(data)
-        header, _ = _read_header_from(container)
+        header, _ = read_header_from(container)
         if length != header.container_length:
             raise AuthenticationError()
         if out is None:

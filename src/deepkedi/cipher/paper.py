@@ -307,7 +307,7 @@ def encrypt_image_paper(
 
 
 def _paper_header(data: bytes | memoryview, where: str) -> ContainerHeader:
-    header = parse_header(bytes(memoryview(data)[:65536]))
+    header = parse_header(data)
     if header.suite is not Suite.PAPER:
         raise ValueError(
             f"{where} is a '{header.suite.name.lower()}' container; decrypt it with its key file "
