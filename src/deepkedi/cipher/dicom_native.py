@@ -85,7 +85,7 @@ from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import check_deflated_size, sniff_dicom
 from deepkedi.inputs import check_regular_input
-from deepkedi.keys.keyfile import Key
+from deepkedi.cipher.keytypes import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
 __all__ = [

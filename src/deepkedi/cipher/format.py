@@ -106,7 +106,7 @@ class ContainerHeader:
         Shape of the pixel array (image planes on the trailing axes).
     key_id
         The 16-byte id of the master key (``hybrid``) or the fingerprint of the
-        key image (``paper``, :func:`deepkedi.keys.keyimage.key_image_id`).
+        key image (``paper``, :func:`deepkedi.cipher.keytypes.key_image_id`).
     salt
         32 random bytes, the HKDF salt of this file's key (``paper``: zeros).
     nonce_prefix

@@ -54,7 +54,7 @@ from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageEr
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
-from deepkedi.keys.keyfile import Key
+from deepkedi.cipher.keytypes import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
 __all__ = [

@@ -60,7 +60,7 @@ from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageEr
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
-from deepkedi.keys.keyimage import KeyImage
+from deepkedi.cipher.keytypes import KeyImage
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle, despeckle_ripplet
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 

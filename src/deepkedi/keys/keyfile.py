@@ -13,10 +13,9 @@ import base64
 import binascii
 import json
 import os
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from deepkedi._json import loads_bounded
+from deepkedi.cipher.keytypes import KEY_ID_BYTES, SECRET_BYTES, Key
 from deepkedi.errors import AuthenticationError, KeyFileError
 from deepkedi.fileio import atomic_output
 from deepkedi.inputs import check_regular_input
@@ -41,8 +41,6 @@ __all__ = [
 ]
 
 KEY_FILE_VERSION = 1
-SECRET_BYTES = 32
-KEY_ID_BYTES = 16
 #: scrypt cost for passphrase-sealed key files (2**17 × 8 × 128 B = 128 MiB, as OWASP advises).
 SCRYPT_N = 2**17
 #: The smallest n a reader accepts in a key file.
@@ -57,44 +55,6 @@ SCRYPT_MAX_COST = SCRYPT_N * SCRYPT_R * SCRYPT_P
 _SEAL_AAD = b"deepkedi/v1 key file seal|"
 #: Far above any key file written here (about 1 KiB); a larger one is refused unread.
 _KEY_FILE_MAX_BYTES = 1 << 20
-
-
-@dataclass(frozen=True, repr=False)
-class Key:
-    """A master key: 32 secret bytes and their public identity.
-
-    Parameters
-    ----------
-    key_id
-        16 public bytes naming the key; containers record it in their header.
-    secret
-        32 secret bytes, the input keying material of every per-file key.
-    created
-        ISO 8601 UTC creation time.
-    suite
-        The suite the key is meant for (``"hybrid"``).
-    provenance
-        Where the secret's entropy came from (JSON-safe; no secret values).
-    """
-
-    key_id: bytes
-    secret: bytes = field(repr=False)
-    created: str = ""
-    suite: str = "hybrid"
-    provenance: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if len(self.key_id) != KEY_ID_BYTES:
-            raise ValueError(f"key_id must be {KEY_ID_BYTES} bytes, got {len(self.key_id)}")
-        if len(self.secret) != SECRET_BYTES:
-            raise ValueError(f"secret must be {SECRET_BYTES} bytes, got {len(self.secret)}")
-
-    @property
-    def key_id_hex(self) -> str:
-        return self.key_id.hex()
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"Key(key_id={self.key_id_hex!r}, suite={self.suite!r}, created={self.created!r})"
 
 
 #: HKDF-SHA256 ``info`` of a master secret mixed from OS randomness and a ZZ-GAN key image.
