@@ -17,7 +17,7 @@ import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from _timing import round_robin_medians
-from deepkedi import decrypt_image, encrypt_image, generate_key
+from deepkedi import decrypt_pixels, encrypt_image, generate_key
 from deepkedi.transforms.zigzag import ZigzagPattern
 
 
@@ -31,7 +31,7 @@ def bench(label: str, pixels: np.ndarray, repeats: int, unit: str) -> None:
     for pattern in ZigzagPattern:
         container = encrypt_image(pixels, key, pattern=pattern)
         actions[f"encrypt_image {pattern.value}"] = lambda p=pattern: encrypt_image(pixels, key, pattern=p)
-        actions[f"decrypt_image {pattern.value}"] = lambda c=container: decrypt_image(c, key)
+        actions[f"decrypt_pixels {pattern.value}"] = lambda c=container: decrypt_pixels(c, key)
     medians = round_robin_medians(actions, repeats, warmup=1)
     raw = medians["raw AESGCM.encrypt"]
     print(

@@ -15,12 +15,13 @@ from hypothesis.extra import numpy as hnp
 from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.hybrid import (
     _encrypt_from_parts,
-    cipher_image,
     decrypt_file,
     decrypt_image,
+    decrypt_pixels,
     encrypt_file,
     encrypt_image,
 )
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.datasets import sample_corpus
 from deepkedi.errors import AuthenticationError, FormatError, OutputExistsError, UnsupportedImageError
 from deepkedi.imaging import MedicalImage
@@ -45,7 +46,7 @@ def _sha(path: Path) -> str:
     pattern=st.sampled_from(PATTERNS),
 )
 def test_in_memory_round_trip_any_shape_dtype_pattern(pixels: np.ndarray, pattern: ZigzagPattern) -> None:
-    back = decrypt_image(encrypt_image(pixels, KEY, pattern=pattern), KEY)
+    back = decrypt_pixels(encrypt_image(pixels, KEY, pattern=pattern), KEY)
     assert isinstance(back, np.ndarray)
     assert back.dtype == pixels.dtype and back.shape == pixels.shape
     np.testing.assert_array_equal(back, pixels)  # NaNs compare equal here
@@ -129,9 +130,9 @@ def test_cipher_image_reads_files_in_batches_across_segments(
 ) -> None:
     """One plane per batch, 1 KiB segments: the cipher image read from a file, into a memory
     map, is the one read from bytes and stays positional (c1 ⊕ c2 = p1 ⊕ p2)."""
-    from deepkedi.cipher import hybrid
+    from deepkedi.cipher import layout
 
-    monkeypatch.setattr(hybrid, "_BATCH_BYTES", 1)  # rounded up to one whole plane
+    monkeypatch.setattr(layout, "BATCH_BYTES", 1)  # rounded up to one whole plane
     rng = np.random.default_rng(8)
     shape = (5, 23, 19, 3) if channels_last else (5, 23, 19)
     p1, p2 = (rng.integers(0, 65536, shape, dtype=np.uint16) for _ in range(2))

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepkedi.cipher.format import DEFAULT_SEGMENT_SIZE, ContainerHeader, Suite, parse_header
-from deepkedi.cipher.hybrid import cipher_image, decrypt_file, decrypt_image, encrypt_image
+from deepkedi.cipher.hybrid import decrypt_file, decrypt_image, encrypt_image
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.cipher.paper import (
     decrypt_file_paper,
     decrypt_image_paper,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepkedi.cipher.hybrid import cipher_image
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING, paper_decrypt_pixels, paper_encrypt_pixels
 from deepkedi.datasets import phantom
 from deepkedi.keys import KeyImage, load_key_image, save_key_image

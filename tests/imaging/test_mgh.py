@@ -10,7 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from deepkedi.cipher.hybrid import cipher_image, decrypt_file, encrypt_file
+from deepkedi.cipher.hybrid import decrypt_file, encrypt_file
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging import MedicalImage, detect_format, read_image, write_image
 from deepkedi.imaging.mgh import read_mgh, sniff_mgh, write_mgh

@@ -13,7 +13,7 @@ SOP Class as ``IN.dcm`` in which
   ``YES`` and De-identification Method (0012,0063) and its code sequence
   (0012,0064, DCM 113100) say what was done;
 - Pixel Data holds the *cipher image* of the hybrid container of the whole
-  original file (:func:`deepkedi.cipher.hybrid.cipher_image`): same rows,
+  original file (:func:`deepkedi.cipher.layout.cipher_image`): same rows,
   columns, frames, samples and bits allocated, stored uncompressed (Explicit VR
   Little Endian), so a viewer shows noise and burned-in text is gone;
 - Encrypted Attributes Sequence (0400,0500) holds one item whose Encrypted
@@ -48,10 +48,10 @@ import contextlib
 import hashlib
 import hmac
 import io
-import os
 import struct
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -65,21 +65,17 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-from deepkedi.cipher.format import NONCE_PREFIX_SIZE, SALT_SIZE, ContainerHeader, Suite
-from deepkedi.cipher.hybrid import (
-    DEFAULT_PATTERN,
-    Progress,
-    _batch_sizes,
-    _encrypt_file_from_parts,
-    _pixel_ranges,
-    _plane_layout,
-    _read_exactly,
-    _scanned_batches,
-    _unscan_batch,
-    decrypt_file,
-    read_header,
+from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
+from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, decrypt_stream, encrypt_file
+from deepkedi.cipher.layout import (
+    batch_sizes,
+    pixel_ranges,
+    plane_layout,
+    read_exactly,
+    scanned_batches,
+    unscan_batch,
 )
-from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
+from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, check_distinct
 from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
@@ -91,10 +87,13 @@ from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 __all__ = [
     "DEIDENTIFICATION_MARKER",
     "UID_HKDF_INFO",
+    "DicomNative",
     "decrypt_dicom_native",
+    "decrypt_dicom_native_stream",
     "deidentified_uid",
     "encrypt_dicom_native",
     "is_dicom_native",
+    "open_dicom_native",
     "patient_pseudonym",
     "read_dicom_native_header",
     "resolved_action",
@@ -419,10 +418,10 @@ def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
 def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
     """The container without its pixel ciphertext: what Encrypted Content carries."""
     parts, position = [], 0
-    for offset, length in _pixel_ranges(header):
-        parts.append(_read_exactly(container, position, offset - position))
+    for offset, length in pixel_ranges(header):
+        parts.append(read_exactly(container, position, offset - position))
         position = offset + length
-    parts.append(_read_exactly(container, position, header.container_length - position))
+    parts.append(read_exactly(container, position, header.container_length - position))
     return b"".join(parts)
 
 
@@ -432,8 +431,8 @@ def _write_pixel_data(
     """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
     pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
     fh.write(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, header.pixel_length + pad))
-    for scanned in _scanned_batches(container, header, _BATCH_BYTES):
-        fh.write(_unscan_batch(scanned, header).tobytes())
+    for scanned in scanned_batches(container, header, _BATCH_BYTES):
+        fh.write(unscan_batch(scanned, header).tobytes())
         advance(scanned.nbytes)
     fh.write(b"\x00" * pad)
 
@@ -442,10 +441,10 @@ def _payload_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> I
     """Pixel Data words (from ``start`` in ``pixels``) back in payload order, batch by batch: the inverse of
     what :func:`_write_pixel_data` writes."""
     position = start
-    for size in _batch_sizes(header, _BATCH_BYTES):
-        raw = np.frombuffer(_read_exactly(pixels, position, size), dtype=header.dtype)
+    for size in batch_sizes(header, _BATCH_BYTES):
+        raw = np.frombuffer(read_exactly(pixels, position, size), dtype=header.dtype)
         position += size
-        planes = raw.reshape((-1,) + _plane_layout(header))
+        planes = raw.reshape((-1,) + plane_layout(header))
         words = zigzag_scan(planes, header.pattern, channels_last=header.channels_last)
         yield np.ascontiguousarray(words, dtype=header.dtype).tobytes()
 
@@ -456,7 +455,7 @@ def _rebuild(out: BinaryIO, skeleton: bytes, header: ContainerHeader, words: Ite
         raise AuthenticationError()
     pending = memoryview(b"")
     position = taken = 0
-    for offset, length in _pixel_ranges(header):
+    for offset, length in pixel_ranges(header):
         out.write(skeleton[taken : taken + offset - position])
         taken += offset - position
         position, left = offset + length, length
@@ -587,13 +586,11 @@ def encrypt_dicom_native(
         # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
         # It is read back in batches of whole planes: memory stays bounded for volumes of any size.
         scratch = Path(tmp) / "original.kedi"
-        header = _encrypt_file_from_parts(
+        header = encrypt_file(
             src,
             scratch,
             key,
             pattern=pattern,
-            salt=os.urandom(SALT_SIZE),
-            nonce_prefix=os.urandom(NONCE_PREFIX_SIZE),
             progress=None if progress is None else lambda done, total: progress(done, total + pixel_bytes),
             image=image,  # already read above: decoded once
         )
@@ -647,7 +644,8 @@ def is_dicom_native(path: str | Path) -> bool:
 
     Recognised by De-identification Method (0012,0063) naming deepkedi's
     marker and an Encrypted Attributes Sequence (0400,0500). Never raises: an
-    unreadable or non-DICOM file is simply not one.
+    unreadable or non-DICOM file is simply not one. To decrypt, call
+    :func:`open_dicom_native` instead: it recognises the file in the same parse.
     """
     path = Path(path)
     try:
@@ -661,59 +659,74 @@ def is_dicom_native(path: str | Path) -> bool:
         return False
 
 
-def read_dicom_native_header(path: str | Path) -> ContainerHeader:
-    """The public header of the container inside a DICOM-native file (no key needed).
+@dataclass(frozen=True, repr=False)
+class DicomNative:
+    """A DICOM-native file parsed once: the container it carries, less its pixel words, and where those lie.
+
+    Made by :func:`open_dicom_native`; :func:`decrypt_dicom_native` restores the
+    original from it without parsing the DICOM again. ``header`` is public (no
+    key needed): it names the key, the suite and the image.
+    """
+
+    header: ContainerHeader
+    name: str
+    skeleton: bytes = field(repr=False)
+    #: Where the cipher image's words start: a file (read in batches) or bytes in memory.
+    pixel_file: Path | None
+    pixel_offset: int
+    pixel_bytes: bytes | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"DicomNative({self.name!r}, key_id={self.header.key_id.hex()!r})"
+
+
+def open_dicom_native(source: str | Path | bytes | bytearray | Dataset) -> DicomNative:
+    """Parse a DICOM-native file (a path, its bytes, or a pydicom :class:`~pydicom.dataset.Dataset`) once.
+
+    Values over 1 MiB (Pixel Data) stay in the file and are read in batches when decrypting.
 
     Raises
     ------
     FormatError
-        ``path`` is not a DICOM-native file.
+        ``source`` is not a DICOM-native deepkedi file (not DICOM, or DICOM without
+        deepkedi's Encrypted Attributes Sequence).
     AuthenticationError
-        Its Encrypted Content is damaged.
+        It is one, but its Encrypted Content or Pixel Data element is damaged.
     """
-    path = Path(path)
-    if not is_dicom_native(path):
-        raise FormatError(f"{path}: not a DICOM-native deepkedi file")
-    ds = _read_dataset(path, stop_before_pixels=True, specific_tags=[_DEID_METHOD, _ENCRYPTED_ATTRIBUTES])
+    if isinstance(source, Dataset):
+        ds, name, path = source, "the data set", None
+    elif isinstance(source, (bytes, bytearray)):
+        if not sniff_dicom(bytes(source[:4096])):
+            raise FormatError("the data is not a DICOM-native deepkedi file (not DICOM)")
+        try:
+            with _quiet():
+                ds = pydicom.dcmread(io.BytesIO(source), force=True)
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on malformed input
+            raise FormatError(f"the data is not a readable DICOM file ({exc})") from None
+        name, path = "the data", None
+    else:
+        path = Path(source)
+        name = str(path)
+        try:
+            check_regular_input(path, error=FormatError)  # a FIFO would block the open below
+            with open(path, "rb") as fh:
+                dicom = sniff_dicom(fh.read(4096))
+        except OSError as exc:
+            raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        if not dicom:
+            raise FormatError(f"{path}: not a DICOM-native deepkedi file (not DICOM)")
+        try:
+            ds = _read_dataset(path, defer_size=1 << 20)
+        except DeepKediError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise FormatError(f"{path}: not a readable DICOM file ({exc})") from None
     item = _native_item(ds)
+    if item is None:
+        raise FormatError(f"{name}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
     try:
-        return read_header(bytes(item[_ENCRYPTED_CONTENT].value))  # type: ignore[index]
-    except (KeyError, TypeError, FormatError):
-        raise AuthenticationError() from None
-
-
-def decrypt_dicom_native(
-    input: str | Path,
-    output: str | Path,
-    key: Key,
-    *,
-    force: bool = False,
-    progress: Progress | None = None,
-) -> ContainerHeader:
-    """Restore the original file of the DICOM-native file ``input`` into ``output``, byte for byte.
-
-    Raises
-    ------
-    FormatError
-        ``input`` is not a DICOM-native file.
-    AuthenticationError
-        Wrong key, or the Encrypted Content or the Pixel Data was modified (one
-        message for all); nothing is written.
-    OutputExistsError
-        ``output`` exists and ``force`` is false.
-    """
-    src, dst = Path(input), Path(output)
-    check_distinct(src, dst)
-    if src.exists():  # a FIFO is refused by name; is_dicom_native would only say "not one"
-        check_regular_input(src, error=FormatError)
-    if not is_dicom_native(src):
-        raise FormatError(f"{src}: not a DICOM-native deepkedi file (no deepkedi Encrypted Attributes Sequence)")
-    # Values over 1 MiB stay in the file until asked for: Pixel Data is read in batches below.
-    ds = _read_dataset(src, defer_size=1 << 20)
-    item = _native_item(ds)
-    try:
-        skeleton = bytes(item[_ENCRYPTED_CONTENT].value)  # type: ignore[index]
-        header = read_header(skeleton)
+        skeleton = bytes(item[_ENCRYPTED_CONTENT].value)
+        header = parse_header(skeleton)
     except (KeyError, TypeError, FormatError, AuthenticationError):
         raise AuthenticationError() from None
     if header.suite is not Suite.HYBRID:
@@ -725,21 +738,90 @@ def decrypt_dicom_native(
     if pixel_tag is None:
         raise AuthenticationError()
     element = ds.get_item(pixel_tag, keep_deferred=True)
+    if path is not None and isinstance(element, RawDataElement) and element.value is None:
+        # Deferred: the words are read from the file, where they start at value_tell. Anything but
+        # little-endian native words (a re-encoded or compressed copy) cannot be the cipher image.
+        undefined = element.length == 0xFFFFFFFF  # encapsulated (compressed) frames
+        if not element.is_little_endian or undefined or element.length < header.pixel_length:
+            raise AuthenticationError()
+        return DicomNative(header, name, skeleton, path, element.value_tell)
+    raw = ds[pixel_tag].value
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) < header.pixel_length:
+        raise AuthenticationError()
+    return DicomNative(header, name, skeleton, None, 0, bytes(raw))
+
+
+def read_dicom_native_header(path: str | Path) -> ContainerHeader:
+    """The public header of the container inside a DICOM-native file (no key needed).
+
+    Raises
+    ------
+    FormatError
+        ``path`` is not a DICOM-native file.
+    AuthenticationError
+        Its Encrypted Content is damaged.
+    """
+    return open_dicom_native(path).header
+
+
+@contextlib.contextmanager
+def _rebuilt(native: DicomNative) -> Iterator[Path]:
+    """The container of the original file, rebuilt from the skeleton and the Pixel Data in a scratch file.
+
+    The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
+    """
     with contextlib.ExitStack() as stack:
-        if isinstance(element, RawDataElement) and element.value is None:
-            # Deferred: the words are read from the file, where they start at value_tell. Anything but
-            # little-endian native words (a re-encoded or compressed copy) cannot be the cipher image.
-            undefined = element.length == 0xFFFFFFFF  # encapsulated (compressed) frames
-            if not element.is_little_endian or undefined or element.length < header.pixel_length:
-                raise AuthenticationError()
-            pixels, start = stack.enter_context(open(src, "rb")), element.value_tell
+        if native.pixel_file is not None:
+            pixels: BinaryIO = stack.enter_context(open(native.pixel_file, "rb"))
         else:
-            raw = ds[pixel_tag].value
-            if not isinstance(raw, (bytes, bytearray)) or len(raw) < header.pixel_length:
-                raise AuthenticationError()
-            pixels, start = io.BytesIO(raw), 0
+            pixels = io.BytesIO(native.pixel_bytes or b"")
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="kedi-dicom-native-"))
         scratch = Path(tmp) / "original.kedi"
         with open(scratch, "wb") as out:
-            _rebuild(out, skeleton, header, _payload_batches(pixels, start, header))
+            _rebuild(out, native.skeleton, native.header, _payload_batches(pixels, native.pixel_offset, native.header))
+        yield scratch
+
+
+def decrypt_dicom_native(
+    input: str | Path | DicomNative,
+    output: str | Path,
+    key: Key,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Restore the original file of the DICOM-native file ``input`` into ``output``, byte for byte.
+
+    ``input`` is a path, or what :func:`open_dicom_native` made of one (then the
+    DICOM is not parsed again).
+
+    Raises
+    ------
+    FormatError
+        ``input`` is not a DICOM-native file.
+    AuthenticationError
+        Wrong key, or the Encrypted Content or the Pixel Data was modified (one
+        message for all); nothing is written.
+    OutputExistsError
+        ``output`` exists and ``force`` is false.
+    """
+    dst = Path(output)
+    if not isinstance(input, DicomNative):
+        check_distinct(Path(input), dst)
+        input = open_dicom_native(input)
+    elif input.pixel_file is not None:
+        check_distinct(input.pixel_file, dst)
+    if input.header.key_id != key.key_id:
+        raise AuthenticationError()
+    with _rebuilt(input) as scratch:
         return decrypt_file(scratch, dst, key, force=force, progress=progress)
+
+
+def decrypt_dicom_native_stream(
+    native: DicomNative, sink: BinaryIO, key: Key, *, progress: Progress | None = None
+) -> ContainerHeader:
+    """Write the original file of a DICOM-native file to ``sink`` (see :func:`deepkedi.cipher.hybrid.decrypt_stream`)."""
+    if native.header.key_id != key.key_id:
+        raise AuthenticationError()
+    with _rebuilt(native) as scratch, open(scratch, "rb") as container:
+        return decrypt_stream(container, sink, key, progress=progress)

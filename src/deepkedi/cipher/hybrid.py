@@ -20,15 +20,12 @@ arguments, for known-answer vectors only (Fernet's ``_encrypt_from_parts``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import io
 import json
 import math
 import os
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -42,12 +39,12 @@ from deepkedi.cipher.format import (
     DEFAULT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
     SALT_SIZE,
-    TAG_SIZE,
     ContainerHeader,
     Suite,
     parse_header,
     read_header_from,
 )
+from deepkedi.cipher.layout import BATCH_BYTES, as_planes, scanned_view, scratch_bytes
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
 from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
@@ -61,22 +58,19 @@ __all__ = [
     "DEFAULT_PATTERN",
     "HKDF_INFO",
     "Progress",
-    "cipher_image",
     "decrypt_file",
     "decrypt_image",
+    "decrypt_pixels",
+    "decrypt_stream",
     "derive_file_key",
     "encrypt_file",
     "encrypt_image",
-    "read_header",
 ]
 
 HKDF_INFO = b"deepkedi/v1 hybrid payload key"
 #: Under AES-GCM every scan order is equally secure; horizontal follows memory
 #: order and is the cheapest to apply, so it is the default.
 DEFAULT_PATTERN = ZigzagPattern.HORIZONTAL
-#: Pixel words handed to the cipher per step when streaming files.
-_BATCH_BYTES = 4 << 20
-_ALIGN = 64
 
 #: Called with (bytes done, bytes total) as a file is processed.
 Progress = Callable[[int, int], None]
@@ -186,41 +180,6 @@ def _header_for(
         raise UnsupportedImageError(f"{source}: the container cannot hold this image: {exc}") from None
 
 
-def _planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
-    """``pixels`` as a stack of planes: (planes, H, W) or (planes, H, W, S)."""
-    plane_ndim = 3 if channels_last else 2
-    return pixels.reshape((-1,) + pixels.shape[pixels.ndim - plane_ndim :])
-
-
-_scratch = threading.local()
-#: Payloads up to this size reuse a per-thread buffer: fresh large allocations
-#: cost page faults that would dominate a slice's encryption.
-_SCRATCH_LIMIT = 64 << 20
-
-
-def _scratch_bytes(name: str, length: int, align_at: int) -> np.ndarray:
-    """``length`` uninitialised bytes whose offset ``align_at`` is 64-byte aligned.
-
-    The restoration section has any length; without the alignment the pixel
-    words would sit at an odd address and NumPy would take its slow unaligned
-    copies. Buffers up to :data:`_SCRATCH_LIMIT` are kept per thread and reused.
-    """
-    raw = getattr(_scratch, name, None)
-    if raw is None or len(raw) < length + _ALIGN:
-        raw = np.empty(length + _ALIGN, dtype=np.uint8)
-        if length <= _SCRATCH_LIMIT:
-            setattr(_scratch, name, raw)
-    shift = (-(raw.ctypes.data + align_at)) % _ALIGN
-    return raw[shift : shift + length]
-
-
-def _scanned_view(buffer: np.ndarray, header: ContainerHeader) -> np.ndarray:
-    """A byte buffer of pixel words viewed as (planes, H·W[, S]) in the payload dtype."""
-    rows, cols = header.plane_shape
-    samples = (header.shape[-1],) if header.channels_last else ()
-    return buffer.view(header.dtype).reshape((-1, rows * cols) + samples)
-
-
 # --------------------------------------------------------------------------- in memory
 
 
@@ -252,18 +211,18 @@ def _encrypt_from_parts(
         residual_length=residual_length,
     )
     aad = header.encode()
-    out = _scratch_bytes("sealed", header.container_length, 0)
+    out = scratch_bytes("sealed", header.container_length, 0)
     out[: len(aad)] = np.frombuffer(aad, dtype=np.uint8)
     aead = AESGCM(derive_file_key(key.secret, salt))
-    payload = _scratch_bytes("plain", header.payload_length, residual_length)
+    payload = scratch_bytes("plain", header.payload_length, residual_length)
     try:
         payload[: len(head)] = np.frombuffer(head, dtype=np.uint8)
         payload[len(head) : residual_length] = 0  # empty suffix length
         zigzag_scan(
-            _planes(array, channels_last),
+            as_planes(array, channels_last),
             header.pattern,
             channels_last=channels_last,
-            out=_scanned_view(payload[residual_length:], header),
+            out=scanned_view(payload[residual_length:], header),
         )
         seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
     finally:
@@ -309,11 +268,6 @@ def encrypt_image(
     return _encrypt_from_parts(
         pixels, key, pattern=pattern, salt=os.urandom(SALT_SIZE), nonce_prefix=os.urandom(NONCE_PREFIX_SIZE)
     )
-
-
-def read_header(data: bytes | bytearray | memoryview) -> ContainerHeader:
-    """The header of the container at the start of ``data`` (no key needed)."""
-    return parse_header(data)
 
 
 def _check_key(header: ContainerHeader, key: Key) -> None:
@@ -412,27 +366,15 @@ def _unscan_pixels(words: np.ndarray, header: ContainerHeader, dtype: np.dtype) 
     return planes.astype(dtype, copy=False).reshape(header.shape)
 
 
-def decrypt_image(data: bytes | bytearray | memoryview, key: Key) -> np.ndarray | MedicalImage:
-    """Decrypt a container held in memory.
-
-    Returns the NumPy array for containers made from an array, a
-    :class:`~deepkedi.imaging.MedicalImage` otherwise (files included: its
-    pixels, without the original file around them).
-
-    Raises
-    ------
-    FormatError
-        ``data`` is not a deepkedi container.
-    AuthenticationError
-        Wrong key, or the container was modified or truncated.
-    """
+def _decrypt_in_memory(data: bytes | bytearray | memoryview, key: Key) -> tuple[dict[str, Any], np.ndarray]:
+    """The authenticated meta and the pixels of a container held in memory."""
     view = memoryview(data).cast("B")
-    header = read_header(view)
+    header = parse_header(view)
     _check_key(header, key)
     if len(view) != header.container_length:
         raise AuthenticationError()
     aad = header.encode()
-    payload = _scratch_bytes("plain", header.payload_length, header.residual_length)
+    payload = scratch_bytes("plain", header.payload_length, header.residual_length)
     try:
         open_segments(
             AESGCM(derive_file_key(key.secret, header.salt)),
@@ -444,13 +386,38 @@ def decrypt_image(data: bytes | bytearray | memoryview, key: Key) -> np.ndarray 
             memoryview(payload),
         )
         meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
-        words = _scanned_view(payload[header.residual_length :], header)
+        words = scanned_view(payload[header.residual_length :], header)
         info = meta.get("image", {})
         pixels = _unscan_pixels(words, header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     finally:
         payload.fill(0)
-    if info.get("kind") == "ndarray":
-        return pixels
+    return meta, pixels
+
+
+def decrypt_pixels(data: bytes | bytearray | memoryview, key: Key) -> np.ndarray:
+    """Decrypt a container held in memory into its pixels (the array given to :func:`encrypt_image`).
+
+    For a container of a file, the file's decoded pixels (without the file around
+    them: :func:`decrypt_stream` or :func:`decrypt_file` restore the file).
+
+    Raises
+    ------
+    FormatError
+        ``data`` is not a deepkedi container.
+    AuthenticationError
+        Wrong key, or the container was modified or truncated.
+    """
+    return _decrypt_in_memory(data, key)[1]
+
+
+def decrypt_image(data: bytes | bytearray | memoryview, key: Key) -> MedicalImage:
+    """Decrypt a container held in memory into a :class:`~deepkedi.imaging.MedicalImage`.
+
+    Its pixels and what the container says of them (format, photometric
+    interpretation, samples, spacing, modality); a container of a plain array
+    gives an image of format ``"array"``. Raises as :func:`decrypt_pixels` does.
+    """
+    meta, pixels = _decrypt_in_memory(data, key)
     return _image_from_meta(meta, pixels)
 
 
@@ -532,7 +499,7 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
     batch however large the volume. Those bytes, exactly as read, also feed
     ``sha256`` (a :mod:`hashlib` object) when one is given.
     """
-    planes = _planes(image.pixels, image.channels_last)
+    planes = as_planes(image.pixels, image.channels_last)
     layout = image.source
     if layout is None or layout.restore != "splice":
         for start in range(0, len(planes), batch):
@@ -560,13 +527,13 @@ def _write_planes(
     progress: Callable[[int], None],
     sha256: Any = None,
 ) -> None:
-    n_planes = _planes(image.pixels, image.channels_last).shape[0]
+    n_planes = as_planes(image.pixels, image.channels_last).shape[0]
     plane_bytes = header.pixel_length // n_planes
-    batch = max(1, _BATCH_BYTES // plane_bytes)
+    batch = max(1, BATCH_BYTES // plane_bytes)
     buffer = np.empty(min(batch, n_planes) * plane_bytes, dtype=np.uint8)
     for chunk in _plane_batches(image, batch, sha256):
         nbytes = len(chunk) * plane_bytes
-        out = _scanned_view(buffer[:nbytes], header)
+        out = scanned_view(buffer[:nbytes], header)
         zigzag_scan(chunk, header.pattern, channels_last=header.channels_last, out=out)
         writer.write(memoryview(buffer)[:nbytes])
         progress(nbytes)
@@ -658,6 +625,7 @@ def encrypt_file(
     pattern: ZigzagPattern | str = DEFAULT_PATTERN,
     force: bool = False,
     progress: Progress | None = None,
+    image: MedicalImage | None = None,
 ) -> ContainerHeader:
     """Encrypt the image file ``src`` into the container ``dst``.
 
@@ -679,6 +647,10 @@ def encrypt_file(
         Zigzag scan order of each plane.
     progress
         Called with (bytes done, bytes total).
+    image
+        ``read_image(src)``, when the caller has read it already (the DICOM-native
+        writer does, for the cipher image's layout): a compressed file is then
+        decoded once, not twice.
 
     Raises
     ------
@@ -698,6 +670,7 @@ def encrypt_file(
         nonce_prefix=os.urandom(NONCE_PREFIX_SIZE),
         force=force,
         progress=progress,
+        image=image,
     )
 
 
@@ -749,51 +722,99 @@ def decrypt_file(
     except OSError as exc:
         raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None
     with fh:
-        header, aad = read_header_from(fh)
-        _check_key(header, key)
-        if os.fstat(fh.fileno()).st_size != header.container_length:
-            raise AuthenticationError()
-        reader = SegmentReader(
-            AESGCM(derive_file_key(key.secret, header.salt)),
-            header.nonce_prefix,
-            aad,
-            header.segment_size,
-            header.payload_length,
-            fh,
-        )
-        total = header.payload_length
-
-        def report() -> None:
-            if progress is not None:
-                progress(total - reader.remaining, total)
-
-        (meta_length,) = _U32.unpack(reader.read(4))
-        if meta_length > min(header.residual_length, DEFAULT_MAX_BYTES):
-            raise AuthenticationError()
-        meta, _ = _read_meta(memoryview(_U32.pack(meta_length) + reader.read(meta_length)))
-        (prefix_length,) = _U64.unpack(reader.read(8))
-        if meta["restore"] == "none":
-            _decrypt_in_memory_container(reader, header, meta, prefix_length, dst, force, output_mode(src))
-            return header
-        expected_sha = meta.get("sha256")
+        opened = _open_payload(fh, key, os.fstat(fh.fileno()).st_size)
+        if opened.meta["restore"] == "none":
+            _decrypt_in_memory_container(opened, dst, force, output_mode(src))
+            return opened.header
         with atomic_output(dst, force=force, mode=output_mode(src)) as out:
-            sink = _HashingSink(out)
-            if prefix_length > reader.remaining:
-                raise AuthenticationError()
-            reader.copy_to(prefix_length, sink)
-            (suffix_length,) = _U64.unpack(reader.read(8))
-            if suffix_length > reader.remaining:
-                raise AuthenticationError()
-            suffix = reader.read(suffix_length)
-            report()
-            splice = meta["restore"] == "splice"
-            stored = _pixel_dtype(meta["stored_dtype"]) if splice else None
-            _read_planes(reader, header, sink if splice else None, stored, report)
-            sink.write(suffix)
-            reader.finish()
-            if sink.sha256.hexdigest() != expected_sha or sink.size != meta.get("size"):
-                raise AuthenticationError()
-    return header
+            _restore_file(opened, out, progress)
+    return opened.header
+
+
+def decrypt_stream(src: BinaryIO, dst: BinaryIO, key: Key, *, progress: Progress | None = None) -> ContainerHeader:
+    """Decrypt the container read from ``src`` (a binary file object), writing the original file to ``dst``.
+
+    ``src`` is read once, front to back (a pipe or a socket will do). Every
+    segment is authenticated before its plaintext is written, and the restored
+    bytes' SHA-256 is checked against the one recorded at encryption once the
+    last byte is out; when an exception is raised, what ``dst`` received so far
+    is not the original and must be discarded (files: use :func:`decrypt_file`,
+    which never leaves a partial output).
+
+    Raises
+    ------
+    FormatError
+        ``src`` is not a deepkedi container, or it holds an image made in memory
+        (:func:`encrypt_image`) rather than a file: decrypt that with :func:`decrypt_image`.
+    AuthenticationError
+        Wrong key, or the container was modified, truncated or extended.
+    """
+    opened = _open_payload(src, key, None)
+    if opened.meta["restore"] == "none":
+        raise FormatError("this container holds an image made in memory, not a file: use decrypt_image")
+    _restore_file(opened, dst, progress)
+    if src.read(1):
+        raise AuthenticationError()  # bytes after the end of the container
+    return opened.header
+
+
+@dataclass
+class _Opened:
+    """A hybrid container whose header is checked and whose payload is being read."""
+
+    header: ContainerHeader
+    reader: SegmentReader
+    meta: dict[str, Any]
+    prefix_length: int
+
+
+def _open_payload(fh: BinaryIO, key: Key, length: int | None) -> _Opened:
+    """Read the header and the restoration meta; ``length`` is the container's size when known."""
+    header, aad = read_header_from(fh)
+    _check_key(header, key)
+    if length is not None and length != header.container_length:
+        raise AuthenticationError()
+    reader = SegmentReader(
+        AESGCM(derive_file_key(key.secret, header.salt)),
+        header.nonce_prefix,
+        aad,
+        header.segment_size,
+        header.payload_length,
+        fh,
+    )
+    (meta_length,) = _U32.unpack(reader.read(4))
+    if meta_length > min(header.residual_length, DEFAULT_MAX_BYTES):
+        raise AuthenticationError()
+    meta, _ = _read_meta(memoryview(_U32.pack(meta_length) + reader.read(meta_length)))
+    (prefix_length,) = _U64.unpack(reader.read(8))
+    return _Opened(header, reader, meta, prefix_length)
+
+
+def _restore_file(opened: _Opened, out: BinaryIO, progress: Progress | None) -> None:
+    """Write the original file (prefix, pixel words as stored, suffix) and check its SHA-256 and size."""
+    header, reader, meta = opened.header, opened.reader, opened.meta
+    total = header.payload_length
+
+    def report() -> None:
+        if progress is not None:
+            progress(total - reader.remaining, total)
+
+    sink = _HashingSink(out)
+    if opened.prefix_length > reader.remaining:
+        raise AuthenticationError()
+    reader.copy_to(opened.prefix_length, sink)
+    (suffix_length,) = _U64.unpack(reader.read(8))
+    if suffix_length > reader.remaining:
+        raise AuthenticationError()
+    suffix = reader.read(suffix_length)
+    report()
+    splice = meta["restore"] == "splice"
+    stored = _pixel_dtype(meta["stored_dtype"]) if splice else None
+    _read_planes(reader, header, sink if splice else None, stored, report)
+    sink.write(suffix)
+    reader.finish()
+    if sink.sha256.hexdigest() != meta.get("sha256") or sink.size != meta.get("size"):
+        raise AuthenticationError()
 
 
 def _read_planes(
@@ -806,7 +827,7 @@ def _read_planes(
     """Stream the pixel words; un-scan them into ``sink`` as ``stored`` words, or just authenticate."""
     n_planes = math.prod(header.shape[:-3] if header.channels_last else header.shape[:-2])
     plane_bytes = header.pixel_length // n_planes
-    batch = max(1, _BATCH_BYTES // plane_bytes)
+    batch = max(1, BATCH_BYTES // plane_bytes)
     buffer = np.empty(min(batch, n_planes) * plane_bytes, dtype=np.uint8)
     rows, cols = header.plane_shape
     for start in range(0, n_planes, batch):
@@ -815,22 +836,15 @@ def _read_planes(
         reader.read_into(memoryview(view))
         if sink is not None and stored is not None:
             planes = zigzag_unscan(
-                _scanned_view(view, header), rows, cols, header.pattern, channels_last=header.channels_last
+                scanned_view(view, header), rows, cols, header.pattern, channels_last=header.channels_last
             )
             sink.write(memoryview(np.ascontiguousarray(planes, dtype=stored)).cast("B"))
         report()
 
 
-def _decrypt_in_memory_container(
-    reader: SegmentReader,
-    header: ContainerHeader,
-    meta: dict[str, Any],
-    prefix_length: int,
-    dst: Path,
-    force: bool,
-    mode: int,
-) -> None:
-    if prefix_length != 0:
+def _decrypt_in_memory_container(opened: _Opened, dst: Path, force: bool, mode: int) -> None:
+    header, reader, meta = opened.header, opened.reader, opened.meta
+    if opened.prefix_length != 0:
         raise AuthenticationError()
     (suffix_length,) = _U64.unpack(reader.read(8))
     if suffix_length != 0:
@@ -839,7 +853,7 @@ def _decrypt_in_memory_container(
     reader.read_into(memoryview(words))
     reader.finish()
     info = meta.get("image", {})
-    pixels = _unscan_pixels(_scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))
+    pixels = _unscan_pixels(scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     image = _image_from_meta(meta, pixels)
     with atomic_output_path(dst, force=force, mode=mode) as tmp:
         if dst.suffix.lower() == ".npy" or info.get("kind") == "ndarray" and not dst.suffix:
@@ -851,112 +865,3 @@ def _decrypt_in_memory_container(
 # --------------------------------------------------------------------------- cipher image
 
 
-def _pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
-    """(offset, length) of every run of pixel ciphertext in a hybrid container, in payload order."""
-    step = header.segment_size + TAG_SIZE
-    base = header.encoded_length
-    begin, end = header.residual_length, header.payload_length
-    ranges = []
-    for i in range(begin // header.segment_size, header.segment_count):
-        seg_start = i * header.segment_size
-        lo, hi = max(begin, seg_start), min(end, seg_start + header.segment_size)
-        if lo < hi:
-            ranges.append((base + i * step + (lo - seg_start), hi - lo))
-    return ranges
-
-
-def _read_exactly(fh: BinaryIO, offset: int, length: int) -> bytes:
-    fh.seek(offset)
-    data = fh.read(length)
-    if len(data) != length:
-        raise AuthenticationError()  # a file shorter than its header says
-    return data
-
-
-def _plane_layout(header: ContainerHeader) -> tuple[int, ...]:
-    """The shape of one plane of the image: (H, W) or (H, W, S)."""
-    return header.plane_shape + ((header.shape[-1],) if header.channels_last else ())
-
-
-def _batch_sizes(header: ContainerHeader, batch_bytes: int) -> Iterator[int]:
-    """Byte sizes of successive batches of whole planes, about ``batch_bytes`` each, covering the pixel words."""
-    plane = math.prod(_plane_layout(header)) * header.dtype.itemsize
-    step = max(1, batch_bytes // plane) * plane
-    for start in range(0, header.pixel_length, step):
-        yield min(step, header.pixel_length - start)
-
-
-def _scanned_batches(container: BinaryIO, header: ContainerHeader, batch_bytes: int) -> Iterator[np.ndarray]:
-    """The pixel ciphertext of a hybrid container in payload (zigzag) order, read across its
-    segments in batches of whole planes, each viewed as (n, H·W[, S]). One buffer is reused:
-    a batch is valid until the next one is asked for."""
-    ranges = iter(_pixel_ranges(header))
-    offset = left = 0
-    buffer = np.empty(next(_batch_sizes(header, batch_bytes)), dtype=np.uint8)
-    for size in _batch_sizes(header, batch_bytes):
-        filled = 0
-        while filled < size:
-            if left == 0:
-                offset, left = next(ranges)
-            n = min(left, size - filled)
-            container.seek(offset)
-            if container.readinto(memoryview(buffer)[filled : filled + n]) != n:
-                raise AuthenticationError()  # a file shorter than its header says
-            offset, left, filled = offset + n, left - n, filled + n
-        yield _scanned_view(buffer[:size], header)
-
-
-def _unscan_batch(scanned: np.ndarray, header: ContainerHeader, out: np.ndarray | None = None) -> np.ndarray:
-    """Planes (n, H, W[, S]) in raster order from a batch of :func:`_scanned_batches`."""
-    rows, cols = header.plane_shape
-    return zigzag_unscan(scanned, rows, cols, header.pattern, channels_last=header.channels_last, out=out)
-
-
-def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = None) -> np.ndarray:
-    """The cipher image of a container: the ciphertext of its pixel words, put back in place.
-
-    No key is needed. Pixel (r, c) of each plane holds the ciphertext word that
-    encrypts plain pixel (r, c), so the paper's statistics (entropy, NPCR,
-    UACI, correlation) can be computed on it. Same shape and dtype as the
-    encrypted pixels. For a ``paper`` container it is the stored cipher image
-    itself (zigzag-scanned speckled pixels XOR the key image, raster order).
-
-    A container file is read in batches of whole planes, never whole: with
-    ``out`` (an array of the image's shape and the header's dtype, for instance a
-    :func:`numpy.lib.format.open_memmap`) memory stays bounded for volumes of any size.
-
-    Raises
-    ------
-    FormatError
-        Not a container.
-    AuthenticationError
-        The container's length contradicts its header.
-    ValueError
-        ``out`` has another shape or dtype.
-    """
-    with contextlib.ExitStack() as stack:
-        if isinstance(path_or_data, (str, Path)):
-            check_regular_input(path_or_data, error=FormatError)
-            container: BinaryIO = stack.enter_context(open(path_or_data, "rb"))
-            length = os.fstat(container.fileno()).st_size
-        else:
-            data = memoryview(path_or_data).cast("B")
-            container, length = io.BytesIO(data), len(data)
-        header, _ = read_header_from(container)
-        if length != header.container_length:
-            raise AuthenticationError()
-        if out is None:
-            out = np.empty(header.shape, dtype=header.dtype)
-        elif out.shape != header.shape or out.dtype != header.dtype:
-            raise ValueError(f"out must have shape {header.shape} and dtype {header.dtype}")
-        flat = out.reshape((-1,) + _plane_layout(header))
-        if header.suite is Suite.PAPER:
-            # The paper suite stores its cipher image as it is, in raster order.
-            words = _read_exactly(container, header.encoded_length, header.pixel_length)
-            flat[...] = np.frombuffer(words, dtype=header.dtype).reshape(flat.shape)
-            return out
-        done = 0
-        for scanned in _scanned_batches(container, header, _BATCH_BYTES):
-            _unscan_batch(scanned, header, out=flat[done : done + len(scanned)])
-            done += len(scanned)
-        return out

@@ -19,7 +19,8 @@ from deepkedi.cipher.dicom_native import (
     read_dicom_native_header,
 )
 from deepkedi.cipher.format import Suite, parse_header
-from deepkedi.cipher.hybrid import DEFAULT_PATTERN, cipher_image, decrypt_file, encrypt_file
+from deepkedi.cipher.hybrid import DEFAULT_PATTERN, decrypt_file, encrypt_file
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING, decrypt_file_paper, encrypt_file_paper
 from deepkedi.cli import app
 from deepkedi.cli._common import (

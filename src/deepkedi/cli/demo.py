@@ -15,7 +15,8 @@ from rich.table import Table
 
 import numpy as np
 
-from deepkedi.cipher.hybrid import cipher_image, decrypt_file, encrypt_file, encrypt_image
+from deepkedi.cipher.hybrid import decrypt_file, encrypt_file, encrypt_image
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, printable
 from deepkedi.datasets import phantom, sample_corpus

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from deepkedi.cipher.dicom_native import is_dicom_native, read_dicom_native_header
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
-from deepkedi.cipher.hybrid import cipher_image
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,

@@ -14,7 +14,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from deepkedi.cipher.format import parse_header
-from deepkedi.cipher.hybrid import cipher_image
+from deepkedi.cipher.layout import cipher_image
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
