@@ -1,0 +1,813 @@
+"""The front door: encrypt and decrypt files, folders, bytes, streams and pydicom data sets.
+
+Everything the ``kedi`` command line does to images goes through these functions,
+and so do the service, the DICOM node and the batch engine: one library API, safe
+defaults, few arguments. The key decides the suite:
+
+- a :class:`~deepkedi.cipher.keytypes.Key` (``generate_key``, ``load_key``, a
+  keystore) gives the ``hybrid`` suite: AES-256-GCM, lossless, authenticated;
+- a :class:`~deepkedi.cipher.keytypes.KeyImage` gives the ``paper`` suite: Deep-KEDI
+  as published, insecure and lossy, for research only.
+
+Decryption takes a key, a key image or an open
+:class:`~deepkedi.keys.keystore.Keystore` (then ``actor`` names who asks, and the
+keystore audits every key it hands out), and recognises the kind of its input by
+itself: a ``.kedi`` container of either suite, or a DICOM-native file (a valid,
+de-identified DICOM file carrying its original, ``as_dicom=True``). A DICOM-native
+file is parsed once.
+
+Every function raises the errors of :mod:`deepkedi.errors` (``FormatError`` for
+something that is not a container, ``AuthenticationError`` for a wrong key or a
+modified container, ``UnsupportedImageError`` for an input that is not an image
+deepkedi reads, ``OutputExistsError`` for an output that exists) and
+``ValueError`` for arguments that do not fit together (a key image for a hybrid
+container). See docs/API.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
+
+import numpy as np
+
+from deepkedi.cipher import hybrid
+from deepkedi.cipher.format import MAGIC, ContainerHeader, Suite, parse_header, read_header_from
+from deepkedi.cipher.keytypes import Key, KeyImage
+from deepkedi.cipher.layout import cipher_image
+from deepkedi.errors import DeepKediError, FormatError
+from deepkedi.fileio import make_output_folder
+from deepkedi.imaging import MedicalImage
+from deepkedi.inputs import open_input
+from deepkedi.transforms.zigzag import ZigzagPattern
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from deepkedi.cipher.dicom_native import DicomNative
+    from deepkedi.keys.keystore import Keystore
+
+__all__ = [
+    "CONTAINER_SUFFIX",
+    "ContainerInfo",
+    "ContainerKind",
+    "FileFailure",
+    "FileResult",
+    "TreeProgress",
+    "TreeResult",
+    "cipher_image",
+    "decrypt_bytes",
+    "decrypt_dataset",
+    "decrypt_file",
+    "decrypt_image",
+    "decrypt_pixels",
+    "decrypt_stream",
+    "decrypt_tree",
+    "encrypt_bytes",
+    "encrypt_dataset",
+    "encrypt_file",
+    "encrypt_image",
+    "encrypt_stream",
+    "encrypt_tree",
+    "read_header",
+]
+
+#: The suffix ``encrypt_tree`` appends to each container's name and ``decrypt_tree`` removes.
+CONTAINER_SUFFIX = ".kedi"
+#: Bytes read to recognise a DICOM file (the preamble and ``DICM``, or a bare data set's first elements).
+_SNIFF_BYTES = 4096
+_COPY_CHUNK = 1 << 20
+
+#: Called with (bytes done, bytes total) as one file is processed.
+Progress = Callable[[int, int], None]
+#: Called with (bytes done, bytes total, the file being processed) across a folder.
+TreeProgress = Callable[[int, int, Path], None]
+#: What decrypts: a hybrid key, a paper key image, or an open keystore (with ``actor``).
+Decryptor = Union[Key, KeyImage, "Keystore"]
+PathLike = Union[str, "os.PathLike[str]"]
+Data = Union[bytes, bytearray, memoryview]
+
+encrypt_image = hybrid.encrypt_image
+decrypt_image = hybrid.decrypt_image
+decrypt_pixels = hybrid.decrypt_pixels
+
+
+class ContainerKind(str, enum.Enum):
+    """What holds an encrypted image."""
+
+    #: A deepkedi container file (``.kedi``) of either suite.
+    CONTAINER = "container"
+    #: A valid, de-identified DICOM file whose Encrypted Attributes Sequence carries the container.
+    DICOM_NATIVE = "dicom-native"
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """The public header of an encrypted object (no key needed): its kind and its container header."""
+
+    kind: ContainerKind
+    header: ContainerHeader
+
+    @property
+    def suite(self) -> Suite:
+        return self.header.suite
+
+    @property
+    def key_id(self) -> bytes:
+        """The id of the key (hybrid) or the fingerprint of the key image (paper) that opens it."""
+        return self.header.key_id
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether decryption detects changes (hybrid: yes; paper: no)."""
+        return self.header.authenticated
+
+    def describe(self) -> dict[str, Any]:
+        """The header as JSON-safe values (what ``kedi inspect --json`` prints; secrets never appear)."""
+        header = self.header
+        record: dict[str, Any] = {
+            "kind": self.kind.value,
+            "version": 1,
+            "suite": header.suite.name.lower(),
+            "key_id": header.key_id.hex(),
+            "pattern": header.pattern.value,
+            "format": header.format,
+            "shape": list(header.shape),
+            "dtype": header.dtype.str,
+            "channels_last": header.channels_last,
+            "segment_size": header.segment_size,
+            "segments": header.segment_count,
+            "payload_bytes": header.payload_length,
+            "pixel_bytes": header.pixel_length,
+            "restoration_bytes": header.residual_length,
+            "container_bytes": header.container_length,
+            "authenticated": header.authenticated,
+        }
+        if self.kind is ContainerKind.DICOM_NATIVE:
+            record["note"] = (
+                "de-identified DICOM file; the container of the original file lies in Encrypted Attributes "
+                "Sequence (0400,0500) less its pixel ciphertext, which is the file's Pixel Data"
+            )
+        elif header.suite is Suite.PAPER:
+            record["note"] = (
+                "unauthenticated: suite 'paper' is Deep-KEDI as published (research only, not secure); "
+                "changes to this container go undetected and decryption is lossy"
+            )
+        return record
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One file encrypted or decrypted: where from, where to, and the header of the encrypted side."""
+
+    source: Path
+    output: Path
+    info: ContainerInfo
+
+    @property
+    def verified(self) -> bool:
+        """Whether the output is known to be exact (hybrid: authenticated and SHA-256 checked)."""
+        return self.info.authenticated
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """A file of a folder run that failed, and the error (a deepkedi error, ``OSError`` or ``ValueError``)."""
+
+    source: Path
+    output: Path
+    error: Exception
+
+
+@dataclass(frozen=True)
+class TreeResult:
+    """What a folder run did to each file."""
+
+    done: tuple[FileResult, ...] = ()
+    failed: tuple[FileFailure, ...] = ()
+    #: Files left alone on purpose, each with the reason.
+    skipped: tuple[tuple[Path, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+# ----------------------------------------------------------------------------- recognising
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """An encrypted file recognised, with what was parsed to recognise it (parsed once)."""
+
+    info: ContainerInfo
+    native: DicomNative | None = field(default=None, repr=False)
+
+
+def _open(path: Path) -> _Opened:
+    """Recognise a container or a DICOM-native file; a DICOM file is parsed once and kept parsed."""
+    with open_input(path, error=FormatError) as fh:
+        try:
+            header, _ = read_header_from(fh)
+            return _Opened(ContainerInfo(ContainerKind.CONTAINER, header))
+        except FormatError:
+            pass
+        fh.seek(0)
+        head = fh.read(_SNIFF_BYTES)
+    if not _sniff_dicom(head):
+        raise FormatError(f"{path}: not a deepkedi container or DICOM-native file")
+    from deepkedi.cipher.dicom_native import open_dicom_native
+
+    native = open_dicom_native(path)
+    return _Opened(ContainerInfo(ContainerKind.DICOM_NATIVE, native.header), native)
+
+
+def _sniff_dicom(head: bytes) -> bool:
+    from deepkedi.imaging.dicom import sniff_dicom
+
+    return sniff_dicom(head)
+
+
+def read_header(source: PathLike | Data | BinaryIO | Dataset) -> ContainerInfo:
+    """The public header of a container or DICOM-native object (no key needed).
+
+    ``source`` is a path, the object's bytes, a binary file object (read from its
+    current position) or a pydicom :class:`~pydicom.dataset.Dataset`.
+
+    Raises
+    ------
+    FormatError
+        ``source`` is neither a deepkedi container nor a DICOM-native file.
+    AuthenticationError
+        It is one, but its header is damaged.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _open(Path(source)).info
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = memoryview(source).cast("B")
+        if not _looks_like_dicom(data):
+            return ContainerInfo(ContainerKind.CONTAINER, parse_header(data))
+        from deepkedi.cipher.dicom_native import open_dicom_native
+
+        return ContainerInfo(ContainerKind.DICOM_NATIVE, open_dicom_native(bytes(data)).header)
+    if _is_dataset(source):
+        from deepkedi.cipher.dicom_native import open_dicom_native
+
+        return ContainerInfo(ContainerKind.DICOM_NATIVE, open_dicom_native(source).header)
+    head = source.read(len(MAGIC))  # type: ignore[union-attr]
+    if head[:4] == MAGIC[:4] or not head:
+        return ContainerInfo(ContainerKind.CONTAINER, read_header_from(_Prefixed(head, source))[0])  # type: ignore[arg-type]
+    return read_header(head + source.read())  # type: ignore[union-attr]
+
+
+def _looks_like_dicom(data: memoryview) -> bool:
+    """A DICOM file rather than a container (whose first bytes are the magic, or close to it)."""
+    try:
+        parse_header(data[: len(MAGIC)])
+    except FormatError:
+        return _sniff_dicom(bytes(data[:_SNIFF_BYTES]))
+    except DeepKediError:
+        pass
+    return False
+
+
+def _is_dataset(value: object) -> bool:
+    module = type(value).__module__
+    return module.startswith("pydicom.") and hasattr(value, "file_meta") or module == "pydicom.dataset"
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` followed by the rest of ``stream``: a peeked stream read again from its start."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        if size is None or size < 0:
+            rest = bytes(self._head) + self._stream.read()
+            self._head = memoryview(b"")
+            return rest
+        parts = []
+        while size > 0:
+            chunk = self._read_some(size)
+            if not chunk:
+                break
+            parts.append(chunk)
+            size -= len(chunk)
+        return b"".join(parts)
+
+    def _read_some(self, size: int) -> bytes:
+        if self._head:
+            n = min(size, len(self._head))
+            chunk = bytes(self._head[:n])
+            self._head = self._head[n:]
+            return chunk
+        return self._stream.read(size)
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def _key_for(info: ContainerInfo, key: Decryptor, actor: str | None, where: str) -> Key | KeyImage:
+    """The key that opens ``info``: ``key`` itself, or the one the keystore holds under its key id."""
+    if isinstance(key, (Key, KeyImage)):
+        chosen: Key | KeyImage = key
+    elif hasattr(key, "get_key"):
+        if not actor:
+            raise ValueError("decrypting with a keystore needs actor=NAME: the keystore audits who asks")
+        chosen = key.get_key(info.key_id, actor=actor)
+    else:
+        raise TypeError(f"expected a Key, a KeyImage or a Keystore, not {type(key).__name__}")
+    if info.suite is Suite.PAPER and not isinstance(chosen, KeyImage):
+        raise ValueError(f"{where} is a 'paper' container; it needs its key image (KeyImage), not a key file")
+    if info.suite is Suite.HYBRID and not isinstance(chosen, Key):
+        kind = "DICOM-native file" if info.kind is ContainerKind.DICOM_NATIVE else "'hybrid' container"
+        raise ValueError(f"{where} is a {kind}; it needs its key file, not a key image")
+    return chosen
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def encrypt_file(
+    src: PathLike,
+    dst: PathLike,
+    key: Key | KeyImage,
+    *,
+    as_dicom: bool = False,
+    pattern: ZigzagPattern | str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    seed: int | None = None,
+    uid_secret: bytes | None = None,
+) -> FileResult:
+    """Encrypt the image file ``src`` into ``dst``.
+
+    Parameters
+    ----------
+    src
+        A DICOM, NIfTI, FreeSurfer MGH, PNG, TIFF, JPEG or ``.npy`` file.
+    dst
+        The output, written atomically; an existing file is kept unless ``force``.
+        A ``.kedi`` container, or with ``as_dicom`` a DICOM file.
+    key
+        A :class:`Key`: the ``hybrid`` suite, whose container restores ``src`` byte
+        for byte. A :class:`KeyImage`: the ``paper`` suite (insecure, lossy; research only).
+    as_dicom
+        Hybrid only, DICOM input only: write a valid DICOM file of the same SOP
+        Class, de-identified under the PS3.15 Basic Profile, whose Pixel Data is
+        the cipher image and which carries the original (docs/DICOM_NATIVE.md).
+    pattern
+        Zigzag scan order of each plane (default horizontal).
+    progress
+        Called with (bytes done, bytes total) (hybrid).
+    seed
+        Paper suite only: the speckle's seed, for reproducible experiments.
+    uid_secret
+        ``as_dicom`` only: a secret for the new UIDs (default: derived from the key,
+        so every file of a study maps to the same new study UID).
+    """
+    src_path, dst_path = Path(src), Path(dst)
+    chosen = ZigzagPattern(pattern) if pattern is not None else hybrid.DEFAULT_PATTERN
+    if isinstance(key, KeyImage):
+        if as_dicom:
+            raise ValueError("as_dicom uses the hybrid suite; a key image (paper suite) cannot make one")
+        if progress is not None:
+            raise ValueError("the paper suite reports no progress")
+        from deepkedi.cipher.paper import encrypt_file_paper
+
+        header = encrypt_file_paper(src_path, dst_path, key, pattern=chosen, seed=seed, force=force)
+        return FileResult(src_path, dst_path, ContainerInfo(ContainerKind.CONTAINER, header))
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a Key or a KeyImage, not {type(key).__name__}")
+    if seed is not None:
+        raise ValueError("seed belongs to the paper suite (a KeyImage)")
+    if as_dicom:
+        from deepkedi.cipher.dicom_native import encrypt_dicom_native
+
+        header = encrypt_dicom_native(
+            src_path, dst_path, key, pattern=chosen, force=force, uid_secret=uid_secret, progress=progress
+        )
+        return FileResult(src_path, dst_path, ContainerInfo(ContainerKind.DICOM_NATIVE, header))
+    if uid_secret is not None:
+        raise ValueError("uid_secret belongs to as_dicom")
+    header = hybrid.encrypt_file(src_path, dst_path, key, pattern=chosen, force=force, progress=progress)
+    return FileResult(src_path, dst_path, ContainerInfo(ContainerKind.CONTAINER, header))
+
+
+def decrypt_file(
+    src: PathLike,
+    dst: PathLike,
+    key: Decryptor,
+    *,
+    actor: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    despeckle: bool = True,
+) -> FileResult:
+    """Decrypt ``src`` (a container of either suite, or a DICOM-native file) into ``dst``.
+
+    Hybrid containers and DICOM-native files restore the original file byte for
+    byte (authenticated, SHA-256 checked; nothing is written on failure). A paper
+    container gives an estimate of the image in the format ``dst``'s suffix names
+    (``.npy``, ``.png``, ``.tif``, ``.nii``, ``.nii.gz``, ``.dcm``), unverified:
+    :attr:`FileResult.verified` is false.
+
+    Parameters
+    ----------
+    key
+        The key, the key image, or an open keystore: then the key the header names
+        is taken from it, and ``actor`` (who asks) is recorded in its audit trail.
+    despeckle
+        Paper suite: remove the speckle after decryption (the paper's last step).
+    """
+    src_path, dst_path = Path(src), Path(dst)
+    opened = _open(src_path)
+    chosen = _key_for(opened.info, key, actor, str(src_path))
+    if opened.native is not None:
+        from deepkedi.cipher.dicom_native import decrypt_dicom_native
+
+        assert isinstance(chosen, Key)
+        decrypt_dicom_native(opened.native, dst_path, chosen, force=force, progress=progress)
+    elif isinstance(chosen, KeyImage):
+        from deepkedi.cipher.paper import decrypt_file_paper
+
+        decrypt_file_paper(src_path, dst_path, chosen, despeckle=despeckle, force=force)
+    else:
+        hybrid.decrypt_file(src_path, dst_path, chosen, force=force, progress=progress)
+    return FileResult(src_path, dst_path, opened.info)
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def _walk(src: Path) -> list[Path]:
+    """Every visible regular file under ``src`` (names starting with a dot are skipped), sorted."""
+    found = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = path.relative_to(src)
+        if not any(part.startswith(".") for part in rel.parts):
+            found.append(path)
+    return found
+
+
+def _run_tree(
+    jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]],
+    skipped: list[tuple[Path, str]],
+    progress: TreeProgress | None,
+) -> TreeResult:
+    total = sum(_size(src) for src, _, _ in jobs)
+    done_bytes = 0
+    done: list[FileResult] = []
+    failed: list[FileFailure] = []
+    for src, dst, action in jobs:
+        size = _size(src)
+        base = done_bytes
+
+        def report(part: int, whole: int, src: Path = src, size: int = size, base: int = base) -> None:
+            if progress is not None and whole:
+                progress(base + size * part // whole, total, src)
+
+        if progress is not None:
+            progress(done_bytes, total, src)
+        try:
+            make_output_folder(dst.parent)
+            done.append(action(src, dst, report))
+        except (DeepKediError, ValueError, OSError) as exc:
+            failed.append(FileFailure(src, dst, exc))
+        done_bytes += size
+        if progress is not None:
+            progress(done_bytes, total, src)
+    return TreeResult(tuple(done), tuple(failed), tuple(skipped))
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def encrypt_tree(
+    src: PathLike,
+    dst: PathLike,
+    key: Key,
+    *,
+    as_dicom: bool = False,
+    pattern: ZigzagPattern | str | None = None,
+    force: bool = False,
+    progress: TreeProgress | None = None,
+) -> TreeResult:
+    """Encrypt every visible file under the folder ``src`` into the mirrored tree ``dst``.
+
+    Each file becomes ``NAME.kedi`` (hybrid), or with ``as_dicom`` a DICOM-native
+    file of the same name (files that are not DICOM are skipped, with the reason).
+    A file that fails is reported in :attr:`TreeResult.failed` and the run goes on.
+    """
+    src_dir, dst_dir = Path(src), Path(dst)
+    jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]] = []
+    skipped: list[tuple[Path, str]] = []
+
+    def action(s: Path, d: Path, report: Progress) -> FileResult:
+        return encrypt_file(s, d, key, as_dicom=as_dicom, pattern=pattern, force=force, progress=report)
+
+    for path in _walk(src_dir):
+        rel = path.relative_to(src_dir)
+        if as_dicom:
+            if not _is_dicom_file(path):
+                skipped.append((path, "not a DICOM file (as_dicom encrypts DICOM files only)"))
+                continue
+            jobs.append((path, dst_dir / rel, action))
+        else:
+            jobs.append((path, dst_dir / rel.parent / (rel.name + CONTAINER_SUFFIX), action))
+    return _run_tree(jobs, skipped, progress)
+
+
+def _is_dicom_file(path: Path) -> bool:
+    try:
+        with open_input(path) as fh:
+            return _sniff_dicom(fh.read(_SNIFF_BYTES))
+    except (OSError, DeepKediError):
+        return False
+
+
+def decrypt_tree(
+    src: PathLike,
+    dst: PathLike,
+    key: Key | Keystore,
+    *,
+    actor: str | None = None,
+    force: bool = False,
+    progress: TreeProgress | None = None,
+) -> TreeResult:
+    """Decrypt every container and DICOM-native file under the folder ``src`` into the mirrored tree ``dst``.
+
+    ``NAME.kedi`` is restored as ``NAME``; a DICOM-native file under its own name
+    (each parsed once). Other files are skipped, with the reason. With a keystore,
+    each file's key is the one its header names (each access audited under ``actor``).
+    Paper containers are decrypted one at a time with :func:`decrypt_file`.
+    """
+    src_dir, dst_dir = Path(src), Path(dst)
+    jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]] = []
+    skipped: list[tuple[Path, str]] = []
+
+    def action(s: Path, d: Path, report: Progress) -> FileResult:
+        return decrypt_file(s, d, key, actor=actor, force=force, progress=report)
+
+    for path in _walk(src_dir):
+        rel = path.relative_to(src_dir)
+        if path.name.endswith(CONTAINER_SUFFIX):
+            jobs.append((path, dst_dir / rel.parent / path.name[: -len(CONTAINER_SUFFIX)], action))
+        elif _is_dicom_file(path):
+            from deepkedi.cipher.dicom_native import open_dicom_native
+
+            try:
+                native = open_dicom_native(path)  # the one parse: decrypted from this below
+            except FormatError:
+                skipped.append((path, "a DICOM file that is not DICOM-native"))
+                continue
+            except DeepKediError as exc:
+                jobs.append((path, dst_dir / rel, _failing(exc)))
+                continue
+            jobs.append((path, dst_dir / rel, _native_action(native, key, actor, force)))
+        else:
+            skipped.append((path, f"neither a {CONTAINER_SUFFIX} container nor a DICOM-native file"))
+    return _run_tree(jobs, skipped, progress)
+
+
+def _failing(exc: DeepKediError) -> Callable[[Path, Path, Progress], FileResult]:
+    def action(s: Path, d: Path, report: Progress) -> FileResult:
+        raise exc
+
+    return action
+
+
+def _native_action(
+    native: DicomNative, key: Decryptor, actor: str | None, force: bool
+) -> Callable[[Path, Path, Progress], FileResult]:
+    def action(s: Path, d: Path, report: Progress) -> FileResult:
+        from deepkedi.cipher.dicom_native import decrypt_dicom_native
+
+        info = ContainerInfo(ContainerKind.DICOM_NATIVE, native.header)
+        chosen = _key_for(info, key, actor, str(s))
+        assert isinstance(chosen, Key)
+        decrypt_dicom_native(native, d, chosen, force=force, progress=report)
+        return FileResult(s, d, info)
+
+    return action
+
+
+# ----------------------------------------------------------------------------- bytes and streams
+
+
+@contextlib.contextmanager
+def _staging(tmp_dir: PathLike | None) -> Iterator[Path]:
+    """A private folder (0700) for files a path-based reader needs; removed with everything in it."""
+    with tempfile.TemporaryDirectory(prefix="kedi-", dir=tmp_dir) as folder:
+        os.chmod(folder, 0o700)
+        yield Path(folder)
+
+
+def _write_private(path: Path, chunks: Iterator[bytes] | bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        if isinstance(chunks, (bytes, bytearray, memoryview)):
+            fh.write(chunks)
+        else:
+            for chunk in chunks:
+                fh.write(chunk)
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(_COPY_CHUNK):
+        yield chunk
+
+
+def encrypt_bytes(
+    data: Data,
+    key: Key,
+    *,
+    as_dicom: bool = False,
+    pattern: ZigzagPattern | str | None = None,
+    name: str = "image",
+    tmp_dir: PathLike | None = None,
+) -> bytes:
+    """Encrypt the bytes of an image file into the bytes of a container (or, ``as_dicom``, of a DICOM file).
+
+    The image readers work on files (memory maps, format libraries), so the
+    plaintext is staged in a private temporary file (mode 0600 in a 0700 folder,
+    removed before returning). Give ``tmp_dir`` on an encrypted or memory-backed
+    filesystem (``/dev/shm``) when the plaintext must not reach a disk. ``name``
+    (a file name) helps recognise formats that only a suffix tells apart.
+    """
+    with _staging(tmp_dir) as folder:
+        src, dst = folder / (Path(name).name or "image"), folder / "out"
+        _write_private(src, bytes(memoryview(data).cast("B")))
+        encrypt_file(src, dst, key, as_dicom=as_dicom, pattern=pattern)
+        return dst.read_bytes()
+
+
+def decrypt_bytes(data: Data, key: Decryptor, *, actor: str | None = None) -> bytes:
+    """Decrypt the bytes of a hybrid container or DICOM-native file into the original file's bytes.
+
+    Nothing is returned unless every byte is authenticated and the SHA-256 of the
+    original matches. Paper containers restore an image, not a file: use
+    :func:`decrypt_image` or :func:`decrypt_file`.
+    """
+    view = memoryview(data).cast("B")
+    out = io.BytesIO()
+    if _looks_like_dicom(view):
+        from deepkedi.cipher.dicom_native import decrypt_dicom_native_stream, open_dicom_native
+
+        native = open_dicom_native(bytes(view))
+        info = ContainerInfo(ContainerKind.DICOM_NATIVE, native.header)
+        chosen = _key_for(info, key, actor, "the data")
+        assert isinstance(chosen, Key)
+        decrypt_dicom_native_stream(native, out, chosen)
+        return out.getvalue()
+    info = ContainerInfo(ContainerKind.CONTAINER, parse_header(view))
+    chosen = _key_for(info, key, actor, "the data")
+    if not isinstance(chosen, Key):
+        raise ValueError("paper containers restore an image, not a file: use decrypt_image or decrypt_file")
+    hybrid.decrypt_stream(io.BytesIO(view), out, chosen)
+    return out.getvalue()
+
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    key: Key,
+    *,
+    as_dicom: bool = False,
+    pattern: ZigzagPattern | str | None = None,
+    name: str = "image",
+    tmp_dir: PathLike | None = None,
+) -> ContainerInfo:
+    """Encrypt an image file read from the binary file object ``src`` into ``dst``.
+
+    As :func:`encrypt_bytes`, the plaintext is staged in a private temporary file
+    (copied in chunks, never held whole); the container is copied to ``dst`` once complete.
+    """
+    with _staging(tmp_dir) as folder:
+        source, out = folder / (Path(name).name or "image"), folder / "out"
+        _write_private(source, _chunks(src))
+        result = encrypt_file(source, out, key, as_dicom=as_dicom, pattern=pattern)
+        with open(out, "rb") as fh:
+            shutil.copyfileobj(fh, dst, _COPY_CHUNK)
+    return result.info
+
+
+def decrypt_stream(
+    src: BinaryIO, dst: BinaryIO, key: Decryptor, *, actor: str | None = None, tmp_dir: PathLike | None = None
+) -> ContainerInfo:
+    """Decrypt a hybrid container or DICOM-native file read from ``src``, writing the original file to ``dst``.
+
+    A container is streamed: each segment is authenticated before its plaintext
+    is written, and the SHA-256 of the whole is checked at the end, so when an
+    exception is raised what ``dst`` received must be discarded. A DICOM-native
+    file is first copied (it is ciphertext) to a private temporary file.
+    """
+    head = src.read(len(MAGIC))
+    if head[:4] == MAGIC[:4] or not head or not _looks_like_dicom(memoryview(head + src.read(0))):
+        stream = _Prefixed(head, src)
+        header, _ = read_header_from(stream)  # type: ignore[arg-type]
+        info = ContainerInfo(ContainerKind.CONTAINER, header)
+        chosen = _key_for(info, key, actor, "the stream")
+        if not isinstance(chosen, Key):
+            raise ValueError("paper containers restore an image, not a file: use decrypt_image or decrypt_file")
+        hybrid.decrypt_stream(_Prefixed(header.encode(), stream), dst, chosen)  # type: ignore[arg-type]
+        return info
+    with _staging(tmp_dir) as folder:
+        staged = folder / "native.dcm"
+        _write_private(staged, _chain(head, src))
+        from deepkedi.cipher.dicom_native import decrypt_dicom_native_stream, open_dicom_native
+
+        native = open_dicom_native(staged)
+        info = ContainerInfo(ContainerKind.DICOM_NATIVE, native.header)
+        chosen = _key_for(info, key, actor, "the stream")
+        assert isinstance(chosen, Key)
+        decrypt_dicom_native_stream(native, dst, chosen)
+        return info
+
+
+def _chain(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
+    yield head
+    yield from _chunks(stream)
+
+
+# ----------------------------------------------------------------------------- pydicom data sets
+
+
+def encrypt_dataset(
+    ds: Dataset,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str | None = None,
+    uid_secret: bytes | None = None,
+    tmp_dir: PathLike | None = None,
+) -> Dataset:
+    """The DICOM-native encryption of a pydicom data set, as a new data set (``ds`` is not changed).
+
+    The result is a valid, de-identified DICOM data set of the same SOP Class
+    whose Pixel Data is the cipher image and which carries the original
+    (:func:`decrypt_dataset` gives it back). ``ds`` is written as a Part 10 file
+    and staged as :func:`encrypt_bytes` stages its input.
+    """
+    import pydicom
+
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    except Exception as exc:  # noqa: BLE001 - pydicom refuses incomplete data sets in many ways
+        from deepkedi.errors import UnsupportedImageError
+
+        raise UnsupportedImageError(f"the data set cannot be written as a DICOM file: {exc}") from None
+    with _staging(tmp_dir) as folder:
+        src, dst = folder / "in.dcm", folder / "out.dcm"
+        _write_private(src, buffer.getvalue())
+        buffer = io.BytesIO()
+        encrypt_file(src, dst, key, as_dicom=True, pattern=pattern, uid_secret=uid_secret)
+        return pydicom.dcmread(dst)
+
+
+def decrypt_dataset(ds: Dataset, key: Decryptor, *, actor: str | None = None) -> Dataset:
+    """The original data set a DICOM-native data set carries (authenticated, byte-exact before parsing)."""
+    import pydicom
+
+    from deepkedi.cipher.dicom_native import decrypt_dicom_native_stream, open_dicom_native
+
+    native = open_dicom_native(ds)
+    info = ContainerInfo(ContainerKind.DICOM_NATIVE, native.header)
+    chosen = _key_for(info, key, actor, "the data set")
+    assert isinstance(chosen, Key)
+    out = io.BytesIO()
+    decrypt_dicom_native_stream(native, out, chosen)
+    out.seek(0)
+    return pydicom.dcmread(out)
+
+
+def _unused(_: np.ndarray, __: MedicalImage) -> None:  # pragma: no cover - keeps the re-exported types visible
+    pass
