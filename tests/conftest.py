@@ -2,7 +2,8 @@
 
 Under ``CI=true`` a skipped test or test module fails instead: a missing tool
 (DCMTK, dciodvfy, PostgreSQL, an optional extra) is an unverified claim, and CI
-installs everything the suite needs (`make setup`).
+installs everything the suite needs (`make setup`). Tests that need an external program
+get it from ``external_tools.require_tool``, which fails outright under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from external_tools import in_ci
 
 #: Seconds before the `fifo` fixture lets a blocked reader go.
 FIFO_RELEASE_S = 10.0
@@ -46,15 +48,11 @@ def fifo(tmp_path: Path) -> Iterator[Path]:
     releaser.join()
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if _in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
@@ -64,7 +62,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if _in_ci() and report.skipped:
+    if in_ci() and report.skipped:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"{collector.nodeid} skipped under CI=true, which must run every test: {reason}"

@@ -1,4 +1,4 @@
-"""Tests for deepkedi.analysis.figures: every figure is a PNG of a plausible size, from 8- and 16-bit arrays."""
+"""Tests for deepkedi.analysis.figures: each figure is a PNG of the expected size showing what it was given."""
 
 from __future__ import annotations
 
@@ -33,6 +33,47 @@ def _open(png: bytes) -> Image.Image:
     return picture
 
 
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, Image.Image]]:
+    """Every (matplotlib Figure, its PNG opened) the figure functions draw during the test.
+
+    The figure holds what was plotted (image arrays, display ranges, histogram counts, bar
+    heights, labels); the PNG is what a reader sees.
+    """
+    captured: list[tuple[object, Image.Image]] = []
+    real = figures._png_bytes
+
+    def record(figure, dpi: int) -> bytes:  # type: ignore[no-untyped-def]
+        png = real(figure, dpi)
+        captured.append((figure, _open(png)))
+        return png
+
+    monkeypatch.setattr(figures, "_png_bytes", record)
+    return captured
+
+
+def _image_axes(figure) -> list:  # type: ignore[no-untyped-def]
+    return [axes for axes in figure.axes if axes.images]
+
+
+def _shown(axes) -> tuple[np.ndarray, tuple[float, float], str]:  # type: ignore[no-untyped-def]
+    """The array an axes shows, its display range (vmin, vmax) and its title."""
+    image = axes.images[0]
+    return np.asarray(image.get_array()), tuple(float(v) for v in image.get_clim()), axes.get_title()
+
+
+def _pixels_of(figure, picture: Image.Image, axes) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The RGB pixels of the PNG inside the image an axes shows, a 2-pixel margin trimmed off."""
+    scale = picture.width / figure.bbox.width
+    box = axes.images[0].get_window_extent()
+    rgb = np.asarray(picture.convert("RGB"))
+    height = rgb.shape[0]
+    left, right = int(np.ceil(box.x0 * scale)) + 2, int(np.floor(box.x1 * scale)) - 2
+    top, bottom = height - int(np.floor(box.y1 * scale)) + 2, height - int(np.ceil(box.y0 * scale)) - 2
+    assert right - left > 10 and bottom - top > 10, box
+    return rgb[top:bottom, left:right]
+
+
 def _images(dtype: type, shape: tuple[int, int] = (24, 40), count: int = 3) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(7)
     top = np.iinfo(dtype).max
@@ -54,10 +95,30 @@ def test_images_with_histograms(dtype: type, bits: int) -> None:
     assert 300 <= picture.width <= 3000 and 200 <= picture.height <= 1500
 
 
-def test_images_with_histograms_takes_float_and_mixed_shapes() -> None:
+def test_images_with_histograms_takes_float_and_mixed_shapes(drawn: list) -> None:
     plain = np.linspace(0.0, 255.0, 16 * 48).reshape(16, 48)
     key = np.random.default_rng(0).integers(0, 256, (40, 20), dtype=np.uint8)
-    _open(images_with_histograms([("plain", plain), ("key", key)], bits=8, title="mixed", stretch=[True, False]))
+    images_with_histograms([("plain", plain), ("key", key)], bits=8, title="mixed", stretch=[True, False])
+    [(figure, picture)] = drawn
+    # Two panels of 2.6 in, images over histograms: 2·2.6 in by 2·2.6 + 0.5 in at 100 dpi.
+    assert picture.size == (520, 570)
+    assert figure.get_suptitle() == "mixed"
+    shown = [_shown(axes) for axes in _image_axes(figure)]
+    assert [title for _, _, title in shown] == ["plain", "key"]
+    assert np.array_equal(shown[0][0], plain) and np.array_equal(shown[1][0], key)
+    # The plain image is stretched to its 1st-99th percentile; the key spans 0 … 2^8 − 1.
+    assert shown[0][1] == pytest.approx(tuple(np.percentile(plain, [1, 99])))
+    assert shown[1][1] == (0.0, 255.0)
+    histograms = [axes for axes in figure.axes if not axes.images]
+    assert len(histograms) == 2
+    for axes, image in zip(histograms, (plain, key)):
+        [stairs] = axes.patches
+        counts, edges, _ = stairs.get_data()
+        expected, expected_edges = np.histogram(image, bins=256, range=(0.0, 256.0))
+        assert np.array_equal(counts, expected) and np.array_equal(edges, expected_edges)
+        assert counts.sum() == image.size
+        assert axes.get_xlim() == (0.0, 256.0) and axes.get_xlabel() == "grey level"
+    assert histograms[0].get_ylabel() == "count" and histograms[1].get_ylabel() == ""
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -69,12 +130,35 @@ def test_image_grid_layout(dtype: type, count: int, columns: int) -> None:
     assert picture.width >= 150 * min(columns, count)
 
 
-def test_constant_and_float_images_are_drawn() -> None:
+def test_constant_and_float_images_are_drawn(drawn: list) -> None:
     flat = np.zeros((10, 10), dtype=np.uint16)
     unit = np.random.default_rng(2).random((12, 9))
-    _open(image_grid([("flat", flat), ("unit", unit), ("flat float", np.ones((5, 5)))], columns=3, title="x",
-                     stretch=True))
-    _open(pipeline_strip([("flat", flat), ("unit", unit)], title="x"))
+    ones = np.ones((5, 5))
+    image_grid([("flat", flat), ("unit", unit), ("flat float", ones)], columns=3, title="x", stretch=True)
+    pipeline_strip([("flat", flat), ("unit", unit)], title="y")
+    (grid, grid_png), (strip, strip_png) = drawn
+    assert grid_png.size == (780, 320) and strip_png.size == (520, 320)  # 2.6 in a panel, + 0.6 in for the title
+    assert [figure.get_suptitle() for figure, _ in drawn] == ["x", "y"]
+
+    shown = [_shown(axes) for axes in _image_axes(grid)]
+    assert [title for _, _, title in shown] == ["flat", "unit", "flat float"]
+    for (array, _, _), image in zip(shown, (flat, unit, ones)):
+        assert np.array_equal(array, image)
+    # A constant image still gets a non-empty range (vmin < vmax), so it is drawn, not dropped.
+    assert shown[0][1] == (0.0, 1.0) and shown[2][1] == (1.0, 2.0)
+    assert shown[1][1] == pytest.approx(tuple(np.percentile(unit, [1, 99])))
+    # Unstretched, an integer image spans its dtype and a float one its own extremes.
+    strip_shown = [_shown(axes) for axes in _image_axes(strip)]
+    assert strip_shown[0][1] == (0.0, 65535.0)
+    assert strip_shown[1][1] == pytest.approx((unit.min(), unit.max()))
+
+    # In the picture: the flat panels are one uniform grey, black at the bottom of their
+    # range; the random one shows many distinct greys. The panels differ.
+    axes = _image_axes(grid)
+    flat_pixels, unit_pixels, ones_pixels = (_pixels_of(grid, grid_png, a) for a in axes)
+    assert np.all(flat_pixels == 0) and np.all(ones_pixels == 0)
+    assert len(np.unique(unit_pixels.reshape(-1, 3), axis=0)) >= 0.5 * unit.size
+    assert np.all(unit_pixels[..., 0] == unit_pixels[..., 2])  # grey, no colour map
 
 
 @pytest.mark.parametrize("call", [
@@ -132,13 +216,30 @@ def test_attack_matrix_with_missing_cells() -> None:
         attack_matrix_figure([], attacks, verdicts, title="t")
 
 
-def test_bar_chart() -> None:
+def test_bar_chart(drawn: list) -> None:
     groups = ["brain MR", "lung CT", "liver CT"]
     series = {"paper": [7.1, 7.0, float("nan")], "aead": [7.99, 7.99, 7.99]}
     picture = _open(bar_chart(groups, series, ylabel="entropy (bits)", title="entropy", reference=7.9986,
                               reference_label="paper, Table 3"))
     assert 300 <= picture.width <= 2000 and 200 <= picture.height <= 1000
     _open(bar_chart(["one"], {"only": [1.0]}, ylabel="y", title="t"))
+    (figure, _), (single, _) = drawn
+    [axes] = figure.axes
+    assert figure.get_suptitle() == "entropy" and axes.get_ylabel() == "entropy (bits)"
+    assert [label.get_text() for label in axes.get_xticklabels()] == groups
+    # One bar per group and series, of the series' value (NaN a gap), the series side by side in each group.
+    bars = {container.get_label(): container.patches for container in axes.containers}
+    assert list(bars) == list(series)
+    for name, values in series.items():
+        np.testing.assert_array_equal([bar.get_height() for bar in bars[name]], values)
+    for paper_bar, aead_bar, centre in zip(bars["paper"], bars["aead"], range(len(groups))):
+        assert paper_bar.get_x() < aead_bar.get_x()
+        assert paper_bar.get_x() < centre < aead_bar.get_x() + aead_bar.get_width()
+    [line] = axes.get_lines()
+    assert set(line.get_ydata()) == {7.9986} and line.get_linestyle() == "--"
+    assert sorted(text.get_text() for text in axes.get_legend().get_texts()) == ["aead", "paper", "paper, Table 3"]
+    assert [bar.get_height() for bar in single.axes[0].containers[0].patches] == [1.0]
+    assert single.axes[0].get_lines() == []  # no reference, no line
     with pytest.raises(ValueError):
         bar_chart(groups, {"short": [1.0]}, ylabel="y", title="t")
     with pytest.raises(ValueError):

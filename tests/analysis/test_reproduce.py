@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
+import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("matplotlib")
 
@@ -48,6 +53,27 @@ def test_every_output_is_written(report: tuple[Path, object]) -> None:
     for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Table 6", "Fig. 6", "Fig. 7", "Fig. 8",
                   "Fig. 9", "Fig. 10", "Attack"):
         assert title in markdown, title
+
+
+def test_every_figure_is_a_distinct_png_linked_and_embedded(report: tuple[Path, object]) -> None:
+    out, _ = report
+    figures = json.loads((out / "results.json").read_text(encoding="utf-8"))["figures"]
+    assert {"fig6_pipeline", "fig10_wrong_keys", "attack_matrix"} <= set(figures)
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    html = (out / "report.html").read_text(encoding="utf-8")
+    embedded = [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
+    digests = set()
+    for key, entry in figures.items():
+        data = (out / entry["file"]).read_bytes()
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.load()
+            assert picture.format == "PNG" and picture.width >= 200 and picture.height >= 100, key
+            grey = np.asarray(picture.convert("L"))
+            assert grey.min() < 100 and grey.max() > 200, key  # dark marks drawn on a light page
+        assert f"]({entry['file']})" in markdown, key  # report.md shows the file beside it
+        assert data in embedded, key  # report.html carries the same picture
+        digests.add(hashlib.sha256(data).hexdigest())
+    assert len(digests) == len(figures) == len(embedded)  # no figure is another's copy
 
 
 def test_attack_matrix_places_the_schemes(report: tuple[Path, object]) -> None:

@@ -17,6 +17,7 @@ import pydicom
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from external_tools import require_tool
 from pydicom.dataset import Dataset
 
 from deepkedi.cipher.dicom_native import (
@@ -435,13 +436,7 @@ def test_plain_dicom_is_not_native(tmp_path: Path, key: Key) -> None:
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not on PATH (`make setup` installs DCMTK, GDCM and dicom3tools)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # CI installs them: a missing one is a broken setup, not a reason to pass
-        pytest.skip(message)
-    return path
+    return require_tool(name, install="DCMTK, GDCM and dicom3tools (`make setup`)")
 
 
 @pytest.mark.parametrize("name", [s.name for s in DICOM_SAMPLES])

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import subprocess
 import warnings
 from pathlib import Path
 
 import pydicom
 import pytest
+from external_tools import in_ci
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from test_dicom_native import _iod_errors, _tool
 from typer.testing import CliRunner
@@ -35,7 +35,6 @@ from typer.testing import CliRunner
 from deepkedi.cli import app
 from deepkedi.keys import generate_key, save_key
 
-_IN_CI = os.environ.get("CI") == "true"
 _PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
@@ -126,7 +125,7 @@ def test_corpus_is_complete() -> None:
     """Not vacuous: pydicom's files are there, pydicom-data's too wherever the test extra is
     installed (always under CI), and DCMTK makes all four copies of a plain CT image."""
     assert sum(1 for p in CORPUS if p.is_relative_to(_PYDICOM_FILES)) >= 80
-    if _IN_CI or _pydicom_data_folder() is not None:
+    if in_ci() or _pydicom_data_folder() is not None:
         folder = _pydicom_data_folder()
         assert folder is not None, "pydicom-data is not installed (pip install -e '.[test]')"
         assert sum(1 for p in CORPUS if p.is_relative_to(folder)) >= 60

@@ -2,7 +2,8 @@
 
 The server listens on a Unix socket only (``listen_addresses=''``). initdb refuses to run as
 root, so under root the server runs as ``nobody`` through ``runuser``. Skipped only when the
-PostgreSQL server binaries are not installed.
+PostgreSQL server binaries or psycopg are not installed, and never under ``CI=true``: there a
+missing one fails.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Callable, Iterator
 
 import pytest
 from _keystore_suite import KeystoreContract
+from external_tools import require_tool
 
-INITDB = shutil.which("initdb")
-PG_CTL = shutil.which("pg_ctl")
+_POSTGRES = "the PostgreSQL server (initdb, pg_ctl; `make setup`)"
 
 
 def _free_port() -> int:
@@ -33,8 +34,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[tuple[str, int]]:
-    if INITDB is None or PG_CTL is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found on PATH; PostgreSQL tests skipped")
+    initdb = require_tool("initdb", install=_POSTGRES)
+    pg_ctl = require_tool("pg_ctl", install=_POSTGRES)
     pytest.importorskip("psycopg", reason="psycopg 3 is needed: pip install 'deepkedi[postgres]'")
     base = Path(tempfile.mkdtemp(prefix="kedi-pg-"))
     prefix: list[str] = []
@@ -50,9 +51,9 @@ def postgres_server() -> Iterator[tuple[str, int]]:
             raise RuntimeError(f"{args[0]} failed: {result.stderr or result.stdout}")
 
     try:
-        run(INITDB, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         # fsync off: a throwaway test server; the crash tests kill the client, not the server.
-        run(PG_CTL, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
+        run(pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
             f"-p {port} -k {base} -c listen_addresses='' -c fsync=off -c max_connections=60", "start")
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
@@ -60,7 +61,7 @@ def postgres_server() -> Iterator[tuple[str, int]]:
     try:
         yield str(base), port
     finally:
-        subprocess.run(prefix + [PG_CTL, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
+        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
                        timeout=120, cwd=base)
         shutil.rmtree(base, ignore_errors=True)
 
