@@ -37,15 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
 
-import numpy as np
-
 from deepkedi.cipher import hybrid
 from deepkedi.cipher.format import MAGIC, ContainerHeader, Suite, parse_header, read_header_from
 from deepkedi.cipher.keytypes import Key, KeyImage
 from deepkedi.cipher.layout import cipher_image
 from deepkedi.errors import DeepKediError, FormatError
 from deepkedi.fileio import make_output_folder
-from deepkedi.imaging import MedicalImage
 from deepkedi.inputs import open_input
 from deepkedi.transforms.zigzag import ZigzagPattern
 
@@ -788,7 +785,6 @@ def encrypt_dataset(
     with _staging(tmp_dir) as folder:
         src, dst = folder / "in.dcm", folder / "out.dcm"
         _write_private(src, buffer.getvalue())
-        buffer = io.BytesIO()
         encrypt_file(src, dst, key, as_dicom=True, pattern=pattern, uid_secret=uid_secret)
         return pydicom.dcmread(dst)
 
@@ -808,6 +804,3 @@ def decrypt_dataset(ds: Dataset, key: Decryptor, *, actor: str | None = None) ->
     out.seek(0)
     return pydicom.dcmread(out)
 
-
-def _unused(_: np.ndarray, __: MedicalImage) -> None:  # pragma: no cover - keeps the re-exported types visible
-    pass
