@@ -32,7 +32,7 @@ import io
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Union
@@ -471,11 +471,25 @@ def _walk(src: Path) -> list[Path]:
     return found
 
 
+def _refuse_protected(outputs: list[Path], protect: Mapping[PathLike, str] | None) -> None:
+    """``ValueError`` before any work when an output would replace a protected file (a key, a keystore)."""
+    for output in outputs:
+        for path, what in (protect or {}).items():
+            try:
+                same = os.path.samefile(output, path)
+            except OSError:
+                same = False  # one of them does not exist: nothing to replace
+            if same:
+                raise ValueError(f"the output {output} is {what} ({path}); choose another output path")
+
+
 def _run_tree(
     jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]],
     skipped: list[tuple[Path, str]],
     progress: TreeProgress | None,
+    protect: Mapping[PathLike, str] | None,
 ) -> TreeResult:
+    _refuse_protected([dst for _, dst, _ in jobs], protect)
     total = sum(_size(src) for src, _, _ in jobs)
     done_bytes = 0
     done: list[FileResult] = []
@@ -517,12 +531,15 @@ def encrypt_tree(
     pattern: ZigzagPattern | str | None = None,
     force: bool = False,
     progress: TreeProgress | None = None,
+    protect: Mapping[PathLike, str] | None = None,
 ) -> TreeResult:
     """Encrypt every visible file under the folder ``src`` into the mirrored tree ``dst``.
 
     Each file becomes ``NAME.kedi`` (hybrid), or with ``as_dicom`` a DICOM-native
     file of the same name (files that are not DICOM are skipped, with the reason).
     A file that fails is reported in :attr:`TreeResult.failed` and the run goes on.
+    ``protect`` maps files no output may replace (a key file, a keystore) to what
+    they are: such an output raises ``ValueError`` before any file is touched.
     """
     src_dir, dst_dir = Path(src), Path(dst)
     jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]] = []
@@ -540,7 +557,7 @@ def encrypt_tree(
             jobs.append((path, dst_dir / rel, action))
         else:
             jobs.append((path, dst_dir / rel.parent / (rel.name + CONTAINER_SUFFIX), action))
-    return _run_tree(jobs, skipped, progress)
+    return _run_tree(jobs, skipped, progress, protect)
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -559,6 +576,7 @@ def decrypt_tree(
     actor: str | None = None,
     force: bool = False,
     progress: TreeProgress | None = None,
+    protect: Mapping[PathLike, str] | None = None,
 ) -> TreeResult:
     """Decrypt every container and DICOM-native file under the folder ``src`` into the mirrored tree ``dst``.
 
@@ -566,6 +584,7 @@ def decrypt_tree(
     (each parsed once). Other files are skipped, with the reason. With a keystore,
     each file's key is the one its header names (each access audited under ``actor``).
     Paper containers are decrypted one at a time with :func:`decrypt_file`.
+    ``protect`` is as for :func:`encrypt_tree`.
     """
     src_dir, dst_dir = Path(src), Path(dst)
     jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]] = []
@@ -592,7 +611,7 @@ def decrypt_tree(
             jobs.append((path, dst_dir / rel, _native_action(native, key, actor, force)))
         else:
             skipped.append((path, f"neither a {CONTAINER_SUFFIX} container nor a DICOM-native file"))
-    return _run_tree(jobs, skipped, progress)
+    return _run_tree(jobs, skipped, progress, protect)
 
 
 def _failing(exc: DeepKediError) -> Callable[[Path, Path, Progress], FileResult]:

@@ -84,4 +84,21 @@ def test_key_source_usage_errors(tmp_path: Path, kedi, keyfile: Path) -> None:
     np.save(plain, np.zeros((8, 8), np.uint8))
     assert kedi("encrypt", plain, "-o", tmp_path / "p.kedi").exit_code == 2  # no key at all
     assert kedi("encrypt", plain, "-o", tmp_path / "p.kedi", "--key", keyfile, "--key-id", "00" * 16).exit_code == 2
-    assert kedi("decrypt", tmp_path / "p.kedi", "-o", tmp_path / "q.npy").exit_code == 2
+    assert kedi("decrypt", tmp_path / "p.kedi", "-o", tmp_path / "q.npy", "--key", keyfile, "--key-id",
+                "00" * 16).exit_code == 2
+
+
+def test_decrypt_without_a_key_uses_the_default_keystore(tmp_path: Path, kedi) -> None:
+    """As --help says: no --key and no --keystore means the user's keystore, and the key the container names."""
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "KEDI_KEYSTORE": "", "KEDI_PASSPHRASE": "default store"}
+    plain = tmp_path / "p.npy"
+    np.save(plain, np.arange(64, dtype=np.uint16).reshape(8, 8))
+    missing = kedi("decrypt", plain, "-o", tmp_path / "never.npy", env=env)
+    assert missing.exit_code == 4 and "keystore" in missing.stderr  # none there yet: said so, exit 4
+    assert kedi("keys", "init", env=env).exit_code == 0
+    created = kedi("keys", "new", "--no-gan", "--json", env=env)
+    key_id = json.loads(created.stdout)["key_id"]
+    assert kedi("encrypt", plain, "-o", tmp_path / "p.kedi", "--key-id", key_id, env=env).exit_code == 0
+    result = kedi("decrypt", tmp_path / "p.kedi", "-o", tmp_path / "q.npy", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert _sha(tmp_path / "q.npy") == _sha(plain)

@@ -90,6 +90,8 @@ __all__ = [
     "DicomNative",
     "decrypt_dicom_native",
     "decrypt_dicom_native_stream",
+    "deidentification_summary",
+    "DeidentificationSummary",
     "deidentified_uid",
     "encrypt_dicom_native",
     "is_dicom_native",
@@ -825,3 +827,33 @@ def decrypt_dicom_native_stream(
         raise AuthenticationError()
     with _rebuilt(native) as scratch, open(scratch, "rb") as container:
         return decrypt_stream(container, sink, key, progress=progress)
+
+
+@dataclass(frozen=True)
+class DeidentificationSummary:
+    """What a DICOM-native file shows in clear, against the original it was made from."""
+
+    #: The SOP Class's name (kept from the original).
+    sop_class: str
+    #: Patient Identity Removed (0012,0062).
+    identity_removed: str
+    #: The keyed pseudonym that replaced Patient ID.
+    patient_id: str
+    #: The original's Patient's Name, Patient ID and Birth Date values found anywhere in the new header.
+    left_in_clear: tuple[str, ...]
+
+
+def deidentification_summary(original: str | Path, protected: str | Path) -> DeidentificationSummary:
+    """Compare the headers of an original DICOM file and its DICOM-native encryption (neither is changed)."""
+    with _quiet():
+        before = _read_dataset(Path(original), stop_before_pixels=True)
+        after = _read_dataset(Path(protected), stop_before_pixels=True)
+        identity = [str(before.get(k, "")) for k in ("PatientName", "PatientID", "PatientBirthDate")]
+        shown = str(after)
+        sop_class = after.get("SOPClassUID")
+        return DeidentificationSummary(
+            sop_class=getattr(sop_class, "name", str(sop_class)),
+            identity_removed=str(after.get("PatientIdentityRemoved", "?")),
+            patient_id=str(after.get("PatientID", "")),
+            left_in_clear=tuple(v for v in identity if v and v in shown),
+        )

@@ -58,6 +58,8 @@ __all__ = [
     "load_key_for_cli",
     "message_for",
     "printable",
+    "read_passphrase_file",
+    "resolve_passphrase",
 ]
 
 EXIT_USAGE = 2
@@ -181,22 +183,38 @@ def refuse_special_file(path: Path) -> None:
             check_regular_input(path, error=KeyFileError)
 
 
-def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:
+def read_passphrase_file(path: Path) -> str:
+    """The passphrase a file holds (its trailing line break dropped); usage error if it cannot be read."""
+    refuse_special_file(path)
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, ValueError) as exc:
+        fail(f"{path}: cannot read passphrase file ({getattr(exc, 'strerror', None) or exc})", EXIT_USAGE)
+
+
+def resolve_passphrase(
+    passphrase_file: Path | None, *, env: str, prompt: str, missing: str, confirm: bool = False
+) -> str:
+    """The one credential resolver: ``passphrase_file``, else the environment variable ``env``,
+    else a prompt when stdin is a terminal (asked twice with ``confirm``), else a usage error
+    saying ``missing``. Every command that needs a passphrase goes through here."""
     if passphrase_file is not None:
-        refuse_special_file(passphrase_file)
-        try:
-            return passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            fail(f"{passphrase_file}: cannot read passphrase file ({exc.strerror})", EXIT_USAGE)
-    env = os.environ.get("KEDI_PASSPHRASE")
-    if env is not None:
-        return env
+        return read_passphrase_file(passphrase_file)
+    value = os.environ.get(env)
+    if value is not None:
+        return value
     if not sys.stdin.isatty():
-        fail(
-            f"{prompt_for} is sealed with a passphrase; give --passphrase-file FILE or set KEDI_PASSPHRASE",
-            EXIT_USAGE,
-        )
-    return typer.prompt(f"Passphrase for {prompt_for}", hide_input=True)
+        fail(missing, EXIT_USAGE)
+    return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+
+
+def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:
+    return resolve_passphrase(
+        passphrase_file,
+        env="KEDI_PASSPHRASE",
+        prompt=f"Passphrase for {prompt_for}",
+        missing=f"{prompt_for} is sealed with a passphrase; give --passphrase-file FILE or set KEDI_PASSPHRASE",
+    )
 
 
 def load_key_for_cli(path: Path, passphrase_file: Path | None) -> Key:

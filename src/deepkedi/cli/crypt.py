@@ -1,27 +1,25 @@
-"""`kedi encrypt` and `kedi decrypt`: one file or a whole folder tree; suites hybrid and paper."""
+"""`kedi encrypt` and `kedi decrypt`: one file or a whole folder tree; suites hybrid and paper.
+
+The commands parse options, resolve the key (a key file, a key image or the
+keystore), call :mod:`deepkedi.api` and render what it returns; which kind of
+container a file is and how it decrypts is the library's to know.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Optional, Sequence
+from typing import Annotated, Callable, Iterable, Iterator, Optional, Sequence
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from deepkedi.cipher.dicom_native import (
-    decrypt_dicom_native,
-    encrypt_dicom_native,
-    is_dicom_native,
-    read_dicom_native_header,
-)
-from deepkedi.cipher.format import Suite, parse_header
-from deepkedi.cipher.hybrid import DEFAULT_PATTERN, decrypt_file, encrypt_file
-from deepkedi.cipher.layout import cipher_image
-from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING, decrypt_file_paper, encrypt_file_paper
+from deepkedi import api
+from deepkedi.cipher.hybrid import DEFAULT_PATTERN
+from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -36,16 +34,15 @@ from deepkedi.cli._common import (
     message_for,
     printable,
 )
-from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, KeyFileError, UnsupportedImageError
+from deepkedi.errors import DeepKediError, KeyFileError, KeyNotFoundError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.imaging import read_image
-from deepkedi.imaging.dicom import sniff_dicom
 from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.keys import Key, KeyImage, load_key_image
 from deepkedi.transforms.zigzag import ZigzagPattern
 
-CONTAINER_SUFFIX = ".kedi"
+CONTAINER_SUFFIX = api.CONTAINER_SUFFIX
 FIGURE_NAME = "cipher_images.png"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _KEYGEN_PAPER = "make one with `kedi keygen --suite paper --like IMAGE`"
@@ -56,13 +53,6 @@ _PROGRESS_MIN_BYTES = 64 << 20
 class SuiteChoice(str, enum.Enum):
     hybrid = "hybrid"
     paper = "paper"
-
-
-@dataclass
-class _Failure:
-    path: Path
-    message: str
-    code: int
 
 
 def _progress() -> Progress:
@@ -76,20 +66,6 @@ def _progress() -> Progress:
     )
 
 
-def _tree_jobs(src: Path, dst: Path, rename: Callable[[str], str | None]) -> list[tuple[Path, Path]]:
-    """Every visible file under ``src`` with its mirrored path under ``dst``."""
-    jobs = []
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        rel = path.relative_to(src)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        name = rename(rel.name)
-        if name is None:
-            continue
-        jobs.append((path, dst / rel.parent / name))
-    return jobs
-
-
 def _same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` name one existing file (through symbolic or hard links)."""
     try:
@@ -99,11 +75,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _protected_files(
-    input: Path,
-    key: Path | None,
-    keystore: str | None,
-    key_id: str | None,
-    passphrase_file: Path | None,
+    input: Path, key: Path | None, keystore: str | None, passphrase_file: Path | None
 ) -> list[tuple[Path, str]]:
     """The files a command reads and must never write over, each with what it is."""
     protected = [(input, "the input"), (key, "the key file"), (passphrase_file, "the passphrase file")]
@@ -130,54 +102,37 @@ def _refuse_overwriting(outputs: Iterable[Path], protected: Sequence[tuple[Path,
                 fail(f"the output {output} is {what} ({path}); choose another output path", EXIT_USAGE)
 
 
-def _run_one(action: Callable[..., object], src: Path, dst: Path, key: Key, force: bool, **options: object) -> None:
-    size = src.stat().st_size if src.exists() else 0
+def _run_one(input: Path, call: Callable[[api.Progress | None], api.FileResult]) -> api.FileResult:
+    """One file through the library, with a progress bar when it is large and stderr a terminal."""
+    size = input.stat().st_size if input.exists() else 0
     if size < _PROGRESS_MIN_BYTES or not err_console.is_terminal:
         with guarded():
-            action(src, dst, key, force=force, **options)
-        return
+            return call(None)
     with _progress() as bar, guarded():
-        task = bar.add_task(escape(printable(src.name)), total=None)
-        action(
-            src,
-            dst,
-            key,
-            force=force,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            **options,
-        )
+        task = bar.add_task(escape(printable(input.name)), total=None)
+        return call(lambda done, total: bar.update(task, completed=done, total=total))
 
 
-def _run_tree(
-    action: Callable[..., object],
-    jobs: list[tuple[Path, Path]],
-    key: Key,
-    force: bool,
-    verb: str,
-    *,
-    protected: Sequence[tuple[Path, str]] = (),
-    **options: object,
-) -> None:
-    _refuse_overwriting((dst for _, dst in jobs), protected)
-    failures: list[_Failure] = []
+@contextlib.contextmanager
+def _tree_progress(verb: str) -> Iterator[api.TreeProgress]:
     with _progress() as bar:
-        task = bar.add_task(verb, total=sum(src.stat().st_size for src, _ in jobs))
-        for src, dst in jobs:
+        task = bar.add_task(verb, total=None)
+
+        def report(done: int, total: int, current: Path) -> None:
             # The description is rich markup: a file named "[/]" must show as itself.
-            bar.update(task, description=f"{verb} {escape(printable(src.name))}")
-            try:
-                make_output_folder(dst.parent)
-                action(src, dst, key, force=force, **options)
-            except (DeepKediError, ValueError, OSError) as exc:
-                failures.append(_Failure(src, message_for(exc), exit_code_for(exc)))
-            bar.advance(task, src.stat().st_size)
-    done = len(jobs) - len(failures)
-    console.print(f"{verb}: {done} of {len(jobs)} files", markup=False)
-    if failures:
-        for failure in failures:
-            err_console.print(f"kedi: error: {printable(failure.message)}", markup=False)
-        # The most serious failure decides: authentication (3) before bad input (4).
-        raise typer.Exit(min(f.code for f in failures))
+            bar.update(task, completed=done, total=total, description=f"{verb} {escape(printable(current.name))}")
+
+        yield report
+
+
+def _render_tree(result: api.TreeResult, verb: str) -> None:
+    """A folder run's summary; exit with the most serious failure's code (authentication before input)."""
+    total = len(result.done) + len(result.failed)
+    console.print(f"{verb}: {len(result.done)} of {total} files", markup=False)
+    if result.failed:
+        for failure in result.failed:
+            err_console.print(f"kedi: error: {printable(message_for(failure.error))}", markup=False)
+        raise typer.Exit(min(exit_code_for(f.error) for f in result.failed))
 
 
 def _check_input_file(path: Path | None, error: type[DeepKediError] = UnsupportedImageError) -> None:
@@ -221,9 +176,7 @@ def _image_stem(path: Path) -> str:
     return path.stem
 
 
-def _encrypt_all_patterns(
-    input: Path, outdir: Path, key_image: KeyImage, *, seed: int | None, force: bool
-) -> None:
+def _encrypt_all_patterns(input: Path, outdir: Path, key_image: KeyImage, *, seed: int | None, force: bool) -> None:
     """The paper's figure: the three patterns' containers and the plain image beside its cipher images."""
     if outdir.exists() and not outdir.is_dir():
         fail(f"{outdir}: --all-patterns writes into a folder, and this is a file", EXIT_USAGE)
@@ -236,8 +189,8 @@ def _encrypt_all_patterns(
         panels = [("plain", display_plane(plain))]
         for pattern in ZigzagPattern:
             target = outdir / f"{stem}.{pattern.value}{CONTAINER_SUFFIX}"
-            encrypt_file_paper(input, target, key_image, pattern=pattern, seed=seed, force=force)
-            panels.append((f"{pattern.value} zigzag", display_plane(cipher_image(target))))
+            api.encrypt_file(input, target, key_image, pattern=pattern, seed=seed, force=force)
+            panels.append((f"{pattern.value} zigzag", display_plane(api.cipher_image(target))))
             console.print(f"wrote {printable(target)}", markup=False)
         figure = outdir / FIGURE_NAME
         with atomic_output(figure, force=force) as fh:
@@ -252,9 +205,7 @@ def encrypt(
         Path,
         typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),
     ],
-    key: Annotated[
-        Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")
-    ] = None,
+    key: Annotated[Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
         Optional[str], typer.Option(help="Keystore URL (default: KEDI_KEYSTORE or the user's keystore).")
     ] = None,
@@ -300,7 +251,7 @@ def encrypt(
     """
     if as_dicom and suite is SuiteChoice.paper:
         fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
-    protected = _protected_files(input, key, keystore, key_id, passphrase_file)
+    protected = _protected_files(input, key, keystore, passphrase_file)
     if not input.is_dir() and not all_patterns:
         _refuse_overwriting([output], protected)
     if suite is SuiteChoice.paper:
@@ -318,11 +269,14 @@ def encrypt(
             _encrypt_all_patterns(input, output, key_image, seed=seed, force=force)
             return
         with guarded():
-            encrypt_file_paper(input, output, key_image, pattern=pattern, seed=seed, force=force)
+            api.encrypt_file(input, output, key_image, pattern=pattern, seed=seed, force=force)
         return
     if all_patterns or seed is not None:
         fail("--all-patterns and --seed belong to --suite paper", EXIT_USAGE)
-    _key_source(key, keystore, key_id, decrypting=False)
+    if key is not None and (key_id is not None or keystore is not None):
+        fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
+    if key is None and key_id is None:
+        fail("name the key: --key KEYFILE, or --key-id ID from the keystore", EXIT_USAGE)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
     _check_input_file(input)
@@ -332,24 +286,22 @@ def encrypt(
             f"{key} is a key image of the paper suite; give --suite paper, or a key file from `kedi keygen`",
             EXIT_USAGE,
         )
-    if as_dicom:
-        _encrypt_as_dicom(input, output, lambda: _master(key, keystore, key_id, passphrase_file),
-                          pattern=pattern, force=force, protected=protected)
-        return
     master = _master(key, keystore, key_id, passphrase_file)
     if input.is_dir():
-        jobs = _tree_jobs(input, output, lambda name: name + CONTAINER_SUFFIX)
-        _run_tree(encrypt_file, jobs, master, force, "encrypted", protected=protected, pattern=pattern)
+        with _tree_progress("encrypted") as report, guarded():
+            result = api.encrypt_tree(input, output, master, as_dicom=as_dicom, pattern=pattern, force=force,
+                                      progress=report, protect=dict(protected))
+        if as_dicom:
+            if not result.done and not result.failed:
+                fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
+            if result.skipped:
+                err_console.print(
+                    f"kedi: note: skipped {len(result.skipped)} non-DICOM file(s) (--as-dicom)", markup=False
+                )
+        _render_tree(result, "encrypted")
         return
-    _run_one(encrypt_file, input, output, master, force, pattern=pattern)
-
-
-def _key_source(key: Path | None, keystore: str | None, key_id: str | None, *, decrypting: bool) -> None:
-    """Check that exactly one key source is named."""
-    if key is not None and (key_id is not None or keystore is not None):
-        fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
-    if key is None and key_id is None and not (decrypting and keystore is not None):
-        fail("name the key: --key KEYFILE, or --key-id ID from the keystore", EXIT_USAGE)
+    _run_one(input, lambda progress: api.encrypt_file(
+        input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress))
 
 
 def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> Key:
@@ -362,90 +314,32 @@ def _master(key: Path | None, keystore: str | None, key_id: str | None, passphra
     return key_from_keystore(keystore, key_id, passphrase_file)
 
 
-def _named_key_id(path: Path) -> str:
-    """The key id a container or DICOM-native file names in its public header."""
-    with guarded():
-        if is_dicom_native(path):
-            return read_dicom_native_header(path).key_id.hex()
-        with open_input(path, error=FormatError) as fh:
-            head = fh.read(65536)
-    try:
-        return parse_header(head).key_id.hex()
-    except FormatError as exc:
-        fail(f"{path}: {exc}", exit_code_for(exc))
-    except AuthenticationError as exc:
-        fail(str(exc), exit_code_for(exc))
+@contextlib.contextmanager
+def _decryptor(
+    key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None
+) -> Iterator[tuple[Key | KeyImage | object, str | None]]:
+    """What decrypts, and who asks: a key file, a key image, one keystore key, or the open keystore.
 
-
-def _looks_like_dicom(path: Path) -> bool:
-    try:
-        with open_input(path) as fh:
-            return sniff_dicom(fh.read(4096))
-    except (OSError, DeepKediError):
-        return False
-
-
-def _encrypt_as_dicom(
-    input: Path,
-    output: Path,
-    get_key: Callable[[], Key],
-    *,
-    pattern: ZigzagPattern,
-    force: bool,
-    protected: Sequence[tuple[Path, str]] = (),
-) -> None:
-    """`kedi encrypt --as-dicom`: one DICOM file, or every DICOM file of a folder tree under the same names."""
-    if input.is_dir():
-        jobs = _tree_jobs(input, output, lambda name: name)
-        dicom_jobs = [(src, dst) for src, dst in jobs if _looks_like_dicom(src)]
-        if not dicom_jobs:
-            fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
-        master = get_key()
-        skipped = len(jobs) - len(dicom_jobs)
-        if skipped:
-            err_console.print(f"kedi: note: skipped {skipped} non-DICOM file(s) (--as-dicom)", markup=False)
-        _run_tree(
-            encrypt_dicom_native, dicom_jobs, master, force, "encrypted", protected=protected, pattern=pattern
-        )
+    With the keystore and no ``--key-id``, the library takes the key each container's
+    header names (every access audited under the user's name).
+    """
+    if key is not None:
+        if _is_key_image(key):
+            _warn_paper()
+            yield _load_key_image_for_cli(key), None
+        else:
+            yield load_key_for_cli(key, passphrase_file), None
         return
-    if not _looks_like_dicom(input):
-        fail(
-            f"{input}: not a DICOM file; --as-dicom needs DICOM input "
-            "(leave out --as-dicom to encrypt other formats into a .kedi container)",
-            EXIT_INPUT,
-        )
-    master = get_key()
-    _run_one(encrypt_dicom_native, input, output, master, force, pattern=pattern)
+    if key_id is not None:
+        yield _master(None, keystore, key_id, passphrase_file), None
+        return
+    from deepkedi.cli.keys import actor, open_keystore
 
-
-def _decrypt_any(src: Path, dst: Path, key: Key, *, force: bool = False, **options: object) -> object:
-    """Decrypt a '.kedi' container or a DICOM-native file, whichever ``src`` is."""
-    if is_dicom_native(src):
-        return decrypt_dicom_native(src, dst, key, force=force, **options)  # type: ignore[arg-type]
-    return decrypt_file(src, dst, key, force=force, **options)  # type: ignore[arg-type]
-
-
-def _decrypt_jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
-    """'.kedi' containers (restored without the suffix) and DICOM-native files (same name) under ``src``."""
-    jobs = []
-    for path, target in _tree_jobs(src, dst, lambda name: name):
-        if path.name.endswith(CONTAINER_SUFFIX):
-            jobs.append((path, target.with_name(path.name[: -len(CONTAINER_SUFFIX)])))
-        elif is_dicom_native(path):
-            jobs.append((path, target))
-    return jobs
-
-
-def _container_suite(path: Path) -> Suite:
-    with guarded():
-        with open_input(path, error=FormatError) as fh:
-            head = fh.read(65536)
-    try:
-        return parse_header(head).suite
-    except FormatError as exc:
-        fail(f"{path}: {exc}", exit_code_for(exc))
-    except AuthenticationError as exc:
-        fail(str(exc), exit_code_for(exc))
+    with open_keystore(keystore, passphrase_file) as store:
+        try:
+            yield store, actor()
+        except KeyNotFoundError as exc:
+            fail(f"{exc} ({store.url})", exit_code_for(exc))
 
 
 @app.command()
@@ -461,18 +355,18 @@ def decrypt(
             help="File to restore (paper: its suffix picks the format), or folder for a folder input.",
         ),
     ],
-    key: Annotated[
-        Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")
-    ] = None,
+    key: Annotated[Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
         Optional[str],
         typer.Option(help="Take the key from this keystore (default: KEDI_KEYSTORE or the user's keystore)."),
     ] = None,
-    key_id: Annotated[
-        Optional[str], typer.Option(help="Keystore key id (default: the one the container names).")
-    ] = None,
+    key_id: Annotated[Optional[str], typer.Option(help="Keystore key id (default: the one the container names).")] = (
+        None
+    ),
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
-    passphrase_file: Annotated[Optional[Path], typer.Option(help="Passphrase of a sealed key file.")] = None,
+    passphrase_file: Annotated[
+        Optional[Path], typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
+    ] = None,
     despeckle: Annotated[
         bool, typer.Option(help="Suite paper: remove the speckle after decryption (the paper's last step).")
     ] = True,
@@ -484,47 +378,30 @@ def decrypt(
     its '.kedi' suffix (hybrid only), and every DICOM-native file (`kedi encrypt
     --as-dicom`) under its own name. The container's header says its suite;
     a paper container needs its key image (.png), a hybrid one its key file.
+    Without --key, the keystore gives the key each container names.
     DICOM-native files are recognised automatically and restored byte for byte.
     """
-    _key_source(key, keystore, key_id, decrypting=True)
+    if key is not None and (key_id is not None or keystore is not None):
+        fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
     if not input.exists():
         fail(f"{input}: no such file or folder", EXIT_INPUT)
     _check_input_file(input)
     _check_input_file(key, KeyFileError)
-    protected = _protected_files(input, key, keystore, key_id, passphrase_file)
+    protected = _protected_files(input, key, keystore, passphrase_file)
     if not input.is_dir():
         _refuse_overwriting([output], protected)
-    key_is_image = key is not None and _is_key_image(key)
-    if input.is_dir():
-        if key_is_image:
-            fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
-        if key is None and key_id is None:
-            fail("decrypting a folder from the keystore needs --key-id ID (one key for the folder)", EXIT_USAGE)
-        master = _master(key, keystore, key_id, passphrase_file)
-        _run_tree(_decrypt_any, _decrypt_jobs(input, output), master, force, "decrypted", protected=protected)
-        return
-    if key is None:
-        key_id = key_id or _named_key_id(input)
-    if is_dicom_native(input):
-        if key_is_image:
-            fail(f"{input} is a DICOM-native file of the hybrid suite; it needs its key file, not {key}", EXIT_USAGE)
-        master = _master(key, keystore, key_id, passphrase_file)
-        _run_one(decrypt_dicom_native, input, output, master, force)
-        return
-    suite = _container_suite(input)
-    if suite is Suite.PAPER:
-        _warn_paper()
-        if key is None:
-            fail(f"{input} is a 'paper' container; it needs --key KEY.png, its key image", EXIT_USAGE)
-        if not key_is_image and key.exists():
-            fail(f"{input} is a 'paper' container; it needs its key image (PNG), not the key file {key}", EXIT_USAGE)
-        key_image = _load_key_image_for_cli(key)
-        with guarded():
-            decrypt_file_paper(input, output, key_image, despeckle=despeckle, force=force)
-        # Every time: the key image's fingerprint matched, and that is all anyone can tell.
+    if input.is_dir() and key is not None and _is_key_image(key):
+        fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
+    with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
+        if input.is_dir():
+            with _tree_progress("decrypted") as report, guarded():
+                result = api.decrypt_tree(input, output, decryptor, actor=who, force=force,  # type: ignore[arg-type]
+                                          progress=report, protect=dict(protected))
+            _render_tree(result, "decrypted")
+            return
+        done = _run_one(input, lambda progress: api.decrypt_file(
+            input, output, decryptor, actor=who, force=force, progress=progress,  # type: ignore[arg-type]
+            despeckle=despeckle))
+    if not done.verified:
+        # Every paper decryption: the key image's fingerprint matched, and that is all anyone can tell.
         err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)
-        return
-    if key_is_image:
-        fail(f"{input} is a 'hybrid' container; it needs its key file, not the key image {key}", EXIT_USAGE)
-    master = _master(key, keystore, key_id, passphrase_file)
-    _run_one(decrypt_file, input, output, master, force)

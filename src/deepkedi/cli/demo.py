@@ -15,8 +15,7 @@ from rich.table import Table
 
 import numpy as np
 
-from deepkedi.cipher.hybrid import decrypt_file, encrypt_file, encrypt_image
-from deepkedi.cipher.layout import cipher_image
+from deepkedi import api
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, printable
 from deepkedi.datasets import phantom, sample_corpus
@@ -60,7 +59,7 @@ def _metrics_tour(out: Path, key: Key) -> int:
     from deepkedi.metrics import nist
 
     plain = phantom("lung", "CT", seed=7).pixels
-    cipher = cipher_image(encrypt_image(plain, key))
+    cipher = api.cipher_image(api.encrypt_image(plain, key))
     table = Table(title="lung CT phantom (512×512, 16-bit words): plain image and its cipher image, α = 0.05")
     for column in ("measure", "plain", "cipher", "reference"):
         table.add_column(column, justify="left" if column == "measure" else "right")
@@ -85,7 +84,7 @@ def _metrics_tour(out: Path, key: Key) -> int:
     # Plaintext sensitivity as hybrid is used: every encryption draws a fresh salt.
     changed = plain.copy()
     changed[256, 256] += 1
-    other = cipher_image(encrypt_image(changed, key))
+    other = api.cipher_image(api.encrypt_image(changed, key))
     npcr, uaci = metrics.npcr(cipher, other, bits=16), metrics.uaci(cipher, other, bits=16)
     table.add_row("NPCR %, one plain pixel changed", "", f"{npcr.value:.4f}", f"≥ {npcr.critical:.4f}")
     table.add_row("UACI %, one plain pixel changed", "", f"{uaci.value:.4f}", f"[{uaci.lower:.4f}, {uaci.upper:.4f}]")
@@ -98,7 +97,7 @@ def _metrics_tour(out: Path, key: Key) -> int:
     )
 
     # Key material: the AES-GCM keystream of one container (the cipher image of zeros), 10⁶ bits.
-    stream = cipher_image(encrypt_image(np.zeros((500, 250), np.uint8), key)).tobytes()
+    stream = api.cipher_image(api.encrypt_image(np.zeros((500, 250), np.uint8), key)).tobytes()
     bits = nist.bits_from_bytes(stream)
     results = nist.run_all(bits)
     p_values = [p for r in results.values() for p in r.p_values]
@@ -269,22 +268,19 @@ def _paper_tour(out: Path) -> int:
 
 def _dicom_native_tour(out: Path, key: Key) -> int:
     """A DICOM-native round trip on a real CT: valid DICOM out, identity gone, original back; failed checks."""
-    import pydicom
-
-    from deepkedi.cipher.dicom_native import decrypt_dicom_native, encrypt_dicom_native
+    from deepkedi.cipher.dicom_native import deidentification_summary
 
     source = next(s.path for s in sample_corpus() if s.name == "pydicom-CT_small.dcm")
     encrypted, restored = out / "dicom-native" / "CT_small.enc.dcm", out / "dicom-native" / "CT_small.dcm"
     encrypted.parent.mkdir(parents=True, exist_ok=True)
-    encrypt_dicom_native(source, encrypted, key)
-    decrypt_dicom_native(encrypted, restored, key)
-    original, protected = pydicom.dcmread(source), pydicom.dcmread(encrypted)
-    identity = [str(original.get(k, "")) for k in ("PatientName", "PatientID", "PatientBirthDate")]
-    in_clear = [v for v in identity if v and v in str(protected)]
+    api.encrypt_file(source, encrypted, key, as_dicom=True)
+    api.decrypt_file(encrypted, restored, key)
+    summary = deidentification_summary(source, encrypted)
+    in_clear = summary.left_in_clear
     exact = _sha256(restored) == _sha256(source)
     console.print(
-        f"DICOM-native: {encrypted} is {protected.SOPClassUID.name} with Patient Identity Removed = "
-        f"{protected.get('PatientIdentityRemoved', '?')}, Patient ID → pseudonym {protected.get('PatientID', '')}, "
+        f"DICOM-native: {encrypted} is {summary.sop_class} with Patient Identity Removed = "
+        f"{summary.identity_removed}, Patient ID → pseudonym {summary.patient_id}, "
         f"{len(in_clear)} identifying values left in clear, pixels = cipher image; restored file byte-identical: "
         f"{exact}\n",
         markup=False,
@@ -305,12 +301,12 @@ def _keystore_tour(out: Path) -> int:
     container, restored = out / "keystore-MR_small.kedi", out / "keystore-MR_small.dcm"
     with Keystore.init(url, kek_source=first, actor=actor) as store:
         key = store.new_key(label="demo study", actor=actor)
-        encrypt_file(source, container, key)
+        api.encrypt_file(source, container, key)
         t0 = time.perf_counter()
         store.rotate(second, actor=actor)
         rotate_ms = 1e3 * (time.perf_counter() - t0)
     with Keystore.open(url, kek_source=second) as store:
-        decrypt_file(container, restored, store.get_key(key.key_id_hex, actor=actor))
+        api.decrypt_file(container, restored, store.get_key(key.key_id_hex, actor=actor))
         exact = _sha256(restored) == _sha256(source)
         store.revoke(key.key_id_hex, actor=actor)
         try:
@@ -375,9 +371,9 @@ def demo(
             container.parent.mkdir(parents=True, exist_ok=True)
             restored.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
-            encrypt_file(path, container, key, pattern=pattern)
+            api.encrypt_file(path, container, key, pattern=pattern)
             t1 = time.perf_counter()
-            decrypt_file(container, restored, key)
+            api.decrypt_file(container, restored, key)
             t2 = time.perf_counter()
             exact += _sha256(restored) == original
             enc_ms.append(f"{1e3 * (t1 - t0):.0f}")
@@ -385,7 +381,7 @@ def demo(
             if pattern is ZigzagPattern.HORIZONTAL and len(panels) < 16:
                 panels.append((name, display_plane(image.pixels, channels_last=image.channels_last)))
                 panels.append(
-                    ("cipher image", display_plane(cipher_image(container), channels_last=image.channels_last))
+                    ("cipher image", display_plane(api.cipher_image(container), channels_last=image.channels_last))
                 )
         failures += len(ZigzagPattern) - exact
         table.add_row(
@@ -420,7 +416,7 @@ def demo(
     for what, container, attempt_key in checks:
         target = out / "should-not-exist"
         try:
-            decrypt_file(container, target, attempt_key)
+            api.decrypt_file(container, target, attempt_key)
             console.print(f"[red]{what}: decrypted — this must never happen[/]")
             failures += 1
         except AuthenticationError as exc:

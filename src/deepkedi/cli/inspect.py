@@ -11,9 +11,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from deepkedi.cipher.dicom_native import is_dicom_native, read_dicom_native_header
-from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
-from deepkedi.cipher.layout import cipher_image
+from deepkedi import api
+from deepkedi.cipher.format import ContainerHeader
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -23,41 +22,12 @@ from deepkedi.cli._common import (
     exit_code_for,
     fail,
     guarded,
+    message_for,
     printable,
 )
-from deepkedi.errors import AuthenticationError, FormatError
+from deepkedi.errors import DeepKediError, FormatError
 from deepkedi.fileio import atomic_output_path
 from deepkedi.imaging import MedicalImage, read_image, write_image
-from deepkedi.inputs import open_input
-
-
-def _header_record(path: Path, header: ContainerHeader) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "path": str(path),
-        "kind": "container",
-        "version": 1,
-        "suite": header.suite.name.lower(),
-        "key_id": header.key_id.hex(),
-        "pattern": header.pattern.value,
-        "format": header.format,
-        "shape": list(header.shape),
-        "dtype": header.dtype.str,
-        "channels_last": header.channels_last,
-        "segment_size": header.segment_size,
-        "segments": header.segment_count,
-        "payload_bytes": header.payload_length,
-        "pixel_bytes": header.pixel_length,
-        "restoration_bytes": header.residual_length,
-        "container_bytes": header.container_length,
-        "size_matches_header": path.stat().st_size == header.container_length,
-        "authenticated": header.authenticated,
-    }
-    if header.suite is Suite.PAPER:
-        record["note"] = (
-            "unauthenticated: suite 'paper' is Deep-KEDI as published (research only, not secure); "
-            "changes to this container go undetected and decryption is lossy"
-        )
-    return record
 
 
 def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:
@@ -96,6 +66,34 @@ def _to_display(pixels: np.ndarray) -> np.ndarray:
     return (words >> (8 * plane.dtype.itemsize - 8)).astype(np.uint8)
 
 
+def _write_cipher_image(file: Path, header: ContainerHeader, target: Path, force: bool) -> None:
+    suffix = target.suffix.lower()
+    if suffix not in (".npy", ".png"):
+        fail("--cipher-image must end in .npy or .png", EXIT_USAGE)
+    with guarded():
+        if suffix == ".npy":
+            # Written through a memory map: a volume of any size is never held whole.
+            with atomic_output_path(target, force=force) as tmp:
+                mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=header.dtype, shape=header.shape)
+                api.cipher_image(file, out=mapped)
+                mapped.flush()
+                del mapped
+        else:
+            pixels = api.cipher_image(file)
+            with atomic_output_path(target, force=force) as tmp:
+                shown = _to_display(pixels)
+                colour = shown.ndim == 3
+                write_image(
+                    MedicalImage(
+                        pixels=shown,
+                        channels_last=colour,
+                        samples_per_pixel=shown.shape[-1] if colour else 1,
+                        photometric="RGB" if colour else "MONOCHROME2",
+                    ),
+                    tmp,
+                )
+
+
 @app.command()
 def inspect(
     file: Annotated[Path, typer.Argument(help="A container or an image file.")],
@@ -113,62 +111,30 @@ def inspect(
 
     Secrets never appear: the header holds none.
     """
-    with guarded():
-        with open_input(file, error=FormatError) as fh:
-            head = fh.read(65536)
     try:
-        header = parse_header(head)
+        info = api.read_header(file)
     except FormatError:
-        header = None
-    except AuthenticationError as exc:  # a damaged header: exit 3, as decrypt does
-        fail(str(exc), exit_code_for(exc))
-    if header is None and is_dicom_native(file):
-        if cipher_image_out is not None:
-            fail(f"{file}: a DICOM-native file's cipher image is its Pixel Data; read it with any DICOM tool", EXIT_INPUT)
-        try:
-            header = read_dicom_native_header(file)
-        except AuthenticationError as exc:
-            fail(str(exc), exit_code_for(exc))
-        record = _header_record(file, header)
-        record["kind"] = "dicom-native"
-        del record["size_matches_header"]
-        record["note"] = (
-            "de-identified DICOM file; the container of the original file lies in Encrypted Attributes "
-            "Sequence (0400,0500) less its pixel ciphertext, which is the file's Pixel Data"
-        )
-    elif header is None:
+        info = None  # not a container: an image file, described as such
+    except DeepKediError as exc:  # a damaged header: exit 3, as decrypt does; an unreadable file: 4
+        fail(message_for(exc), exit_code_for(exc))
+    except OSError as exc:
+        fail(message_for(exc), exit_code_for(exc))
+    if info is None:
         if cipher_image_out is not None:
             fail(f"{file}: not a deepkedi container, so it has no cipher image", EXIT_INPUT)
         with guarded():
             record = _image_record(file, read_image(file))
     else:
-        record = _header_record(file, header)
+        record = {"path": str(file), **info.describe()}
+        if info.kind is api.ContainerKind.CONTAINER:
+            record["size_matches_header"] = file.stat().st_size == info.header.container_length
         if cipher_image_out is not None:
-            suffix = cipher_image_out.suffix.lower()
-            if suffix not in (".npy", ".png"):
-                fail("--cipher-image must end in .npy or .png", EXIT_USAGE)
-            with guarded():
-                if suffix == ".npy":
-                    # Written through a memory map: a volume of any size is never held whole.
-                    with atomic_output_path(cipher_image_out, force=force) as tmp:
-                        mapped = np.lib.format.open_memmap(tmp, mode="w+", dtype=header.dtype, shape=header.shape)
-                        cipher_image(file, out=mapped)
-                        mapped.flush()
-                        del mapped
-                else:
-                    pixels = cipher_image(file)
-                    with atomic_output_path(cipher_image_out, force=force) as tmp:
-                        shown = _to_display(pixels)
-                        colour = shown.ndim == 3
-                        write_image(
-                            MedicalImage(
-                                pixels=shown,
-                                channels_last=colour,
-                                samples_per_pixel=shown.shape[-1] if colour else 1,
-                                photometric="RGB" if colour else "MONOCHROME2",
-                            ),
-                            tmp,
-                        )
+            if info.kind is api.ContainerKind.DICOM_NATIVE:
+                fail(
+                    f"{file}: a DICOM-native file's cipher image is its Pixel Data; read it with any DICOM tool",
+                    EXIT_INPUT,
+                )
+            _write_cipher_image(file, info.header, cipher_image_out, force)
             record["cipher_image"] = str(cipher_image_out)
     if as_json:
         typer.echo(json.dumps(record, sort_keys=True))

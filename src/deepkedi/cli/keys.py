@@ -16,9 +16,8 @@ import binascii
 import getpass
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
@@ -28,6 +27,8 @@ from deepkedi.cli._common import (
     EXIT_USAGE,
     GuardedTyper,
     _passphrase,
+    read_passphrase_file,
+    resolve_passphrase,
     refuse_special_file,
     console,
     err_console,
@@ -40,7 +41,17 @@ from deepkedi.errors import DeepKediError, KeyNotFoundError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.keys import Key
 
-__all__ = ["default_keystore_url", "key_from_keystore", "keys_app", "resolve_keystore_url"]
+if TYPE_CHECKING:
+    from deepkedi.keys.keystore import Keystore
+
+__all__ = [
+    "actor",
+    "default_keystore_url",
+    "key_from_keystore",
+    "keys_app",
+    "open_keystore",
+    "resolve_keystore_url",
+]
 
 keys_app = GuardedTyper(
     name="keys",
@@ -85,7 +96,8 @@ def resolve_keystore_url(option: str | None) -> str:
     return url
 
 
-def _actor() -> str:
+def actor() -> str:
+    """Who runs the command, for the keystore's audit trail: the OS user name."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -153,25 +165,21 @@ def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env:
         fail(f"give one {what} source, not both a KEK file and a passphrase file", EXIT_USAGE)
     if kek_file is not None:
         return RawKek(_kek_material(kek_file))
-    if passphrase_file is not None:
-        refuse_special_file(passphrase_file)
-        try:
-            passphrase = passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            fail(f"{passphrase_file}: cannot read passphrase file ({exc.strerror})", EXIT_USAGE)
-    elif os.environ.get(env) is not None:
-        passphrase = os.environ[env]
-    elif sys.stdin.isatty():
-        passphrase = typer.prompt(f"{what.capitalize()}", hide_input=True, confirmation_prompt=True)
-    else:
-        fail(f"no {what}: give a passphrase or KEK file option, or set {env}", EXIT_USAGE)
+    passphrase = resolve_passphrase(
+        passphrase_file,
+        env=env,
+        prompt=what.capitalize(),
+        missing=f"no {what}: give a passphrase or KEK file option, or set {env}",
+        confirm=True,
+    )
     if not passphrase:
         fail(f"the {what} is empty", EXIT_USAGE)
     return PassphraseKek(passphrase)
 
 
-def _open(keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *,
-          locked: bool = False):
+def open_keystore(keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *,
+                  locked: bool = False) -> Keystore:
+    """The keystore at ``--keystore`` (or the default), unlocked with the KEK the options resolve to."""
     from deepkedi.keys.keystore import Keystore
 
     url = resolve_keystore_url(keystore)
@@ -209,7 +217,7 @@ def init(
             with guarded():
                 make_output_folder(folder, mode=0o700)
     with guarded():
-        store = Keystore.init(url, kek_source=source, actor=_actor())
+        store = Keystore.init(url, kek_source=source, actor=actor())
     with store:
         if as_json:
             _echo_json({"keystore": store.url, "kek_version": store.kek_version})
@@ -227,8 +235,8 @@ def new(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a new master key in the keystore and print its id."""
-    with _open(keystore, passphrase_file, kek_file) as store, guarded():
-        key = store.new_key(label=label, actor=_actor(), gan=False if no_gan else None)
+    with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
+        key = store.new_key(label=label, actor=actor(), gan=False if no_gan else None)
     if as_json:
         _echo_json({"key_id": key.key_id_hex})
     else:
@@ -240,7 +248,7 @@ def new(
 @keys_app.command("list")
 def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """List the keys (ids, states, labels; never secrets). Needs no passphrase."""
-    with _open(keystore, locked=True) as store, guarded():
+    with open_keystore(keystore, locked=True) as store, guarded():
         infos = store.list_keys()
     if as_json:
         _echo_json([info.to_dict() for info in infos])
@@ -255,7 +263,7 @@ def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
 @keys_app.command("show")
 def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """Show one key's public record (never the secret). Needs no passphrase."""
-    with _open(keystore, locked=True) as store, guarded():
+    with open_keystore(keystore, locked=True) as store, guarded():
         info = store.key_info(key_id)
     if as_json:
         _echo_json(info.to_dict())
@@ -279,11 +287,11 @@ def rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Move the keystore to a new passphrase or KEK; data keys (and so every image) stay the same."""
-    with _open(keystore, passphrase_file, kek_file) as store:
+    with open_keystore(keystore, passphrase_file, kek_file) as store:
         source = _new_kek_source(new_passphrase_file, new_kek_file, env="KEDI_NEW_PASSPHRASE",
                                  what="new passphrase")
         with guarded():
-            version = store.rotate(source, actor=_actor(), batch_size=batch_size)
+            version = store.rotate(source, actor=actor(), batch_size=batch_size)
     if as_json:
         _echo_json({"kek_version": version})
     else:
@@ -306,15 +314,10 @@ def rewrap(
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
     old: list[object] = []
-    for path in old_passphrase_file or []:
-        refuse_special_file(path)
-        try:
-            old.append(PassphraseKek(path.read_text(encoding="utf-8").rstrip("\r\n")))
-        except (OSError, ValueError) as exc:
-            fail(f"{path}: cannot read passphrase file ({getattr(exc, 'strerror', None) or exc})", EXIT_USAGE)
+    old.extend(PassphraseKek(read_passphrase_file(path)) for path in old_passphrase_file or [])
     old.extend(RawKek(_kek_material(path)) for path in old_kek_file or [])
-    with _open(keystore, passphrase_file, kek_file) as store, guarded():
-        moved = store.rewrap(old, actor=_actor())
+    with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
+        moved = store.rewrap(old, actor=actor())
         left = store.stragglers()
     if as_json:
         _echo_json({"rewrapped": moved, "kek_version": store.kek_version})
@@ -336,8 +339,8 @@ def revoke(
     """Revoke a key (crypto-shredding): images under it can no longer be decrypted here. Irreversible."""
     if not yes:
         fail(f"revoking destroys key {key_id} for good (images under it become unreadable); add --yes", EXIT_USAGE)
-    with _open(keystore, passphrase_file, kek_file) as store, guarded():
-        info = store.revoke(key_id, actor=_actor())
+    with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
+        info = store.revoke(key_id, actor=actor())
     if as_json:
         _echo_json(info.to_dict())
     else:
@@ -378,8 +381,8 @@ def export(
     refuse_special_file(to)
     with guarded():
         public_pem = to.read_bytes()
-    with _open(keystore, passphrase_file, kek_file) as store, guarded():
-        blob = store.export(key_ids, public_pem, actor=_actor())
+    with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
+        blob = store.export(key_ids, public_pem, actor=actor())
     with guarded(), atomic_output(output, force=force, mode=0o600) as fh:
         fh.write(blob)
     console.print(f"exported {len(set(key_ids))} key(s) to {printable(output)}", markup=False)
@@ -399,8 +402,8 @@ def import_(
     refuse_special_file(identity)
     with guarded():
         blob, private_pem = file.read_bytes(), identity.read_bytes()
-    with _open(keystore, passphrase_file, kek_file) as store, guarded():
-        outcome = store.import_(blob, private_pem, actor=_actor())
+    with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
+        outcome = store.import_(blob, private_pem, actor=actor())
     if as_json:
         _echo_json(outcome)
         return
@@ -418,7 +421,7 @@ def audit(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the audit trail; with --verify, check it has not been edited, reordered or cut (exit 3 if so)."""
-    with _open(keystore, passphrase_file, kek_file, locked=not verify) as store, guarded():
+    with open_keystore(keystore, passphrase_file, kek_file, locked=not verify) as store, guarded():
         entries = store.audit_entries()
         ok, first_bad = store.verify_audit() if verify else (None, None)
     if as_json:
@@ -451,9 +454,9 @@ def key_from_keystore(url: str | None, key_id: str, passphrase_file: Path | None
     (with ``file_sha256`` when given). Exits (``exit_code_for``): 2 bad usage, 3
     unknown key id, wrong passphrase or revoked key, 4 no keystore there.
     """
-    with _open(url, passphrase_file, None) as store:
+    with open_keystore(url, passphrase_file, None) as store:
         try:
-            return store.get_key(key_id, actor=_actor(), file_sha256=file_sha256)
+            return store.get_key(key_id, actor=actor(), file_sha256=file_sha256)
         except KeyNotFoundError as exc:
             fail(f"{exc} ({store.url})", exit_code_for(exc))
         except (DeepKediError, ValueError, OSError):

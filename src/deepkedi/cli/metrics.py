@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from deepkedi.cipher.format import parse_header
-from deepkedi.cipher.layout import cipher_image
+from deepkedi.analysis.planes import leading_bytes
+from deepkedi.analysis.planes import load_planes as _load_planes
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -23,14 +23,11 @@ from deepkedi.cli._common import (
     max_decoded_size_option,
     console,
     err_console,
-    exit_code_for,
     fail,
     guarded,
     printable,
 )
-from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, UnsupportedImageError
-from deepkedi.imaging import detect_format, read_image
-from deepkedi.inputs import open_input
+from deepkedi.errors import DeepKediError, UnsupportedImageError
 
 #: Bits `kedi nist` tests unless told otherwise: the sequence length of NIST's own
 #: examples and Appendix B (n = 10⁶), read from the start of the file.
@@ -51,47 +48,10 @@ METRICS_MEMORY_FACTOR = 4
 MetricsDecodedSize = max_decoded_size_option(METRICS_MEMORY_FACTOR)
 
 
-def _container_or_none(path: Path) -> bool:
-    with guarded():
-        with open_input(path, error=FormatError) as fh:
-            head = fh.read(65536)
-    try:
-        parse_header(head)
-    except FormatError:
-        return False
-    except AuthenticationError as exc:
-        fail(str(exc), exit_code_for(exc))
-    return True
-
-
 def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
-    """The image (or a container's cipher image) as a stack of planes, what it is, and its samples.
-
-    Colour samples become planes of their own, sample-major within each pixel plane
-    (``(..., samples, rows, cols)`` before the leading axes are flattened), so that
-    :func:`_colour_volume` can give SSIM its channel axis back. A container's header
-    knows interleaved colour only; planar colour in a container counts as grey planes.
-    """
+    """:func:`deepkedi.analysis.planes.load_planes`, its failures as one line and an exit code."""
     with guarded():
-        if _container_or_none(path):
-            header = parse_header(path.read_bytes()[:65536])
-            pixels, channels_last, what = cipher_image(path), header.channels_last, "cipher image of a container"
-            samples = int(pixels.shape[-1]) if channels_last else 1
-        else:
-            image = read_image(path)
-            pixels, channels_last, what = np.asarray(image.pixels), image.channels_last, f"{image.format} image"
-            samples = image.samples_per_pixel if image.channel_axis is not None else 1
-    if channels_last:
-        pixels = np.moveaxis(pixels, -1, -3)
-    if samples > 1 and (pixels.ndim < 3 or pixels.shape[-3] != samples):
-        samples = 1  # a samples count the pixels do not bear out: measure grey planes
-    if pixels.ndim > 3:
-        pixels = pixels.reshape((-1,) + pixels.shape[-2:])
-    if pixels.dtype.kind == "b":
-        pixels = pixels.astype(np.uint8)
-    if pixels.dtype.kind == "f":
-        fail(f"{path}: floating-point pixels have no bit depth for these statistics", EXIT_INPUT)
-    return pixels, what, samples
+        return _load_planes(path)
 
 
 def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | None]:
@@ -261,30 +221,10 @@ def metrics(
     console.print(table)
 
 
-def _leading_bytes(words: np.ndarray, n_bytes: int) -> bytes:
-    """The first ``n_bytes`` bytes of an array's words in memory order, without copying the rest."""
-    return np.ascontiguousarray(words).reshape(-1).view(np.uint8)[:n_bytes].tobytes()
-
-
 def _bits_of_file(path: Path, n_bits: int) -> tuple[bytes, str]:
-    """The bytes holding the first ``n_bits`` bits to test, and what they are.
-
-    A container's cipher image, an image's pixel words, or the file's raw bytes; of
-    a raw file only the bytes needed are read. A FIFO or a device (``/dev/urandom``
-    never ends) is refused before it is opened.
-    """
-    n_bytes = -(-n_bits // 8)
-    if _container_or_none(path):
-        with guarded():
-            return _leading_bytes(cipher_image(path), n_bytes), "cipher image of a container"
-    try:
-        detect_format(path)
-    except UnsupportedImageError:
-        with guarded(), open_input(path) as fh:
-            return fh.read(n_bytes), "raw bytes"
+    """The bytes holding the first ``n_bits`` bits to test, and what they are (:func:`leading_bytes`)."""
     with guarded():
-        image = read_image(path)
-        return _leading_bytes(image.pixels, n_bytes), f"pixel words of a {image.format} image"
+        return leading_bytes(path, -(-n_bits // 8))
 
 
 @app.command()
