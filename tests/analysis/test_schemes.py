@@ -206,7 +206,7 @@ def test_logistic_map_diffuses_forwards() -> None:
 
 
 def test_arnold_cat_map_moves_every_pixel_block() -> None:
-    from deepkedi.analysis.schemes import _cat_map_order
+    from deepkedi.analysis.schemes.arnold_cat_xor import _cat_map_order
 
     for rows, cols in ((48, 40), (40, 100), (64, 64)):
         order = _cat_map_order(rows, cols, 3)
