@@ -15,7 +15,8 @@ import tracemalloc
 import numpy as np
 
 from deepkedi.datasets import phantom
-from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle, despeckle_ripplet
+from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
+from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 
 
 def main() -> None:

@@ -206,7 +206,7 @@ def test_logistic_map_diffuses_forwards() -> None:
 
 
 def test_arnold_cat_map_moves_every_pixel_block() -> None:
-    from deepkedi.analysis.schemes import _cat_map_order
+    from deepkedi.analysis.schemes.arnold_cat_xor import _cat_map_order
 
     for rows, cols in ((48, 40), (40, 100), (64, 64)):
         order = _cat_map_order(rows, cols, 3)
@@ -220,3 +220,13 @@ def test_time_scheme_returns_medians() -> None:
     assert encrypt_ms >= 0 and decrypt_ms >= 0
     with pytest.raises(ValueError):
         time_scheme(scheme, _random_image((32, 32), 8), repeats=0)
+
+
+def test_every_scheme_class_is_exported_by_the_package() -> None:
+    """The registry imports each scheme's module by name; the package exports the same classes."""
+    from deepkedi.analysis import schemes
+
+    exported = {getattr(schemes, name) for name in schemes.__all__ if name.endswith("Scheme") and name != "Scheme"}
+    made = {type(make_scheme(name, shape=(32, 32))) for name in SCHEME_NAMES}
+    assert made == exported and len(made) == len(SCHEME_NAMES)
+    assert all(issubclass(cls, Scheme) and cls.__module__.startswith("deepkedi.analysis.schemes.") for cls in made)

@@ -18,7 +18,7 @@ Python loop over pixels.
 :func:`deepkedi.metrics.psnr`, :func:`~deepkedi.metrics.ssim` and
 :func:`~deepkedi.metrics.mse` on images normalised to [0, 1] (``data_range=1``). The
 ripplet despeckler (``DRT c=… d=…`` methods) is included when
-:func:`deepkedi.transforms.speckle.despeckle_ripplet` imports; when it does not, its
+:func:`deepkedi.transforms.ripplet_despeckle.despeckle_ripplet` imports; when it does not, its
 rows say ``status="unavailable"`` with the reason, never silently missing.
 """
 
@@ -354,7 +354,7 @@ def despeckle_methods(
     -------
     methods : dict
         :data:`BASELINES` followed by ``"DRT c=… d=…"`` entries when
-        :func:`deepkedi.transforms.speckle.despeckle_ripplet` imports.
+        :func:`deepkedi.transforms.ripplet_despeckle.despeckle_ripplet` imports.
     unavailable : dict
         Method name → why it cannot run (the import error), for every DRT entry
         when the ripplet despeckler does not import.
@@ -363,9 +363,12 @@ def despeckle_methods(
     unavailable: dict[str, str] = {}
     settings = list(drt_settings)
     try:
-        despeckle_ripplet = importlib.import_module("deepkedi.transforms.speckle").despeckle_ripplet
+        despeckle_ripplet = importlib.import_module("deepkedi.transforms.ripplet_despeckle").despeckle_ripplet
     except (ImportError, AttributeError) as error:
-        reason = f"deepkedi.transforms.speckle.despeckle_ripplet not importable ({type(error).__name__}: {error})"
+        reason = (
+            "deepkedi.transforms.ripplet_despeckle.despeckle_ripplet not importable "
+            f"({type(error).__name__}: {error})"
+        )
         for c, d in settings:
             unavailable[_drt_name(c, d)] = reason
     else:

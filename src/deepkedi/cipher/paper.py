@@ -61,7 +61,8 @@ from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, o
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
 from deepkedi.cipher.keytypes import KeyImage
-from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle, despeckle_ripplet
+from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
+from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
 __all__ = [
@@ -224,7 +225,7 @@ def paper_decrypt_pixels(
     pattern
         The zigzag pattern it was encrypted with.
     despeckle
-        Remove the speckle with :func:`~deepkedi.transforms.speckle.despeckle_ripplet`
+        Remove the speckle with :func:`~deepkedi.transforms.ripplet_despeckle.despeckle_ripplet`
         plane by plane (seed paper, Eq. (11)), rounded and clipped to the dtype.
         This only estimates the plain image. Negative pixels (int16 CT) are
         treated as 0 by the despeckler, which assumes a non-negative image.

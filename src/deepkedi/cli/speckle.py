@@ -123,7 +123,7 @@ def despeckle(
     ] = DESPECKLE_MEMORY_MIB,
 ) -> None:
     """Remove speckle blindly: log, discrete ripplet transform, per-band thresholding, inverse, exp."""
-    from deepkedi.transforms.speckle import despeckle_ripplet, despeckle_working_bytes
+    from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet, despeckle_working_bytes
 
     with guarded():
         check_distinct(input, output)

@@ -8,9 +8,13 @@ Raw, unkeyed building blocks for research: on their own they hide nothing.
 - :mod:`deepkedi.transforms.ripplet` -- the ripplet type-I transform (Xu, Yang
   and Wu 2010; curvelets are ``c=1, d=2``) as an undecimated tight frame built
   in the frequency domain, for despeckling.
-- :mod:`deepkedi.transforms.speckle` -- multiplicative speckle (Gaussian,
-  uniform, Gamma), its blind removal in the ripplet domain (log + BayesShrink),
-  and keyed speckle that the key holder removes exactly.
+- :mod:`deepkedi.transforms.speckle` -- multiplicative speckle models
+  (Gaussian, uniform, Gamma) and the moments of their log.
+- :mod:`deepkedi.transforms.ripplet_despeckle` -- the paper's blind speckle
+  removal in the ripplet domain (log + BayesShrink).
+
+Keyed speckle that the key holder removes exactly is research code outside any
+suite: :mod:`deepkedi.analysis.reversible_speckle`.
 """
 
 from deepkedi.transforms.ripplet import (
@@ -22,12 +26,11 @@ from deepkedi.transforms.ripplet import (
     ripplet_inverse,
     ripplet_windows,
 )
+from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
 from deepkedi.transforms.speckle import (
     PAPER_LEVEL,
     PAPER_MODEL,
-    ReversibleSpeckle,
     add_speckle,
-    despeckle_ripplet,
     log_multiplier_moments,
 )
 from deepkedi.transforms.zigzag import (
@@ -41,7 +44,6 @@ from deepkedi.transforms.zigzag import (
 __all__ = [
     "PAPER_LEVEL",
     "PAPER_MODEL",
-    "ReversibleSpeckle",
     "RippletCoefficients",
     "RippletWindows",
     "ZigzagPattern",
