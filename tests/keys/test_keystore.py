@@ -14,7 +14,8 @@ import pytest
 from _keystore_suite import KeystoreContract
 
 from deepkedi.errors import FormatError, KeystoreError
-from deepkedi.keys.keystore import Keystore, PassphraseKek, RawKek, _parse_export_payload
+from deepkedi.keys.keystore import Keystore, PassphraseKek, RawKek
+from deepkedi.keys.keystore.export import _parse_export_payload
 
 
 @pytest.fixture
@@ -136,8 +137,8 @@ def _with_scrypt_params(url: str, **params: int) -> None:
 def test_scrypt_parameters_over_the_cap_are_refused_before_scrypt(
     make_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import deepkedi.keys.keystore.kek as kek_module
     from deepkedi.errors import KeystoreError
-    from deepkedi.keys import keystore
 
     url = make_url()
     Keystore.init(url, kek_source=PassphraseKek("correct horse", scrypt_n=2**15), actor="a").close()
@@ -146,7 +147,7 @@ def test_scrypt_parameters_over_the_cap_are_refused_before_scrypt(
     def no_scrypt(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("scrypt ran on parameters over the cap")
 
-    monkeypatch.setattr(keystore, "Scrypt", no_scrypt)
+    monkeypatch.setattr(kek_module, "Scrypt", no_scrypt)
     with pytest.raises(KeystoreError, match="n=4194304, r=32, p=16 are refused"):
         Keystore.open(url, kek_source="correct horse")
     _with_scrypt_params(url, n=2**18, r=8, p=1)  # twice the writers' largest n
