@@ -108,7 +108,10 @@ def _wrapped_audit_secret(kek: bytes, version: int, audit_secret: bytes) -> str:
     return json.dumps({"kek_version": version, "wrapped": _b64(sealed)})
 
 
-def _open_audit_secret(kek: bytes, value: str) -> bytes:
+def _open_audit_secret(kek: bytes, value: str | None) -> bytes:
+    """The audit secret sealed in ``value``; a wrong KEK or a missing or damaged value is an ``AuthenticationError``."""
+    if value is None:
+        raise AuthenticationError("wrong passphrase or KEK for this keystore")
     try:
         doc = loads_bounded(value)
         sealed = _unb64(doc["wrapped"])

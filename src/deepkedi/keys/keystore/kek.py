@@ -12,7 +12,7 @@ import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import constant_time, hashes
@@ -68,7 +68,7 @@ class RawKek:
 
 
 #: A KEK source: a :class:`PassphraseKek`, a :class:`RawKek`, a ``str`` (passphrase) or 32 ``bytes`` (material).
-KekSource = Union[PassphraseKek, RawKek, str, bytes]
+KekSource = PassphraseKek | RawKek | str | bytes
 
 
 def _as_source(source: KekSource) -> PassphraseKek | RawKek:

@@ -485,7 +485,9 @@ class Keystore:
             # so the old wrapped secret does not linger in the journal.
             raw = self._engine.raw_connection()
             try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                driver = raw.driver_connection
+                assert driver is not None  # a connection the pool just handed out is open
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 raw.close()
         elif self._engine.dialect.name == "postgresql":
