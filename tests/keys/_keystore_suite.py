@@ -15,15 +15,12 @@ from typing import Callable
 
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import deepkedi.keys.keystore.store as store_module
 from deepkedi.errors import AuthenticationError, FormatError, KeyNotFoundError, KeyRevokedError, KeystoreError
 from deepkedi.keys import Key, generate_key
 from deepkedi.keys.keystore import EXPORT_MAGIC, Keystore, PassphraseKek, RawKek, recipient_keypair
-from deepkedi.keys.keystore.export import _export_from_parts, _open_export
 from deepkedi.keys.keystore.kek import _check_matches, _derive_kek, _unwrap
 
 MakeUrl = Callable[[], str]
@@ -346,16 +343,6 @@ class KeystoreContract:
             with pytest.raises(ValueError):
                 here.export([keys[1].key_id_hex], private_pem, actor="a")
             assert here.verify_audit() == (True, None) and there.verify_audit() == (True, None)
-
-    def test_export_seam_is_deterministic(self) -> None:
-        private = X25519PrivateKey.from_private_bytes(bytes(range(32)))
-        recipient = X25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
-        recipient_raw = recipient.public_key().public_bytes(serialization.Encoding.Raw,
-                                                            serialization.PublicFormat.Raw)
-        one = _export_from_parts(b"[]", recipient_raw, private, bytes(12))
-        assert one == _export_from_parts(b"[]", recipient_raw, private, bytes(12))
-        assert len(one) == 8 + 1 + 32 + 12 + 2 + 16
-        assert _open_export(one, recipient) == b"[]"
 
     # --------------------------------------------------------------------------- concurrency
 
