@@ -156,7 +156,7 @@ def test_default_location_is_created(tmp_path: Path, kedi) -> None:
 
 
 def test_rewrap_after_interrupted_batched_rotation(tmp_path: Path, kedi, monkeypatch) -> None:
-    import deepkedi.keys.keystore as ks
+    import deepkedi.keys.keystore.store as ks
 
     url = f"sqlite:///{tmp_path / 'ks.db'}"
     old, new = os.urandom(32), os.urandom(32)
@@ -203,7 +203,7 @@ def test_kek_file_may_be_a_key_file(tmp_path: Path, kedi, keyfile: Path) -> None
 def test_crafted_scrypt_parameters_exit_4_before_scrypt(tmp_path: Path, kedi, monkeypatch) -> None:
     import sqlite3
 
-    from deepkedi.keys import keystore
+    import deepkedi.keys.keystore.kek as kek_module
 
     db = tmp_path / "ks.db"
     env = {"KEDI_KEYSTORE": f"sqlite:///{db}", "KEDI_PASSPHRASE": None, "KEDI_KEK": None}
@@ -217,7 +217,7 @@ def test_crafted_scrypt_parameters_exit_4_before_scrypt(tmp_path: Path, kedi, mo
     def no_scrypt(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("scrypt ran on parameters over the cap")
 
-    monkeypatch.setattr(keystore, "Scrypt", no_scrypt)
+    monkeypatch.setattr(kek_module, "Scrypt", no_scrypt)
     result = kedi("keys", "new", "--no-gan", "--passphrase-file", tmp_path / "pw", env=env)
     assert result.exit_code == 4, result.stderr
     assert result.stderr.count("\n") == 1 and "scrypt parameters" in result.stderr

@@ -246,7 +246,7 @@ def _export_cases() -> None:
     """§10.5: X25519 + HKDF-SHA256 + AES-256-GCM, ephemeral key and nonce fixed."""
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-    from deepkedi.keys.keystore import _export_from_parts
+    from deepkedi.keys.keystore.export import _export_from_parts
 
     recipient = X25519PrivateKey.from_private_bytes(_fixed("export recipient", 32))
     ephemeral = X25519PrivateKey.from_private_bytes(_fixed("export ephemeral", 32))
@@ -308,19 +308,10 @@ def _keystore_cases() -> None:
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from deepkedi.keys.keystore import (
-        CHECK_AAD,
-        CHECK_PLAINTEXT,
-        PassphraseKek,
-        RawKek,
-        WRAP_AAD,
-        _audit_key,
-        _audit_row_bytes,
-        _derive_kek,
-        _head_bytes,
-        _hmac,
-        _u32,
-    )
+    from deepkedi.keys.keystore import CHECK_AAD, CHECK_PLAINTEXT, WRAP_AAD, PassphraseKek, RawKek
+    from deepkedi.keys.keystore._encoding import _u32
+    from deepkedi.keys.keystore.audit import _audit_key, _audit_row_bytes, _head_bytes, _hmac
+    from deepkedi.keys.keystore.kek import _derive_kek
 
     material = _fixed("keystore kek material", 32)
     hkdf_params = {"kdf": "hkdf-sha256", "salt": base64.b64encode(_fixed("keystore hkdf salt", 16)).decode()}

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from deepkedi.errors import AuthenticationError, FormatError
-from deepkedi.keys.keystore import Keystore, _export_from_parts
+from deepkedi.keys.keystore import Keystore
+from deepkedi.keys.keystore.export import _export_from_parts
 
 CASES = sorted((Path(__file__).parent / "export").glob("*.json"))
 

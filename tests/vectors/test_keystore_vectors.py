@@ -19,18 +19,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+import deepkedi.keys.keystore.kek as kek_module
 from deepkedi.errors import KeystoreError
-from deepkedi.keys import keystore
-from deepkedi.keys.keystore import (
-    PassphraseKek,
-    RawKek,
-    _audit_key,
-    _audit_row_bytes,
-    _check_matches,
-    _derive_kek,
-    _head_bytes,
-    _unwrap,
-)
+from deepkedi.keys.keystore import PassphraseKek, RawKek
+from deepkedi.keys.keystore.audit import _audit_key, _audit_row_bytes, _head_bytes
+from deepkedi.keys.keystore.kek import _check_matches, _derive_kek, _unwrap
 
 HERE = Path(__file__).parent / "keystore"
 
@@ -103,7 +96,7 @@ def test_kek_scrypt_parameters_over_the_cap_are_refused_before_scrypt(monkeypatc
     def no_scrypt(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("scrypt ran on parameters over the cap")
 
-    monkeypatch.setattr(keystore, "Scrypt", no_scrypt)
+    monkeypatch.setattr(kek_module, "Scrypt", no_scrypt)
     with pytest.raises(KeystoreError, match="scrypt parameters") as caught:
         _derive_kek(PassphraseKek(case["passphrase"]), params)
     assert "\n" not in str(caught.value)

@@ -61,13 +61,13 @@ class HybridScheme(Scheme):
         )
 
     def decrypt(self, payload: bytes) -> np.ndarray:
-        from deepkedi.cipher.hybrid import decrypt_image
+        from deepkedi.cipher.hybrid import decrypt_pixels
 
-        restored = decrypt_image(payload, self._key)
+        restored = decrypt_pixels(payload, self._key)
         return np.asarray(restored, dtype=self.dtype)
 
     def cipher_image(self, payload: bytes) -> np.ndarray:
-        from deepkedi.cipher.hybrid import cipher_image
+        from deepkedi.cipher.layout import cipher_image
 
         return cipher_image(bytes(payload)).astype(self.dtype, copy=False)
 
@@ -78,10 +78,9 @@ class HybridScheme(Scheme):
         tag are left out; with more than one segment (images over 1 MiB), the
         tags between segments lie inside the span.
         """
-        from deepkedi.cipher.format import TAG_SIZE
-        from deepkedi.cipher.hybrid import read_header
+        from deepkedi.cipher.format import TAG_SIZE, parse_header
 
-        header = read_header(payload)
+        header = parse_header(payload)
         # The restoration section of an in-memory array is tiny, inside the first segment.
         start = header.encoded_length + header.residual_length
         if header.residual_length >= header.segment_size:

@@ -1,343 +1,76 @@
-"""The keystore: many master keys in one database, wrapped under a key-encryption key (KEK).
+"""The :class:`Keystore`: data keys in one database, every operation one transaction, audited.
 
-A hospital has one key per study, site or period, not one key file. The keystore
-holds those *data keys* (the :class:`~deepkedi.keys.Key` master secrets the
-``hybrid`` suite derives file keys from), each sealed with AES-256-GCM under a KEK
-that is derived from a passphrase (scrypt) or from 32 bytes of key material and is
-never stored. Every operation runs in one database transaction and appends to a
-MAC-chained audit trail. The layout is specified in ``docs/FORMAT.md``
-("Keystore"); operations and the threat model are in ``docs/KEYSTORE.md``.
-
-SQLAlchemy Core carries it: SQLite by default (WAL journal, ``BEGIN IMMEDIATE`` so
-concurrent processes queue instead of failing), PostgreSQL by URL
-(``postgresql+psycopg://...``; writers serialise on a row lock).
-
-This is a lower layer: it never prints, reads no environment variables and never
-exits. The caller says who acts (``actor``, an OS user name) for the audit trail.
+Each operation runs in one database transaction that holds the write lock and the
+audit head (:meth:`Keystore._write`), changes the tables of :mod:`.schema`, and
+appends its audit rows (:mod:`.audit`) in the same transaction. Keys are wrapped under
+the KEK (:mod:`.kek`); exports use :mod:`.export`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Any
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import constant_time, hashes, serialization
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import constant_time
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hmac import HMAC
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from deepkedi._json import loads_bounded
-from deepkedi.errors import (
-    AuthenticationError,
-    FormatError,
-    KeyNotFoundError,
-    KeyRevokedError,
-    KeystoreError,
-)
+from deepkedi.errors import AuthenticationError, KeyNotFoundError, KeyRevokedError, KeystoreError
 from deepkedi.inputs import check_regular_input
-from deepkedi.keys.keyfile import KEY_ID_BYTES, SECRET_BYTES, Key, generate_key, scrypt_parameters_allowed
-
-__all__ = [
-    "AuditEntry",
-    "EXPORT_MAGIC",
-    "KEYSTORE_VERSION",
-    "KekSource",
-    "KeyInfo",
-    "Keystore",
-    "PassphraseKek",
-    "RawKek",
-    "recipient_keypair",
-    "recipient_private_key_from_pem",
-    "recipient_public_key",
-    "recipient_public_key_from_pem",
-]
-
-KEYSTORE_VERSION = 1
-#: scrypt cost of a passphrase KEK; writers use 2**15 ≤ n ≤ 2**17 (default 2**17, 128 MiB, as OWASP advises).
-SCRYPT_N = 2**17
-SCRYPT_N_MIN = 2**15
-SCRYPT_N_MAX_WRITE = 2**17
-SCRYPT_R = 8
-SCRYPT_P = 1
-SALT_BYTES = 16
-NONCE_BYTES = 12
-MAC_BYTES = 32
-
-WRAP_AAD = b"deepkedi/v1 keystore data key|"
-KEK_INFO = b"deepkedi/v1 keystore kek"
-CHECK_PLAINTEXT = b"deepkedi/v1 keystore kek check"
-CHECK_AAD = b"deepkedi/v1 keystore kek check|"
-AUDIT_SECRET_AAD = b"deepkedi/v1 keystore audit secret|"
-AUDIT_KEY_INFO = b"deepkedi/v1 keystore audit key"
-AUDIT_HEAD_PREFIX = b"deepkedi/v1 keystore audit head|"
-EXPORT_MAGIC = b"\x89KEDIEXP"
-EXPORT_VERSION = 1
-EXPORT_INFO = b"deepkedi/v1 key export"
-_EXPORT_HEADER = len(EXPORT_MAGIC) + 1 + 32
-#: An export of a million keys is about 300 MB; larger ones are refused before parsing.
-_EXPORT_MAX_BYTES = 512 << 20
-
-ACTIVE = "active"
-REVOKED = "revoked"
-
-# --------------------------------------------------------------------------------------------- schema
-
-_metadata = sa.MetaData()
-
-_meta = sa.Table(
-    "keystore_meta",
-    _metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
+from deepkedi.keys.keyfile import KEY_ID_BYTES, Key, generate_key
+from deepkedi.keys.keystore.audit import (
+    AuditEntry,
+    _audit_key,
+    _chain_rows,
+    _entry,
+    _Head,
+    _head_json,
+    _open_audit_secret,
+    _verify_chain,
+    _wrapped_audit_secret,
 )
-
-_kek_versions = sa.Table(
-    "kek_versions",
-    _metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("created", sa.String(40), nullable=False),
-    sa.Column("kdf", sa.Text, nullable=False),
-    sa.Column("check_value", sa.LargeBinary, nullable=False),
+from deepkedi.keys.keystore.export import (
+    _export_payload,
+    _open_export,
+    _parse_export_payload,
+    _recipient_fingerprint,
+    _recipient_private,
+    _recipient_raw,
+    _seal_export,
 )
-
-_data_keys = sa.Table(
-    "data_keys",
-    _metadata,
-    sa.Column("key_id", sa.String(32), primary_key=True),
-    sa.Column("created", sa.String(40), nullable=False),
-    sa.Column("suite", sa.String(16), nullable=False),
-    sa.Column("kek_version", sa.Integer, sa.ForeignKey("kek_versions.version"), nullable=False, index=True),
-    sa.Column("wrapped", sa.LargeBinary, nullable=False),
-    sa.Column("state", sa.String(8), nullable=False),
-    sa.Column("revoked_at", sa.String(40), nullable=True),
-    sa.Column("label", sa.Text, nullable=True),
-    sa.Column("provenance", sa.Text, nullable=False),
+from deepkedi.keys.keystore.kek import (
+    KekSource,
+    _as_source,
+    _check_matches,
+    _check_value,
+    _derive_kek,
+    _new_derivation,
+    _unwrap,
+    _wrap,
 )
-
-_audit = sa.Table(
-    "audit",
+from deepkedi.keys.keystore.schema import (
+    ACTIVE,
+    KEYSTORE_VERSION,
+    REVOKED,
+    _audit,
+    _data_keys,
+    _database_errors,
+    _display,
+    _kek_versions,
+    _make_engine,
+    _meta,
+    _meta_value,
     _metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
-    sa.Column("time", sa.String(40), nullable=False),
-    sa.Column("actor", sa.Text, nullable=False),
-    sa.Column("operation", sa.String(32), nullable=False),
-    sa.Column("key_id", sa.String(32), nullable=True),
-    sa.Column("file_sha256", sa.String(64), nullable=True),
-    sa.Column("details", sa.Text, nullable=False),
-    sa.Column("mac", sa.LargeBinary, nullable=False),
+    _sqlite_path,
 )
-
-# ----------------------------------------------------------------------------------------- KEK sources
-
-
-@dataclass(frozen=True, repr=False)
-class PassphraseKek:
-    """A KEK derived from a passphrase with scrypt (``n`` applies when a new KEK version is made)."""
-
-    passphrase: str = field(repr=False)
-    scrypt_n: int = SCRYPT_N
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.passphrase, str) or not self.passphrase:
-            raise ValueError("the passphrase is empty")
-
-    def __repr__(self) -> str:
-        return "PassphraseKek(passphrase=<hidden>)"
-
-
-@dataclass(frozen=True, repr=False)
-class RawKek:
-    """A KEK derived (HKDF-SHA256) from 32 bytes of key material, e.g. a key file's or an HSM's secret."""
-
-    material: bytes = field(repr=False)
-
-    def __post_init__(self) -> None:
-        if len(self.material) != SECRET_BYTES:
-            raise ValueError(f"KEK material must be {SECRET_BYTES} bytes, got {len(self.material)}")
-
-    def __repr__(self) -> str:
-        return "RawKek(material=<hidden>)"
-
-
-#: A KEK source: a :class:`PassphraseKek`, a :class:`RawKek`, a ``str`` (passphrase) or 32 ``bytes`` (material).
-KekSource = Union[PassphraseKek, RawKek, str, bytes]
-
-
-def _as_source(source: KekSource) -> PassphraseKek | RawKek:
-    if isinstance(source, (PassphraseKek, RawKek)):
-        return source
-    if isinstance(source, str):
-        return PassphraseKek(source)
-    if isinstance(source, (bytes, bytearray)):
-        return RawKek(bytes(source))
-    raise TypeError("kek_source must be a passphrase (str), 32 bytes of key material, PassphraseKek or RawKek")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _stored_json(value: Any, what: str) -> Any:
-    """A JSON field of the keystore; a damaged one raises :class:`KeystoreError` naming ``what``."""
-    try:
-        return loads_bounded(value)
-    except (TypeError, ValueError):
-        raise KeystoreError(f"the keystore is damaged: its {what} are malformed") from None
-
-
-def _unb64(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise ValueError("not base64 text")
-    return base64.b64decode(text.encode("ascii"), validate=True)
-
-
-def _new_derivation(source: PassphraseKek | RawKek) -> dict[str, Any]:
-    """Fresh KDF parameters (random salt) for a new KEK version."""
-    salt = os.urandom(SALT_BYTES)
-    if isinstance(source, PassphraseKek):
-        n = source.scrypt_n
-        if not (SCRYPT_N_MIN <= n <= SCRYPT_N_MAX_WRITE and n & (n - 1) == 0):
-            raise ValueError(f"scrypt n must be a power of two in [2**15, 2**17], got {n}")
-        return {"kdf": "scrypt", "n": n, "r": SCRYPT_R, "p": SCRYPT_P, "salt": _b64(salt)}
-    return {"kdf": "hkdf-sha256", "salt": _b64(salt)}
-
-
-def _derive_kek(source: PassphraseKek | RawKek, params: Mapping[str, Any]) -> bytes:
-    """The KEK of one version from its stored parameters. A source of the other kind cannot match."""
-    try:
-        salt = _unb64(params.get("salt"))
-        kdf = params.get("kdf")
-        if kdf == "scrypt":
-            n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
-        elif kdf != "hkdf-sha256":
-            raise KeystoreError(f"unsupported KEK derivation {kdf!r}")
-    except (AttributeError, KeyError, TypeError, ValueError, binascii.Error):
-        raise KeystoreError("the keystore's KEK parameters are malformed") from None
-    if kdf == "scrypt":
-        if not isinstance(source, PassphraseKek):
-            raise AuthenticationError("this keystore's KEK comes from a passphrase; give the passphrase")
-        # Refuse costs above the writers' own before running them: a modified store must not
-        # make us allocate gigabytes (scrypt needs 128·r·n bytes).
-        if not scrypt_parameters_allowed(n, r, p, n_min=SCRYPT_N_MIN):
-            raise KeystoreError(
-                f"the keystore's scrypt parameters n={n}, r={r}, p={p} are refused: this release reads "
-                f"n a power of two ≥ 2**15 and n·r·p ≤ 2**20 (128 MiB)"
-            )
-        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(source.passphrase.encode("utf-8"))
-    if not isinstance(source, RawKek):
-        raise AuthenticationError("this keystore's KEK comes from key material (a KEK file), not a passphrase")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=KEK_INFO).derive(source.material)
-
-
-# ------------------------------------------------------------------------------------------ primitives
-
-
-def _u32(value: int) -> bytes:
-    return int(value).to_bytes(4, "big")
-
-
-def _wrap(aead: AESGCM, key_id: bytes, kek_version: int, secret: bytes) -> bytes:
-    """``nonce ‖ AES-256-GCM(KEK, nonce, secret, WRAP_AAD ‖ key_id ‖ u32(kek_version))``."""
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + aead.encrypt(nonce, secret, WRAP_AAD + key_id + _u32(kek_version))
-
-
-def _unwrap(aead: AESGCM, key_id: bytes, kek_version: int, wrapped: bytes) -> bytes:
-    """Raises ``InvalidTag`` for a wrong KEK or a modified entry (also when moved to another key id)."""
-    if len(wrapped) != NONCE_BYTES + SECRET_BYTES + 16:
-        raise InvalidTag()
-    return aead.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], WRAP_AAD + key_id + _u32(kek_version))
-
-
-def _check_value(kek: bytes, version: int) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(kek).encrypt(nonce, CHECK_PLAINTEXT, CHECK_AAD + _u32(version))
-
-
-def _check_matches(kek: bytes, version: int, check: bytes) -> bool:
-    """Whether ``kek`` opens the check value of KEK ``version``.
-
-    Raises
-    ------
-    KeystoreError
-        The stored check value is not bytes (the database was edited).
-    """
-    if not isinstance(check, (bytes, bytearray, memoryview)):
-        raise KeystoreError(f"the keystore is damaged: the check value of KEK version {version} is malformed")
-    try:
-        plain = AESGCM(kek).decrypt(check[:NONCE_BYTES], check[NONCE_BYTES:], CHECK_AAD + _u32(version))
-    except (InvalidTag, ValueError):
-        return False
-    return constant_time.bytes_eq(plain, CHECK_PLAINTEXT)
-
-
-def _hmac(key: bytes, data: bytes) -> bytes:
-    mac = HMAC(key, hashes.SHA256())
-    mac.update(data)
-    return mac.finalize()
-
-
-def _hmac_ok(key: bytes, data: bytes, expected: bytes) -> bool:
-    mac = HMAC(key, hashes.SHA256())
-    mac.update(data)
-    try:
-        mac.verify(expected)
-    except InvalidSignature:
-        return False
-    return True
-
-
-def _audit_key(audit_secret: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=AUDIT_KEY_INFO).derive(audit_secret)
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _audit_row_bytes(seq: int, time: str, actor: str, operation: str, key_id: str | None,
-                     file_sha256: str | None, details: Mapping[str, Any]) -> bytes:
-    return _canonical([seq, time, actor, operation, key_id, file_sha256, dict(details)])
-
-
-def _head_bytes(count: int, last_seq: int, last_mac: bytes) -> bytes:
-    return AUDIT_HEAD_PREFIX + _canonical([count, last_seq, last_mac.hex()])
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _now_precise() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _key_id_bytes(key_id: str | bytes) -> bytes:
-    if isinstance(key_id, bytes):
-        raw = key_id
-    else:
-        try:
-            raw = bytes.fromhex(key_id)
-        except (TypeError, ValueError):
-            raw = b""
-    if len(raw) != KEY_ID_BYTES:
-        raise ValueError(f"a key id is {2 * KEY_ID_BYTES} hexadecimal digits, got {key_id!r}")
-    return raw
-
-
-# ------------------------------------------------------------------------------------------ records
 
 
 @dataclass(frozen=True)
@@ -361,32 +94,6 @@ class KeyInfo:
         }
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One row of the audit trail."""
-
-    seq: int
-    time: str
-    actor: str
-    operation: str
-    key_id: str | None
-    file_sha256: str | None
-    details: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq, "time": self.time, "actor": self.actor, "operation": self.operation,
-            "key_id": self.key_id, "file_sha256": self.file_sha256, "details": dict(self.details),
-        }
-
-
-@dataclass
-class _Head:
-    count: int
-    last_seq: int
-    last_mac: bytes
-
-
 def _info_from_row(row: Any) -> KeyInfo:
     try:
         provenance = loads_bounded(row.provenance)
@@ -396,60 +103,6 @@ def _info_from_row(row: Any) -> KeyInfo:
         key_id=row.key_id, created=row.created, suite=row.suite, kek_version=row.kek_version, state=row.state,
         revoked_at=row.revoked_at, label=row.label, provenance=provenance if isinstance(provenance, dict) else {},
     )
-
-
-# ------------------------------------------------------------------------------------------- engine
-
-
-def _sqlite_path(url: sa.URL) -> Path | None:
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)
-
-
-def _make_engine(url: str) -> sa.Engine:
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed)
-    if _sqlite_path(parsed) is None:
-        raise ValueError("a SQLite keystore must be a file (sqlite:///PATH), not an in-memory database")
-    # pysqlite's own transaction handling would BEGIN DEFERRED lazily; take control of it so that every
-    # transaction starts with BEGIN IMMEDIATE: writers queue on the busy timeout from the start instead of
-    # failing with "database is locked" when a read lock must be upgraded (SQLAlchemy's pysqlite recipe).
-    engine = sa.create_engine(parsed, connect_args={"timeout": 60.0}, poolclass=sa.pool.NullPool)
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 60000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        # FULL: a committed transaction survives power loss, not only a process crash.
-        cursor.execute("PRAGMA synchronous = FULL")
-        # Revocation must overwrite the wrapped secret on disk, not merely unlink it from the b-tree.
-        cursor.execute("PRAGMA secure_delete = ON")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-@contextlib.contextmanager
-def _database_errors(url: str | sa.URL) -> Iterator[None]:
-    """Turn driver failures (server down, disk full, lock timeout) into one ``KeystoreError``."""
-    try:
-        yield
-    except sa.exc.DBAPIError as exc:  # operational, interface, programming, and "file is not a database"
-        reason = str(getattr(exc, "orig", exc) or type(exc).__name__).strip().splitlines()
-        raise KeystoreError(f"keystore {_display(url)}: {reason[0] if reason else 'database error'}") from None
-
-
-# ----------------------------------------------------------------------------------------- keystore
 
 
 class Keystore:
@@ -631,21 +284,11 @@ class Keystore:
                 events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]]) -> None:
         """Append audit rows chained from the head (not from the last row, so a cut tail stays visible)."""
         assert self._audit_key is not None
-        rows = []
-        prev, seq = head.last_mac, head.last_seq
-        for operation, key_id, file_sha256, details in events:
-            seq += 1
-            time = _now_precise()
-            mac = _hmac(self._audit_key,
-                        prev + _audit_row_bytes(seq, time, actor, operation, key_id, file_sha256, details))
-            rows.append({"seq": seq, "time": time, "actor": actor, "operation": operation, "key_id": key_id,
-                         "file_sha256": file_sha256, "details": json.dumps(dict(details), sort_keys=True),
-                         "mac": mac})
-            prev = mac
+        rows = _chain_rows(self._audit_key, head, actor, events)
         if not rows:
             return
         conn.execute(sa.insert(_audit), rows)
-        head.count, head.last_seq, head.last_mac = head.count + len(rows), seq, prev
+        head.count, head.last_seq, head.last_mac = head.count + len(rows), rows[-1]["seq"], rows[-1]["mac"]
         conn.execute(sa.update(_meta).where(_meta.c.name == "audit_head").values(
             value=_head_json(self._audit_key, head)))
 
@@ -842,7 +485,9 @@ class Keystore:
             # so the old wrapped secret does not linger in the journal.
             raw = self._engine.raw_connection()
             try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                driver = raw.driver_connection
+                assert driver is not None  # a connection the pool just handed out is open
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 raw.close()
         elif self._engine.dialect.name == "postgresql":
@@ -976,15 +621,13 @@ class Keystore:
             One of the keys is unknown or revoked (nothing is exported).
         """
         _check_actor(actor)
-        recipient = recipient_public_key if isinstance(recipient_public_key, X25519PublicKey) \
-            else recipient_public_key_from_pem(recipient_public_key)
-        recipient_raw = recipient.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        fingerprint = hashlib.sha256(recipient_raw).hexdigest()[:32]
+        recipient_raw = _recipient_raw(recipient_public_key)
+        fingerprint = _recipient_fingerprint(recipient_raw)
         ids = [_key_id_bytes(k).hex() for k in key_ids]
         if not ids:
             raise ValueError("name at least one key to export")
         aead, version = self._need_kek()
-        entries = []
+        entries: list[tuple[Key, str | None]] = []
         with self._write() as (conn, head):
             for key_hex in dict.fromkeys(ids):
                 row = self._row(conn, key_hex)
@@ -995,13 +638,10 @@ class Keystore:
                 if row.kek_version != version:
                     raise KeystoreError(f"key {key_hex} is still wrapped under KEK version {row.kek_version}; "
                                         "run rewrap first")
-                key = self._key_from_row(aead, row)
-                entries.append({"key_id": key_hex, "secret": _b64(key.secret), "created": key.created,
-                                "suite": key.suite, "label": row.label, "provenance": dict(key.provenance)})
+                entries.append((self._key_from_row(aead, row), row.label))
             self._append(conn, head, actor, [
-                ("export", e["key_id"], None, {"recipient": fingerprint}) for e in entries])
-        plaintext = json.dumps(entries, sort_keys=True).encode("utf-8")
-        return _export_from_parts(plaintext, recipient_raw, X25519PrivateKey.generate(), os.urandom(NONCE_BYTES))
+                ("export", key.key_id_hex, None, {"recipient": fingerprint}) for key, _label in entries])
+        return _seal_export(_export_payload(entries), recipient_raw)
 
     def import_(self, blob: bytes, recipient_private_key: bytes | X25519PrivateKey, *,
                 actor: str) -> dict[str, str]:
@@ -1020,9 +660,7 @@ class Keystore:
             A key id already here holds a different secret (nothing is imported).
         """
         _check_actor(actor)
-        private = recipient_private_key if isinstance(recipient_private_key, X25519PrivateKey) \
-            else recipient_private_key_from_pem(recipient_private_key)
-        entries = _parse_export_payload(_open_export(blob, private))
+        entries = _parse_export_payload(_open_export(blob, _recipient_private(recipient_private_key)))
         aead, version = self._need_kek()
         outcome: dict[str, str] = {}
         with self._write() as (conn, head):
@@ -1063,33 +701,7 @@ class Keystore:
         with _database_errors(self._engine.url), self._engine.begin() as conn:
             rows = conn.execute(sa.select(_audit).order_by(_audit.c.seq)).all()
             head_value = _meta_value(conn, "audit_head")
-        prev, expected = bytes(MAC_BYTES), 1
-        for row in rows:
-            if row.seq != expected:
-                return False, expected
-            try:
-                details = loads_bounded(row.details)
-            except (TypeError, ValueError):
-                return False, row.seq
-            data = prev + _audit_row_bytes(row.seq, row.time, row.actor, row.operation, row.key_id,
-                                           row.file_sha256, details if isinstance(details, dict) else {})
-            if not isinstance(details, dict) or not _hmac_ok(self._audit_key, data, bytes(row.mac)):
-                return False, row.seq
-            prev, expected = bytes(row.mac), expected + 1
-        try:
-            doc = loads_bounded(head_value)
-            head = _Head(int(doc["count"]), int(doc["last_seq"]), bytes.fromhex(doc["last_mac"]))
-            head_mac = bytes.fromhex(doc["mac"])
-        except (KeyError, TypeError, ValueError):
-            return False, expected
-        if not _hmac_ok(self._audit_key, _head_bytes(head.count, head.last_seq, head.last_mac), head_mac):
-            return False, expected
-        if head.last_seq != expected - 1 or head.count != len(rows) or head.last_mac != prev:
-            return False, min(head.last_seq, expected - 1) + 1
-        return True, None
-
-
-# ----------------------------------------------------------------------------------- module helpers
+        return _verify_chain(self._audit_key, rows, head_value)
 
 
 def _check_actor(actor: str) -> None:
@@ -1101,141 +713,27 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def _display(url: str | sa.URL) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _meta_value(conn: sa.Connection, name: str) -> str:
-    value = conn.execute(sa.select(_meta.c.value).where(_meta.c.name == name)).scalar_one_or_none()
-    if value is None:
-        raise KeystoreError(f"the keystore is damaged: metadata {name!r} is missing")
-    return value
+def _key_id_bytes(key_id: str | bytes) -> bytes:
+    if isinstance(key_id, bytes):
+        raw = key_id
+    else:
+        try:
+            raw = bytes.fromhex(key_id)
+        except (TypeError, ValueError):
+            raw = b""
+    if len(raw) != KEY_ID_BYTES:
+        raise ValueError(f"a key id is {2 * KEY_ID_BYTES} hexadecimal digits, got {key_id!r}")
+    return raw
 
 
-def _head_json(audit_key: bytes, head: _Head) -> str:
-    mac = _hmac(audit_key, _head_bytes(head.count, head.last_seq, head.last_mac))
-    return json.dumps({"count": head.count, "last_seq": head.last_seq, "last_mac": head.last_mac.hex(),
-                       "mac": mac.hex()})
-
-
-def _wrapped_audit_secret(kek: bytes, version: int, audit_secret: bytes) -> str:
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = nonce + AESGCM(kek).encrypt(nonce, audit_secret, AUDIT_SECRET_AAD + _u32(version))
-    return json.dumps({"kek_version": version, "wrapped": _b64(sealed)})
-
-
-def _open_audit_secret(kek: bytes, value: str) -> bytes:
+def _stored_json(value: Any, what: str) -> Any:
+    """A JSON field of the keystore; a damaged one raises :class:`KeystoreError` naming ``what``."""
     try:
-        doc = loads_bounded(value)
-        sealed = _unb64(doc["wrapped"])
-        return AESGCM(kek).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
-                                   AUDIT_SECRET_AAD + _u32(int(doc["kek_version"])))
-    except (InvalidTag, KeyError, TypeError, ValueError, binascii.Error):
-        raise AuthenticationError("wrong passphrase or KEK for this keystore") from None
-
-
-def _entry(row: Any) -> AuditEntry:
-    try:
-        details = loads_bounded(row.details)
+        return loads_bounded(value)
     except (TypeError, ValueError):
-        details = {"unreadable": True}
-    return AuditEntry(seq=row.seq, time=row.time, actor=row.actor, operation=row.operation, key_id=row.key_id,
-                      file_sha256=row.file_sha256, details=details if isinstance(details, dict) else {})
+        raise KeystoreError(f"the keystore is damaged: its {what} are malformed") from None
 
-
-# ------------------------------------------------------------------------------ recipients & export
-
-
-def recipient_keypair() -> tuple[bytes, bytes]:
-    """A new X25519 recipient key pair: ``(private PKCS#8 PEM, public SubjectPublicKeyInfo PEM)``.
-
-    The private PEM is a secret (write it 0600); the public PEM is given to the sites that export to you.
-    """
-    private = X25519PrivateKey.generate()
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return private_pem, public_pem
-
-
-def recipient_public_key_from_pem(pem: bytes) -> X25519PublicKey:
-    """Parse a recipient public key (PEM); ``ValueError`` when it is not an X25519 public key."""
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError):
-        raise ValueError("not a recipient public key (X25519, PEM); make one with 'kedi keys recipient'") from None
-    if not isinstance(key, X25519PublicKey):
-        raise ValueError("the recipient public key is not an X25519 key")
-    return key
-
-
-def recipient_private_key_from_pem(pem: bytes) -> X25519PrivateKey:
-    """Parse a recipient private key (PEM); ``ValueError`` when it is not an X25519 private key."""
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError):
-        raise ValueError("not a recipient private key (X25519, PEM); make one with 'kedi keys recipient'") from None
-    if not isinstance(key, X25519PrivateKey):
-        raise ValueError("the recipient private key is not an X25519 key")
-    return key
-
-
-def recipient_public_key(private_pem: bytes) -> bytes:
-    """The public PEM belonging to a recipient private PEM."""
-    return recipient_private_key_from_pem(private_pem).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def _export_key(shared: bytes, ephemeral_raw: bytes, recipient_raw: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_raw + recipient_raw,
-                info=EXPORT_INFO).derive(shared)
-
-
-def _export_from_parts(plaintext: bytes, recipient_raw: bytes, ephemeral: X25519PrivateKey, nonce: bytes) -> bytes:
-    """The deterministic seam of :meth:`Keystore.export` (ephemeral key and nonce injected)."""
-    recipient = X25519PublicKey.from_public_bytes(recipient_raw)
-    ephemeral_raw = ephemeral.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    key = _export_key(ephemeral.exchange(recipient), ephemeral_raw, recipient_raw)
-    header = EXPORT_MAGIC + bytes([EXPORT_VERSION]) + ephemeral_raw
-    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header)
-
-
-def _open_export(blob: bytes, private: X25519PrivateKey) -> bytes:
-    if len(blob) < len(EXPORT_MAGIC) + 1 or blob[: len(EXPORT_MAGIC)] != EXPORT_MAGIC:
-        raise FormatError("not a deepkedi key export")
-    if blob[len(EXPORT_MAGIC)] != EXPORT_VERSION:
-        raise FormatError(f"key export version {blob[len(EXPORT_MAGIC)]} is not supported by this release "
-                          f"(it reads version {EXPORT_VERSION})")
-    if len(blob) < _EXPORT_HEADER + NONCE_BYTES + 16:
-        raise AuthenticationError("cannot open the key export: not sealed to this recipient, or modified")
-    header, nonce = blob[:_EXPORT_HEADER], blob[_EXPORT_HEADER:_EXPORT_HEADER + NONCE_BYTES]
-    ephemeral_raw = header[len(EXPORT_MAGIC) + 1:]
-    recipient_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    try:
-        shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_raw))
-        key = _export_key(shared, ephemeral_raw, recipient_raw)
-        return AESGCM(key).decrypt(nonce, blob[_EXPORT_HEADER + NONCE_BYTES:], header)
-    except (InvalidTag, ValueError):
-        # ValueError: a low-order ephemeral point (all-zero shared secret); as opaque as a bad tag.
-        raise AuthenticationError("cannot open the key export: not sealed to this recipient, or modified") from None
-
-
-def _parse_export_payload(plaintext: bytes) -> list[tuple[Key, str | None]]:
-    try:
-        entries = loads_bounded(plaintext, max_bytes=_EXPORT_MAX_BYTES)
-        if not isinstance(entries, list):
-            raise ValueError
-        keys = []
-        for e in entries:
-            provenance = e.get("provenance") or {}
-            label = e.get("label")
-            keys.append((Key(key_id=bytes.fromhex(e["key_id"]), secret=_unb64(e["secret"]), created=str(e["created"]),
-                             suite=str(e.get("suite", "hybrid")),
-                             provenance=provenance if isinstance(provenance, dict) else {}),
-                         label if isinstance(label, str) else None))
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError,
-            binascii.Error):
-        # Authenticated yet malformed: a writer bug, not an attack; never echo the content (it holds secrets).
-        raise FormatError("the key export is malformed") from None
-    return keys
