@@ -31,8 +31,9 @@ import shutil
 import socket
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from deepkedi.errors import OutputError, OutputExistsError
 

@@ -7,7 +7,6 @@ stand-in module (Gamma speckle) through ``monkeypatch`` so they do not depend on
 from __future__ import annotations
 
 import importlib
-
 import importlib.util
 import math
 import sys

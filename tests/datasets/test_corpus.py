@@ -12,13 +12,13 @@ import pydicom
 import pytest
 from PIL import Image
 
-from deepkedi.datasets import corpus
 from deepkedi.datasets import (
     COMPRESSIONS,
     CONTENTS,
     MODALITIES,
     ORGANS,
     SampleImage,
+    corpus,
     sample_corpus,
     sample_names,
     sample_path,
@@ -70,7 +70,7 @@ def test_required_entries_are_present() -> None:
 
 def test_optional_entries_present_with_scikit_image() -> None:
     pytest.importorskip("skimage")
-    assert OPTIONAL <= set(sample_names())
+    assert set(sample_names()) >= OPTIONAL
 
 
 def test_names_are_unique_and_follow_the_scheme(samples: list[SampleImage]) -> None:

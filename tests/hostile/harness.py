@@ -58,9 +58,10 @@ import threading
 import time
 import traceback
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ALLOWED_EXIT_CODES = frozenset({0, 2, 3, 4, 5})
 RSS_LIMIT_MIB = 1024
@@ -103,7 +104,7 @@ class Seeds:
         (self.root / "seeds.json").write_text(json.dumps(doc, indent=1))
 
     @classmethod
-    def load(cls, root: Path) -> "Seeds":
+    def load(cls, root: Path) -> Seeds:
         doc = json.loads((root / "seeds.json").read_text())
         seeds = cls(root=Path(doc.pop("root")))
         for name, value in doc.items():
@@ -186,11 +187,10 @@ def _dicom_deflate_bomb(path: Path, template: Path) -> None:
 
 def build_seeds(root: Path) -> Seeds:
     """Make the valid seed files: images of every format, keys, containers, a keystore."""
+    import nibabel
     import numpy as np
     import pydicom.data
     from PIL import Image
-
-    import nibabel
 
     root.mkdir(parents=True, exist_ok=True)
     seeds = Seeds(root=root)
@@ -208,7 +208,7 @@ def build_seeds(root: Path) -> Seeds:
     rgb = np.stack([ramp, ramp[::-1], ramp.T[:96, :80] if ramp.shape[0] <= ramp.shape[1] else ramp], -1)
     Image.fromarray(ramp).save(root / "grey.png")
     Image.fromarray(rgb).save(root / "rgb.png")
-    Image.fromarray((ramp.astype(np.uint16) * 200)).save(root / "grey16.tif")
+    Image.fromarray(ramp.astype(np.uint16) * 200).save(root / "grey16.tif")
     Image.fromarray(rgb).save(root / "rgb.jpg", quality=90)
     Image.fromarray(ramp).save(root / "grey.tif", compression="tiff_deflate")
     np.save(root / "u8.npy", ramp)
@@ -1124,8 +1124,9 @@ def worker_main(args: argparse.Namespace) -> int:
     seeds = Seeds.load(Path(args.seeds))
     home = Path(tempfile.mkdtemp(prefix="worker-", dir=args.homes))
     _worker_environment(home)
-    from deepkedi.cli import app  # noqa: F401 - import once, before the first case is timed
     import gc
+
+    from deepkedi.cli import app  # noqa: F401 - import once, before the first case is timed
 
     gc.collect()
     gc.freeze()  # what the imports made lives as long as the worker: later collections skip it

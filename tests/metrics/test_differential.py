@@ -8,9 +8,9 @@ import os
 
 import numpy as np
 import pytest
-from _samples import DTYPES, SEEDS, binomial_band, random_image
 from scipy import stats
 
+from _samples import DTYPES, SEEDS, binomial_band, random_image
 from deepkedi.metrics import (
     differential,
     key_sensitivity,

@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from _samples import DTYPES, SEEDS, binomial_band, random_image
 from scipy import stats
 
+from _samples import DTYPES, SEEDS, binomial_band, random_image
 from deepkedi.metrics import (
     adjacent_correlation,
     adjacent_correlations,

@@ -311,9 +311,9 @@ def _keystore_cases() -> None:
     from deepkedi.keys.keystore import (
         CHECK_AAD,
         CHECK_PLAINTEXT,
+        WRAP_AAD,
         PassphraseKek,
         RawKek,
-        WRAP_AAD,
         _audit_key,
         _audit_row_bytes,
         _derive_kek,

@@ -35,10 +35,10 @@ comments in the even groups 6000-601E).
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = [
     "ACTION_CODES",
@@ -83,7 +83,7 @@ class ProfileEntry:
         if (tag & self.mask) != self.value:
             return False
         # Repeating groups (50xx, 60xx) are the even groups 0x00-0x1E above their base.
-        return self.mask == 0xFFFFFFFF or ((tag >> 16) & 0xFF) <= 0x1E and (tag >> 16) % 2 == 0
+        return self.mask == 0xFFFFFFFF or (((tag >> 16) & 0xFF) <= 0x1E and (tag >> 16) % 2 == 0)
 
 
 def _read_table() -> tuple[str, list[tuple[str, str, str]]]:

@@ -237,7 +237,7 @@ class _PixelModule(NamedTuple):
     photometric: str
 
     @classmethod
-    def of(cls, path: Path, ds: Dataset) -> "_PixelModule":
+    def of(cls, path: Path, ds: Dataset) -> _PixelModule:
         samples = _integer(path, ds, "SamplesPerPixel", default=1)
         module = cls(
             rows=_integer(path, ds, "Rows"),

@@ -20,14 +20,15 @@ import gzip
 import math
 import struct
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import nibabel as nib
 import numpy as np
-from nibabel.fileholders import FileHolder
 from nibabel import imageglobals
+from nibabel.fileholders import FileHolder
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging._reading import (

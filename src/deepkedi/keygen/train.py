@@ -74,7 +74,6 @@ from deepkedi.errors import FormatError
 from deepkedi.fileio import atomic_output
 from deepkedi.inputs import check_regular_input
 from deepkedi.keygen.generate import initial_image, latent_noise
-from deepkedi.keystream import chacha20_keystream
 from deepkedi.keygen.models import (
     DiscriminatorConfig,
     GeneratorConfig,
@@ -82,6 +81,7 @@ from deepkedi.keygen.models import (
     build_generator,
     soft_xor,
 )
+from deepkedi.keystream import chacha20_keystream
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 from deepkedi.transforms.zigzag import ZigzagPattern, scan_order
 

@@ -130,7 +130,7 @@ def _berlekamp_massey_reference(s: np.ndarray) -> int:
         if d:
             t = c.copy()
             c[i - m :] ^= b[: n + 1 - (i - m)]
-            if 2 * L <= i:
+            if i >= 2 * L:
                 L, m, b = i + 1 - L, i, t
     return L
 

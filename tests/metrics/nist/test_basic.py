@@ -7,7 +7,6 @@ non-overlapping template m = 9 (first template 000000001), overlapping template 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
