@@ -60,7 +60,7 @@ from deepkedi.metrics import (
     shannon_entropy,
     uaci,
 )
-from deepkedi.metrics.records import _json_safe
+from deepkedi.metrics.records import json_safe
 
 if TYPE_CHECKING:
     from deepkedi.analysis.schemes import Scheme
@@ -241,7 +241,7 @@ def _result(
         attack=attack,
         verdict="broken" if broken else "resisted",
         summary=summary,
-        evidence=_json_safe(evidence),
+        evidence=json_safe(evidence),
         images=images,
     )
 
