@@ -210,7 +210,7 @@ _EXPANDING: dict[str, Callable[[Path], Path]] = {
 def test_the_default_policy_refuses_a_small_file_that_expands_past_the_floor(tmp_path: Path, kind: str) -> None:
     bomb = _EXPANDING[kind](tmp_path)
     assert bomb.stat().st_size < 4 * MiB
-    with pytest.raises(InputTooLargeError, match="the default limit is 256 MiB for a .* file: 32 times its size"):
+    with pytest.raises(InputTooLargeError, match=r"the default limit is 256 MiB for a .* file: 32 times its size"):
         read_image(bomb)
 
 
@@ -272,9 +272,11 @@ def test_compressed_dicom_is_checked_from_rows_columns_and_frames(tmp_path: Path
     ds.Rows = ds.Columns = 8192
     path = tmp_path / "rle.dcm"
     ds.save_as(path)
-    with _Peak() as peak:
-        with pytest.raises(InputTooLargeError, match=r"rle\.dcm: would decode to 128 MiB \(the limit is 64 MiB\)"):
-            read_image(path, max_decoded_size=LIMIT)
+    with (
+        _Peak() as peak,
+        pytest.raises(InputTooLargeError, match=r"rle\.dcm: would decode to 128 MiB \(the limit is 64 MiB\)"),
+    ):
+        read_image(path, max_decoded_size=LIMIT)
     assert peak.bytes < 16 * MiB
 
 

@@ -88,7 +88,7 @@ class ProfileEntry:
 
 def _read_table() -> tuple[str, list[tuple[str, str, str]]]:
     """The edition and the rows of the packaged table."""
-    text = resources.files("deepkedi.imaging").joinpath("data", _TABLE_FILE).read_text(encoding="utf-8")
+    text = resources.files("deepkedi.imaging").joinpath("data").joinpath(_TABLE_FILE).read_text(encoding="utf-8")
     lines = text.splitlines()
     editions = [line.split(":", 1)[1].strip() for line in lines if line.startswith("# edition:")]
     if len(editions) != 1:
