@@ -7,6 +7,7 @@ installs everything the suite needs (`make setup`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -34,10 +35,8 @@ def fifo(tmp_path: Path) -> Iterator[Path]:
         if stop.wait(FIFO_RELEASE_S):
             return
         while not stop.wait(0.1):
-            try:
-                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while no reader waits
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # ENXIO while no reader waits
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
     releaser = threading.Thread(target=release, daemon=True)
     releaser.start()

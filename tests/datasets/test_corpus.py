@@ -190,7 +190,7 @@ def test_sample_path_finds_a_file() -> None:
 
 
 def test_sample_path_suggests_the_prefixed_name() -> None:
-    with pytest.raises(ValueError, match="pydicom-CT_small.dcm"):
+    with pytest.raises(ValueError, match=r"pydicom-CT_small\.dcm"):
         sample_path("CT_small.dcm")
     with pytest.raises(ValueError, match="no sample image"):
         sample_path("definitely-not-a-sample")
@@ -198,7 +198,7 @@ def test_sample_path_suggests_the_prefixed_name() -> None:
 
 def test_sample_path_of_an_uninstalled_optional_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     _without(monkeypatch, "skimage")
-    with pytest.raises(FileNotFoundError, match="scikit-image|samples"):
+    with pytest.raises(FileNotFoundError, match=r"scikit-image|samples"):
         sample_path("skimage-retina.jpg")
 
 
