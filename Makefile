@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test fuzz setup bench vectors conformance killtest clean
+.PHONY: demo test lint fuzz setup bench vectors conformance killtest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/kedi demo --out demo-out --force
 
-test: $(STAMP)
+# Lint failing is a test failing: ruff's rules, ruff's formatting and mypy (settings in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
 # The DICOM-native sweep alone (it is also part of `make test`): every pydicom and pydicom-data
@@ -64,4 +70,4 @@ killtest: $(STAMP)
 	$(BIN)/python tests/killtest.py --mib 500 --kills 20
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def round_robin_medians(calls: dict[str, Callable[[], object]], repeat: int, *, warmup: int = 3) -> dict[str, float]:

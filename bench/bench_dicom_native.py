@@ -18,6 +18,7 @@ Run with ``python bench/bench_dicom_native.py [--repeat R] [--frames N]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -52,10 +53,10 @@ def main() -> int:
             back_native, back_container = folder / "back-native.dcm", folder / "back-container.dcm"
             # Round-robin, in this order: each decryption reads what the encryption before it wrote.
             medians = round_robin_medians({
-                "enc_n": lambda: encrypt_dicom_native(path, native, key, force=True),
-                "enc_c": lambda: encrypt_file(path, container, key, force=True),
-                "dec_n": lambda: decrypt_dicom_native(native, back_native, key, force=True),
-                "dec_c": lambda: decrypt_file(container, back_container, key, force=True),
+                "enc_n": functools.partial(encrypt_dicom_native, path, native, key, force=True),
+                "enc_c": functools.partial(encrypt_file, path, container, key, force=True),
+                "dec_n": functools.partial(decrypt_dicom_native, native, back_native, key, force=True),
+                "dec_c": functools.partial(decrypt_file, container, back_container, key, force=True),
             }, args.repeat, warmup=1)
             enc_n, enc_c, dec_n, dec_c = (1e3 * medians[k] for k in ("enc_n", "enc_c", "dec_n", "dec_c"))
             assert back_native.read_bytes() == back_container.read_bytes() == Path(path).read_bytes()

@@ -106,7 +106,7 @@ def main() -> None:
         inputs = {"NIfTI .nii": scratch / "volume.nii", "multi-frame DICOM": scratch / "volume.dcm"}
         # Built in child processes: a child's peak RSS starts from its parent's
         # (Linux carries it across fork and exec), so this process stays small.
-        for kind, path in zip(("nifti", "dicom"), inputs.values()):
+        for kind, path in zip(("nifti", "dicom"), inputs.values(), strict=True):
             subprocess.run([sys.executable, __file__, "--make", kind, str(path), str(slices)], check=True)
         print(f"volumes of {slices} slices of 512×512 16-bit, one run each; peak RSS of each process alone")
         print(f"{'input':<20}{'size MiB':>10}{'step':>22}{'wall s':>9}{'peak MiB':>10}{'× ref':>7}  restored")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -8,10 +8,11 @@ get it from ``external_tools.require_tool``, which fails outright under ``CI=tru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from external_tools import in_ci
@@ -36,10 +37,8 @@ def fifo(tmp_path: Path) -> Iterator[Path]:
         if stop.wait(FIFO_RELEASE_S):
             return
         while not stop.wait(0.1):
-            try:
-                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while no reader waits
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # ENXIO while no reader waits
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
     releaser = threading.Thread(target=release, daemon=True)
     releaser.start()

@@ -32,19 +32,17 @@ def test_success_moves_into_place(tmp_path: Path) -> None:
 
 
 def test_failure_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError):
-        with atomic_output(tmp_path / "out.bin") as fh:
-            fh.write(b"partial")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), atomic_output(tmp_path / "out.bin") as fh:
+        fh.write(b"partial")
+        raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_kept_unless_forced(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    with pytest.raises(OutputExistsError):
-        with atomic_output(target) as fh:
-            fh.write(b"new")
+    with pytest.raises(OutputExistsError), atomic_output(target) as fh:
+        fh.write(b"new")
     assert target.read_bytes() == b"old"
     with atomic_output(target, force=True) as fh:
         fh.write(b"new")
@@ -53,10 +51,9 @@ def test_existing_output_kept_unless_forced(tmp_path: Path) -> None:
 
 def test_output_appearing_meanwhile_is_not_clobbered(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
-    with pytest.raises(OutputExistsError):
-        with atomic_output(target) as fh:
-            fh.write(b"mine")
-            target.write_bytes(b"theirs")
+    with pytest.raises(OutputExistsError), atomic_output(target) as fh:
+        fh.write(b"mine")
+        target.write_bytes(b"theirs")
     assert target.read_bytes() == b"theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
 
@@ -72,10 +69,9 @@ def test_path_variant_keeps_suffixes_and_cleans_up(tmp_path: Path) -> None:
         assert tmp.name.endswith(".nii.gz") and tmp.parent != tmp_path
         tmp.write_bytes(b"x")
     assert (tmp_path / "img.nii.gz").read_bytes() == b"x"
-    with pytest.raises(RuntimeError):
-        with atomic_output_path(tmp_path / "b.png") as tmp:
-            tmp.write_bytes(b"x")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), atomic_output_path(tmp_path / "b.png") as tmp:
+        tmp.write_bytes(b"x")
+        raise RuntimeError
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.nii.gz"]
 
 
@@ -88,25 +84,22 @@ def test_check_distinct(tmp_path: Path) -> None:
 
 
 def test_missing_output_folder_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="does not exist"):
-        with atomic_output(tmp_path / "absent" / "out.bin") as fh:
-            fh.write(b"x")
+    with pytest.raises(ValueError, match="does not exist"), atomic_output(tmp_path / "absent" / "out.bin") as fh:
+        fh.write(b"x")
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG])
 def test_write_failures_of_the_body_are_output_errors(tmp_path: Path, code: int) -> None:
     for variant in (atomic_output, atomic_output_path):
-        with pytest.raises(OutputError, match="cannot write the output"):
-            with variant(tmp_path / "out.bin"):
-                raise OSError(code, os.strerror(code))
+        with pytest.raises(OutputError, match="cannot write the output"), variant(tmp_path / "out.bin"):
+            raise OSError(code, os.strerror(code))
         assert list(tmp_path.iterdir()) == []
 
 
 def test_reading_an_input_in_the_body_stays_the_inputs_error(tmp_path: Path) -> None:
     # Only write errors are the output's: a missing input read inside the body is not an OutputError.
-    with pytest.raises(FileNotFoundError):
-        with atomic_output(tmp_path / "out.bin"):
-            (tmp_path / "missing.npy").read_bytes()
+    with pytest.raises(FileNotFoundError), atomic_output(tmp_path / "out.bin"):
+        (tmp_path / "missing.npy").read_bytes()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -151,7 +144,8 @@ def _file_size_limit() -> None:
 def test_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
     done = subprocess.run([sys.executable, "-c", _FULL_DISK, str(target)], preexec_fn=_file_size_limit,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                          check=False)
     assert done.returncode == 5, done.stderr
     assert "cannot write the output" in done.stdout
     assert list(tmp_path.iterdir()) == []
@@ -203,7 +197,7 @@ def test_the_umask_narrows_a_wider_mode(tmp_path: Path, umask: int) -> None:
 def test_part_file_is_private_while_written(tmp_path: Path, umask_022: None) -> None:
     with atomic_output(tmp_path / "out.bin", mode=0o644) as fh:
         fh.write(b"half")
-        (part,) = [p for p in tmp_path.iterdir()]
+        (part,) = list(tmp_path.iterdir())
         assert _mode(part) == 0o600 and part.name.startswith(".out.bin.kedi-") and part.name.endswith(".part")
     with atomic_output_path(tmp_path / "img.png", mode=0o644) as tmp:
         tmp.write_bytes(b"x")

@@ -33,7 +33,7 @@ def test_fifo_is_refused_with_the_callers_error(fifo: Path, error: type) -> None
 def test_devices_and_folders_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedImageError, match="/dev/urandom: is a character device, not a regular file"):
         check_regular_input("/dev/urandom")
-    with pytest.raises(UnsupportedImageError, match="is a directory, not a regular file$"):
+    with pytest.raises(UnsupportedImageError, match=r"is a directory, not a regular file$"):
         open_input(tmp_path)
     (tmp_path / "dangling").symlink_to(tmp_path / "absent")
     with pytest.raises(FileNotFoundError):

@@ -31,8 +31,9 @@ import shutil
 import socket
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from deepkedi.errors import OutputError, OutputExistsError
 
@@ -75,11 +76,13 @@ def _part_name(path: Path) -> str:
 
 def _umask() -> int:
     """The process umask, read without changing it where the system allows."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as fh,
+    ):
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     with _umask_lock:  # elsewhere: set and restore (not atomic across threads outside this module)
         mask = os.umask(0o077)
         os.umask(mask)

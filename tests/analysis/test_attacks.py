@@ -42,7 +42,7 @@ class _FakeScheme:
         return None
 
     def _split(self, payload: bytes) -> tuple[tuple[int, int], np.dtype, bytes]:
-        magic, rows, cols, width = _HEADER.unpack_from(payload)
+        _, rows, cols, width = _HEADER.unpack_from(payload)
         dtype = np.dtype(np.uint8 if width == 1 else ">u2")
         return (rows, cols), dtype, payload[_HEADER.size:]
 
@@ -103,7 +103,7 @@ class IdealScheme(_FakeScheme):
     def encrypt(self, plain: np.ndarray) -> bytes:
         nonce = self._nonces.bytes(16)
         data = plain.astype(plain.dtype.newbyteorder(">")).tobytes()
-        body = bytes(a ^ b for a, b in zip(data, self._pad(nonce, len(data))))
+        body = bytes(a ^ b for a, b in zip(data, self._pad(nonce, len(data)), strict=True))
         message = self._header(plain) + nonce + body
         return message + hmac.new(self._key, message, hashlib.sha256).digest()
 
@@ -114,7 +114,7 @@ class IdealScheme(_FakeScheme):
         shape, dtype, body = self._split(payload)
         nonce = payload[_HEADER.size:_HEADER.size + 16]
         data = body[: len(body) - self.trailer]
-        plain = bytes(a ^ b for a, b in zip(data, self._pad(nonce, len(data))))
+        plain = bytes(a ^ b for a, b in zip(data, self._pad(nonce, len(data)), strict=True))
         return np.frombuffer(plain, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -9,7 +9,6 @@ adds one), so that they check the harness alone; the last test uses the real one
 from __future__ import annotations
 
 import importlib
-
 import importlib.util
 import math
 import sys

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from deepkedi.analysis import figures  # noqa: E402
-from deepkedi.analysis.figures import (  # noqa: E402
+from deepkedi.analysis import figures
+from deepkedi.analysis.figures import (
     attack_matrix_figure,
     bar_chart,
     image_grid,

@@ -16,7 +16,7 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from deepkedi.datasets import phantom  # noqa: E402
+from deepkedi.datasets import phantom
 
 SCHEMES = ("paper", "hybrid", "xor-fixed-key", "logistic-map", "arnold-cat-xor", "aes-ctr-reused-nonce")
 ATTACKS = ("known-plaintext", "key-reuse", "differential", "tamper", "wrong-key")

@@ -17,8 +17,9 @@ spawning one ``kedi`` per case costs about a second of CPU, too much for 1,500 c
 Each case's peak resident size is the worker's ``VmHWM``, reset to the current size
 before the case (``/proc/self/clear_refs``); it includes the worker's own baseline
 (interpreter, and torch once a case has loaded it), so it errs on the strict side. A
-worker that fails the limit is replaced so that the next cases are measured afresh. A case that does not finish is interrupted by ``SIGALRM`` in the
-worker and, if it is stuck outside Python, the worker is killed by the driver.
+worker that fails the limit is replaced so that the next cases are measured afresh. A
+case that does not finish is interrupted by ``SIGALRM`` in the worker and, if it is
+stuck outside Python, the worker is killed by the driver.
 
 Case ``i`` of seed ``S`` is generated from ``random.Random(f"{S}:{i}")`` alone, so it can
 be replayed on its own::
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import contextlib
 import gzip
 import io
 import json
@@ -58,9 +60,10 @@ import threading
 import time
 import traceback
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ALLOWED_EXIT_CODES = frozenset({0, 2, 3, 4, 5})
 RSS_LIMIT_MIB = 1024
@@ -103,7 +106,7 @@ class Seeds:
         (self.root / "seeds.json").write_text(json.dumps(doc, indent=1))
 
     @classmethod
-    def load(cls, root: Path) -> "Seeds":
+    def load(cls, root: Path) -> Seeds:
         doc = json.loads((root / "seeds.json").read_text())
         seeds = cls(root=Path(doc.pop("root")))
         for name, value in doc.items():
@@ -138,7 +141,9 @@ def _png_bomb(path: Path, side: int) -> None:
     parts = [compressor.compress(row) for _ in range(side)]
     parts.append(compressor.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+    )
 
 
 def _zeros_deflated(head: bytes, zeros: int, wbits: int) -> bytes:
@@ -186,11 +191,10 @@ def _dicom_deflate_bomb(path: Path, template: Path) -> None:
 
 def build_seeds(root: Path) -> Seeds:
     """Make the valid seed files: images of every format, keys, containers, a keystore."""
+    import nibabel
     import numpy as np
     import pydicom.data
     from PIL import Image
-
-    import nibabel
 
     root.mkdir(parents=True, exist_ok=True)
     seeds = Seeds(root=root)
@@ -208,7 +212,7 @@ def build_seeds(root: Path) -> Seeds:
     rgb = np.stack([ramp, ramp[::-1], ramp.T[:96, :80] if ramp.shape[0] <= ramp.shape[1] else ramp], -1)
     Image.fromarray(ramp).save(root / "grey.png")
     Image.fromarray(rgb).save(root / "rgb.png")
-    Image.fromarray((ramp.astype(np.uint16) * 200)).save(root / "grey16.tif")
+    Image.fromarray(ramp.astype(np.uint16) * 200).save(root / "grey16.tif")
     Image.fromarray(rgb).save(root / "rgb.jpg", quality=90)
     Image.fromarray(ramp).save(root / "grey.tif", compression="tiff_deflate")
     np.save(root / "u8.npy", ramp)
@@ -232,7 +236,9 @@ def build_seeds(root: Path) -> Seeds:
     seeds.sealed_keyfile = root / "sealed.key"
     _invoke(["keygen", "-o", seeds.sealed_keyfile, "--no-gan", "--passphrase-file", seeds.passphrase])
     seeds.key_image = root / "key-image.png"
-    _invoke(["keygen", "--suite", "paper", "--like", seeds.images["CT_small.dcm"], "-o", seeds.key_image, "--seed", "7"])
+    _invoke(
+        ["keygen", "--suite", "paper", "--like", seeds.images["CT_small.dcm"], "-o", seeds.key_image, "--seed", "7"]
+    )
 
     for name, source in (
         ("ct.kedi", seeds.images["CT_small.dcm"]),
@@ -257,7 +263,9 @@ def build_seeds(root: Path) -> Seeds:
     store = ["--keystore", f"sqlite:///{seeds.keystore}", "--kek-file", seeds.kek]
     _invoke(["keys", "init", *store])
     for label in ("study-a", "study-b"):
-        seeds.key_ids.append(json.loads(_invoke(["keys", "new", "--no-gan", "--label", label, "--json", *store]).stdout)["key_id"])
+        seeds.key_ids.append(
+            json.loads(_invoke(["keys", "new", "--no-gan", "--label", label, "--json", *store]).stdout)["key_id"]
+        )
     _invoke(["keys", "recipient", "-o", root / "site-b"])
     seeds.recipient_pub, seeds.recipient_key = root / "site-b.pub", root / "site-b.key"
     seeds.export = root / "keys.kx"
@@ -346,10 +354,9 @@ def mutate(rng: random.Random, data: bytes, other: bytes) -> tuple[bytes, str]:
 
 def _gzip_aware(rng: random.Random, path: Path, data: bytes, other: bytes) -> tuple[bytes, str]:
     """For .gz inputs, mutate the decompressed stream half of the time (reaching the parser)."""
-    if path.name.endswith(".gz") or path.suffix == ".mgz":
-        if rng.random() < 0.5:
-            inner, note = mutate(rng, gzip.decompress(data), b"")
-            return gzip.compress(inner, 1), f"inside the gzip stream: {note}"
+    if (path.name.endswith(".gz") or path.suffix == ".mgz") and rng.random() < 0.5:
+        inner, note = mutate(rng, gzip.decompress(data), b"")
+        return gzip.compress(inner, 1), f"inside the gzip stream: {note}"
     return mutate(rng, data, other)
 
 
@@ -385,7 +392,14 @@ def crafted_npy(rng: random.Random) -> tuple[bytes, str]:
     elif choice == 10:
         shape, payload = (100, 100), bytes(64)  # data shorter than the header says
     else:
-        header = rng.choice([b"{'descr': '<u2'", b"{" * 5000, b"__import__('os')", b"{'descr': '|u1', 'fortran_order': False, 'shape': (8, 8), 'x': " + b"[" * 3000 + b"}"])
+        header = rng.choice(
+            [
+                b"{'descr': '<u2'",
+                b"{" * 5000,
+                b"__import__('os')",
+                b"{'descr': '|u1', 'fortran_order': False, 'shape': (8, 8), 'x': " + b"[" * 3000 + b"}",
+            ]
+        )
         return _npy_bytes(header, (1, 0)) + bytes(64), f"npy header {header[:30]!r}..."
     literal = "[('a', '<u2')]" if descr.startswith("[") else repr(descr)
     header = f"{{'descr': {literal}, 'fortran_order': {fortran}, 'shape': {shape!r}, }}".encode()
@@ -398,7 +412,12 @@ def _npy_bytes(header: bytes, version: tuple[int, int]) -> bytes:
     prefix = 10 if version[0] == 1 else 12
     pad = (-(prefix + len(header) + 1)) % 64
     body = header + b" " * pad + b"\n"
-    return b"\x93NUMPY" + bytes(version) + struct.pack(length_format, len(body) & (0xFFFF if version[0] == 1 else 0xFFFFFFFF)) + body
+    return (
+        b"\x93NUMPY"
+        + bytes(version)
+        + struct.pack(length_format, len(body) & (0xFFFF if version[0] == 1 else 0xFFFFFFFF))
+        + body
+    )
 
 
 def crafted_dicom(rng: random.Random, seeds: Seeds) -> tuple[bytes, str]:
@@ -406,7 +425,9 @@ def crafted_dicom(rng: random.Random, seeds: Seeds) -> tuple[bytes, str]:
     import pydicom
     from pydicom.uid import UID
 
-    name = rng.choice(["CT_small.dcm", "MR_small.dcm", "SC_rgb_small_odd.dcm", "MR_small_RLE.dcm", "image_dfl.dcm", "JPEG2000.dcm"])
+    name = rng.choice(
+        ["CT_small.dcm", "MR_small.dcm", "SC_rgb_small_odd.dcm", "MR_small_RLE.dcm", "image_dfl.dcm", "JPEG2000.dcm"]
+    )
     ds = pydicom.dcmread(seeds.images[name], force=True)
     notes = []
     for _ in range(rng.randint(1, 3)):
@@ -438,13 +459,13 @@ def crafted_dicom(rng: random.Random, seeds: Seeds) -> tuple[bytes, str]:
             continue
         try:
             setattr(ds, attr, value)
-        except Exception:  # pydicom refuses some values outright: keep the seed's
+        except Exception:  # noqa: BLE001 - pydicom refuses some values outright: keep the seed's
             continue
         notes.append(f"{attr}={value!r}"[:60])
     buffer = io.BytesIO()
     try:
         ds.save_as(buffer, enforce_file_format=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a data set pydicom cannot write: fall back to the seed
         return seeds.images[name].read_bytes(), f"{name} (crafting failed: {type(exc).__name__})"
     return buffer.getvalue(), f"{name} with " + ", ".join(notes)
 
@@ -541,10 +562,22 @@ def crafted_key_json(rng: random.Random, seeds: Seeds, sealed: bool) -> tuple[by
             text = text.replace('"n": ' + str(value), '"n": 1' + "0" * 400)
         return text.encode(), f"sealed key with {param} = {str(value)[:20]}"
     if kind == 3:
-        doc["secret" if not sealed else "sealed_secret"] = rng.choice(["", "AAAA", base64.b64encode(bytes(1 << 16)).decode(), "***"])
+        doc["secret" if not sealed else "sealed_secret"] = rng.choice(
+            ["", "AAAA", base64.b64encode(bytes(1 << 16)).decode(), "***"]
+        )
         return json.dumps(doc).encode(), "key with a hostile secret"
     if kind == 4:
-        return rng.choice([b"", b"null", b"[]", b'"deepkedi"', b"\xff\xfe{}", b"{" * 3, json.dumps({"deepkedi_key": doc["deepkedi_key"]}).encode()]), "not a key document"
+        return rng.choice(
+            [
+                b"",
+                b"null",
+                b"[]",
+                b'"deepkedi"',
+                b"\xff\xfe{}",
+                b"{" * 3,
+                json.dumps({"deepkedi_key": doc["deepkedi_key"]}).encode(),
+            ]
+        ), "not a key document"
     data, note = mutate(rng, source.read_bytes(), seeds.keyfile.read_bytes())
     return data, f"key file bytes: {note}"
 
@@ -671,7 +704,9 @@ def fam_image_mutation(rng: random.Random, seeds: Seeds, work: Path) -> tuple[st
     source = seeds.images[name]
     other = seeds.images[rng.choice(sorted(seeds.images))].read_bytes()[:200_000]
     data, note = _gzip_aware(rng, source, source.read_bytes(), other)
-    path = work / ("input" + "".join(source.suffixes[-2:]) if source.name.endswith(".nii.gz") else "input" + source.suffix)
+    path = work / (
+        "input" + "".join(source.suffixes[-2:]) if source.name.endswith(".nii.gz") else "input" + source.suffix
+    )
     path.write_bytes(data)
     command, argv = _image_command(rng.choice(IMAGE_COMMANDS), path, seeds, work / "out", rng)
     return command, argv, f"{name}: {note}"
@@ -700,7 +735,10 @@ def fam_image_crafted(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str
         path = work / ("input" + "".join(Path(name).suffixes))
     else:
         name = rng.choice(["plane-1024.npy", "volume-9mb.npy"])
-        data, note = seeds.images[name].read_bytes(), f"valid {name} (uint16, {seeds.images[name].stat().st_size >> 20} MiB)"
+        data, note = (
+            seeds.images[name].read_bytes(),
+            f"valid {name} (uint16, {seeds.images[name].stat().st_size >> 20} MiB)",
+        )
         path = work / "input.npy"
     path.write_bytes(data)
     command, argv = _image_command(rng.choice(IMAGE_COMMANDS), path, seeds, work / "out", rng)
@@ -733,9 +771,17 @@ def fam_keyfile(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list
     pw = ["--passphrase-file", str(seeds.passphrase)]
     choice = rng.randrange(4)
     if choice == 0:
-        return "encrypt", ["encrypt", str(seeds.images["u8.npy"]), "-o", str(out / "x.kedi"), "--key", str(key), *pw], note
+        return (
+            "encrypt",
+            ["encrypt", str(seeds.images["u8.npy"]), "-o", str(out / "x.kedi"), "--key", str(key), *pw],
+            note,
+        )
     if choice == 1:
-        return "decrypt", ["decrypt", str(seeds.containers["u8.kedi"]), "-o", str(out / "x.npy"), "--key", str(key), *pw], note
+        return (
+            "decrypt",
+            ["decrypt", str(seeds.containers["u8.kedi"]), "-o", str(out / "x.npy"), "--key", str(key), *pw],
+            note,
+        )
     if choice == 2:
         return ("keys init", ["keys", "init", "--keystore", f"sqlite:///{out / 'ks.db'}", "--kek-file", str(key)],
                 note)
@@ -776,10 +822,30 @@ def fam_keystore(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, lis
         "rotate": ["keys", "rotate", "--new-kek-file", str(seeds.keyfile), "--keystore", url, *kek],
         "rewrap": ["keys", "rewrap", "--keystore", url, *kek],
         "revoke": ["keys", "revoke", key_id, "--yes", "--keystore", url, *kek],
-        "export": ["keys", "export", key_id, "--to", str(seeds.recipient_pub), "-o", str(out / "k.kx"), "--keystore", url, *kek],
+        "export": [
+            "keys",
+            "export",
+            key_id,
+            "--to",
+            str(seeds.recipient_pub),
+            "-o",
+            str(out / "k.kx"),
+            "--keystore",
+            url,
+            *kek,
+        ],
         "audit": ["keys", "audit", "--keystore", url, "--json"],
         "audit-verify": ["keys", "audit", "--verify", "--keystore", url, *kek],
-        "import": ["keys", "import", str(seeds.export), "--identity", str(seeds.recipient_key), "--keystore", url, *kek],
+        "import": [
+            "keys",
+            "import",
+            str(seeds.export),
+            "--identity",
+            str(seeds.recipient_key),
+            "--keystore",
+            url,
+            *kek,
+        ],
     }[sub]
     if rng.random() < 0.15:
         argv = ["decrypt", str(seeds.containers["u8.kedi"]), "-o", str(out / "x.npy"), "--keystore", url, *kek]
@@ -896,16 +962,84 @@ def fam_options(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list
         ("speckle", ["speckle", img, "-o", str(out / "s.npy"), "--seed", bad_int]),
         ("despeckle", ["despeckle", img, "-o", str(out / "d.npy"), "--c", bad_float]),
         ("despeckle", ["despeckle", img, "-o", str(out / "d.npy"), "--d", bad_float]),
-        ("encrypt --suite paper", ["encrypt", str(seeds.images["CT_small.dcm"]), "-o", str(out / "p.kedi"), "--key",
-                                   str(seeds.key_image), "--suite", "paper", "--seed", bad_int]),
-        ("keygen --suite paper", ["keygen", "--suite", "paper", "--seed", bad_int, "-o", str(out / "k.png"),
-                                  "--like", str(seeds.images["MR_small.dcm"])]),
-        ("keys show", ["keys", "show", rng.choice(["", "zz", "0" * 32, "../../etc", "x" * 5000]),
-                       "--keystore", f"sqlite:///{seeds.keystore}"]),
-        ("keys rotate", ["keys", "rotate", "--batch-size", bad_int, "--keystore", f"sqlite:///{work / 'ks.db'}",
-                         "--kek-file", str(seeds.kek), "--new-kek-file", key]),
-        ("decrypt", ["decrypt", str(seeds.containers["u8.kedi"]), "-o", str(out / rng.choice(["x.exe", "x", "x.nii.gz", "x.png"])), "--key", key]),
-        ("encrypt", ["encrypt", img, "-o", str(out / "x.kedi"), "--key", key, "--keystore", rng.choice(["", "mysql://x", "sqlite:///", "::"])]),
+        (
+            "encrypt --suite paper",
+            [
+                "encrypt",
+                str(seeds.images["CT_small.dcm"]),
+                "-o",
+                str(out / "p.kedi"),
+                "--key",
+                str(seeds.key_image),
+                "--suite",
+                "paper",
+                "--seed",
+                bad_int,
+            ],
+        ),
+        (
+            "keygen --suite paper",
+            [
+                "keygen",
+                "--suite",
+                "paper",
+                "--seed",
+                bad_int,
+                "-o",
+                str(out / "k.png"),
+                "--like",
+                str(seeds.images["MR_small.dcm"]),
+            ],
+        ),
+        (
+            "keys show",
+            [
+                "keys",
+                "show",
+                rng.choice(["", "zz", "0" * 32, "../../etc", "x" * 5000]),
+                "--keystore",
+                f"sqlite:///{seeds.keystore}",
+            ],
+        ),
+        (
+            "keys rotate",
+            [
+                "keys",
+                "rotate",
+                "--batch-size",
+                bad_int,
+                "--keystore",
+                f"sqlite:///{work / 'ks.db'}",
+                "--kek-file",
+                str(seeds.kek),
+                "--new-kek-file",
+                key,
+            ],
+        ),
+        (
+            "decrypt",
+            [
+                "decrypt",
+                str(seeds.containers["u8.kedi"]),
+                "-o",
+                str(out / rng.choice(["x.exe", "x", "x.nii.gz", "x.png"])),
+                "--key",
+                key,
+            ],
+        ),
+        (
+            "encrypt",
+            [
+                "encrypt",
+                img,
+                "-o",
+                str(out / "x.kedi"),
+                "--key",
+                key,
+                "--keystore",
+                rng.choice(["", "mysql://x", "sqlite:///", "::"]),
+            ],
+        ),
         ("nist", ["nist", str(seeds.bits), "--bits", bad_int]),
     ]
     shutil.copyfile(seeds.keystore, work / "ks.db")
@@ -935,7 +1069,9 @@ def fam_heavy(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[s
     out = work / "out"
     kind = rng.choice(["reproduce-folder", "reproduce-special", "train-folder", "train-special", "train-resume"])
     if kind.endswith("special"):
-        hostile, special = special_path(rng, work, rng.choice(["fifo", "missing", "symlink-loop", "long-name", "empty"]))
+        hostile, special = special_path(
+            rng, work, rng.choice(["fifo", "missing", "symlink-loop", "long-name", "empty"])
+        )
         if kind.startswith("reproduce"):
             slot = rng.choice(["--data", "--out"])
             argv = ["reproduce", "--data", str(hostile) if slot == "--data" else str(work / "nodata"),
@@ -1105,7 +1241,9 @@ def run_case(case: Case) -> dict[str, Any]:
         "argv": case.argv,
         "input": case.description,
         "exit_code": exit_code,
-        "exception": None if escaped is None else f"{type(escaped).__name__}: {str(escaped).splitlines()[0][:200] if str(escaped) else ''}",
+        "exception": None
+        if escaped is None
+        else f"{type(escaped).__name__}: {str(escaped).splitlines()[0][:200] if str(escaped) else ''}",
         "where": where,
         "stderr_first": first[:300],
         "seconds": round(elapsed, 3),
@@ -1117,15 +1255,14 @@ def run_case(case: Case) -> dict[str, Any]:
 
 def worker_main(args: argparse.Namespace) -> int:
     """Read case ids on stdin, run each, write one JSON record per case to ``--results-fd``."""
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
-    except (ValueError, OSError):
-        pass
     seeds = Seeds.load(Path(args.seeds))
     home = Path(tempfile.mkdtemp(prefix="worker-", dir=args.homes))
     _worker_environment(home)
-    from deepkedi.cli import app  # noqa: F401 - import once, before the first case is timed
     import gc
+
+    from deepkedi.cli import app  # noqa: F401 - import once, before the first case is timed
 
     gc.collect()
     gc.freeze()  # what the imports made lives as long as the worker: later collections skip it
@@ -1146,10 +1283,10 @@ def worker_main(args: argparse.Namespace) -> int:
         if record["failures"]:
             keep = Path(args.keep) / f"case-{case_id}"
             shutil.rmtree(keep, ignore_errors=True)
-            try:
-                shutil.copytree(work, keep, symlinks=True, ignore=lambda d, names: [n for n in names if n.endswith(".fifo")])
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                shutil.copytree(
+                    work, keep, symlinks=True, ignore=lambda d, names: [n for n in names if n.endswith(".fifo")]
+                )
         _remove_tree(work)
         _clear_caches()
         # A fresh worker measures the cases after an RSS failure; an interrupted case may have
@@ -1202,12 +1339,10 @@ def _clear_caches() -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    for root, dirs, files in os.walk(path):
+    for root, dirs, _ in os.walk(path):
         for d in dirs:
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(os.path.join(root, d), 0o700)
-            except OSError:
-                pass
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -1221,7 +1356,7 @@ class Worker:
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
         src = str(HERE.parent.parent / "src")
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
-        self.log = open(log, "ab")
+        self.log = open(log, "ab")  # noqa: SIM115 - the worker's log for its whole life, closed by stop()
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", "--seeds", args.seeds_dir, "--seed",
              str(args.seed), "--keep", str(args.keep), "--results-fd", str(write_fd), "--homes", str(args.homes)],
@@ -1295,11 +1430,21 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 code = worker.proc.poll()
                 worker.stop()
                 worker = None
-                record = {"id": case_id, "family": "?", "command": "?", "argv": [], "input": "",
-                          "exit_code": None,
-                          "exception": "worker killed: no answer in 90 s" if code is None else f"worker died (status {code})",
-                          "where": "", "stderr_first": "", "seconds": 90.0, "rss_mib": 0,
-                          "failures": ["hang" if code is None else "crash"], "trace": ""}
+                record = {
+                    "id": case_id,
+                    "family": "?",
+                    "command": "?",
+                    "argv": [],
+                    "input": "",
+                    "exit_code": None,
+                    "exception": "worker killed: no answer in 90 s" if code is None else f"worker died (status {code})",
+                    "where": "",
+                    "stderr_first": "",
+                    "seconds": 90.0,
+                    "rss_mib": 0,
+                    "failures": ["hang" if code is None else "crash"],
+                    "trace": "",
+                }
                 # Regenerate the case's description for the report.
                 try:
                     seeds = Seeds.load(Path(args.seeds_dir))
@@ -1321,10 +1466,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
         if worker is not None:
             assert worker.proc.stdin is not None
             worker.proc.stdin.close()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
             worker.stop()
 
     threads = [threading.Thread(target=slot, args=(i,)) for i in range(args.workers)]
@@ -1367,8 +1510,8 @@ def summarise(records: list[dict[str, Any]], args: argparse.Namespace, elapsed: 
     failures = [r for r in records if r["failures"]]
     max_rss = max((r["rss_mib"] for r in records), default=0.0)
     lines = [
-        f"hostile-input harness: seed {args.seed}, cases {args.first}..{args.first + args.cases - 1} "
-        f"({len(records)} run), {args.workers} workers, {elapsed:.0f} s",
+        (f"hostile-input harness: seed {args.seed}, cases {args.first}..{args.first + args.cases - 1} "
+        f"({len(records)} run), {args.workers} workers, {elapsed:.0f} s"),
         f"contract: no traceback, exit code in {sorted(ALLOWED_EXIT_CODES)}, no hang, peak RSS < {RSS_LIMIT_MIB} MiB",
         f"peak worker RSS: {max_rss:.0f} MiB; slowest case: "
         + (lambda r: f"{r['seconds']:.1f} s (case {r['id']}, {r['command']})")(max(records, key=lambda r: r["seconds"]))
@@ -1380,7 +1523,9 @@ def summarise(records: list[dict[str, Any]], args: argparse.Namespace, elapsed: 
     lines.append(f"  {'command':28s} " + " ".join(f"{c:>6s}" for c in codes) + "   total")
     for command in sorted(by_command):
         counter = by_command[command]
-        lines.append(f"  {command:28s} " + " ".join(f"{counter.get(c, 0):6d}" for c in codes) + f"   {sum(counter.values()):5d}")
+        lines.append(
+            f"  {command:28s} " + " ".join(f"{counter.get(c, 0):6d}" for c in codes) + f"   {sum(counter.values()):5d}"
+        )
     lines.append("")
     if not failures:
         lines.append(f"PASS: {len(records)} cases kept the contract")

@@ -20,7 +20,7 @@ from deepkedi.imaging.dicom import read_dicom, sniff_dicom, write_dicom
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 NIBABEL_FILES = Path(nibabel.__file__).parent / "tests" / "data"
 
-ALL_FILES = sorted(PYDICOM_FILES.rglob("*.dcm")) + [NIBABEL_FILES / "0.dcm", NIBABEL_FILES / "1.dcm"]
+ALL_FILES = [*sorted(PYDICOM_FILES.rglob("*.dcm")), NIBABEL_FILES / "0.dcm", NIBABEL_FILES / "1.dcm"]
 MUST_READ = [
     PYDICOM_FILES / name
     for name in (
@@ -226,7 +226,7 @@ def test_file_truncated_in_the_header_is_refused(tmp_path: Path, cut: int) -> No
 def test_truncated_pixel_data_is_refused(tmp_path: Path, name: str) -> None:
     data = (PYDICOM_FILES / name).read_bytes()
     path = damaged(tmp_path, data[: len(data) * 3 // 4])
-    with pytest.raises(UnsupportedImageError, match="truncated|decode"):
+    with pytest.raises(UnsupportedImageError, match=r"truncated|decode"):
         read_dicom(path)
 
 

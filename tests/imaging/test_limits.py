@@ -6,8 +6,8 @@ import io
 import tracemalloc
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -80,9 +80,8 @@ def test_an_explicit_limit_replaces_the_default_policy_and_is_scoped() -> None:
             assert current_limit() is None
         assert current_limit() == LIMIT
     assert current_limit() is None
-    with pytest.raises(ValueError):
-        with decoded_size_limit(0):
-            pass
+    with pytest.raises(ValueError), decoded_size_limit(0):
+        pass
 
 
 def test_a_memory_factor_keeps_the_default_policy_within_the_working_memory(tmp_path: Path) -> None:
@@ -99,9 +98,8 @@ def test_a_memory_factor_keeps_the_default_policy_within_the_working_memory(tmp_
         assert allowed_decoded_size(1000) == LIMIT * 4
         assert read_image(bomb).pixels.nbytes == 100 * MiB
     assert allowed_decoded_size(1000) == DEFAULT_EXPANSION_FLOOR
-    with pytest.raises(ValueError):
-        with decoded_size_limit(None, memory_factor=0):
-            pass
+    with pytest.raises(ValueError), decoded_size_limit(None, memory_factor=0):
+        pass
 
 
 class _EndlessZeros(io.RawIOBase):
@@ -122,7 +120,7 @@ class _Peak:
 
     bytes = 0
 
-    def __enter__(self) -> "_Peak":
+    def __enter__(self) -> _Peak:
         tracemalloc.start()
         return self
 
@@ -133,9 +131,8 @@ class _Peak:
 
 def test_inflation_stops_at_the_limit_without_keeping_the_output(tmp_path: Path) -> None:
     stream = _EndlessZeros()
-    with _Peak() as peak:
-        with decoded_size_limit(LIMIT), pytest.raises(InputTooLargeError, match="more than 64 MiB"):
-            inflated_size_within(tmp_path / "x", stream, wbits=-zlib.MAX_WBITS, file_size=1000)
+    with _Peak() as peak, decoded_size_limit(LIMIT), pytest.raises(InputTooLargeError, match="more than 64 MiB"):
+        inflated_size_within(tmp_path / "x", stream, wbits=-zlib.MAX_WBITS, file_size=1000)
     assert peak.bytes < 8 * MiB
     assert stream.produced <= LIMIT + 2 * MiB  # stopped just past the limit
     # Under the limit, the size is exact.
@@ -183,9 +180,8 @@ def test_a_file_that_decodes_past_the_limit_is_refused_before_decoding(tmp_path:
     make_bomb, make_good = _BOMBS[kind]
     bomb = make_bomb(tmp_path)
     assert bomb.stat().st_size < 2 * MiB
-    with _Peak() as peak:
-        with pytest.raises(InputTooLargeError) as caught:
-            read_image(bomb, max_decoded_size=LIMIT)
+    with _Peak() as peak, pytest.raises(InputTooLargeError) as caught:
+        read_image(bomb, max_decoded_size=LIMIT)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"{bomb}: would decode to ")
@@ -214,7 +210,7 @@ _EXPANDING: dict[str, Callable[[Path], Path]] = {
 def test_the_default_policy_refuses_a_small_file_that_expands_past_the_floor(tmp_path: Path, kind: str) -> None:
     bomb = _EXPANDING[kind](tmp_path)
     assert bomb.stat().st_size < 4 * MiB
-    with pytest.raises(InputTooLargeError, match="the default limit is 256 MiB for a .* file: 32 times its size"):
+    with pytest.raises(InputTooLargeError, match=r"the default limit is 256 MiB for a .* file: 32 times its size"):
         read_image(bomb)
 
 
@@ -276,9 +272,11 @@ def test_compressed_dicom_is_checked_from_rows_columns_and_frames(tmp_path: Path
     ds.Rows = ds.Columns = 8192
     path = tmp_path / "rle.dcm"
     ds.save_as(path)
-    with _Peak() as peak:
-        with pytest.raises(InputTooLargeError, match=r"rle\.dcm: would decode to 128 MiB \(the limit is 64 MiB\)"):
-            read_image(path, max_decoded_size=LIMIT)
+    with (
+        _Peak() as peak,
+        pytest.raises(InputTooLargeError, match=r"rle\.dcm: would decode to 128 MiB \(the limit is 64 MiB\)"),
+    ):
+        read_image(path, max_decoded_size=LIMIT)
     assert peak.bytes < 16 * MiB
 
 
@@ -302,7 +300,6 @@ def test_a_nifti_extension_that_inflates_past_the_limit_is_refused(tmp_path: Pat
         for _ in range(esize // MiB):
             fh.write(block)
         fh.write(bytes(16))
-    with _Peak() as peak:
-        with pytest.raises(InputTooLargeError, match=r"extended\.nii\.gz: would decode to 128 MiB"):
-            read_image(path, max_decoded_size=LIMIT)
+    with _Peak() as peak, pytest.raises(InputTooLargeError, match=r"extended\.nii\.gz: would decode to 128 MiB"):
+        read_image(path, max_decoded_size=LIMIT)
     assert peak.bytes < 16 * MiB

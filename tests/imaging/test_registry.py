@@ -57,8 +57,8 @@ def mgh_bytes() -> bytes:
 
 
 CONTENT = {
-    "dicom": lambda: CT_SMALL.read_bytes(),
-    "nifti": lambda: ANATOMICAL.read_bytes(),
+    "dicom": CT_SMALL.read_bytes,
+    "nifti": ANATOMICAL.read_bytes,
     "mgh": mgh_bytes,
     "png": png_bytes,
     "tiff": tiff_bytes,
@@ -199,7 +199,14 @@ def test_unknown_forced_format_is_a_value_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "format"),
-    [("a.dcm", "dicom"), ("a.nii", "nifti"), ("a.nii.gz", "nifti"), ("a.png", "png"), ("a.tif", "tiff"), ("a.npy", "npy")],
+    [
+        ("a.dcm", "dicom"),
+        ("a.nii", "nifti"),
+        ("a.nii.gz", "nifti"),
+        ("a.png", "png"),
+        ("a.tif", "tiff"),
+        ("a.npy", "npy"),
+    ],
 )
 def test_write_image_picks_the_format_by_suffix(tmp_path: Path, name: str, format: str) -> None:
     pixels = np.arange(48, dtype=np.uint8).reshape(6, 8)

@@ -13,8 +13,8 @@ pytest.importorskip("safetensors")
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Weights of the ``tiny`` preset after its 3 steps, exported with their JSON config."""
-    from deepkedi.keygen.train import PRESETS, Trainer, export_generator
     from deepkedi.datasets import phantom
+    from deepkedi.keygen.train import PRESETS, Trainer, export_generator
 
     planes = [("brain MR", phantom("brain", "MR", seed=0, shape=(32, 32)).pixels / 4096.0)]
     trainer = Trainer(PRESETS["tiny"], planes, device="cpu")

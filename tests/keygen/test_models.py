@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from deepkedi.keygen.generate import key_words  # noqa: E402
 from deepkedi.keygen.models import (  # noqa: E402
     LATENT_GAIN,
     DiscriminatorConfig,
@@ -15,7 +16,6 @@ from deepkedi.keygen.models import (  # noqa: E402
     build_generator,
     soft_xor,
 )
-from deepkedi.keygen.generate import key_words  # noqa: E402
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (17, 23), (5, 64), (1, 9)])

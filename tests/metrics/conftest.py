@@ -8,7 +8,7 @@ here with mpmath and cached in pytest's cache folder, never committed.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import mpmath
 import numpy as np

@@ -8,9 +8,9 @@ import os
 
 import numpy as np
 import pytest
-from _samples import DTYPES, SEEDS, binomial_band, random_image
 from scipy import stats
 
+from _samples import DTYPES, SEEDS, binomial_band, random_image
 from deepkedi.metrics import (
     differential,
     key_sensitivity,
@@ -69,8 +69,8 @@ def test_independent_random_pairs_pass_about_1_minus_alpha(dtype: type) -> None:
     trials, alpha = 200, 0.05
     first = random_image(dtype, (trials, 256, 256), 11)
     second = random_image(dtype, (trials, 256, 256), 12)
-    npcr_passes = sum(npcr(a, b, alpha=alpha).passed for a, b in zip(first, second))
-    uaci_passes = sum(uaci(a, b, alpha=alpha).passed for a, b in zip(first, second))
+    npcr_passes = sum(npcr(a, b, alpha=alpha).passed for a, b in zip(first, second, strict=True))
+    uaci_passes = sum(uaci(a, b, alpha=alpha).passed for a, b in zip(first, second, strict=True))
     # NPCR passes when the number K of equal pixels, Binomial(n, 1/2**bits), is small
     # enough: its exact pass probability is 0.95 for 8-bit but 0.92 for 16-bit at 256²,
     # where K is about Poisson(1) and the normal approximation is coarse.
@@ -172,7 +172,10 @@ def test_narrow_bit_depth_wraps_within_it() -> None:
 
 def test_position_is_seeded_and_checked() -> None:
     image = np.zeros((32, 32), np.uint8)
-    identity = lambda plain: plain
+
+    def identity(plain: np.ndarray) -> np.ndarray:
+        return plain
+
     first = plaintext_sensitivity(identity, image, seed=5).position
     assert first == plaintext_sensitivity(identity, image, seed=5).position
     with pytest.raises(ValueError, match="position"):

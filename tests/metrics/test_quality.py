@@ -73,7 +73,7 @@ def test_independent_images_are_dissimilar(dtype: type, seed: int) -> None:
 @pytest.mark.parametrize("func", [psnr, ssim, compare])
 def test_data_range_is_required(func) -> None:
     x = np.zeros((8, 8), np.uint8)
-    with pytest.raises(TypeError, match="data_range=.*255 for 8-bit"):
+    with pytest.raises(TypeError, match=r"data_range=.*255 for 8-bit"):
         func(x, x)
 
 

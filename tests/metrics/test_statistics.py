@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from _samples import DTYPES, SEEDS, binomial_band, random_image
 from scipy import stats
 
+from _samples import DTYPES, SEEDS, binomial_band, random_image
 from deepkedi.metrics import (
     adjacent_correlation,
     adjacent_correlations,
@@ -30,7 +30,7 @@ def test_doctests() -> None:
 # --- global entropy ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", DTYPES + [np.int8])
+@pytest.mark.parametrize("dtype", [*DTYPES, np.int8])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_entropy_of_constant_image_is_zero(dtype: type, seed: int) -> None:
     value = random_image(dtype, (1,), seed)[0]

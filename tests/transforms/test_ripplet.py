@@ -149,8 +149,8 @@ def test_coefficients_are_real_and_match_complex_fft():
     coefs = ripplet_forward(x)
     windows = ripplet_windows(x.shape)
     spectrum = np.fft.fft2(x)
-    for scale_c, scale_w in zip(coefs.bands, windows.bands):
-        for band, u in zip(scale_c, scale_w):
+    for scale_c, scale_w in zip(coefs.bands, windows.bands, strict=True):
+        for band, u in zip(scale_c, scale_w, strict=True):
             assert np.isrealobj(band)
             full = np.fft.ifft2(spectrum * u)
             assert np.max(np.abs(full.imag)) < 1e-14 * np.max(np.abs(x))
@@ -173,7 +173,7 @@ def test_angles_degree_one_constant_and_support_scales_count():
         base = angles_per_scale(scales)
         more = angles_per_scale(scales, c=2.0)
         assert more == tuple(2 * n for n in base)
-        assert all(m > n for m, n in zip(angles_per_scale(scales, c=1.5), base))
+        assert all(m > n for m, n in zip(angles_per_scale(scales, c=1.5), base, strict=True))
     # Larger degree: faster growth (d -> inf doubles every scale).
     assert angles_per_scale(4, d=1e15) == (8, 16, 32, 64)
     assert angles_per_scale(4, d=1.5) == (8, 8, 8, 16)
@@ -197,8 +197,8 @@ def test_slicewise_3d_equals_per_slice(dtype):
     for k in range(stack.shape[0]):
         single = ripplet_forward(stack[k], d=1.5, scales=3)
         np.testing.assert_array_equal(coefs.lowpass[k], single.lowpass)
-        for scale_3d, scale_2d in zip(coefs.bands, single.bands):
-            for band_3d, band_2d in zip(scale_3d, scale_2d):
+        for scale_3d, scale_2d in zip(coefs.bands, single.bands, strict=True):
+            for band_3d, band_2d in zip(scale_3d, scale_2d, strict=True):
                 np.testing.assert_allclose(band_3d[k], band_2d, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-5)
     back = ripplet_inverse(coefs)
     for k in range(stack.shape[0]):
@@ -222,14 +222,14 @@ def test_plane_wave_lands_in_its_direction():
     cols = np.arange(128)
     x = np.tile(np.cos(2 * np.pi * 0.25 * cols), (128, 1))
     coefs = ripplet_forward(x, scales=4)
-    energies = {(j, l): float(np.sum(b**2)) for j, s in enumerate(coefs.bands) for l, b in enumerate(s)}
+    energies = {(j, angle): float(np.sum(b**2)) for j, s in enumerate(coefs.bands) for angle, b in enumerate(s)}
     best = max(energies, key=energies.get)
     assert best[1] == 0
     assert energies[best] > 0.45 * energy(coefs)
     # Rotated by 90 degrees: direction L/2 (vertical frequency).
     coefs_t = ripplet_forward(x.T, scales=4)
     counts = [len(s) for s in coefs_t.bands]
-    e_t = {(j, l): float(np.sum(b**2)) for j, s in enumerate(coefs_t.bands) for l, b in enumerate(s)}
+    e_t = {(j, angle): float(np.sum(b**2)) for j, s in enumerate(coefs_t.bands) for angle, b in enumerate(s)}
     best_t = max(e_t, key=e_t.get)
     assert best_t[1] == counts[best_t[0]] // 2
 
@@ -238,7 +238,7 @@ def test_map_thresholding_and_lowpass_untouched():
     x = np.random.default_rng(7).random((40, 40))
     coefs = ripplet_forward(x)
     seen = []
-    zeroed = coefs.map(lambda band, j, l: (seen.append((j, l)), np.zeros_like(band))[1])
+    zeroed = coefs.map(lambda band, j, angle: (seen.append((j, angle)), np.zeros_like(band))[1])
     assert len(seen) == sum(len(s) for s in coefs.bands)
     assert zeroed.lowpass is coefs.lowpass
     assert (zeroed.c, zeroed.d, zeroed.coarse_angles) == (coefs.c, coefs.d, coefs.coarse_angles)
@@ -246,10 +246,10 @@ def test_map_thresholding_and_lowpass_untouched():
     windows = ripplet_windows(x.shape)
     expected = np.fft.ifft2(np.fft.fft2(x) * windows.lowpass**2).real
     np.testing.assert_allclose(low_only, expected, atol=1e-13)
-    identity = coefs.map(lambda band, j, l: band)
+    identity = coefs.map(lambda band, j, angle: band)
     np.testing.assert_allclose(ripplet_inverse(identity), x, atol=1e-12)
     with pytest.raises(ValueError, match="image shape"):
-        coefs.map(lambda band, j, l: band[:-1])
+        coefs.map(lambda band, j, angle: band[:-1])
 
 
 def test_windows_cached_read_only():

@@ -315,7 +315,7 @@ def test_bad_out_buffers_are_refused():
     read_only.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         zigzag_scan(planes, "diagonal", out=read_only)
-    with pytest.raises(TypeError, match="numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"numpy\.ndarray"):
         zigzag_scan(planes, "diagonal", out=[0] * 24)  # type: ignore[arg-type]
 
 

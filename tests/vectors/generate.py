@@ -81,7 +81,7 @@ def main() -> int:
         "rgb-2d": rng.integers(0, 256, (4, 3, 3), dtype=np.uint8),
     }
     containers = {}
-    for (name, pixels), pattern in zip(arrays.items(), ["vertical", "horizontal", "diagonal", "diagonal"]):
+    for (name, pixels), pattern in zip(arrays.items(), ["vertical", "horizontal", "diagonal", "diagonal"], strict=True):
         salt, prefix = _fixed(f"salt {name}", 32), _fixed(f"nonce {name}", 7)
         if name == "rgb-2d":
             from deepkedi.imaging import MedicalImage
@@ -352,7 +352,7 @@ def _keystore_cases() -> None:
     _write("keystore/audit-chain", {
         "description": "three audit rows chained from mac_0 = 32 zero bytes, and the head after them",
         "audit_secret": audit_secret.hex(), "audit_key": audit_key.hex(),
-        "rows": [dict(zip(["seq", "time", "actor", "operation", "key_id", "file_sha256", "details"], r))
+        "rows": [dict(zip(["seq", "time", "actor", "operation", "key_id", "file_sha256", "details"], r, strict=True))
                  for r in rows],
         "row_bytes": [_audit_row_bytes(*r).decode("utf-8") for r in rows],
         "macs": macs,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _records import array_from_record
 
+from _records import array_from_record
 from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.paper import decrypt_image_paper, encrypt_image_paper
 from deepkedi.errors import AuthenticationError

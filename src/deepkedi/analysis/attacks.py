@@ -60,7 +60,7 @@ from deepkedi.metrics import (
     shannon_entropy,
     uaci,
 )
-from deepkedi.metrics.records import _json_safe
+from deepkedi.metrics.records import json_safe
 
 if TYPE_CHECKING:
     from deepkedi.analysis.schemes import Scheme
@@ -190,7 +190,7 @@ def _cipher_pixels(scheme: Scheme, payload: bytes, like: np.ndarray) -> np.ndarr
     return cipher.astype(like.dtype, copy=False)
 
 
-def _order(scheme: Scheme, shape: tuple[int, ...]) -> np.ndarray | None:
+def _order(scheme: Scheme, shape: tuple[int, int]) -> np.ndarray | None:
     """The scheme's public scan order, checked to be a permutation of the pixels."""
     order = scheme.public_order(shape)
     if order is None:
@@ -241,7 +241,7 @@ def _result(
         attack=attack,
         verdict="broken" if broken else "resisted",
         summary=summary,
-        evidence=_json_safe(evidence),
+        evidence=json_safe(evidence),
         images=images,
     )
 
@@ -508,7 +508,7 @@ def _wrong_key(
     payload = scheme.encrypt(first)
     attempts: list[dict[str, Any]] = []
     images: dict[str, np.ndarray] = {}
-    for letter, offset in zip("BCD", WRONG_KEY_OFFSETS):
+    for letter, offset in zip("BCD", WRONG_KEY_OFFSETS, strict=True):
         other_seed = scheme.seed + offset
         other = scheme.rekeyed(other_seed)
         attempt: dict[str, Any] = {"key": letter, "seed": other_seed}

@@ -316,12 +316,13 @@ def key_difference_table(images: Sequence[ExperimentImage], seed: int, step: Cal
 def entropy_table(images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int,
                   step: Callable[[str], None]) -> tuple[Table, dict[str, dict[str, float]]]:
     """Paper Table 3: information entropy per organ and modality of keys, plain and cipher images."""
-    rows, per_scheme = [], {name: {} for name in schemes}
+    rows: list[list[Any]] = []
+    per_scheme: dict[str, dict[str, float]] = {name: {} for name in schemes}
     for group, members in _groups(images).items():
         step(f"Table 3: {group}")
         plain = _mean(metrics.shannon_entropy(m.pixels, bits=m.bits).value for m in members)
         keys = [_gan_keys(m, [seed + 1]) for m in members]
-        key = _mean(metrics.shannon_entropy(k[0], bits=m.bits).value for k, m in zip(keys, members)
+        key = _mean(metrics.shannon_entropy(k[0], bits=m.bits).value for k, m in zip(keys, members, strict=True)
                     if k is not None)
         cipher_cells = []
         for name in schemes:
@@ -355,7 +356,8 @@ def _differential_summary(cells: Sequence[tuple[float, bool, float, bool, float]
 def comparison_tables(images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int,
                       step: Callable[[str], None]) -> tuple[Table, Table]:
     """Paper Tables 4 and 5: NPCR, UACI (one plain pixel changed) and entropy per scheme, and per dataset."""
-    per_group_rows, totals = [], {name: [] for name in schemes}
+    per_group_rows: list[list[Any]] = []
+    totals: dict[str, list[tuple[float, bool, float, bool, float]]] = {name: [] for name in schemes}
     for group, members in _groups(images).items():
         for name in schemes:
             step(f"Tables 4-5: {group}, {name}")
@@ -461,13 +463,13 @@ def paper_figures(image: ExperimentImage, seed: int, step: Callable[[str], None]
                "Speckle (uniform, variance 0.05), horizontal zigzag scan, XOR with ZZ-GAN key A; decryption "
                "XOR → inverse scan, then blind ripplet despeckling."),
         Figure("fig7_keys", "Fig. 7 — four ZZ-GAN keys (A–D) for the same input",
-               figures.image_grid([("input", plain), *[(f"key {k}", key) for k, key in zip("ABCD", keys)]],
+               figures.image_grid([("input", plain), *[(f"key {k}", key) for k, key in zip("ABCD", keys, strict=True)]],
                                   columns=5, title="ZZ-GAN keys from four seeds",
                                   stretch=[True, False, False, False, False]),
                "Same generator and initial image, seeds s+1 … s+4."),
         Figure("fig8_key_histograms", "Fig. 8 — histograms of the input and the keys",
                figures.images_with_histograms([("input", plain), *[(f"key {k}", key) for k, key in
-                                                                   zip("ABCD", keys)]],
+                                                                   zip("ABCD", keys, strict=True)]],
                                               bits=image.bits, title="grey-level histograms",
                                               stretch=[True, False, False, False, False]), ""),
         Figure("fig9_encrypt_decrypt", "Fig. 9 — encrypted and decrypted images with histograms",
@@ -477,7 +479,7 @@ def paper_figures(image: ExperimentImage, seed: int, step: Callable[[str], None]
                                               stretch=[True, False, True]), ""),
     ]
     attempts = [("noisy image", speckled), ("encrypted with key A", cipher)]
-    for label, key in zip("ABCD", keys):
+    for label, key in zip("ABCD", keys, strict=True):
         attempts.append((f"decrypted with key {label}",
                          paper_decrypt_pixels(cipher, KeyImage(key), pattern="horizontal", despeckle=False)))
     out.append(Figure("fig10_wrong_keys", "Fig. 10 — decryption with keys A–D",

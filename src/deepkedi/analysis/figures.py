@@ -280,7 +280,7 @@ def images_with_histograms(
     top = float(2**bits)
     figure = _new_figure(_PANEL_INCHES * len(checked), 2 * _PANEL_INCHES + 0.5)
     grid = figure.subplots(2, len(checked), squeeze=False, gridspec_kw={"height_ratios": [3, 2]})
-    for column, ((label, image), flag) in enumerate(zip(checked, flags)):
+    for column, ((label, image), flag) in enumerate(zip(checked, flags, strict=True)):
         _show_image(grid[0, column], label, image, stretch=flag, bits=bits)
         values = image.astype(np.float64).ravel()
         counts, edges = np.histogram(values[np.isfinite(values)], bins=HISTOGRAM_BINS, range=(0.0, top))
@@ -499,9 +499,9 @@ def bar_chart(
     positions = np.arange(len(groups), dtype=np.float64)
     figure = _new_figure(max(4.0, 1.0 + 0.9 * len(groups) * max(1.0, len(values) / 2)), 3.6)
     axes = figure.subplots()
-    for index, (name, data) in enumerate(values.items()):
+    for index, (name, heights) in enumerate(values.items()):
         offset = (index - (len(values) - 1) / 2) * width
-        axes.bar(positions + offset, data, width=width, label=name)
+        axes.bar(positions + offset, heights, width=width, label=name)
     if reference is not None:
         axes.axhline(float(reference), color="black", linestyle="--", linewidth=1, label=reference_label or None)
     axes.set_xticks(positions, groups, rotation=20 if len(groups) > 4 else 0, fontsize=8)

@@ -75,7 +75,7 @@ def _markdown_table(table: Table) -> list[str]:
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
     if table.note:
         lines += ["", table.note]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _intro(result: Reproduction) -> list[str]:
@@ -83,14 +83,18 @@ def _intro(result: Reproduction) -> list[str]:
     lines = [
         "# Deep-KEDI reproduced",
         "",
-        f"deepkedi {meta.get('package_version', '?')}; {meta.get('images', 0)} images in "
-        f"{len(meta.get('groups', []))} groups; seed {meta.get('seed')}; "
-        f"{'quick run' if meta.get('quick') else 'full run'}; {meta.get('seconds', '?')} s. Every number below "
-        "was computed by this run except rows marked *quoted from the paper*.",
+        (
+            f"deepkedi {meta.get('package_version', '?')}; {meta.get('images', 0)} images in "
+            f"{len(meta.get('groups', []))} groups; seed {meta.get('seed')}; "
+            f"{'quick run' if meta.get('quick') else 'full run'}; {meta.get('seconds', '?')} s. Every number below "
+            "was computed by this run except rows marked *quoted from the paper*."
+        ),
         "",
-        "Schemes: `paper` (Deep-KEDI as published: speckle → zigzag → XOR with a ZZ-GAN key image → DRT "
-        "despeckling; research only, not secure), `hybrid` (ZZ-GAN + OS key material → HKDF → AES-256-GCM), and "
-        "the baselines `xor-fixed-key`, `logistic-map`, `arnold-cat-xor`, `aes-ctr-reused-nonce`.",
+        (
+            "Schemes: `paper` (Deep-KEDI as published: speckle → zigzag → XOR with a ZZ-GAN key image → DRT "
+            "despeckling; research only, not secure), `hybrid` (ZZ-GAN + OS key material → HKDF → AES-256-GCM), "
+            "and the baselines `xor-fixed-key`, `logistic-map`, `arnold-cat-xor`, `aes-ctr-reused-nonce`."
+        ),
         "",
     ]
     if result.skipped:
@@ -117,11 +121,11 @@ def _html(result: Reproduction) -> str:
         return f"<p>{html.escape(text)}</p>"
 
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Deep-KEDI reproduced</title>',
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-             "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-             "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-             ".broken{background:#f4c7c3}.resisted{background:#c9e7c9}</style></head><body>"]
+             ("<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+              "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+              "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+              "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+              ".broken{background:#f4c7c3}.resisted{background:#c9e7c9}</style></head><body>")]
     intro = _intro(result)
     parts.append(f"<h1>{html.escape(intro[0].lstrip('# '))}</h1>")
     parts += [paragraph(line) for line in intro[1:] if line]

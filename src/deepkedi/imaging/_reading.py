@@ -9,11 +9,13 @@ library's own exception; readers whose file stores raw pixel words call
 
 from __future__ import annotations
 
+import io
 import math
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +139,7 @@ def map_splice(
 _READ_CHUNK = 1 << 22
 
 
-def read_into_array(path: Path, stream: BinaryIO, nbytes: int) -> np.ndarray:
+def read_into_array(path: Path, stream: io.BufferedIOBase, nbytes: int) -> np.ndarray:
     """The next ``nbytes`` bytes of ``stream`` as a ``uint8`` array, read in chunks.
 
     A gzip stream's ``read(n)`` (and nibabel's reads through it) holds the bytes
@@ -150,10 +152,10 @@ def read_into_array(path: Path, stream: BinaryIO, nbytes: int) -> np.ndarray:
         The stream ends first.
     """
     buffer = np.empty(nbytes, dtype=np.uint8)
-    view = memoryview(buffer)
+    view = buffer.data
     done = 0
     while done < nbytes:
-        count = stream.readinto(view[done : done + _READ_CHUNK])  # type: ignore[attr-defined]
+        count = stream.readinto(view[done : done + _READ_CHUNK])
         if not count:
             raise UnsupportedImageError(
                 f"{path}: the file is truncated (its voxel data needs {nbytes} bytes, it holds {done})"

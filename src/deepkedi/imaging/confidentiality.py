@@ -35,10 +35,10 @@ comments in the even groups 6000-601E).
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
-from typing import Mapping
 
 __all__ = [
     "ACTION_CODES",
@@ -83,12 +83,12 @@ class ProfileEntry:
         if (tag & self.mask) != self.value:
             return False
         # Repeating groups (50xx, 60xx) are the even groups 0x00-0x1E above their base.
-        return self.mask == 0xFFFFFFFF or ((tag >> 16) & 0xFF) <= 0x1E and (tag >> 16) % 2 == 0
+        return self.mask == 0xFFFFFFFF or (((tag >> 16) & 0xFF) <= 0x1E and (tag >> 16) % 2 == 0)
 
 
 def _read_table() -> tuple[str, list[tuple[str, str, str]]]:
     """The edition and the rows of the packaged table."""
-    text = resources.files("deepkedi.imaging").joinpath("data", _TABLE_FILE).read_text(encoding="utf-8")
+    text = resources.files("deepkedi.imaging").joinpath("data").joinpath(_TABLE_FILE).read_text(encoding="utf-8")
     lines = text.splitlines()
     editions = [line.split(":", 1)[1].strip() for line in lines if line.startswith("# edition:")]
     if len(editions) != 1:

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_frames
 from pydicom.filereader import _read_file_meta_info, read_preamble
@@ -37,6 +38,7 @@ from pydicom.uid import (
     HTJ2K,
     JPEG2000,
     PYDICOM_IMPLEMENTATION_UID,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -237,7 +239,7 @@ class _PixelModule(NamedTuple):
     photometric: str
 
     @classmethod
-    def of(cls, path: Path, ds: Dataset) -> "_PixelModule":
+    def of(cls, path: Path, ds: Dataset) -> _PixelModule:
         samples = _integer(path, ds, "SamplesPerPixel", default=1)
         module = cls(
             rows=_integer(path, ds, "Rows"),
@@ -302,6 +304,7 @@ def _image_from_dataset(path: Path, size: int, ds: Dataset) -> MedicalImage:
             f"{path}: encapsulated pixel data under an uncompressed transfer syntax"
         )
     stored = _splice_dtype(raw, tag, module) if native else None
+    pixels: np.ndarray  # a memory map of the file, or the decoder's array
     if stored is not None:
         pixels, layout = _mapped(path, size, raw, stored, module)
         samples, photometric = module.samples, module.photometric
@@ -386,17 +389,20 @@ def _check_extent(path: Path, ds: Dataset, size: int) -> None:
     pydicom skips over deferred values without reading them, so a truncated file
     or a garbled length parses "successfully"; the recorded extents tell.
     """
-    for tag in ds.keys():
-        element = ds.get_item(tag, keep_deferred=True)
-        length = getattr(element, "length", _UNDEFINED_LENGTH)
-        if length != _UNDEFINED_LENGTH and element.value_tell + length > size:
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset converts every element; its keys are the tags
+        # pydicom annotates get_item as returning a DataElement, but an element nothing has
+        # converted yet comes back raw, and only a raw element records where its value lies.
+        element: DataElement | RawDataElement = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(element, RawDataElement) or element.length == _UNDEFINED_LENGTH:
+            continue
+        if element.value_tell + element.length > size:
             raise UnsupportedImageError(
                 f"{path}: the file is truncated or its header is damaged (element {tag} at byte "
-                f"{element.value_tell} claims {length} bytes, the file has {size})"
+                f"{element.value_tell} claims {element.length} bytes, the file has {size})"
             )
 
 
-def _check_codestreams(path: Path, ds: Dataset, syntax: str, module: _PixelModule) -> None:
+def _check_codestreams(path: Path, ds: Dataset, syntax: UID, module: _PixelModule) -> None:
     """Refuse compressed frames whose own headers disagree with the data set.
 
     Decoders size their buffers from the codestream header, not from Rows and
@@ -539,9 +545,11 @@ def _spacing(ds: Dataset, frames: int) -> tuple[float, ...] | None:
         except (AttributeError, IndexError, KeyError, TypeError):
             return None
     in_plane = _numbers(_value(source, "PixelSpacing"))
-    if not isinstance(in_plane, list) or len(in_plane) != 2 or not all(v and v > 0 for v in in_plane):
+    if not isinstance(in_plane, list) or len(in_plane) != 2:
         return None
     row, col = in_plane
+    if row is None or col is None or row <= 0 or col <= 0:
+        return None
     if frames > 1:
         between = finite_or_none(_value(source, "SpacingBetweenSlices"))
         between = between or finite_or_none(_value(source, "SliceThickness"))
@@ -662,7 +670,7 @@ def _photometric_for(image: MedicalImage, pixels: np.ndarray, samples: int) -> s
 
 def _sop_class_for(
     pixels: np.ndarray, samples: int, frames: int, photometric: str, bits_stored: int | None
-) -> str:
+) -> UID:
     # The multi-frame SC objects constrain their pixels (PS3.3 A.8.3-A.8.5); anything
     # outside those constraints is still a valid Secondary Capture image.
     if frames > 1:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class MedicalImage:
     def dtype(self) -> np.dtype:
         return self.pixels.dtype
 
-    def with_pixels(self, pixels: np.ndarray) -> "MedicalImage":
+    def with_pixels(self, pixels: np.ndarray) -> MedicalImage:
         """A copy carrying other pixels of the same shape; the source is dropped."""
         if pixels.shape != self.pixels.shape:
             raise ValueError(f"shape {pixels.shape} differs from the image's {self.pixels.shape}")

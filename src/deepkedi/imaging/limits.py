@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from deepkedi.errors import InputTooLargeError
 

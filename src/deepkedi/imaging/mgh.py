@@ -50,7 +50,7 @@ __all__ = ["read_mgh", "sniff_mgh", "write_mgh"]
 #: Version, width, height, depth, frames, type: the first 24 bytes of every MGH header.
 _START = struct.Struct(">6i")
 #: MGH voxel type codes nibabel reads, with their stored (big-endian) dtypes.
-_TYPES = {0: np.dtype(">u1"), 1: np.dtype(">i4"), 3: np.dtype(">f4"), 4: np.dtype(">i2")}
+_TYPES: dict[int, np.dtype] = {0: np.dtype(">u1"), 1: np.dtype(">i4"), 3: np.dtype(">f4"), 4: np.dtype(">i2")}
 #: Bytes before the first voxel.
 _DATA_OFFSET = 284
 #: What each dtype is written as (MGH has no other integer widths).
@@ -161,9 +161,10 @@ def _pixel_layout(header: Any) -> tuple[np.dtype, tuple[int, ...]]:
 
 def _spacing(header: Any) -> tuple[float, ...] | None:
     zooms = [finite_or_none(z) for z in header["delta"]]
-    if not all(z and z > 0 for z in zooms):
+    positive = [z for z in zooms if z is not None and z > 0]
+    if len(positive) != len(zooms):
         return None
-    return tuple(reversed(zooms))  # type: ignore[arg-type]
+    return tuple(reversed(positive))
 
 
 def _metadata(img: Any) -> dict[str, Any]:

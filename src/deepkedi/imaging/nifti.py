@@ -17,17 +17,19 @@ NIfTI-1 Data Format, https://nifti.nimh.nih.gov/nifti-1 (header fields ``vox_off
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import struct
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any
 
 import nibabel as nib
 import numpy as np
-from nibabel.fileholders import FileHolder
 from nibabel import imageglobals
+from nibabel.fileholders import FileHolder
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging._reading import (
@@ -92,7 +94,7 @@ def _quiet_nibabel() -> Iterator[None]:
         logger.disabled = disabled
 
 
-def _file_map(fileobj: BinaryIO) -> dict[str, FileHolder]:
+def _file_map(fileobj: io.IOBase) -> dict[str, FileHolder]:
     # A single-file image: header and voxels share one stream. Passing the stream
     # instead of the name keeps nibabel from choosing a reader by file name.
     return {"header": FileHolder(fileobj=fileobj), "image": FileHolder(fileobj=fileobj)}
@@ -169,7 +171,7 @@ def read_nifti(path: Path) -> MedicalImage:
         )
 
 
-def _stored_header(image_class: type, fh: BinaryIO) -> Any:
+def _stored_header(image_class: type[nib.Nifti1Image], fh: io.IOBase) -> Any:
     """The header as the file stores it, leaving ``fh`` at the start.
 
     nibabel moves ``scl_slope`` and ``scl_inter`` out of an image's header into its
@@ -241,9 +243,10 @@ def _spacing(header: Any) -> tuple[float, ...] | None:
     n_spatial = min(3, len(header.get_data_shape()))
     unit = _MM_PER_UNIT.get(header.get_xyzt_units()[0], 1.0)  # "unknown" is taken as mm
     zooms = [finite_or_none(z) for z in header.get_zooms()[:n_spatial]]
-    if not all(z and z > 0 for z in zooms):
+    positive = [z for z in zooms if z is not None and z > 0]
+    if len(positive) != len(zooms):
         return None
-    return tuple(z * unit for z in reversed(zooms))
+    return tuple(z * unit for z in reversed(positive))
 
 
 def _metadata(img: Any, header: Any, version: int) -> dict[str, Any]:

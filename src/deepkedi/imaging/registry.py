@@ -9,9 +9,9 @@ suffix no format claims is identified by its content alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging.image import MedicalImage

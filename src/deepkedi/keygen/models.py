@@ -115,6 +115,13 @@ class DiscriminatorConfig:
         return asdict(self)
 
 
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution built with one (``Conv2d`` types it as optional)."""
+    if conv.bias is None:
+        raise ValueError(f"{conv} has no bias")
+    return conv.bias
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -184,7 +191,7 @@ class KeyGenerator(nn.Module):
             self.head.weight[:, feature_channels:] = 0.0
             for b in range(min(self.config.bits, self.config.latent_channels)):
                 self.head.weight[b, feature_channels + b] = LATENT_GAIN
-            self.head.bias.zero_()
+            _bias(self.head).zero_()
 
     def forward(self, image: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         if image.ndim != 4 or image.shape[1] != 1:
@@ -205,7 +212,7 @@ class KeyGenerator(nn.Module):
         c = features.shape[1]
         logits = torch.einsum("oc,nchw->nohw", weight[:, :c], features)
         logits = logits + torch.einsum("oc,nchw->nohw", weight[:, c:], latent)
-        return logits + self.head.bias.view(1, -1, 1, 1)
+        return logits + _bias(self.head).view(1, -1, 1, 1)
 
 
 class CipherDiscriminator(nn.Module):

@@ -57,6 +57,7 @@ References
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -74,7 +75,6 @@ from deepkedi.errors import FormatError
 from deepkedi.fileio import atomic_output
 from deepkedi.inputs import check_regular_input
 from deepkedi.keygen.generate import initial_image, latent_noise
-from deepkedi.keystream import chacha20_keystream
 from deepkedi.keygen.models import (
     DiscriminatorConfig,
     GeneratorConfig,
@@ -82,6 +82,7 @@ from deepkedi.keygen.models import (
     build_generator,
     soft_xor,
 )
+from deepkedi.keystream import chacha20_keystream
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 from deepkedi.transforms.zigzag import ZigzagPattern, scan_order
 
@@ -255,7 +256,7 @@ def _byte_histogram_loss(soft: torch.Tensor) -> torch.Tensor:
     outer product of its two nibble distributions and the mean over pixels is one
     ``(16, HW) @ (HW, 16)`` product per key.
     """
-    n, bits, h, w = soft.shape
+    _, bits, h, w = soft.shape
     table = ((torch.arange(16, device=soft.device).unsqueeze(1) >> torch.arange(4, device=soft.device)) & 1).to(
         soft.dtype
     )  # (16, 4): bits of each nibble value
@@ -429,7 +430,8 @@ class Trainer:
         soft = torch.sigmoid(logits)
         use_adv = cfg.weights.get("adversarial", 0.0) > 0
         terms, cipher = generator_losses(soft[:b], soft[b:], plain_planes, self.discriminator if use_adv else None)
-        total = sum(cfg.weights.get(name, 0.0) * value for name, value in terms.items())
+        weighted = [cfg.weights.get(name, 0.0) * value for name, value in terms.items()]
+        total = sum(weighted[1:], weighted[0])  # a tensor start: the sum is a tensor, with no int 0 before it
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
@@ -568,7 +570,7 @@ def evaluate_generator(
     entropy = [metrics.shannon_entropy(k, bits=8).value for k in words]
     chi = [metrics.histogram_chi_square(k, bits=8).passed for k in words]
     corr = [abs(r.coefficient) for k in words for r in metrics.adjacent_correlations(k).values()]
-    pairs = list(zip(words[:-1], words[1:]))
+    pairs = list(itertools.pairwise(words))
     npcr = [metrics.npcr(a, b, bits=8).value for a, b in pairs]
     uaci = [metrics.uaci(a, b, bits=8).value for a, b in pairs]
     return {
@@ -579,6 +581,10 @@ def evaluate_generator(
         "max_abs_adjacent_correlation": float(np.max(corr)),
         "npcr_mean": float(np.mean(npcr)) if npcr else math.nan,
         "uaci_mean": float(np.mean(uaci)) if uaci else math.nan,
-        "seed_bit_flip_changed_fraction": float(np.mean([np.mean(a != b) for a, b in zip(words, flipped)])),
-        "other_image_changed_fraction": float(np.mean([np.mean(a != b) for a, b in zip(words, other_keys)])),
+        "seed_bit_flip_changed_fraction": float(
+            np.mean([np.mean(a != b) for a, b in zip(words, flipped, strict=True)])
+        ),
+        "other_image_changed_fraction": float(
+            np.mean([np.mean(a != b) for a, b in zip(words, other_keys, strict=True)])
+        ),
     }

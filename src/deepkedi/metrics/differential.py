@@ -268,7 +268,7 @@ def plaintext_sensitivity(
     else:
         position = tuple(int(i) for i in position)
         if len(position) != plain.ndim or not all(
-            0 <= i < s for i, s in zip(position, plain.shape)
+            0 <= i < s for i, s in zip(position, plain.shape, strict=True)
         ):
             raise ValueError(
                 f"position {position} is not a pixel of an image of shape {plain.shape}"

@@ -57,8 +57,8 @@ def _squared_error(a: np.ndarray, b: np.ndarray) -> float:
         return total / a.size
     sum_of_squares = 0.0
     for x, y in pair_chunks(a, b):
-        difference = x.astype(np.float64) - y.astype(np.float64)
-        sum_of_squares += float(np.dot(difference, difference))
+        float_difference = x.astype(np.float64) - y.astype(np.float64)
+        sum_of_squares += float(np.dot(float_difference, float_difference))
     return sum_of_squares / a.size
 
 

@@ -23,10 +23,36 @@ __all__ = [
     "QualityResult",
     "SensitivityResult",
     "UaciResult",
+    "json_safe",
 ]
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with every part that :func:`json.dumps` cannot write exactly made plain.
+
+    The rule of every record's ``to_dict``, for callers that build their own documents
+    from metric values (the attack evidence of :mod:`deepkedi.analysis.attacks`).
+
+    Parameters
+    ----------
+    value
+        A record, a number (Python or NumPy), a tuple, list, array or dict of them, or
+        anything else.
+
+    Returns
+    -------
+    Any
+        Records become their ``to_dict()``; NumPy booleans, integers and floats become
+        ``bool``, ``int`` and ``float``; NaN and the infinities become the strings
+        ``"nan"``, ``"inf"`` and ``"-inf"`` (JSON has no such numbers); tuples, lists and
+        arrays become lists; dict keys become strings; other values are returned as they
+        are.
+
+    Examples
+    --------
+    >>> json_safe({"p": np.float64(0.5), "bounds": (np.int64(1), float("inf")), 2: [np.nan]})
+    {'p': 0.5, 'bounds': [1, 'inf'], '2': ['nan']}
+    """
     if isinstance(value, _Record):
         return value.to_dict()
     if isinstance(value, (bool, np.bool_)):
@@ -41,9 +67,9 @@ def _json_safe(value: Any) -> Any:
             return "inf" if number > 0 else "-inf"
         return number
     if isinstance(value, (tuple, list, np.ndarray)):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
+        return {str(key): json_safe(item) for key, item in value.items()}
     return value
 
 
@@ -51,7 +77,7 @@ class _Record:
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-safe dict (arrays kept for plotting are left out)."""
         return {
-            f.name: _json_safe(getattr(self, f.name))
+            f.name: json_safe(getattr(self, f.name))
             for f in fields(self)  # type: ignore[arg-type]
             if f.metadata.get("json", True)
         }

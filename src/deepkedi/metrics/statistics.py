@@ -54,7 +54,7 @@ __all__ = [
 
 Direction = Literal["horizontal", "vertical", "diagonal"]
 #: The neighbour directions of :func:`adjacent_correlation`.
-DIRECTIONS: tuple[str, ...] = ("horizontal", "vertical", "diagonal")
+DIRECTIONS: tuple[Direction, ...] = ("horizontal", "vertical", "diagonal")
 #: Most pairs kept in a :class:`CorrelationResult` for a scatter plot.
 SCATTER_PAIRS = 10_000
 
@@ -262,7 +262,7 @@ def local_entropy(
         raise ValueError(f"block_pixels must be a positive perfect square, got {block_pixels}")
     if blocks < 1:
         raise ValueError(f"blocks must be at least 1, got {blocks}")
-    stack = levels.reshape((-1,) + levels.shape[-2:])
+    stack = levels.reshape((-1, *levels.shape[-2:]))
     planes, rows, cols = stack.shape
     grid_rows, grid_cols = rows // side, cols // side
     cells = planes * grid_rows * grid_cols
@@ -389,7 +389,7 @@ def adjacent_correlation(
     1.0
     """
     array = check_image(image)
-    stack = array.reshape((-1,) + array.shape[-2:])
+    stack = array.reshape((-1, *array.shape[-2:]))
     first, second = _neighbours(stack, direction)
     total = first.size
     if total < 2:

@@ -62,6 +62,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import SupportsFloat, SupportsIndex
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -133,13 +134,14 @@ class RippletCoefficients:
         ``fn`` must return an array of the band's shape.
         """
         bands = tuple(
-            tuple(np.asarray(fn(band, j, l)) for l, band in enumerate(scale)) for j, scale in enumerate(self.bands)
+            tuple(np.asarray(fn(band, j, angle)) for angle, band in enumerate(scale))
+            for j, scale in enumerate(self.bands)
         )
         for j, scale in enumerate(bands):
-            for l, band in enumerate(scale):
+            for angle, band in enumerate(scale):
                 if band.shape != self.lowpass.shape:
                     raise ValueError(
-                        f"map: fn returned shape {band.shape} for band ({j}, {l}); "
+                        f"map: fn returned shape {band.shape} for band ({j}, {angle}); "
                         f"every band must keep the image shape {self.lowpass.shape}"
                     )
         return RippletCoefficients(self.lowpass, bands, self.c, self.d, self.coarse_angles)
@@ -333,7 +335,7 @@ def ripplet_forward(
     for count in counts:
         # One batched inverse FFT per scale: (..., L, H, W//2+1) -> (..., L, H, W).
         block = np.fft.irfft2(spectrum[..., None, :, :] * stack[start : start + count], s=(rows, cols))
-        bands.append(tuple(block[..., l, :, :] for l in range(count)))
+        bands.append(tuple(block[..., angle, :, :] for angle in range(count)))
         start += count
     return RippletCoefficients(lowpass, tuple(bands), c, d, coarse_angles)
 
@@ -394,11 +396,11 @@ def ripplet_inverse(coefficients: RippletCoefficients) -> np.ndarray:
     spectrum = np.fft.rfft2(low_coef) * low
     index = 0
     for j, scale in enumerate(coefficients.bands):
-        for l, band in enumerate(scale):
-            band = np.asarray(band)
+        for angle, given in enumerate(scale):
+            band = np.asarray(given)
             if band.shape != low_coef.shape:
                 raise ValueError(
-                    f"band ({j}, {l}) has shape {band.shape}, expected the low-pass shape {low_coef.shape}"
+                    f"band ({j}, {angle}) has shape {band.shape}, expected the low-pass shape {low_coef.shape}"
                 )
             # Accumulate in the frequency domain: one inverse FFT in all.
             spectrum += np.fft.rfft2(band.astype(low_coef.dtype, copy=False)) * stack[index]
@@ -422,8 +424,8 @@ def _radial_profile(t: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _window_values(
-    fy: NDArray[np.float64],
-    fx: NDArray[np.float64],
+    fy: NDArray[np.floating],
+    fx: NDArray[np.floating],
     scales: int,
     counts: tuple[int, ...],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -464,7 +466,7 @@ def _window_values(
             direction = np.mod(centre, count).astype(np.intp)
             stack[index + direction, where] = radial[where] * angular
         index += count
-    return phis[0], stack.reshape((sum(counts),) + r.shape)
+    return phis[0], stack.reshape((sum(counts), *r.shape))
 
 
 @functools.lru_cache(maxsize=_WINDOW_CACHE_SIZE)
@@ -516,7 +518,7 @@ def _split(stack: np.ndarray, counts: tuple[int, ...]) -> tuple[tuple[np.ndarray
     out = []
     start = 0
     for count in counts:
-        out.append(tuple(stack[start + l] for l in range(count)))
+        out.append(tuple(stack[start + angle] for angle in range(count)))
         start += count
     return tuple(out)
 
@@ -554,21 +556,23 @@ def _check_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     return rows, cols
 
 
-def _check_parameters(scales: object, c: object, d: object, coarse_angles: object) -> tuple[int, float, float, int]:
+def _check_parameters(
+    scales: SupportsIndex, c: SupportsFloat, d: SupportsFloat, coarse_angles: SupportsIndex
+) -> tuple[int, float, float, int]:
     try:
-        scales_i = operator.index(scales)  # type: ignore[arg-type]
+        scales_i = operator.index(scales)
     except TypeError:
         raise TypeError(f"scales must be an int, got {scales!r}") from None
     if scales_i < 1:
         raise ValueError(f"scales must be >= 1, got {scales_i}")
     try:
-        coarse_i = operator.index(coarse_angles)  # type: ignore[arg-type]
+        coarse_i = operator.index(coarse_angles)
     except TypeError:
         raise TypeError(f"coarse_angles must be an int, got {coarse_angles!r}") from None
     if coarse_i < 1:
         raise ValueError(f"coarse_angles must be >= 1, got {coarse_i}")
     try:
-        c_f, d_f = float(c), float(d)  # type: ignore[arg-type]
+        c_f, d_f = float(c), float(d)
     except (TypeError, ValueError):
         raise TypeError(f"c and d must be real numbers, got c={c!r}, d={d!r}") from None
     if not (math.isfinite(c_f) and c_f > 0):

@@ -48,7 +48,8 @@ from __future__ import annotations
 import enum
 import functools
 import operator
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray

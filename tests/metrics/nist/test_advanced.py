@@ -130,7 +130,7 @@ def _berlekamp_massey_reference(s: np.ndarray) -> int:
         if d:
             t = c.copy()
             c[i - m :] ^= b[: n + 1 - (i - m)]
-            if 2 * L <= i:
+            if i >= 2 * L:
                 L, m, b = i + 1 - L, i, t
     return L
 
@@ -343,7 +343,7 @@ def test_passes_over_chunks_give_the_one_pass_results(monkeypatch: pytest.Monkey
     tests = (serial, approximate_entropy)
     whole = [t(bits) for t in tests]
     monkeypatch.setattr(advanced, "_CHUNK", 4_099)
-    for test, expected in zip(tests, whole):
+    for test, expected in zip(tests, whole, strict=True):
         assert test(bits) == expected, test.__name__
 
 

@@ -7,7 +7,6 @@ non-overlapping template m = 9 (first template 000000001), overlapping template 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
@@ -449,5 +448,5 @@ def test_passes_over_chunks_give_the_one_pass_results(monkeypatch: pytest.Monkey
     tests = (longest_run, rank, non_overlapping_template, overlapping_template)
     whole = [t(bits) for t in tests]
     monkeypatch.setattr(basic, "_CHUNK_BITS", 5_000)
-    for test, expected in zip(tests, whole):
+    for test, expected in zip(tests, whole, strict=True):
         assert test(bits) == expected, test.__name__

@@ -266,11 +266,11 @@ def longest_run(bits: Any) -> NistTestResult:
     """
     eps = as_bits(bits)
     n = eps.size
-    for min_n, m, first, probabilities in _LONGEST_RUN_TABLES:
-        if n >= min_n:
-            break
-    else:
+    # The first table (largest block length M) whose minimum n the sequence reaches.
+    table = next((row for row in _LONGEST_RUN_TABLES if n >= row[0]), None)
+    if table is None:
         return _not_applicable("longest_run", f"n = {n} < 128")
+    _, m, first, probabilities = table
     n_blocks = n // m
     longest = _longest_run_per_row(eps[: n_blocks * m].reshape(n_blocks, m))
     k = len(probabilities) - 1

@@ -18,10 +18,11 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaincc
 
 from deepkedi.metrics.nist._common import DEFAULT_ALPHA, NistTestResult
@@ -116,7 +117,7 @@ class TwoLevelRecord:
     passed: bool
 
 
-def _validated(p_values: Sequence[float], name: str) -> np.ndarray:
+def _validated(p_values: ArrayLike, name: str) -> np.ndarray:
     p = np.asarray(p_values, dtype=np.float64).ravel()
     if p.size == 0:
         raise ValueError(f"{name}: no P-values to analyse")
@@ -126,7 +127,7 @@ def _validated(p_values: Sequence[float], name: str) -> np.ndarray:
 
 
 def proportion_check(
-    p_values: Sequence[float], *, alpha: float = DEFAULT_ALPHA
+    p_values: ArrayLike, *, alpha: float = DEFAULT_ALPHA
 ) -> ProportionCheck:
     """The proportion of sequences passing at level ``alpha`` and its range (§4.2.1).
 
@@ -155,7 +156,7 @@ def proportion_check(
     )
 
 
-def uniformity_check(p_values: Sequence[float]) -> UniformityCheck:
+def uniformity_check(p_values: ArrayLike) -> UniformityCheck:
     """χ² test of the P-values' uniformity over 10 bins (§4.2.2).
 
     Examples
@@ -192,8 +193,8 @@ def uniformity_check(p_values: Sequence[float]) -> UniformityCheck:
 
 
 def two_level_analysis(
-    p_value_lists: Mapping[str, Sequence[float]]
-    | Iterable[tuple[str, Sequence[float]]],
+    p_value_lists: Mapping[str, ArrayLike]
+    | Iterable[tuple[str, ArrayLike]],
     *,
     alpha: float = DEFAULT_ALPHA,
 ) -> tuple[TwoLevelRecord, ...]:
