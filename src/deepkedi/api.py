@@ -49,7 +49,7 @@ from deepkedi.transforms.zigzag import ZigzagPattern
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from deepkedi.cipher.dicom_native import DicomNative
+    from deepkedi.cipher.dicom_native import DeidentificationSummary, DicomNative
     from deepkedi.keys.keystore import Keystore
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "decrypt_pixels",
     "decrypt_stream",
     "decrypt_tree",
+    "deidentification_summary",
     "encrypt_bytes",
     "encrypt_dataset",
     "encrypt_file",
@@ -259,10 +260,11 @@ def read_header(source: PathLike | Data | BinaryIO | Dataset) -> ContainerInfo:
         from deepkedi.cipher.dicom_native import open_dicom_native
 
         return ContainerInfo(ContainerKind.DICOM_NATIVE, open_dicom_native(source).header)
-    head = source.read(len(MAGIC))  # type: ignore[union-attr]
-    if head[:4] == MAGIC[:4] or not head:
-        return ContainerInfo(ContainerKind.CONTAINER, read_header_from(_Prefixed(head, source))[0])  # type: ignore[arg-type]
-    return read_header(head + source.read())  # type: ignore[union-attr]
+    stream: BinaryIO = source  # type: ignore[assignment]
+    head = stream.read(_SNIFF_BYTES)
+    if _looks_like_dicom(memoryview(head)):
+        return read_header(head + stream.read())
+    return ContainerInfo(ContainerKind.CONTAINER, read_header_from(_Prefixed(head, stream))[0])  # type: ignore[arg-type]
 
 
 def _looks_like_dicom(data: memoryview) -> bool:
@@ -746,8 +748,8 @@ def decrypt_stream(
     exception is raised what ``dst`` received must be discarded. A DICOM-native
     file is first copied (it is ciphertext) to a private temporary file.
     """
-    head = src.read(len(MAGIC))
-    if head[:4] == MAGIC[:4] or not head or not _looks_like_dicom(memoryview(head + src.read(0))):
+    head = src.read(_SNIFF_BYTES)
+    if not _looks_like_dicom(memoryview(head)):
         stream = _Prefixed(head, src)
         header, _ = read_header_from(stream)  # type: ignore[arg-type]
         info = ContainerInfo(ContainerKind.CONTAINER, header)
@@ -823,3 +825,15 @@ def decrypt_dataset(ds: Dataset, key: Decryptor, *, actor: str | None = None) ->
     out.seek(0)
     return pydicom.dcmread(out)
 
+
+
+def deidentification_summary(original: PathLike, protected: PathLike) -> DeidentificationSummary:
+    """What a DICOM-native file shows in clear, against the original it was made from.
+
+    Its SOP Class, Patient Identity Removed, the Patient ID pseudonym, and which of
+    the original's Patient's Name, Patient ID and Birth Date values appear anywhere
+    in its header (none should). Neither file is changed.
+    """
+    from deepkedi.cipher.dicom_native import deidentification_summary as summary
+
+    return summary(Path(original), Path(protected))

@@ -270,7 +270,7 @@ def _paper_tour(out: Path) -> int:
 
 def _dicom_native_tour(out: Path, key: Key) -> int:
     """A DICOM-native round trip on a real CT: valid DICOM out, identity gone, original back; failed checks."""
-    from deepkedi.cipher.dicom_native import deidentification_summary
+    from deepkedi.api import deidentification_summary
 
     source = next(s.path for s in sample_corpus() if s.name == "pydicom-CT_small.dcm")
     encrypted, restored = out / "dicom-native" / "CT_small.enc.dcm", out / "dicom-native" / "CT_small.dcm"

@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from deepkedi import api
-from deepkedi.cipher.format import ContainerHeader
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -66,7 +65,8 @@ def _to_display(pixels: np.ndarray) -> np.ndarray:
     return (words >> (8 * plane.dtype.itemsize - 8)).astype(np.uint8)
 
 
-def _write_cipher_image(file: Path, header: ContainerHeader, target: Path, force: bool) -> None:
+def _write_cipher_image(file: Path, info: api.ContainerInfo, target: Path, force: bool) -> None:
+    header = info.header
     suffix = target.suffix.lower()
     if suffix not in (".npy", ".png"):
         fail("--cipher-image must end in .npy or .png", EXIT_USAGE)
@@ -134,7 +134,7 @@ def inspect(
                     f"{file}: a DICOM-native file's cipher image is its Pixel Data; read it with any DICOM tool",
                     EXIT_INPUT,
                 )
-            _write_cipher_image(file, info.header, cipher_image_out, force)
+            _write_cipher_image(file, info, cipher_image_out, force)
             record["cipher_image"] = str(cipher_image_out)
     if as_json:
         typer.echo(json.dumps(record, sort_keys=True))
