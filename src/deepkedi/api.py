@@ -31,11 +31,12 @@ import enum
 import io
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Union, cast
 
 from deepkedi.cipher import hybrid
 from deepkedi.cipher.format import MAGIC, ContainerHeader, Suite, parse_header, read_header_from
@@ -259,12 +260,12 @@ def read_header(source: PathLike | Data | BinaryIO | Dataset) -> ContainerInfo:
     if _is_dataset(source):
         from deepkedi.cipher.dicom_native import open_dicom_native
 
-        return ContainerInfo(ContainerKind.DICOM_NATIVE, open_dicom_native(source).header)
-    stream: BinaryIO = source  # type: ignore[assignment]
+        return ContainerInfo(ContainerKind.DICOM_NATIVE, open_dicom_native(cast("Dataset", source)).header)
+    stream = cast(BinaryIO, source)
     head = stream.read(_SNIFF_BYTES)
     if _looks_like_dicom(memoryview(head)):
         return read_header(head + stream.read())
-    return ContainerInfo(ContainerKind.CONTAINER, read_header_from(_Prefixed(head, stream))[0])  # type: ignore[arg-type]
+    return ContainerInfo(ContainerKind.CONTAINER, read_header_from(_prefixed(head, stream))[0])
 
 
 def _looks_like_dicom(data: memoryview) -> bool:
@@ -279,52 +280,43 @@ def _looks_like_dicom(data: memoryview) -> bool:
 
 
 def _is_dataset(value: object) -> bool:
-    module = type(value).__module__
-    return module.startswith("pydicom.") and hasattr(value, "file_meta") or module == "pydicom.dataset"
+    """Whether ``value`` is a pydicom Dataset (without importing pydicom: one exists only if it was)."""
+    module = sys.modules.get("pydicom.dataset")
+    return module is not None and isinstance(value, module.Dataset)
 
 
-class _Prefixed(io.RawIOBase):
-    """``head`` followed by the rest of ``stream``: a peeked stream read again from its start."""
+class _Prefixed:
+    """``head`` followed by the rest of ``stream``: a stream whose start was peeked at, read again from it.
+
+    ``read(n)`` returns ``n`` bytes unless the stream ends first, as the segment
+    reader expects of a file.
+    """
 
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
         self._head = memoryview(head)
         self._stream = stream
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             rest = bytes(self._head) + self._stream.read()
             self._head = memoryview(b"")
             return rest
         parts = []
         while size > 0:
-            chunk = self._read_some(size)
+            if self._head:
+                chunk = bytes(self._head[:size])
+                self._head = self._head[len(chunk) :]
+            else:
+                chunk = self._stream.read(size)
             if not chunk:
                 break
             parts.append(chunk)
             size -= len(chunk)
         return b"".join(parts)
 
-    def _read_some(self, size: int) -> bytes:
-        if self._head:
-            n = min(size, len(self._head))
-            chunk = bytes(self._head[:n])
-            self._head = self._head[n:]
-            return chunk
-        return self._stream.read(size)
+
+def _prefixed(head: bytes, stream: BinaryIO) -> BinaryIO:
+    return cast(BinaryIO, _Prefixed(head, stream))
 
 
 # ----------------------------------------------------------------------------- keys
@@ -750,13 +742,13 @@ def decrypt_stream(
     """
     head = src.read(_SNIFF_BYTES)
     if not _looks_like_dicom(memoryview(head)):
-        stream = _Prefixed(head, src)
-        header, _ = read_header_from(stream)  # type: ignore[arg-type]
+        stream = _prefixed(head, src)
+        header, _ = read_header_from(stream)
         info = ContainerInfo(ContainerKind.CONTAINER, header)
         chosen = _key_for(info, key, actor, "the stream")
         if not isinstance(chosen, Key):
             raise ValueError("paper containers restore an image, not a file: use decrypt_image or decrypt_file")
-        hybrid.decrypt_stream(_Prefixed(header.encode(), stream), dst, chosen)  # type: ignore[arg-type]
+        hybrid.decrypt_stream(_prefixed(header.encode(), stream), dst, chosen)
         return info
     with _staging(tmp_dir) as folder:
         staged = folder / "native.dcm"
