@@ -102,7 +102,7 @@ def test_not_a_container_vs_damaged_container() -> None:
         parse_header(b"\x89PNG\r\n\x1a\n" + data[8:])
     with pytest.raises(FormatError):
         parse_header(b"DICM" * 10)
-    for n in range(0, len(MAGIC)):
+    for n in range(len(MAGIC)):
         with pytest.raises(AuthenticationError):
             parse_header(data[:n])  # truncated inside the magic, including empty
 

@@ -57,7 +57,7 @@ def test_any_flipped_bit_truncation_or_wrong_key_exits_3_with_one_message(
     data = container.read_bytes()
     out = tmp_path / "restored.npy"
     rng = np.random.default_rng(1)
-    positions = sorted({*range(0, 120), *rng.integers(0, len(data), 40).tolist(), len(data) - 1})
+    positions = sorted({*range(120), *rng.integers(0, len(data), 40).tolist(), len(data) - 1})
     bad = tmp_path / "bad.kedi"
     for position in positions:
         damaged = bytearray(data)

@@ -13,7 +13,7 @@ import pytest
 import deepkedi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
-import _bombs  # noqa: E402  (the hostile-file writers shared with tests/imaging)
+import _bombs
 
 MiB = 1 << 20
 #: The deepkedi under test, for the subprocesses.

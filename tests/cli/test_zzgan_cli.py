@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from deepkedi.keys import load_key, load_key_image  # noqa: E402
+from deepkedi.keys import load_key, load_key_image
 
 
 def test_paper_key_takes_the_size_and_depth_of_the_image(tmp_path: Path, kedi) -> None:

@@ -8,12 +8,12 @@ import itertools
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from _keystore_suite import KeystoreContract
 
+from _keystore_suite import KeystoreContract
 from deepkedi.errors import KeystoreError
 from deepkedi.keys.keystore import Keystore, PassphraseKek
 

@@ -15,12 +15,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-from _keystore_suite import KeystoreContract
 from external_tools import require_tool
+
+from _keystore_suite import KeystoreContract
 
 _POSTGRES = "the PostgreSQL server (initdb, pg_ctl; `make setup`)"
 

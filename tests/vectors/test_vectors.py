@@ -10,7 +10,13 @@ import pytest
 
 from _records import array_from_record
 from deepkedi.cipher.format import parse_header
-from deepkedi.cipher.hybrid import _encrypt_file_from_parts, _encrypt_from_parts, decrypt_file, decrypt_image, decrypt_pixels
+from deepkedi.cipher.hybrid import (
+    _encrypt_file_from_parts,
+    _encrypt_from_parts,
+    decrypt_file,
+    decrypt_image,
+    decrypt_pixels,
+)
 from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.imaging import MedicalImage
 from deepkedi.keys import Key, read_key_document

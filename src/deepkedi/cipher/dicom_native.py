@@ -51,9 +51,10 @@ import io
 import struct
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
@@ -67,6 +68,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, decrypt_stream, encrypt_file
+from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import (
     batch_sizes,
     pixel_ranges,
@@ -81,17 +83,16 @@ from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import check_deflated_size, sniff_dicom
 from deepkedi.inputs import check_regular_input
-from deepkedi.cipher.keytypes import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
 __all__ = [
     "DEIDENTIFICATION_MARKER",
     "UID_HKDF_INFO",
+    "DeidentificationSummary",
     "DicomNative",
     "decrypt_dicom_native",
     "decrypt_dicom_native_stream",
     "deidentification_summary",
-    "DeidentificationSummary",
     "deidentified_uid",
     "encrypt_dicom_native",
     "is_dicom_native",

@@ -26,15 +26,17 @@ import json
 import math
 import os
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.cipher.format import (
     DEFAULT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
@@ -44,14 +46,13 @@ from deepkedi.cipher.format import (
     parse_header,
     read_header_from,
 )
+from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import BATCH_BYTES, as_planes, scanned_view, scratch_bytes
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
-from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
-from deepkedi.cipher.keytypes import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
 __all__ = [
@@ -856,7 +857,7 @@ def _decrypt_in_memory_container(opened: _Opened, dst: Path, force: bool, mode: 
     pixels = _unscan_pixels(scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     image = _image_from_meta(meta, pixels)
     with atomic_output_path(dst, force=force, mode=mode) as tmp:
-        if dst.suffix.lower() == ".npy" or info.get("kind") == "ndarray" and not dst.suffix:
+        if dst.suffix.lower() == ".npy" or (info.get("kind") == "ndarray" and not dst.suffix):
             np.save(tmp, pixels)
         else:
             write_image(image, tmp)

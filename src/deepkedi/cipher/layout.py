@@ -15,8 +15,9 @@ import io
 import math
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,11 +28,11 @@ from deepkedi.transforms.zigzag import zigzag_unscan
 
 __all__ = [
     "BATCH_BYTES",
+    "as_planes",
     "batch_sizes",
     "cipher_image",
     "pixel_ranges",
     "plane_layout",
-    "as_planes",
     "read_exactly",
     "scanned_batches",
     "scanned_view",

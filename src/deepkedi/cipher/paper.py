@@ -56,11 +56,11 @@ from deepkedi.cipher.format import (
     Suite,
     parse_header,
 )
+from deepkedi.cipher.keytypes import KeyImage
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
-from deepkedi.cipher.keytypes import KeyImage
 from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan

@@ -52,7 +52,7 @@ _STOP_SIGNALS = tuple(
 )
 
 
-def _stop(signum: int, frame: Optional[FrameType]) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
     # Further signals are ignored from now on so that they cannot interrupt the cleanup
     # (a second Ctrl-C would otherwise leave a part file behind); SIGKILL still ends it.
     for other in _STOP_SIGNALS:

@@ -20,8 +20,9 @@ import errno
 import functools
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -49,13 +50,13 @@ __all__ = [
     "EXIT_USAGE",
     "GuardedTyper",
     "MaxDecodedSize",
-    "max_decoded_size_option",
     "console",
     "err_console",
     "exit_code_for",
     "fail",
     "guarded",
     "load_key_for_cli",
+    "max_decoded_size_option",
     "message_for",
     "printable",
     "read_passphrase_file",
@@ -260,7 +261,7 @@ def max_decoded_size_option(memory_factor: float | None = None) -> Any:
             f"(it needs about {memory_factor:g} times the decoded size in memory)"
         )
     return Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             "--max-decoded-size",
             metavar="SIZE",

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -205,20 +206,20 @@ def encrypt(
         Path,
         typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),
     ],
-    key: Annotated[Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
-        Optional[str], typer.Option(help="Keystore URL (default: KEDI_KEYSTORE or the user's keystore).")
+        str | None, typer.Option(help="Keystore URL (default: KEDI_KEYSTORE or the user's keystore).")
     ] = None,
-    key_id: Annotated[Optional[str], typer.Option(help="Take the key from the keystore by this id.")] = None,
+    key_id: Annotated[str | None, typer.Option(help="Take the key from the keystore by this id.")] = None,
     suite: Annotated[SuiteChoice, typer.Option(help="Cipher suite; 'paper' is insecure, research only.")] = (
         SuiteChoice.hybrid
     ),
     pattern: Annotated[ZigzagPattern, typer.Option(help="Zigzag scan order of each plane.")] = DEFAULT_PATTERN,
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[
-        Optional[Path], typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
+        Path | None, typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the speckle noise (--suite paper only).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the speckle noise (--suite paper only).")] = None,
     all_patterns: Annotated[
         bool,
         typer.Option(
@@ -355,17 +356,17 @@ def decrypt(
             help="File to restore (paper: its suffix picks the format), or folder for a folder input.",
         ),
     ],
-    key: Annotated[Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Take the key from this keystore (default: KEDI_KEYSTORE or the user's keystore)."),
     ] = None,
-    key_id: Annotated[Optional[str], typer.Option(help="Keystore key id (default: the one the container names).")] = (
+    key_id: Annotated[str | None, typer.Option(help="Keystore key id (default: the one the container names).")] = (
         None
     ),
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[
-        Optional[Path], typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
+        Path | None, typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
     ] = None,
     despeckle: Annotated[
         bool, typer.Option(help="Suite paper: remove the speckle after decryption (the paper's last step).")

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
-
-import numpy as np
 
 from deepkedi import api
 from deepkedi.cli import app
@@ -208,11 +207,11 @@ def _speckle_tour(out: Path) -> int:
 
 def _paper_tour(out: Path) -> int:
     """A ZZ-GAN key image and the paper suite (with its warning); returns failed checks."""
+    from deepkedi import metrics
     from deepkedi.cipher.paper import PAPER_WARNING, paper_decrypt_pixels, paper_encrypt_pixels
     from deepkedi.cli._common import err_console
     from deepkedi.keygen import torch_available
     from deepkedi.keys import KeyImage, save_key_image
-    from deepkedi import metrics
 
     if not torch_available():
         console.print("ZZ-GAN and paper suite skipped: PyTorch is not installed (pip install 'deepkedi[gan]')\n")

@@ -17,7 +17,7 @@ import getpass
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,15 +27,15 @@ from deepkedi.cli._common import (
     EXIT_USAGE,
     GuardedTyper,
     _passphrase,
-    read_passphrase_file,
-    resolve_passphrase,
-    refuse_special_file,
     console,
     err_console,
     exit_code_for,
     fail,
     guarded,
     printable,
+    read_passphrase_file,
+    refuse_special_file,
+    resolve_passphrase,
 )
 from deepkedi.errors import DeepKediError, KeyNotFoundError
 from deepkedi.fileio import atomic_output, make_output_folder
@@ -62,15 +62,15 @@ keys_app = GuardedTyper(
 app.add_typer(keys_app, name="keys")
 
 KeystoreOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--keystore", help="Keystore URL (sqlite:///PATH or postgresql+psycopg://...); "
                                     "default $KEDI_KEYSTORE, else the user's data folder."),
 ]
 PassphraseFileOpt = Annotated[
-    Optional[Path], typer.Option("--passphrase-file", help="File holding the keystore passphrase.")
+    Path | None, typer.Option("--passphrase-file", help="File holding the keystore passphrase.")
 ]
 KekFileOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--kek-file", help="File holding 32 bytes of KEK material (a key file, raw, hex or base64)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -227,7 +227,7 @@ def init(
 
 @keys_app.command("new")
 def new(
-    label: Annotated[Optional[str], typer.Option("--label", help="A public label (study, site, period).")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="A public label (study, site, period).")] = None,
     no_gan: Annotated[bool, typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material.")] = False,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
@@ -276,10 +276,10 @@ def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) ->
 @keys_app.command("rotate")
 def rotate(
     new_passphrase_file: Annotated[
-        Optional[Path], typer.Option("--new-passphrase-file", help="File holding the new passphrase.")] = None,
-    new_kek_file: Annotated[Optional[Path], typer.Option("--new-kek-file", help="File holding the new KEK.")] = None,
+        Path | None, typer.Option("--new-passphrase-file", help="File holding the new passphrase.")] = None,
+    new_kek_file: Annotated[Path | None, typer.Option("--new-kek-file", help="File holding the new KEK.")] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, help="Re-wrap this many keys per transaction "
+        int | None, typer.Option("--batch-size", min=1, help="Re-wrap this many keys per transaction "
                                                                  "(default: all in one).")] = None,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
@@ -301,10 +301,10 @@ def rotate(
 @keys_app.command("rewrap")
 def rewrap(
     old_passphrase_file: Annotated[
-        Optional[List[Path]], typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
+        list[Path] | None, typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
     ] = None,
     old_kek_file: Annotated[
-        Optional[List[Path]], typer.Option("--old-kek-file", help="KEK file of an older KEK version.")] = None,
+        list[Path] | None, typer.Option("--old-kek-file", help="KEK file of an older KEK version.")] = None,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -369,7 +369,7 @@ def recipient(
 
 @keys_app.command("export")
 def export(
-    key_ids: Annotated[List[str], typer.Argument(help="Key ids to export.")],
+    key_ids: Annotated[list[str], typer.Argument(help="Key ids to export.")],
     to: Annotated[Path, typer.Option("--to", help="The recipient's public key (NAME.pub).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Export file to write (0600).")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing export file.")] = False,

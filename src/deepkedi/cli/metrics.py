@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -20,11 +21,11 @@ from deepkedi.cli._common import (
     EXIT_INPUT,
     EXIT_USAGE,
     MaxDecodedSize,
-    max_decoded_size_option,
     console,
     err_console,
     fail,
     guarded,
+    max_decoded_size_option,
     printable,
 )
 from deepkedi.errors import DeepKediError, UnsupportedImageError
@@ -134,9 +135,9 @@ def _row(table: Table, name: str, value: Any, critical: str = "", passed: bool |
 def metrics(
     image: Annotated[Path, typer.Argument(help="Image file or container (its cipher image is measured).")],
     against: Annotated[
-        Optional[Path], typer.Option(help="Second image: adds NPCR, UACI, MSE, PSNR and SSIM between the two.")
+        Path | None, typer.Option(help="Second image: adds NPCR, UACI, MSE, PSNR and SSIM between the two.")
     ] = None,
-    bits: Annotated[Optional[int], typer.Option(help="Bit depth (default: the pixel word size).")] = None,
+    bits: Annotated[int | None, typer.Option(help="Bit depth (default: the pixel word size).")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level of the tests.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed for sampled blocks and pixel pairs.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +23,7 @@ from deepkedi.cli._common import (
 @app.command()
 def reproduce(
     data: Annotated[
-        Optional[Path], typer.Option(help="Folder of images, one sub-folder per group (default: bundled data).")
+        Path | None, typer.Option(help="Folder of images, one sub-folder per group (default: bundled data).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for report.md, report.html, CSV, JSON and PNG files.")] = Path(
         "reproduce-out"
