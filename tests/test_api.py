@@ -52,7 +52,8 @@ def test_every_public_name_resolves_and_is_documented() -> None:
 def test_import_deepkedi_loads_neither_the_front_door_nor_its_dependencies() -> None:
     code = (
         "import sys, deepkedi, deepkedi.errors\n"
-        "heavy = [m for m in ('deepkedi.api', 'deepkedi.cipher', 'pydicom', 'numpy', 'sqlalchemy') if m in sys.modules]\n"
+        "heavy = [m for m in ('deepkedi.api', 'deepkedi.cipher', 'pydicom', 'numpy', 'sqlalchemy')\n"
+        "         if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -162,8 +162,10 @@ def test_architecture_md_shows_the_contracts_layers_in_order() -> None:
 
 
 def test_the_docs_parser_reads_a_block_and_rejects_a_missing_one() -> None:
-    text = "intro\n<!-- layers: begin, top to bottom -->\n```\na | (b)    the top\n  c          below\n```\n" \
-           "<!-- layers: end -->\nmore"
+    text = (
+        "intro\n<!-- layers: begin, top to bottom -->\n```\na | (b)    the top\n  c          below\n```\n"
+        "<!-- layers: end -->\nmore"
+    )
     assert _documented_layers(text) == ["a | (b)", "c"]
     with pytest.raises(AssertionError):
         _documented_layers("no block here")

@@ -111,7 +111,7 @@ def test_images_with_histograms_takes_float_and_mixed_shapes(drawn: list) -> Non
     assert shown[1][1] == (0.0, 255.0)
     histograms = [axes for axes in figure.axes if not axes.images]
     assert len(histograms) == 2
-    for axes, image in zip(histograms, (plain, key)):
+    for axes, image in zip(histograms, (plain, key), strict=True):
         [stairs] = axes.patches
         counts, edges, _ = stairs.get_data()
         expected, expected_edges = np.histogram(image, bins=256, range=(0.0, 256.0))
@@ -142,7 +142,7 @@ def test_constant_and_float_images_are_drawn(drawn: list) -> None:
 
     shown = [_shown(axes) for axes in _image_axes(grid)]
     assert [title for _, _, title in shown] == ["flat", "unit", "flat float"]
-    for (array, _, _), image in zip(shown, (flat, unit, ones)):
+    for (array, _, _), image in zip(shown, (flat, unit, ones), strict=True):
         assert np.array_equal(array, image)
     # A constant image still gets a non-empty range (vmin < vmax), so it is drawn, not dropped.
     assert shown[0][1] == (0.0, 1.0) and shown[2][1] == (1.0, 2.0)
@@ -232,7 +232,7 @@ def test_bar_chart(drawn: list) -> None:
     assert list(bars) == list(series)
     for name, values in series.items():
         np.testing.assert_array_equal([bar.get_height() for bar in bars[name]], values)
-    for paper_bar, aead_bar, centre in zip(bars["paper"], bars["aead"], range(len(groups))):
+    for paper_bar, aead_bar, centre in zip(bars["paper"], bars["aead"], range(len(groups)), strict=True):
         assert paper_bar.get_x() < aead_bar.get_x()
         assert paper_bar.get_x() < centre < aead_bar.get_x() + aead_bar.get_width()
     [line] = axes.get_lines()

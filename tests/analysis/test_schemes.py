@@ -132,7 +132,7 @@ def test_research_hybrid_is_randomised_yet_reproducible() -> None:
 
 
 @pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("name", BASELINES + ("paper",))
+@pytest.mark.parametrize("name", (*BASELINES, "paper"))
 def test_unauthenticated_schemes_decrypt_a_flipped_bit_silently(name: str, bits: int) -> None:
     scheme = _exact(name, shape=(48, 40), bits=bits)
     plain = _random_image((48, 40), bits)

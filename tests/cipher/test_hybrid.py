@@ -318,7 +318,7 @@ def test_images_the_container_cannot_hold_are_input_errors(tmp_path: Path, dtype
         pytest.fail("this platform's long double is a double; the float128 case needs x86-64 or aarch64")
     source = tmp_path / "plain.npy"
     np.save(source, np.zeros((1,) * (dims - 2) + (4, 4), dtype=dtype))
-    with pytest.raises(UnsupportedImageError, match="plain.npy: the container cannot hold this image"):
+    with pytest.raises(UnsupportedImageError, match=r"plain\.npy: the container cannot hold this image"):
         encrypt_file(source, tmp_path / "c.kedi", KEY)
     assert not (tmp_path / "c.kedi").exists()
 

@@ -163,5 +163,5 @@ def test_a_key_image_declaring_huge_dimensions_is_refused_before_decoding(
            + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
     path = tmp_path / "bomb.png"
     path.write_bytes(png)
-    with pytest.raises(DeepKediError, match="bomb.png"):
+    with pytest.raises(DeepKediError, match=r"bomb\.png"):
         load_key_image(path)

@@ -93,7 +93,7 @@ def test_malformed_keystore_fields_are_keystore_errors(
             conn.execute(f"UPDATE kek_versions SET {column} = ?", (value,))
         else:
             conn.execute("UPDATE keystore_meta SET value = ? WHERE name = ?", (value, column))
-    with pytest.raises(KeystoreError, match="damaged|malformed"):
+    with pytest.raises(KeystoreError, match=r"damaged|malformed"):
         Keystore.open(url, kek_source=kek)
 
 

@@ -47,7 +47,7 @@ def postgres_server() -> Iterator[tuple[str, int]]:
     data, port = base / "data", _free_port()
 
     def run(*args: str) -> None:
-        result = subprocess.run(prefix + list(args), capture_output=True, text=True, timeout=120, cwd=base)
+        result = subprocess.run(prefix + list(args), capture_output=True, check=False, text=True, timeout=120, cwd=base)
         if result.returncode != 0:
             raise RuntimeError(f"{args[0]} failed: {result.stderr or result.stdout}")
 
@@ -62,7 +62,7 @@ def postgres_server() -> Iterator[tuple[str, int]]:
     try:
         yield str(base), port
     finally:
-        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True, check=False,
                        timeout=120, cwd=base)
         shutil.rmtree(base, ignore_errors=True)
 

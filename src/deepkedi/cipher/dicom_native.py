@@ -300,8 +300,8 @@ def patient_pseudonym(uid_key: bytes, patient_id: str) -> str:
 
 def _deidentify(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[[str], str]) -> None:
     """Apply the Basic Profile to ``ds`` and, recursively, to every sequence item in it."""
-    for tag in list(ds.keys()):
-        tag = BaseTag(tag)
+    for key in list(ds.keys()):
+        tag = BaseTag(key)
         if tag.element == 0 or _is_repeating_module_group(tag.group):
             # Group lengths would be wrong after the edit; overlays and curves are dropped
             # whole, because Overlay Data (X) is Type 1 inside its module.
@@ -447,7 +447,7 @@ def _payload_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> I
     for size in batch_sizes(header, _BATCH_BYTES):
         raw = np.frombuffer(read_exactly(pixels, position, size), dtype=header.dtype)
         position += size
-        planes = raw.reshape((-1,) + plane_layout(header))
+        planes = raw.reshape((-1, *plane_layout(header)))
         words = zigzag_scan(planes, header.pattern, channels_last=header.channels_last)
         yield np.ascontiguousarray(words, dtype=header.dtype).tobytes()
 
@@ -613,7 +613,8 @@ def encrypt_dicom_native(
                 pixel_tag, pixel_vr = _describe_pixels(ds, image, header)
                 _mark(ds, skeleton, original_syntax)
                 # Pixel Data is appended last: nothing may follow it (trailing padding, signatures).
-                for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:
+                # Iterating a Dataset converts every element; its keys are the tags.
+                for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:  # noqa: SIM118 - see above
                     del ds[tag]
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -823,7 +824,10 @@ def decrypt_dicom_native(
 def decrypt_dicom_native_stream(
     native: DicomNative, sink: BinaryIO, key: Key, *, progress: Progress | None = None
 ) -> ContainerHeader:
-    """Write the original file of a DICOM-native file to ``sink`` (see :func:`deepkedi.cipher.hybrid.decrypt_stream`)."""
+    """Write the original file of a DICOM-native file to ``sink``.
+
+    See :func:`deepkedi.cipher.hybrid.decrypt_stream`.
+    """
     if native.header.key_id != key.key_id:
         raise AuthenticationError()
     with _rebuilt(native) as scratch, open(scratch, "rb") as container:

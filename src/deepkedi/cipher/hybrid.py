@@ -518,7 +518,7 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
                 raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
             if sha256 is not None:
                 sha256.update(view)
-            yield view.view(planes.dtype).reshape((count,) + plane_shape)
+            yield view.view(planes.dtype).reshape((count, *plane_shape))
 
 
 def _write_planes(
@@ -719,7 +719,7 @@ def decrypt_file(
     check_distinct(src, dst)
     try:
         check_regular_input(src, error=FormatError)  # a FIFO would block the open below
-        fh = open(src, "rb")
+        fh = open(src, "rb")  # noqa: SIM115 - the `with fh:` below closes it; the try covers the open alone
     except OSError as exc:
         raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None
     with fh:

@@ -49,7 +49,7 @@ BATCH_BYTES = 4 << 20
 def as_planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
     """``pixels`` as a stack of planes: (planes, H, W) or (planes, H, W, S)."""
     plane_ndim = 3 if channels_last else 2
-    return pixels.reshape((-1,) + pixels.shape[pixels.ndim - plane_ndim :])
+    return pixels.reshape((-1, *pixels.shape[pixels.ndim - plane_ndim:]))
 
 
 _ALIGN = 64
@@ -81,7 +81,7 @@ def scanned_view(buffer: np.ndarray, header: ContainerHeader) -> np.ndarray:
     """A byte buffer of pixel words viewed as (planes, H·W[, S]) in the payload dtype."""
     rows, cols = header.plane_shape
     samples = (header.shape[-1],) if header.channels_last else ()
-    return buffer.view(header.dtype).reshape((-1, rows * cols) + samples)
+    return buffer.view(header.dtype).reshape((-1, rows * cols, *samples))
 
 
 def pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
@@ -182,7 +182,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
             out = np.empty(header.shape, dtype=header.dtype)
         elif out.shape != header.shape or out.dtype != header.dtype:
             raise ValueError(f"out must have shape {header.shape} and dtype {header.dtype}")
-        flat = out.reshape((-1,) + plane_layout(header))
+        flat = out.reshape((-1, *plane_layout(header)))
         if header.suite is Suite.PAPER:
             # The paper suite stores its cipher image as it is, in raster order.
             words = read_exactly(container, header.encoded_length, header.pixel_length)

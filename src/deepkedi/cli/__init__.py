@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
-from typing import Optional
 
 import typer
 

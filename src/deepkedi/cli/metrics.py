@@ -64,7 +64,7 @@ def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | 
     """
     if samples <= 1:
         return planes, None
-    volume = planes.reshape((-1, samples) + planes.shape[-2:])
+    volume = planes.reshape((-1, samples, *planes.shape[-2:]))
     if volume.shape[0] == 1:
         return volume[0], 0
     return volume, 1
@@ -85,7 +85,8 @@ def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: in
     if frames is None or frames >= 3:
         return m.compare(a, b, data_range=data_range, channel_axis=channel_axis).to_dict()
     plane_axis = None if channel_axis is None else channel_axis - 1
-    score = float(np.mean([m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b)]))
+    scores = [m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b, strict=True)]
+    score = float(np.mean(scores))
     # MSE and PSNR over every sample: the planes hold the same values as the volume.
     return m.QualityResult(
         mse=m.mse(first, second),
@@ -217,7 +218,7 @@ def metrics(
         )
         q = a["quality"]
         _row(table, "MSE", q["mse"])
-        _row(table, "PSNR dB", q["psnr"] if isinstance(q["psnr"], str) else q["psnr"], f"range {q['data_range']}")
+        _row(table, "PSNR dB", q["psnr"], f"range {q['data_range']}")
         _row(table, "SSIM", q["ssim"])
     console.print(table)
 

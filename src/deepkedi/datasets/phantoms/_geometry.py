@@ -52,8 +52,8 @@ class _Grid:
         u = np.array([umin, umax, umin, umax])
         v = np.array([vmin, vmin, vmax, vmax])
         r, c = self.to_image(u, v)
-        r0, r1 = max(int(math.floor(r.min())) - 2, 0), min(int(math.ceil(r.max())) + 3, self.shape[0])
-        c0, c1 = max(int(math.floor(c.min())) - 2, 0), min(int(math.ceil(c.max())) + 3, self.shape[1])
+        r0, r1 = max(math.floor(r.min()) - 2, 0), min(math.ceil(r.max()) + 3, self.shape[0])
+        c0, c1 = max(math.floor(c.min()) - 2, 0), min(math.ceil(c.max()) + 3, self.shape[1])
         if r0 >= r1 or c0 >= c1:
             return None
         return slice(r0, r1), slice(c0, c1)

@@ -67,7 +67,7 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
         lengths = np.repeat(lengths * decay, 2)
         radii = np.repeat(radii * 2.0 ** (-1.0 / 3.0), 2)
         n *= 2
-    a, b, r, gen, side = (np.concatenate(parts) for parts in zip(*segs))
+    a, b, r, gen, side = (np.concatenate(parts) for parts in zip(*segs, strict=True))
     counts = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / step).astype(np.int64), 1) + 1
     idx = np.repeat(np.arange(len(a)), counts)
     first = np.cumsum(counts) - counts
