@@ -429,7 +429,12 @@ def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
 
 
 def _write_pixel_data(
-    fh: BinaryIO, tag: int, vr: str, header: ContainerHeader, container: BinaryIO, advance: Callable[[int], None]
+    fh: BinaryIO,
+    tag: int,
+    vr: str,
+    header: ContainerHeader,
+    container: io.BufferedIOBase,
+    advance: Callable[[int], None],
 ) -> None:
     """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
     pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
@@ -511,8 +516,11 @@ def _require_dicom(path: Path) -> None:
 
 def _content_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes (hex): names an input that carries no UID of its own."""
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def encrypt_dicom_native(

@@ -225,7 +225,7 @@ def _encrypt_from_parts(
             channels_last=channels_last,
             out=scanned_view(payload[residual_length:], header),
         )
-        seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
+        seal_segments(aead, nonce_prefix, aad, payload.data, segment_size, out.data[len(aad) :])
     finally:
         payload.fill(0)  # no plaintext left behind in the reused buffer
     return out.tobytes()
@@ -294,7 +294,7 @@ def _pixel_dtype(text: object) -> np.dtype:
 
 
 #: (name, value when absent, accepted types) of the fields of ``meta["image"]`` (docs/FORMAT.md 5.1).
-_IMAGE_FIELDS = (
+_IMAGE_FIELDS: tuple[tuple[str, object, type | tuple[type, ...]], ...] = (
     ("kind", "image", str),
     ("format", "array", str),
     ("photometric", "MONOCHROME2", str),
@@ -384,9 +384,9 @@ def _decrypt_in_memory(data: bytes | bytearray | memoryview, key: Key) -> tuple[
             view[len(aad) :],
             header.segment_size,
             header.payload_length,
-            memoryview(payload),
+            payload.data,
         )
-        meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
+        meta, _ = _read_meta(payload.data[: header.residual_length])
         words = scanned_view(payload[header.residual_length :], header)
         info = meta.get("image", {})
         pixels = _unscan_pixels(words, header, _pixel_dtype(info.get("dtype", header.dtype.str)))
@@ -514,7 +514,7 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
         for start in range(0, len(planes), batch):
             count = min(batch, len(planes) - start)
             view = buffer[: count * plane_bytes]
-            if fh.readinto(memoryview(view)) != len(view):
+            if fh.readinto(view.data) != len(view):
                 raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
             if sha256 is not None:
                 sha256.update(view)
@@ -536,7 +536,7 @@ def _write_planes(
         nbytes = len(chunk) * plane_bytes
         out = scanned_view(buffer[:nbytes], header)
         zigzag_scan(chunk, header.pattern, channels_last=header.channels_last, out=out)
-        writer.write(memoryview(buffer)[:nbytes])
+        writer.write(buffer.data[:nbytes])
         progress(nbytes)
 
 
@@ -834,12 +834,12 @@ def _read_planes(
     for start in range(0, n_planes, batch):
         count = min(batch, n_planes - start)
         view = buffer[: count * plane_bytes]
-        reader.read_into(memoryview(view))
+        reader.read_into(view.data)
         if sink is not None and stored is not None:
             planes = zigzag_unscan(
                 scanned_view(view, header), rows, cols, header.pattern, channels_last=header.channels_last
             )
-            sink.write(memoryview(np.ascontiguousarray(planes, dtype=stored)).cast("B"))
+            sink.write(np.ascontiguousarray(planes, dtype=stored).data.cast("B"))
         report()
 
 
@@ -851,7 +851,7 @@ def _decrypt_in_memory_container(opened: _Opened, dst: Path, force: bool, mode: 
     if suffix_length != 0:
         raise AuthenticationError()
     words = np.empty(header.pixel_length, dtype=np.uint8)
-    reader.read_into(memoryview(words))
+    reader.read_into(words.data)
     reader.finish()
     info = meta.get("image", {})
     pixels = _unscan_pixels(scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))

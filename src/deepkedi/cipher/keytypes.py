@@ -164,5 +164,5 @@ def key_image_id(pixels: np.ndarray) -> bytes:
     words = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<"))
     digest = hashlib.sha256(KEY_IMAGE_ID_LABEL)
     digest.update(struct.pack(">BQQ", bits, *pixels.shape))
-    digest.update(memoryview(words).cast("B"))
+    digest.update(words.data.cast("B"))
     return digest.digest()[:KEY_IMAGE_ID_SIZE]

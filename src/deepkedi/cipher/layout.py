@@ -119,7 +119,9 @@ def batch_sizes(header: ContainerHeader, batch_bytes: int) -> Iterator[int]:
         yield min(step, header.pixel_length - start)
 
 
-def scanned_batches(container: BinaryIO, header: ContainerHeader, batch_bytes: int) -> Iterator[np.ndarray]:
+def scanned_batches(
+    container: io.BufferedIOBase, header: ContainerHeader, batch_bytes: int
+) -> Iterator[np.ndarray]:
     """The pixel ciphertext of a hybrid container in payload (zigzag) order, read across its
     segments in batches of whole planes, each viewed as (n, H·W[, S]). One buffer is reused:
     a batch is valid until the next one is asked for."""
@@ -133,7 +135,7 @@ def scanned_batches(container: BinaryIO, header: ContainerHeader, batch_bytes: i
                 offset, left = next(ranges)
             n = min(left, size - filled)
             container.seek(offset)
-            if container.readinto(memoryview(buffer)[filled : filled + n]) != n:
+            if container.readinto(buffer.data[filled : filled + n]) != n:
                 raise AuthenticationError()  # a file shorter than its header says
             offset, left, filled = offset + n, left - n, filled + n
         yield scanned_view(buffer[:size], header)
@@ -170,7 +172,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
     with contextlib.ExitStack() as stack:
         if isinstance(path_or_data, (str, Path)):
             check_regular_input(path_or_data, error=FormatError)
-            container: BinaryIO = stack.enter_context(open(path_or_data, "rb"))
+            container: io.BufferedReader | io.BytesIO = stack.enter_context(open(path_or_data, "rb"))
             length = os.fstat(container.fileno()).st_size
         else:
             data = memoryview(path_or_data).cast("B")

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ UNVERIFIED_WARNING = (
     "without any error (only the key image's fingerprint and the length are checked)"
 )
 #: Image dtype → (key image dtype, unsigned view the XOR works on).
-_KEY_DTYPES = {
+_KEY_DTYPES: dict[np.dtype[Any], tuple[np.dtype[np.unsignedinteger[Any]], np.dtype[np.unsignedinteger[Any]]]] = {
     np.dtype(np.uint8): (np.dtype(np.uint8), np.dtype(np.uint8)),
     np.dtype(np.uint16): (np.dtype(np.uint16), np.dtype(np.uint16)),
     np.dtype(np.int16): (np.dtype(np.uint16), np.dtype(np.uint16)),
