@@ -37,8 +37,11 @@ def _shown(path: Path) -> str:
     return escape(printable(path))
 
 def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _demo_inputs(out: Path) -> list[tuple[str, str, Path]]:
@@ -361,7 +364,7 @@ def demo(
     ):
         table.add_column(column, justify="right" if column in ("KiB",) or "ms" in column else "left")
     failures = 0
-    panels = []
+    panels: list[tuple[str, np.ndarray]] = []
     for name, label, path in inputs:
         image = read_image(path)
         original = _sha256(path)

@@ -42,7 +42,7 @@ from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.keys import Key
 
 if TYPE_CHECKING:
-    from deepkedi.keys.keystore import Keystore
+    from deepkedi.keys.keystore import KekSource, Keystore
 
 __all__ = [
     "actor",
@@ -138,7 +138,7 @@ def _kek_material(path: Path) -> bytes:
     return material
 
 
-def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> object:
+def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> KekSource:
     """The current KEK: --kek-file, --passphrase-file, KEDI_KEK, KEDI_PASSPHRASE, or a prompt on a terminal."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
@@ -157,7 +157,7 @@ def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> object:
     return PassphraseKek(passphrase)
 
 
-def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env: str, what: str) -> object:
+def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env: str, what: str) -> KekSource:
     """A KEK for a new version: file options, then ``env``, then a confirmed prompt on a terminal."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
@@ -313,7 +313,7 @@ def rewrap(
     """Finish an interrupted batched rotation: re-wrap keys still under an older KEK version."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
-    old: list[object] = []
+    old: list[KekSource] = []
     old.extend(PassphraseKek(read_passphrase_file(path)) for path in old_passphrase_file or [])
     old.extend(RawKek(_kek_material(path)) for path in old_kek_file or [])
     with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():

@@ -46,7 +46,7 @@ NIST_MAX_BITS = 10_000_000
 #: copies); the default limit of 192 MiB keeps every case under 1 GiB.
 METRICS_MEMORY_FACTOR = 4
 
-MetricsDecodedSize = max_decoded_size_option(METRICS_MEMORY_FACTOR)
+MetricsDecodedSize = Annotated[int | None, max_decoded_size_option(METRICS_MEMORY_FACTOR)]
 
 
 def load_planes(path: Path) -> tuple[np.ndarray, str, int]:

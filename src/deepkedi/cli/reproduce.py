@@ -77,7 +77,7 @@ def reproduce(
             result = experiments.reproduce(images, quick=quick, seed=seed, skipped=skipped, step=step)
     with guarded():
         written = write_report(result, out, force=force)
-    broken = {}
+    broken: dict[str, list[str]] = {}
     for r in result.attacks:
         if r.verdict == "broken":
             broken.setdefault(r.scheme, []).append(r.attack)

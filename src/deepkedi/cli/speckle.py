@@ -27,7 +27,7 @@ DESPECKLE_MEMORY_MIB = 800
 #: .nii.gz, 1127 MiB from a deflated DICOM; at the default limit of 192 MiB both stay under 900.
 SPECKLE_MEMORY_FACTOR = 4
 
-SpeckleDecodedSize = max_decoded_size_option(SPECKLE_MEMORY_FACTOR)
+SpeckleDecodedSize = Annotated[int | None, max_decoded_size_option(SPECKLE_MEMORY_FACTOR)]
 
 #: Formats that store floating-point pixels as they are.
 _FLOAT_SUFFIXES = (".npy", ".nii", ".nii.gz", ".mgh", ".mgz")
