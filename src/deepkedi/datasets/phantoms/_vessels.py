@@ -49,7 +49,7 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
     n = len(starts)
     lengths = np.full(n, length)
     radii = np.full(n, radius)
-    centre = np.asarray(centre, dtype=np.float64)
+    origin = np.asarray(centre, dtype=np.float64)
     segs: list[tuple[np.ndarray, ...]] = []
     for g in range(generations):
         seg_len = lengths * rng.uniform(0.75, 1.25, n)
@@ -61,7 +61,7 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
         turn = spread * rng.uniform(0.6, 1.3, (n, 2))
         turn[:, 1] *= -1.0
         kids = np.cos(turn)[..., None] * dirs[:, None, :] + np.sin(turn)[..., None] * side[:, None, :]
-        away = _unit(np.repeat(ends, 2, axis=0) - centre + 1e-9)
+        away = _unit(np.repeat(ends, 2, axis=0) - origin + 1e-9)
         dirs = _unit(kids.reshape(-1, 3) + outward * away)
         starts = np.repeat(ends, 2, axis=0)
         lengths = np.repeat(lengths * decay, 2)
