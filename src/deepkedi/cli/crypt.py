@@ -12,7 +12,7 @@ import enum
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,9 @@ from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.keys import Key, KeyImage, load_key_image
 from deepkedi.transforms.zigzag import ZigzagPattern
+
+if TYPE_CHECKING:
+    from deepkedi.keys.keystore import Keystore
 
 CONTAINER_SUFFIX = api.CONTAINER_SUFFIX
 FIGURE_NAME = "cipher_images.png"
@@ -318,7 +321,7 @@ def _master(key: Path | None, keystore: str | None, key_id: str | None, passphra
 @contextlib.contextmanager
 def _decryptor(
     key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None
-) -> Iterator[tuple[Key | KeyImage | object, str | None]]:
+) -> Iterator[tuple[Key | KeyImage | Keystore, str | None]]:
     """What decrypts, and who asks: a key file, a key image, one keystore key, or the open keystore.
 
     With the keystore and no ``--key-id``, the library takes the key each container's
@@ -396,13 +399,13 @@ def decrypt(
     with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
         if input.is_dir():
             with _tree_progress("decrypted") as report, guarded():
-                result = api.decrypt_tree(input, output, decryptor, actor=who, force=force,  # type: ignore[arg-type]
-                                          progress=report, protect=dict(protected))
+                # A key image was refused above for a folder: decryptor is a Key or the keystore.
+                result = api.decrypt_tree(input, output, decryptor,  # type: ignore[arg-type]  # see above
+                                          actor=who, force=force, progress=report, protect=dict(protected))
             _render_tree(result, "decrypted")
             return
         done = _run_one(input, lambda progress: api.decrypt_file(
-            input, output, decryptor, actor=who, force=force, progress=progress,  # type: ignore[arg-type]
-            despeckle=despeckle))
+            input, output, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle))
     if not done.verified:
         # Every paper decryption: the key image's fingerprint matched, and that is all anyone can tell.
         err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)
