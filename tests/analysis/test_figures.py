@@ -161,11 +161,14 @@ def test_constant_and_float_images_are_drawn(drawn: list) -> None:
     assert np.all(unit_pixels[..., 0] == unit_pixels[..., 2])  # grey, no colour map
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: pipeline_strip(p, title="t"),
-    lambda p: images_with_histograms(p, bits=8, title="t"),
-    lambda p: image_grid(p, columns=2, title="t"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: pipeline_strip(p, title="t"),
+        lambda p: images_with_histograms(p, bits=8, title="t"),
+        lambda p: image_grid(p, columns=2, title="t"),
+    ],
+)
 def test_empty_or_malformed_panels_are_rejected(call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         call([])
@@ -219,8 +222,11 @@ def test_attack_matrix_with_missing_cells() -> None:
 def test_bar_chart(drawn: list) -> None:
     groups = ["brain MR", "lung CT", "liver CT"]
     series = {"paper": [7.1, 7.0, float("nan")], "aead": [7.99, 7.99, 7.99]}
-    picture = _open(bar_chart(groups, series, ylabel="entropy (bits)", title="entropy", reference=7.9986,
-                              reference_label="paper, Table 3"))
+    picture = _open(
+        bar_chart(
+            groups, series, ylabel="entropy (bits)", title="entropy", reference=7.9986, reference_label="paper, Table 3"
+        )
+    )
     assert 300 <= picture.width <= 2000 and 200 <= picture.height <= 1000
     _open(bar_chart(["one"], {"only": [1.0]}, ylabel="y", title="t"))
     (figure, _), (single, _) = drawn

@@ -193,7 +193,8 @@ def test_real_entry_point(tmp_path: Path) -> None:
     bad.write_bytes(b"\x89KEDI\r\n\x1a" + b"\x01" * 20)
     run = subprocess.run(
         [*kedi, "decrypt", str(bad), "-o", str(tmp_path / "o"), "--key", str(key)],
-        capture_output=True, check=False,
+        capture_output=True,
+        check=False,
         text=True,
         stdin=subprocess.DEVNULL,
     )
@@ -242,8 +243,13 @@ def test_output_never_replaces_the_key_the_keystore_or_the_input(tmp_path: Path,
         ("encrypt", src, link, ("--key", keyfile), "the key file"),  # through a symbolic link
         ("encrypt", src, keyfile, ("--key", link), "the key file"),
         ("encrypt", src, hard, ("--key", keyfile), "the input"),  # through a hard link
-        ("encrypt", src, tmp_path / "pass", ("--key", keyfile, "--passphrase-file", tmp_path / "pass"),
-         "the passphrase file"),
+        (
+            "encrypt",
+            src,
+            tmp_path / "pass",
+            ("--key", keyfile, "--passphrase-file", tmp_path / "pass"),
+            "the passphrase file",
+        ),
         ("encrypt", src, keystore, ("--keystore", f"sqlite:///{keystore}", "--key-id", "0" * 32), "the keystore"),
         ("encrypt", src, keystore, ("--keystore", str(keystore), "--key-id", "0" * 32), "the keystore"),
         ("encrypt", src, keyfile, ("--suite", "paper", "--key", keyfile), "the key file"),

@@ -27,8 +27,9 @@ _SHAPE = (24, 1024, 1024)
 
 
 def _run(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([*KEDI, *map(str, args)], capture_output=True, check=False, text=True,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*KEDI, *map(str, args)], capture_output=True, check=False, text=True, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture(scope="module")

@@ -97,8 +97,13 @@ def _peak_rss(args: list[str]) -> tuple[subprocess.CompletedProcess, int]:
         "print(json.dumps([r.returncode, r.stdout, r.stderr,"
         " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))"
     )
-    run = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "deepkedi.cli", *args],
-                         capture_output=True, check=True, text=True, timeout=360)
+    run = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "deepkedi.cli", *args],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=360,
+    )
     code, out, err, rss = json.loads(run.stdout)
     return subprocess.CompletedProcess(args, code, out, err), rss
 

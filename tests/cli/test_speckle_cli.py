@@ -52,7 +52,9 @@ def test_speckle_keeps_no_float64_copy_of_the_volume(tmp_path: Path) -> None:
     env.pop("KEDI_MAX_DECODED", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "deepkedi.cli", "speckle", str(volume), "-o", str(tmp_path / "out.npy")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     stderr = process.stderr.read().decode()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)

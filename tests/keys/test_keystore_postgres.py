@@ -54,16 +54,30 @@ def postgres_server() -> Iterator[tuple[str, int]]:
     try:
         run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         # fsync off: a throwaway test server; the crash tests kill the client, not the server.
-        run(pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
-            f"-p {port} -k {base} -c listen_addresses='' -c fsync=off -c max_connections=60", "start")
+        run(
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses='' -c fsync=off -c max_connections=60",
+            "start",
+        )
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
     try:
         yield str(base), port
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True, check=False,
-                       timeout=120, cwd=base)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            check=False,
+            timeout=120,
+            cwd=base,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -104,9 +118,13 @@ def test_unreachable_database_is_a_keystore_error(postgres_server: tuple[str, in
 
     socket_dir, port = postgres_server
     with pytest.raises(KeystoreError, match="nope"):
-        Keystore.open(f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
-                      kek_source=os.urandom(32))
+        Keystore.open(
+            f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}", kek_source=os.urandom(32)
+        )
     with pytest.raises(KeystoreError) as excinfo:
-        Keystore.init(f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
-                      kek_source=os.urandom(32), actor="a")
+        Keystore.init(
+            f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
+            kek_source=os.urandom(32),
+            actor="a",
+        )
     assert "hunter2" not in str(excinfo.value)

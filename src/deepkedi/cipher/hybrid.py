@@ -132,8 +132,9 @@ def _residual_head(meta: dict[str, Any], prefix_length: int) -> bytes:
     """``u32 meta length ‖ meta JSON ‖ u64 prefix length`` (the prefix bytes follow)."""
     blob = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if len(blob) > DEFAULT_MAX_BYTES:  # a reader refuses larger meta (docs/FORMAT.md 5.1)
-        raise UnsupportedImageError(f"the image's description takes {len(blob)} bytes of JSON (at most "
-                                    f"{DEFAULT_MAX_BYTES})")
+        raise UnsupportedImageError(
+            f"the image's description takes {len(blob)} bytes of JSON (at most {DEFAULT_MAX_BYTES})"
+        )
     return _U32.pack(len(blob)) + blob + _U64.pack(prefix_length)
 
 
@@ -316,17 +317,13 @@ def _check_meta(meta: object) -> dict[str, Any]:
     ):
         raise ValueError("meta image")
     spacing = info.get("spacing")
-    if spacing is not None and not (
-        isinstance(spacing, list) and all(type(v) in (int, float) for v in spacing)
-    ):
+    if spacing is not None and not (isinstance(spacing, list) and all(type(v) in (int, float) for v in spacing)):
         raise ValueError("meta spacing")
     if "dtype" in info:
         _pixel_dtype(info["dtype"])
     if meta["restore"] == "splice":
         _pixel_dtype(meta.get("stored_dtype"))
-    if meta["restore"] != "none" and not (
-        isinstance(meta.get("sha256"), str) and type(meta.get("size")) is int
-    ):
+    if meta["restore"] != "none" and not (isinstance(meta.get("sha256"), str) and type(meta.get("size")) is int):
         raise ValueError("meta digest")
     return meta
 
@@ -864,5 +861,3 @@ def _decrypt_in_memory_container(opened: _Opened, dst: Path, force: bool, mode: 
 
 
 # --------------------------------------------------------------------------- cipher image
-
-

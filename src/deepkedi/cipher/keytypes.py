@@ -70,7 +70,6 @@ class Key:
         return f"Key(key_id={self.key_id_hex!r}, suite={self.suite!r}, created={self.created!r})"
 
 
-
 def _checked_pixels(pixels: object) -> np.ndarray:
     if not isinstance(pixels, np.ndarray):
         raise TypeError(f"key image pixels must be a NumPy array, not {type(pixels).__name__}")

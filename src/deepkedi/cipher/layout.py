@@ -44,12 +44,10 @@ __all__ = [
 BATCH_BYTES = 4 << 20
 
 
-
-
 def as_planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
     """``pixels`` as a stack of planes: (planes, H, W) or (planes, H, W, S)."""
     plane_ndim = 3 if channels_last else 2
-    return pixels.reshape((-1, *pixels.shape[pixels.ndim - plane_ndim:]))
+    return pixels.reshape((-1, *pixels.shape[pixels.ndim - plane_ndim :]))
 
 
 _ALIGN = 64
@@ -119,9 +117,7 @@ def batch_sizes(header: ContainerHeader, batch_bytes: int) -> Iterator[int]:
         yield min(step, header.pixel_length - start)
 
 
-def scanned_batches(
-    container: io.BufferedIOBase, header: ContainerHeader, batch_bytes: int
-) -> Iterator[np.ndarray]:
+def scanned_batches(container: io.BufferedIOBase, header: ContainerHeader, batch_bytes: int) -> Iterator[np.ndarray]:
     """The pixel ciphertext of a hybrid container in payload (zigzag) order, read across its
     segments in batches of whole planes, each viewed as (n, H·W[, S]). One buffer is reused:
     a batch is valid until the next one is asked for."""

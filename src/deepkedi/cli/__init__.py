@@ -46,9 +46,7 @@ _register()
 
 #: Signals that end `kedi` through the normal unwinding path, so that every
 #: ``with`` block runs its cleanup (part files removed, keystore sessions rolled back).
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

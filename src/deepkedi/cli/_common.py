@@ -75,9 +75,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 #: OSError numbers that only writing produces: the output or its filesystem is at fault, not the input.
 _OUTPUT_ERRNOS = frozenset(
-    code for code in (
-        errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG
-    ) if code is not None
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG) if code is not None
 )
 
 

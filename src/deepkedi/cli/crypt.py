@@ -293,8 +293,16 @@ def encrypt(
     master = _master(key, keystore, key_id, passphrase_file)
     if input.is_dir():
         with _tree_progress("encrypted") as report, guarded():
-            result = api.encrypt_tree(input, output, master, as_dicom=as_dicom, pattern=pattern, force=force,
-                                      progress=report, protect=dict(protected))
+            result = api.encrypt_tree(
+                input,
+                output,
+                master,
+                as_dicom=as_dicom,
+                pattern=pattern,
+                force=force,
+                progress=report,
+                protect=dict(protected),
+            )
         if as_dicom:
             if not result.done and not result.failed:
                 fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
@@ -304,8 +312,12 @@ def encrypt(
                 )
         _render_tree(result, "encrypted")
         return
-    _run_one(input, lambda progress: api.encrypt_file(
-        input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress))
+    _run_one(
+        input,
+        lambda progress: api.encrypt_file(
+            input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
+        ),
+    )
 
 
 def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> Key:
@@ -400,12 +412,23 @@ def decrypt(
         if input.is_dir():
             with _tree_progress("decrypted") as report, guarded():
                 # A key image was refused above for a folder: decryptor is a Key or the keystore.
-                result = api.decrypt_tree(input, output, decryptor,  # type: ignore[arg-type]  # see above
-                                          actor=who, force=force, progress=report, protect=dict(protected))
+                result = api.decrypt_tree(
+                    input,
+                    output,
+                    decryptor,  # type: ignore[arg-type]  # see above
+                    actor=who,
+                    force=force,
+                    progress=report,
+                    protect=dict(protected),
+                )
             _render_tree(result, "decrypted")
             return
-        done = _run_one(input, lambda progress: api.decrypt_file(
-            input, output, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle))
+        done = _run_one(
+            input,
+            lambda progress: api.decrypt_file(
+                input, output, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle
+            ),
+        )
     if not done.verified:
         # Every paper decryption: the key image's fingerprint matched, and that is all anyone can tell.
         err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)

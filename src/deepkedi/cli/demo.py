@@ -31,10 +31,10 @@ NIST_FAMILYWISE_ALPHA = 0.001
 NIST_REJECTIONS_TOLERATED = 3
 
 
-
 def _shown(path: Path) -> str:
     """A path inside rich markup: control characters and markup escaped (``--out`` is the user's)."""
     return escape(printable(path))
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -255,7 +255,10 @@ def _paper_tour(out: Path) -> int:
         psnr, ssim = metrics.psnr(plain, clipped, data_range=span), metrics.ssim(plain, clipped, data_range=span)
         failures += not (psnr > 25.32 and ssim > 0.618)
         table.add_row(
-            pattern.value, f"{metrics.shannon_entropy(cipher, bits=16).value:.4f}", f"{ms:.2f}", f"{psnr:.2f}",
+            pattern.value,
+            f"{metrics.shannon_entropy(cipher, bits=16).value:.4f}",
+            f"{ms:.2f}",
+            f"{psnr:.2f}",
             f"{ssim:.3f}",
         )
         panels.append((f"cipher, {pattern.value}", display_plane(cipher)))

@@ -29,8 +29,9 @@ class KeySuite(str, enum.Enum):
     paper = "paper"
 
 
-def _paper_key(output: Path, like: Path | None, seed: int | None, weights: Path | None, force: bool,
-               as_json: bool) -> None:
+def _paper_key(
+    output: Path, like: Path | None, seed: int | None, weights: Path | None, force: bool, as_json: bool
+) -> None:
     from deepkedi.cipher.paper import PAPER_WARNING
     from deepkedi.imaging import read_image
     from deepkedi.keygen import torch_available
@@ -56,8 +57,17 @@ def _paper_key(output: Path, like: Path | None, seed: int | None, weights: Path 
         save_key_image(key_image, output, force=force)
     rows, cols = generated.pixels.shape
     if as_json:
-        typer.echo(json.dumps({"path": str(output), "suite": "paper", "shape": [rows, cols], "bits": generated.bits,
-                               "model_sha256": generated.model_sha256}))
+        typer.echo(
+            json.dumps(
+                {
+                    "path": str(output),
+                    "suite": "paper",
+                    "shape": [rows, cols],
+                    "bits": generated.bits,
+                    "model_sha256": generated.model_sha256,
+                }
+            )
+        )
     else:
         console.print(
             f"wrote {rows}×{cols} {generated.bits}-bit key image to {printable(output)} "
@@ -115,8 +125,16 @@ def keygen(
         save_key(key, output, passphrase=passphrase, force=force)
     sources = " + ".join(key.provenance.get("sources", []))
     if as_json:
-        typer.echo(json.dumps({"key_id": key.key_id_hex, "path": str(output), "sealed": passphrase is not None,
-                               "sources": key.provenance.get("sources", [])}))
+        typer.echo(
+            json.dumps(
+                {
+                    "key_id": key.key_id_hex,
+                    "path": str(output),
+                    "sealed": passphrase is not None,
+                    "sources": key.provenance.get("sources", []),
+                }
+            )
+        )
     else:
         sealed = " (sealed with a passphrase)" if passphrase else ""
         console.print(f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}", markup=False)

@@ -63,8 +63,11 @@ app.add_typer(keys_app, name="keys")
 
 KeystoreOpt = Annotated[
     str | None,
-    typer.Option("--keystore", help="Keystore URL (sqlite:///PATH or postgresql+psycopg://...); "
-                                    "default $KEDI_KEYSTORE, else the user's data folder."),
+    typer.Option(
+        "--keystore",
+        help="Keystore URL (sqlite:///PATH or postgresql+psycopg://...); "
+        "default $KEDI_KEYSTORE, else the user's data folder.",
+    ),
 ]
 PassphraseFileOpt = Annotated[
     Path | None, typer.Option("--passphrase-file", help="File holding the keystore passphrase.")
@@ -177,8 +180,9 @@ def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env:
     return PassphraseKek(passphrase)
 
 
-def open_keystore(keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *,
-                  locked: bool = False) -> Keystore:
+def open_keystore(
+    keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *, locked: bool = False
+) -> Keystore:
     """The keystore at ``--keystore`` (or the default), unlocked with the KEK the options resolve to."""
     from deepkedi.keys.keystore import Keystore
 
@@ -212,7 +216,7 @@ def init(
         # A new passphrase is asked twice on a terminal: a typo here would lock every key away.
         source = _new_kek_source(passphrase_file, kek_file, env="KEDI_PASSPHRASE", what="keystore passphrase")
     if url.startswith("sqlite:///"):
-        folder = Path(url[len("sqlite:///"):]).parent
+        folder = Path(url[len("sqlite:///") :]).parent
         if keystore is None and not os.environ.get("KEDI_KEYSTORE"):
             with guarded():
                 make_output_folder(folder, mode=0o700)
@@ -256,8 +260,12 @@ def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     for info in infos:
         revoked = f" revoked {info.revoked_at}" if info.revoked_at else ""
         # Every field is escaped: a label holding a newline must not forge a row.
-        typer.echo(printable(f"{info.key_id}  {info.created}  {info.state}{revoked}  kek v{info.kek_version}  "
-                             f"{info.label or ''}".rstrip()))
+        typer.echo(
+            printable(
+                f"{info.key_id}  {info.created}  {info.state}{revoked}  kek v{info.kek_version}  "
+                f"{info.label or ''}".rstrip()
+            )
+        )
 
 
 @keys_app.command("show")
@@ -276,11 +284,13 @@ def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) ->
 @keys_app.command("rotate")
 def rotate(
     new_passphrase_file: Annotated[
-        Path | None, typer.Option("--new-passphrase-file", help="File holding the new passphrase.")] = None,
+        Path | None, typer.Option("--new-passphrase-file", help="File holding the new passphrase.")
+    ] = None,
     new_kek_file: Annotated[Path | None, typer.Option("--new-kek-file", help="File holding the new KEK.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Re-wrap this many keys per transaction "
-                                                                 "(default: all in one).")] = None,
+        int | None,
+        typer.Option("--batch-size", min=1, help="Re-wrap this many keys per transaction (default: all in one)."),
+    ] = None,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -288,8 +298,7 @@ def rotate(
 ) -> None:
     """Move the keystore to a new passphrase or KEK; data keys (and so every image) stay the same."""
     with open_keystore(keystore, passphrase_file, kek_file) as store:
-        source = _new_kek_source(new_passphrase_file, new_kek_file, env="KEDI_NEW_PASSPHRASE",
-                                 what="new passphrase")
+        source = _new_kek_source(new_passphrase_file, new_kek_file, env="KEDI_NEW_PASSPHRASE", what="new passphrase")
         with guarded():
             version = store.rotate(source, actor=actor(), batch_size=batch_size)
     if as_json:
@@ -304,7 +313,8 @@ def rewrap(
         list[Path] | None, typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
     ] = None,
     old_kek_file: Annotated[
-        list[Path] | None, typer.Option("--old-kek-file", help="KEK file of an older KEK version.")] = None,
+        list[Path] | None, typer.Option("--old-kek-file", help="KEK file of an older KEK version.")
+    ] = None,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -362,9 +372,11 @@ def recipient(
             fh.write(private_pem)
         with atomic_output(public_path, force=force, mode=0o644) as fh:
             fh.write(public_pem)
-    console.print(f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
-                  "(give this one to exporting sites)",
-                  markup=False)
+    console.print(
+        f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
+        "(give this one to exporting sites)",
+        markup=False,
+    )
 
 
 @keys_app.command("export")
@@ -413,8 +425,9 @@ def import_(
 
 @keys_app.command("audit")
 def audit(
-    verify: Annotated[bool, typer.Option("--verify", help="Check the MAC chain (needs the passphrase or KEK).")]
-    = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the MAC chain (needs the passphrase or KEK).")
+    ] = False,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -446,8 +459,9 @@ def audit(
 # ------------------------------------------------------------------------------ for other commands
 
 
-def key_from_keystore(url: str | None, key_id: str, passphrase_file: Path | None, *,
-                      file_sha256: str | None = None) -> Key:
+def key_from_keystore(
+    url: str | None, key_id: str, passphrase_file: Path | None, *, file_sha256: str | None = None
+) -> Key:
     """The master key ``key_id`` from the keystore, for ``kedi encrypt`` / ``kedi decrypt``.
 
     ``url`` ``None`` means ``KEDI_KEYSTORE`` or the default. The access is audited

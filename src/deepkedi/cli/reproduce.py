@@ -65,8 +65,13 @@ def reproduce(
         f"({'quick' if quick else 'full'} run); {len(skipped)} files skipped",
         markup=False,
     )
-    columns = (TextColumn("[bold]reproduce"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]reproduce"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("", total=total)
 
@@ -88,5 +93,7 @@ def reproduce(
     )
     for scheme in SCHEME_NAMES:
         attacks = broken.get(scheme, [])
-        console.print(f"  {scheme:<22} " + (f"broken by {', '.join(attacks)}" if attacks else "resisted every attack"),
-                      markup=False)
+        console.print(
+            f"  {scheme:<22} " + (f"broken by {', '.join(attacks)}" if attacks else "resisted every attack"),
+            markup=False,
+        )

@@ -135,6 +135,7 @@ def train(
             preset=preset.value if resume is None else None,
             force=force,
         )
-    console.print(f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}",
-                  markup=False)
+    console.print(
+        f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}", markup=False
+    )
     console.print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}), markup=False)

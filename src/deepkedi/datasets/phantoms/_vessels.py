@@ -34,9 +34,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarray, *,
-               length: float, radius: float, generations: int, spread: float, step: float,
-               centre: Sequence[float], outward: float = 0.5, decay: float = 0.8) -> _Tree:
+def _grow_tree(
+    rng: np.random.Generator,
+    roots: np.ndarray,
+    directions: np.ndarray,
+    *,
+    length: float,
+    radius: float,
+    generations: int,
+    spread: float,
+    step: float,
+    centre: Sequence[float],
+    outward: float = 0.5,
+    decay: float = 0.8,
+) -> _Tree:
     """Grow a bifurcating tree, one generation of all branches at a time.
 
     Children turn by about ``spread`` radians to either side of their parent in a
@@ -78,8 +89,17 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
     return _Tree(pts.astype(_F), rad.astype(_F), gen[idx], side[idx].astype(_F))
 
 
-def _scatter_vessels(rng: np.random.Generator, n: int, *, low: Sequence[float], high: Sequence[float],
-                     hila: np.ndarray, length: float, radius: float, step: float) -> _Tree:
+def _scatter_vessels(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    low: Sequence[float],
+    high: Sequence[float],
+    hila: np.ndarray,
+    length: float,
+    radius: float,
+    step: float,
+) -> _Tree:
     """Short peripheral vessel segments scattered through a box, pointing away from the hila.
 
     A grown tree thins out towards the periphery faster than real lungs do at
