@@ -35,8 +35,10 @@ def main() -> None:
     despeckle_ripplet(noisy)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"despeckle_ripplet, 512x512 float64, c=1 d=2, median of {args.repeats}: "
-          f"{statistics.median(times):.3f} s (budget 2 s); tracemalloc peak {peak / 2**20:.0f} MiB")
+    print(
+        f"despeckle_ripplet, 512x512 float64, c=1 d=2, median of {args.repeats}: "
+        f"{statistics.median(times):.3f} s (budget 2 s); tracemalloc peak {peak / 2**20:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -45,24 +45,32 @@ def main() -> int:
         write_image(phantom("lung", "CT", seed=7), lung)
         files.append(("phantom-lung-ct.dcm (512²)", lung))
         print(f"median of {args.repeat} runs, ms; ratio = DICOM-native / container")
-        print(f"{'file':34s} {'KiB':>6s} {'enc native':>11s} {'enc container':>14s} {'ratio':>6s} "
-              f"{'dec native':>11s} {'dec container':>14s} {'ratio':>6s}")
+        print(
+            f"{'file':34s} {'KiB':>6s} {'enc native':>11s} {'enc container':>14s} {'ratio':>6s} "
+            f"{'dec native':>11s} {'dec container':>14s} {'ratio':>6s}"
+        )
         ratios = []
         for name, path in files:
             native, container = folder / "native.dcm", folder / "file.kedi"
             back_native, back_container = folder / "back-native.dcm", folder / "back-container.dcm"
             # Round-robin, in this order: each decryption reads what the encryption before it wrote.
-            medians = round_robin_medians({
-                "enc_n": functools.partial(encrypt_dicom_native, path, native, key, force=True),
-                "enc_c": functools.partial(encrypt_file, path, container, key, force=True),
-                "dec_n": functools.partial(decrypt_dicom_native, native, back_native, key, force=True),
-                "dec_c": functools.partial(decrypt_file, container, back_container, key, force=True),
-            }, args.repeat, warmup=1)
+            medians = round_robin_medians(
+                {
+                    "enc_n": functools.partial(encrypt_dicom_native, path, native, key, force=True),
+                    "enc_c": functools.partial(encrypt_file, path, container, key, force=True),
+                    "dec_n": functools.partial(decrypt_dicom_native, native, back_native, key, force=True),
+                    "dec_c": functools.partial(decrypt_file, container, back_container, key, force=True),
+                },
+                args.repeat,
+                warmup=1,
+            )
             enc_n, enc_c, dec_n, dec_c = (1e3 * medians[k] for k in ("enc_n", "enc_c", "dec_n", "dec_c"))
             assert back_native.read_bytes() == back_container.read_bytes() == Path(path).read_bytes()
             ratios += [enc_n / enc_c, dec_n / dec_c]
-            print(f"{name[:34]:34s} {Path(path).stat().st_size / 1024:6.0f} {enc_n:11.1f} {enc_c:14.1f} "
-                  f"{enc_n / enc_c:6.2f} {dec_n:11.1f} {dec_c:14.1f} {dec_n / dec_c:6.2f}")
+            print(
+                f"{name[:34]:34s} {Path(path).stat().st_size / 1024:6.0f} {enc_n:11.1f} {enc_c:14.1f} "
+                f"{enc_n / enc_c:6.2f} {dec_n:11.1f} {dec_c:14.1f} {dec_n / dec_c:6.2f}"
+            )
         print(f"median ratio over files and directions: {statistics.median(ratios):.2f}")
         if args.frames:
             _large(folder, args.frames)

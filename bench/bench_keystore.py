@@ -52,8 +52,10 @@ def main() -> int:
     backend = url.split(":", 1)[0]
     kind = "scrypt passphrase" if args.passphrase else "32-byte KEK material"
     print(f"keystore ({backend}): created {args.keys} keys in {created:.2f} s (one transaction)")
-    print(f"rotate to a new {kind}, re-wrapping {args.keys} keys in one transaction: "
-          f"median {median:.3f} s of {args.repeat} ({', '.join(f'{t:.3f}' for t in times)})")
+    print(
+        f"rotate to a new {kind}, re-wrapping {args.keys} keys in one transaction: "
+        f"median {median:.3f} s of {args.repeat} ({', '.join(f'{t:.3f}' for t in times)})"
+    )
     verdict = "within" if median < BUDGET_S else "OVER"
     print(f"budget {BUDGET_S:.0f} s for 10,000 keys: {verdict} ({median / BUDGET_S:.1%} of it)")
     return 0 if median < BUDGET_S else 1

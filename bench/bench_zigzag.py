@@ -52,16 +52,10 @@ def main() -> None:
     }
     for pattern in ZigzagPattern:
         scan_order(rows, cols, pattern)  # fill the permutation cache first
-        calls[f"{pattern.value} scan"] = functools.partial(
-            zigzag_scan, plane, pattern, out=sequence
-        )
+        calls[f"{pattern.value} scan"] = functools.partial(zigzag_scan, plane, pattern, out=sequence)
         calls[f"{pattern.value} scan (alloc)"] = functools.partial(zigzag_scan, plane, pattern)
-        calls[f"{pattern.value} unscan"] = functools.partial(
-            zigzag_unscan, sequence, rows, cols, pattern, out=restored
-        )
-    calls["(horizontal as a gather)"] = functools.partial(
-        np.take, plane.ravel(), gather_order, out=sequence
-    )
+        calls[f"{pattern.value} unscan"] = functools.partial(zigzag_unscan, sequence, rows, cols, pattern, out=restored)
+    calls["(horizontal as a gather)"] = functools.partial(np.take, plane.ravel(), gather_order, out=sequence)
 
     for pattern in ZigzagPattern:  # check the round trip before timing it
         zigzag_scan(plane, pattern, out=sequence)

@@ -45,14 +45,17 @@ _BITS = 1_000_000
 
 def _key_table(keys: int, generator) -> tuple[list[str], dict[str, float]]:  # type: ignore[no-untyped-def]
     images = [phantom(organ, modality, seed=0, shape=(256, 256)).pixels for organ, modality in PHANTOM_KINDS]
-    words = [generate_key_image(images[i % len(images)], seed=i, bits=8, generator=generator).pixels
-             for i in range(keys)]
-    flips = [generate_key_image(images[i % len(images)], seed=i ^ 1, bits=8, generator=generator).pixels
-             for i in range(keys)]
+    words = [
+        generate_key_image(images[i % len(images)], seed=i, bits=8, generator=generator).pixels for i in range(keys)
+    ]
+    flips = [
+        generate_key_image(images[i % len(images)], seed=i ^ 1, bits=8, generator=generator).pixels for i in range(keys)
+    ]
     entropy = [metrics.shannon_entropy(k, bits=8) for k in words]
     chi = [metrics.histogram_chi_square(k, bits=8) for k in words]
-    corr = {d: [abs(metrics.adjacent_correlation(k, direction=d).coefficient) for k in words]
-            for d in metrics.DIRECTIONS}
+    corr = {
+        d: [abs(metrics.adjacent_correlation(k, direction=d).coefficient) for k in words] for d in metrics.DIRECTIONS
+    }
     pairs = [(words[i], words[i + 1]) for i in range(0, keys - 1, 2)]
     npcr = [metrics.npcr(a, b, bits=8) for a, b in pairs]
     uaci = [metrics.uaci(a, b, bits=8) for a, b in pairs]
@@ -61,24 +64,36 @@ def _key_table(keys: int, generator) -> tuple[list[str], dict[str, float]]:  # t
     rows = [
         "| measure | result over the keys | bar | paper |",
         "|---|---|---|---|",
-        (f"| global entropy (bits), mean [min, max] | {np.mean([e.value for e in entropy]):.4f} "
-        f"[{min(e.value for e in entropy):.4f}, {max(e.value for e in entropy):.4f}] | ≥ 7.99 "
-        f"(random ≈ {entropy[0].expected_random:.4f}) | 7.45 |"),
-        (f"| histogram χ² below its α = 0.05 critical value ({chi[0].critical:.2f}) | "
-        f"{sum(c.passed for c in chi)}/{n} (mean χ² {np.mean([c.value for c in chi]):.1f}) | most keys | — |"),
+        (
+            f"| global entropy (bits), mean [min, max] | {np.mean([e.value for e in entropy]):.4f} "
+            f"[{min(e.value for e in entropy):.4f}, {max(e.value for e in entropy):.4f}] | ≥ 7.99 "
+            f"(random ≈ {entropy[0].expected_random:.4f}) | 7.45 |"
+        ),
+        (
+            f"| histogram χ² below its α = 0.05 critical value ({chi[0].critical:.2f}) | "
+            f"{sum(c.passed for c in chi)}/{n} (mean χ² {np.mean([c.value for c in chi]):.1f}) | most keys | — |"
+        ),
     ]
     for direction, values in corr.items():
-        rows.append(f"| \\|adjacent correlation\\|, {direction}: mean, max | {np.mean(values):.4f}, "
-                    f"{max(values):.4f} | < 0.02 in all | — |")
+        rows.append(
+            f"| \\|adjacent correlation\\|, {direction}: mean, max | {np.mean(values):.4f}, "
+            f"{max(values):.4f} | < 0.02 in all | — |"
+        )
     rows += [
-        (f"| NPCR % between keys of different seeds ({len(npcr)} pairs): mean; inside α = 0.05 | "
-        f"{np.mean([r.value for r in npcr]):.4f}; {sum(r.passed for r in npcr)}/{len(npcr)} | "
-        f"≥ {npcr[0].critical:.4f} | — |"),
-        (f"| UACI % between keys of different seeds: mean; inside α = 0.05 | "
-        f"{np.mean([r.value for r in uaci]):.4f}; {sum(r.passed for r in uaci)}/{len(uaci)} | "
-        f"[{uaci[0].lower:.4f}, {uaci[0].upper:.4f}] | — |"),
-        (f"| pixels changed by flipping the seed's lowest bit: mean, min | {100 * np.mean(changed):.3f} %, "
-        f"{100 * min(changed):.3f} % | ≥ 99.5 % | — |"),
+        (
+            f"| NPCR % between keys of different seeds ({len(npcr)} pairs): mean; inside α = 0.05 | "
+            f"{np.mean([r.value for r in npcr]):.4f}; {sum(r.passed for r in npcr)}/{len(npcr)} | "
+            f"≥ {npcr[0].critical:.4f} | — |"
+        ),
+        (
+            f"| UACI % between keys of different seeds: mean; inside α = 0.05 | "
+            f"{np.mean([r.value for r in uaci]):.4f}; {sum(r.passed for r in uaci)}/{len(uaci)} | "
+            f"[{uaci[0].lower:.4f}, {uaci[0].upper:.4f}] | — |"
+        ),
+        (
+            f"| pixels changed by flipping the seed's lowest bit: mean, min | {100 * np.mean(changed):.3f} %, "
+            f"{100 * min(changed):.3f} % | ≥ 99.5 % | — |"
+        ),
     ]
     summary = {
         "entropy_mean": float(np.mean([e.value for e in entropy])),
@@ -144,8 +159,7 @@ def _nist_table(
     analysed = {name: _records(data) for name, data in sources.items()}
     first = next(iter(analysed.values()))
     header = "| test | P-values | " + " | ".join(f"{name}: failing, strict / calibrated" for name in sources)
-    rows = [header + " | expected failing, perfect generator |",
-            "|---|---:|" + "---|" * len(sources) + "---:|"]
+    rows = [header + " | expected failing, perfect generator |", "|---|---:|" + "---|" * len(sources) + "---:|"]
     strict = dict.fromkeys(sources, 0)
     calibrated = dict.fromkeys(sources, 0)
     p_all_pass = 1.0
@@ -163,8 +177,10 @@ def _nist_table(
             ok_calibrated = bool(own) and (failing == 0 or _tail(qs, failing) > float(np.mean(qs)))
             strict[name] += ok_strict
             calibrated[name] += ok_calibrated
-            cells.append(f"{failing}/{len(own)}: {'pass' if ok_strict else '**fail**'} / "
-                         f"{'pass' if ok_calibrated else '**fail**'}")
+            cells.append(
+                f"{failing}/{len(own)}: {'pass' if ok_strict else '**fail**'} / "
+                f"{'pass' if ok_calibrated else '**fail**'}"
+            )
         rows.append(f"| {test} | {len(recs)} | " + " | ".join(cells) + f" | {expected:.2f} |")
     return rows, strict, calibrated, p_all_pass, expectations
 
@@ -184,10 +200,14 @@ def _speed(generator, repeats: int) -> list[str]:  # type: ignore[no-untyped-def
     return [
         "| operation (512 × 512) | median | budget | reference in the same run |",
         "|---|---:|---:|---|",
-        (f"| ZZ-GAN key image, 16-bit (latent map + generator) | {key_ms:.1f} ms | < 100 ms | "
-        f"latent map alone {latent_ms:.1f} ms |"),
-        (f"| paper suite decryption without despeckling (XOR + inverse zigzag), uint16 | {decrypt_ms:.2f} ms | "
-        f"< 5 ms (paper: 45 ms) | NumPy XOR alone {xor_ms:.2f} ms (ratio {decrypt_ms / xor_ms:.1f}×) |"),
+        (
+            f"| ZZ-GAN key image, 16-bit (latent map + generator) | {key_ms:.1f} ms | < 100 ms | "
+            f"latent map alone {latent_ms:.1f} ms |"
+        ),
+        (
+            f"| paper suite decryption without despeckling (XOR + inverse zigzag), uint16 | {decrypt_ms:.2f} ms | "
+            f"< 5 ms (paper: 45 ms) | NumPy XOR alone {xor_ms:.2f} ms (ratio {decrypt_ms / xor_ms:.1f}×) |"
+        ),
     ]
 
 
@@ -203,8 +223,12 @@ def main() -> None:
     key_rows, _ = _key_table(args.keys, generator)
     speed_rows = _speed(generator, args.repeats)
     hybrid = [_hkdf_stream(generate_key().secret, _BITS // 8) for _ in range(args.sequences)]
-    raw = [generate_key_image(np.zeros((512, 512), np.uint8), seed=1000 + i, bits=8, generator=generator)
-           .pixels.tobytes()[: _BITS // 8] for i in range(args.sequences)]
+    raw = [
+        generate_key_image(np.zeros((512, 512), np.uint8), seed=1000 + i, bits=8, generator=generator).pixels.tobytes()[
+            : _BITS // 8
+        ]
+        for i in range(args.sequences)
+    ]
     reference = [os.urandom(_BITS // 8) for _ in range(args.sequences)]
     nist_rows, nist_passed, nist_calibrated, p_all_pass, expectations = _nist_table(
         {"hybrid key material": hybrid, "raw ZZ-GAN keys": raw, "os.urandom (reference)": reference}
@@ -213,9 +237,11 @@ def main() -> None:
     lines = [
         "# ZZ-GAN keys, measured",
         "",
-        (f"Generated by `bench/bench_zzgan.py`: shipped generator `{generator.sha256[:16]}…`, Python "
-        f"{platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{platform.machine()}, {elapsed:.0f} s in all."),
+        (
+            f"Generated by `bench/bench_zzgan.py`: shipped generator `{generator.sha256[:16]}…`, Python "
+            f"{platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{platform.machine()}, {elapsed:.0f} s in all."
+        ),
         "",
         f"## {args.keys} raw key images, 256 × 256, 8-bit",
         "",
@@ -226,25 +252,31 @@ def main() -> None:
         "",
         "## NIST SP 800-22, two-level analysis (§4.2)",
         "",
-        ("Proportion of sequences with P ≥ 0.01 must lie in p̂ ± 3√(p̂(1−p̂)/m); the P-values of each test "
-        "must be uniform (P-value_T ≥ 0.0001). Several tests give many P-values per sequence (148 "
-        "non-overlapping templates, 2 serial, 2 cumulative sums, 8 + 18 excursions)."),
+        (
+            "Proportion of sequences with P ≥ 0.01 must lie in p̂ ± 3√(p̂(1−p̂)/m); the P-values of each test "
+            "must be uniform (P-value_T ≥ 0.0001). Several tests give many P-values per sequence (148 "
+            "non-overlapping templates, 2 serial, 2 cumulative sums, 8 + 18 excursions)."
+        ),
         "",
-        (f"Sequences: **hybrid key material** = a fresh hybrid master key each (ZZ-GAN key image + 32 OS "
-        f"bytes → HKDF-SHA256) expanded by HKDF-SHA256 to 10⁶ bits; **raw ZZ-GAN keys** = the first 10⁶ bits "
-        f"of a 512² 8-bit key (seeds 1000…); **os.urandom** = the operating system's CSPRNG, the reference "
-        f"measured in the same run. {args.sequences} sequences each."),
+        (
+            f"Sequences: **hybrid key material** = a fresh hybrid master key each (ZZ-GAN key image + 32 OS "
+            f"bytes → HKDF-SHA256) expanded by HKDF-SHA256 to 10⁶ bits; **raw ZZ-GAN keys** = the first 10⁶ bits "
+            f"of a 512² 8-bit key (seeds 1000…); **os.urandom** = the operating system's CSPRNG, the reference "
+            f"measured in the same run. {args.sequences} sequences each."
+        ),
         "",
         *nist_rows,
         "",
-        ("A P-value fails when its proportion check or its uniformity check fails. **Strict**: a test passes "
-        "only when every one of its P-values passes. By that rule even a perfect generator passes all 15 tests "
-        f"with probability {p_all_pass:.3f} (exact binomial chance of failing each proportion check, 10⁻⁴ for "
-        "each uniformity check; the last column sums them per test): the non-overlapping templates alone "
-        f"expect {expectations.get('non_overlapping_template', math.nan):.1f} chance failures. **Calibrated**: a "
-        "test fails when a perfect generator would show that many failing P-values with probability no larger "
-        "than the chance that one P-value fails (exact Poisson-binomial tail); for a test with one P-value this "
-        "is NIST's rule, for a test with many it keeps NIST's false-failure rate per test."),
+        (
+            "A P-value fails when its proportion check or its uniformity check fails. **Strict**: a test passes "
+            "only when every one of its P-values passes. By that rule even a perfect generator passes all 15 tests "
+            f"with probability {p_all_pass:.3f} (exact binomial chance of failing each proportion check, 10⁻⁴ for "
+            "each uniformity check; the last column sums them per test): the non-overlapping templates alone "
+            f"expect {expectations.get('non_overlapping_template', math.nan):.1f} chance failures. **Calibrated**: a "
+            "test fails when a perfect generator would show that many failing P-values with probability no larger "
+            "than the chance that one P-value fails (exact Poisson-binomial tail); for a test with one P-value this "
+            "is NIST's rule, for a test with many it keeps NIST's false-failure rate per test."
+        ),
         "",
         "Tests passed, strict / calibrated: "
         + ", ".join(f"{name} {nist_passed[name]}/15 / {nist_calibrated[name]}/15" for name in nist_passed)

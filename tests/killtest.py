@@ -66,7 +66,10 @@ def _parts(folder: Path) -> list[Path]:
 
 def _kedi(*args: object) -> subprocess.Popen:
     return subprocess.Popen(
-        [*KEDI, *map(str, args)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [*KEDI, *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         umask=0o022,
     )
 
@@ -168,16 +171,20 @@ def run(workdir: Path, *, mib: int = 500, kills: int = 20, seed: int = 11, timin
     key = workdir / "site.key"
     save_key(generate_key(gan=False), key)
     container = workdir / "volume.kedi"
-    subprocess.run([*KEDI, "encrypt", str(src), "-o", str(container), "--key", str(key)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*KEDI, "encrypt", str(src), "-o", str(container), "--key", str(key)], check=True, capture_output=True
+    )
     out_dir = workdir / "out"
     out_dir.mkdir()
     original = _sha256(src)
 
     def restores_the_original(output: Path) -> bool:
         restored = workdir / "restored.npy"
-        done = subprocess.run([*KEDI, "decrypt", str(output), "-o", str(restored), "--key", str(key), "--force"],
-                              capture_output=True, check=False)
+        done = subprocess.run(
+            [*KEDI, "decrypt", str(output), "-o", str(restored), "--key", str(key), "--force"],
+            capture_output=True,
+            check=False,
+        )
         ok = done.returncode == 0 and _sha256(restored) == original
         restored.unlink(missing_ok=True)
         return ok
@@ -186,19 +193,32 @@ def run(workdir: Path, *, mib: int = 500, kills: int = 20, seed: int = 11, timin
     dec_out = out_dir / "volume.npy"
     outcomes = [
         kill_at_random_points(
-            "encrypt", ["encrypt", src, "-o", enc_out, "--key", key], enc_out, restores_the_original, kills, rng,
+            "encrypt",
+            ["encrypt", src, "-o", enc_out, "--key", key],
+            enc_out,
+            restores_the_original,
+            kills,
+            rng,
             timing_runs=timing_runs,
         ),
         kill_at_random_points(
-            "decrypt", ["decrypt", container, "-o", dec_out, "--key", key], dec_out,
-            lambda output: _sha256(output) == original, kills, rng, timing_runs=timing_runs,
+            "decrypt",
+            ["decrypt", container, "-o", dec_out, "--key", key],
+            dec_out,
+            lambda output: _sha256(output) == original,
+            kills,
+            rng,
+            timing_runs=timing_runs,
         ),
     ]
     # The next run in the folder removes every part file the killed runs left.
     small = workdir / "small.npy"
     np.save(small, np.eye(8, dtype=np.uint8))
-    subprocess.run([*KEDI, "encrypt", str(small), "-o", str(out_dir / "small.kedi"), "--key", str(key)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*KEDI, "encrypt", str(small), "-o", str(out_dir / "small.kedi"), "--key", str(key)],
+        check=True,
+        capture_output=True,
+    )
     leftovers = _parts(out_dir)
     problems = [f"{o.command}: {f}" for o in outcomes for f in o.failures]
     if leftovers:

@@ -52,7 +52,8 @@ def test_every_public_name_resolves_and_is_documented() -> None:
 def test_import_deepkedi_loads_neither_the_front_door_nor_its_dependencies() -> None:
     code = (
         "import sys, deepkedi, deepkedi.errors\n"
-        "heavy = [m for m in ('deepkedi.api', 'deepkedi.cipher', 'pydicom', 'numpy', 'sqlalchemy') if m in sys.modules]\n"
+        "heavy = [m for m in ('deepkedi.api', 'deepkedi.cipher', 'pydicom', 'numpy', 'sqlalchemy')\n"
+        "         if m in sys.modules]\n"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -108,8 +109,10 @@ def test_a_dicom_native_decrypt_parses_the_input_once(tmp_path: Path, monkeypatc
 
     deepkedi.save_key(KEY, tmp_path / "k.key")
     calls.clear()
-    result = CliRunner().invoke(app, ["decrypt", str(tmp_path / "native.dcm"), "-o", str(tmp_path / "cli.dcm"),
-                                      "--key", str(tmp_path / "k.key")])
+    result = CliRunner().invoke(
+        app,
+        ["decrypt", str(tmp_path / "native.dcm"), "-o", str(tmp_path / "cli.dcm"), "--key", str(tmp_path / "k.key")],
+    )
     assert result.exit_code == 0, result.output
     assert calls == [tmp_path / "native.dcm"]
 
@@ -260,8 +263,9 @@ def test_trees_report_each_file_and_go_on_after_a_failure(tmp_path: Path) -> Non
     (study / "notes.txt").write_text("not an image")
     (study / ".hidden").write_text("left alone")
     seen: list[tuple[int, int, str]] = []
-    result = deepkedi.encrypt_tree(study, tmp_path / "sealed", KEY,
-                                   progress=lambda done, total, path: seen.append((done, total, path.name)))
+    result = deepkedi.encrypt_tree(
+        study, tmp_path / "sealed", KEY, progress=lambda done, total, path: seen.append((done, total, path.name))
+    )
     assert sorted(r.source.name for r in result.done) == ["ct.dcm", "mr.dcm"]
     assert [f.source.name for f in result.failed] == ["notes.txt"] and not result.ok
     assert isinstance(result.failed[0].error, UnsupportedImageError)

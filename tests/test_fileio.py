@@ -105,8 +105,11 @@ def test_reading_an_input_in_the_body_stays_the_inputs_error(tmp_path: Path) -> 
 
 def test_name_too_long_is_an_output_error(tmp_path: Path) -> None:
     too_long = tmp_path / ("n" * 300)
-    for call in (lambda: atomic_output(too_long).__enter__(), lambda: atomic_output_path(too_long).__enter__(),
-                 lambda: check_distinct(tmp_path / "in.npy", too_long)):
+    for call in (
+        lambda: atomic_output(too_long).__enter__(),
+        lambda: atomic_output_path(too_long).__enter__(),
+        lambda: check_distinct(tmp_path / "in.npy", too_long),
+    ):
         with pytest.raises(OutputError, match="too long"):
             call()
     assert list(tmp_path.iterdir()) == []
@@ -143,9 +146,14 @@ def _file_size_limit() -> None:
 
 def test_a_full_disk_leaves_nothing_behind(tmp_path: Path) -> None:
     target = tmp_path / "out.bin"
-    done = subprocess.run([sys.executable, "-c", _FULL_DISK, str(target)], preexec_fn=_file_size_limit,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, str(target)],
+        preexec_fn=_file_size_limit,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
     assert done.returncode == 5, done.stderr
     assert "cannot write the output" in done.stdout
     assert list(tmp_path.iterdir()) == []

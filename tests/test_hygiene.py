@@ -53,8 +53,10 @@ def _broad_skips(tree: ast.AST) -> list[ast.AST]:
 def _own_importorskips(tree: ast.AST) -> list[ast.AST]:
     """``importorskip`` of a deepkedi module, or of a name the scan cannot read."""
     return [
-        call for call in _calls(tree)
-        if _name(call.func) == "importorskip" and call.args
+        call
+        for call in _calls(tree)
+        if _name(call.func) == "importorskip"
+        and call.args
         and (not isinstance(call.args[0], ast.Constant) or str(call.args[0].value).split(".")[0] == "deepkedi")
     ]
 
@@ -64,8 +66,12 @@ def _which_calls(tree: ast.AST) -> list[ast.AST]:
 
 
 def _scan(rule, *, skip: str = "") -> list[str]:  # type: ignore[no-untyped-def]
-    return [_where(path, node) for path in SOURCES if path.name != skip
-            for node in rule(ast.parse(path.read_text(encoding="utf-8")))]
+    return [
+        _where(path, node)
+        for path in SOURCES
+        if path.name != skip
+        for node in rule(ast.parse(path.read_text(encoding="utf-8")))
+    ]
 
 
 def test_the_scan_sees_the_suite() -> None:
@@ -84,8 +90,9 @@ def test_the_rules_catch_what_they_forbid() -> None:
     assert len(_broad_skips(bad)) == 3
     assert len(_own_importorskips(bad)) == 1
     assert len(_which_calls(bad)) == 1
-    fine = ast.parse("try:\n    import torch\nexcept ImportError:\n    pytest.skip('no torch')\n"
-                     "pytest.importorskip('skimage')\n")
+    fine = ast.parse(
+        "try:\n    import torch\nexcept ImportError:\n    pytest.skip('no torch')\npytest.importorskip('skimage')\n"
+    )
     assert _broad_skips(fine) == [] and _own_importorskips(fine) == []
 
 

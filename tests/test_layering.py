@@ -119,7 +119,8 @@ def _toy_package(tmp_path: Path, name: str, low_source: str) -> Path:
     (package / "high.py").write_text(f"from {name} import low, base\n")
     (package / "low.py").write_text(textwrap.dedent(low_source).format(name=name))
     config = tmp_path / "pyproject.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         [tool.importlinter]
         root_packages = ["{name}"]
         exclude_type_checking_imports = true
@@ -129,7 +130,8 @@ def _toy_package(tmp_path: Path, name: str, low_source: str) -> Path:
         name = "toy layers"
         type = "layers"
         layers = ["{name}.high", "{name}.low", "{name}.base"]
-        """))
+        """)
+    )
     return config
 
 
@@ -145,12 +147,16 @@ def test_the_check_catches_a_lower_layer_importing_a_higher_one(tmp_path: Path, 
 def test_the_check_passes_a_layered_package(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # The same toy with the offending import only under TYPE_CHECKING: the contract excludes
     # those (annotations may name a higher layer's types), so nothing is broken.
-    config = _toy_package(tmp_path, "layering_toy_kept", """\
+    config = _toy_package(
+        tmp_path,
+        "layering_toy_kept",
+        """\
         from typing import TYPE_CHECKING
         from {name} import base
         if TYPE_CHECKING:
             from {name}.high import low
-        """)
+        """,
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert _broken_imports(config) == []
 
@@ -162,8 +168,10 @@ def test_architecture_md_shows_the_contracts_layers_in_order() -> None:
 
 
 def test_the_docs_parser_reads_a_block_and_rejects_a_missing_one() -> None:
-    text = "intro\n<!-- layers: begin, top to bottom -->\n```\na | (b)    the top\n  c          below\n```\n" \
-           "<!-- layers: end -->\nmore"
+    text = (
+        "intro\n<!-- layers: begin, top to bottom -->\n```\na | (b)    the top\n  c          below\n```\n"
+        "<!-- layers: end -->\nmore"
+    )
     assert _documented_layers(text) == ["a | (b)", "c"]
     with pytest.raises(AssertionError):
         _documented_layers("no block here")

@@ -125,7 +125,6 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "__version__",
     "AuthenticationError",
     "ContainerHeader",
     "ContainerInfo",
@@ -149,6 +148,7 @@ __all__ = [
     "TreeResult",
     "UnsupportedImageError",
     "ZigzagPattern",
+    "__version__",
     "cipher_image",
     "decrypt_bytes",
     "decrypt_dataset",

@@ -44,7 +44,7 @@ class _FakeScheme:
     def _split(self, payload: bytes) -> tuple[tuple[int, int], np.dtype, bytes]:
         _, rows, cols, width = _HEADER.unpack_from(payload)
         dtype = np.dtype(np.uint8 if width == 1 else ">u2")
-        return (rows, cols), dtype, payload[_HEADER.size:]
+        return (rows, cols), dtype, payload[_HEADER.size :]
 
     def pixel_span(self, payload: bytes) -> tuple[int, int]:
         return _HEADER.size, len(payload) - self.trailer
@@ -112,7 +112,7 @@ class IdealScheme(_FakeScheme):
         if not hmac.compare_digest(tag, hmac.new(self._key, message, hashlib.sha256).digest()):
             raise AuthenticationError()
         shape, dtype, body = self._split(payload)
-        nonce = payload[_HEADER.size:_HEADER.size + 16]
+        nonce = payload[_HEADER.size : _HEADER.size + 16]
         data = body[: len(body) - self.trailer]
         plain = bytes(a ^ b for a, b in zip(data, self._pad(nonce, len(data)), strict=True))
         return np.frombuffer(plain, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))

@@ -116,7 +116,7 @@ def test_lee_filter_matches_a_direct_window_computation() -> None:
     image = rng.random((12, 12)) + 0.5
     out = lee_filter(image, size=3, noise_variance=0.05)
     r, c = 6, 4
-    window = image[r - 1:r + 2, c - 1:c + 2]
+    window = image[r - 1 : r + 2, c - 1 : c + 2]
     m, v = window.mean(), window.var()
     k = max(v - m * m * 0.05, 0) / (1.05 * v)
     assert out[r, c] == pytest.approx(m + k * (image[r, c] - m))
@@ -126,7 +126,7 @@ def test_frost_filter_matches_a_direct_window_computation() -> None:
     image = np.random.default_rng(6).random((12, 12)) + 0.5
     out = frost_filter(image, size=3, damping=2.0)
     r, c = 5, 7
-    window = image[r - 1:r + 2, c - 1:c + 2]
+    window = image[r - 1 : r + 2, c - 1 : c + 2]
     k = 2.0 * window.var() / window.mean() ** 2
     dist = np.hypot(*np.mgrid[-1:2, -1:2])
     weights = np.exp(-k * dist)

@@ -111,7 +111,7 @@ def test_images_with_histograms_takes_float_and_mixed_shapes(drawn: list) -> Non
     assert shown[1][1] == (0.0, 255.0)
     histograms = [axes for axes in figure.axes if not axes.images]
     assert len(histograms) == 2
-    for axes, image in zip(histograms, (plain, key)):
+    for axes, image in zip(histograms, (plain, key), strict=True):
         [stairs] = axes.patches
         counts, edges, _ = stairs.get_data()
         expected, expected_edges = np.histogram(image, bins=256, range=(0.0, 256.0))
@@ -142,7 +142,7 @@ def test_constant_and_float_images_are_drawn(drawn: list) -> None:
 
     shown = [_shown(axes) for axes in _image_axes(grid)]
     assert [title for _, _, title in shown] == ["flat", "unit", "flat float"]
-    for (array, _, _), image in zip(shown, (flat, unit, ones)):
+    for (array, _, _), image in zip(shown, (flat, unit, ones), strict=True):
         assert np.array_equal(array, image)
     # A constant image still gets a non-empty range (vmin < vmax), so it is drawn, not dropped.
     assert shown[0][1] == (0.0, 1.0) and shown[2][1] == (1.0, 2.0)
@@ -161,11 +161,14 @@ def test_constant_and_float_images_are_drawn(drawn: list) -> None:
     assert np.all(unit_pixels[..., 0] == unit_pixels[..., 2])  # grey, no colour map
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: pipeline_strip(p, title="t"),
-    lambda p: images_with_histograms(p, bits=8, title="t"),
-    lambda p: image_grid(p, columns=2, title="t"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: pipeline_strip(p, title="t"),
+        lambda p: images_with_histograms(p, bits=8, title="t"),
+        lambda p: image_grid(p, columns=2, title="t"),
+    ],
+)
 def test_empty_or_malformed_panels_are_rejected(call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         call([])
@@ -219,8 +222,11 @@ def test_attack_matrix_with_missing_cells() -> None:
 def test_bar_chart(drawn: list) -> None:
     groups = ["brain MR", "lung CT", "liver CT"]
     series = {"paper": [7.1, 7.0, float("nan")], "aead": [7.99, 7.99, 7.99]}
-    picture = _open(bar_chart(groups, series, ylabel="entropy (bits)", title="entropy", reference=7.9986,
-                              reference_label="paper, Table 3"))
+    picture = _open(
+        bar_chart(
+            groups, series, ylabel="entropy (bits)", title="entropy", reference=7.9986, reference_label="paper, Table 3"
+        )
+    )
     assert 300 <= picture.width <= 2000 and 200 <= picture.height <= 1000
     _open(bar_chart(["one"], {"only": [1.0]}, ylabel="y", title="t"))
     (figure, _), (single, _) = drawn
@@ -232,7 +238,7 @@ def test_bar_chart(drawn: list) -> None:
     assert list(bars) == list(series)
     for name, values in series.items():
         np.testing.assert_array_equal([bar.get_height() for bar in bars[name]], values)
-    for paper_bar, aead_bar, centre in zip(bars["paper"], bars["aead"], range(len(groups))):
+    for paper_bar, aead_bar, centre in zip(bars["paper"], bars["aead"], range(len(groups)), strict=True):
         assert paper_bar.get_x() < aead_bar.get_x()
         assert paper_bar.get_x() < centre < aead_bar.get_x() + aead_bar.get_width()
     [line] = axes.get_lines()

@@ -43,15 +43,35 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 def test_every_output_is_written(report: tuple[Path, object]) -> None:
     out, _ = report
-    for name in ("report.md", "report.html", "results.json", "table1_quality.csv", "table6_timing.csv",
-                 "fig6_pipeline.png", "fig10_wrong_keys.png", "attack_matrix.png"):
+    for name in (
+        "report.md",
+        "report.html",
+        "results.json",
+        "table1_quality.csv",
+        "table6_timing.csv",
+        "fig6_pipeline.png",
+        "fig10_wrong_keys.png",
+        "attack_matrix.png",
+    ):
         assert (out / name).stat().st_size > 0, name
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 6  # self-contained: figures embedded
-    assert "<img src=\"fig" not in html
+    assert '<img src="fig' not in html
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    for title in ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Table 6", "Fig. 6", "Fig. 7", "Fig. 8",
-                  "Fig. 9", "Fig. 10", "Attack"):
+    for title in (
+        "Table 1",
+        "Table 2",
+        "Table 3",
+        "Table 4",
+        "Table 5",
+        "Table 6",
+        "Fig. 6",
+        "Fig. 7",
+        "Fig. 8",
+        "Fig. 9",
+        "Fig. 10",
+        "Attack",
+    ):
         assert title in markdown, title
 
 

@@ -60,7 +60,7 @@ def test_32_bit_extremes_round_trip(dtype: type) -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     hnp.arrays(
-        dtype=st.sampled_from(INT_DTYPES + [np.dtype(">u2"), np.dtype(">i2"), np.dtype(">i4")]),
+        dtype=st.sampled_from([*INT_DTYPES, np.dtype(">u2"), np.dtype(">i2"), np.dtype(">i4")]),
         shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=9),
     ),
     st.sampled_from(LEVELS),

@@ -132,7 +132,7 @@ def test_research_hybrid_is_randomised_yet_reproducible() -> None:
 
 
 @pytest.mark.parametrize("bits", BITS)
-@pytest.mark.parametrize("name", BASELINES + ("paper",))
+@pytest.mark.parametrize("name", (*BASELINES, "paper"))
 def test_unauthenticated_schemes_decrypt_a_flipped_bit_silently(name: str, bits: int) -> None:
     scheme = _exact(name, shape=(48, 40), bits=bits)
     plain = _random_image((48, 40), bits)
@@ -141,7 +141,7 @@ def test_unauthenticated_schemes_decrypt_a_flipped_bit_silently(name: str, bits:
     tampered = bytearray(payload)
     tampered[(start + stop) // 2] ^= 0x01
     restored = scheme.decrypt(bytes(tampered))
-    assert restored.shape == plain.shape and 1 <= np.count_nonzero(restored != plain)
+    assert restored.shape == plain.shape and np.count_nonzero(restored != plain) >= 1
 
 
 @pytest.mark.parametrize("name", BASELINES)

@@ -15,19 +15,19 @@ DTYPES = ["u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8", "?"]
 
 
 def _header(**changes: object) -> ContainerHeader:
-    fields: dict[str, object] = dict(
-        suite=Suite.HYBRID,
-        pattern=ZigzagPattern.DIAGONAL,
-        channels_last=False,
-        dtype=np.dtype("<u2"),
-        shape=(3, 512, 512),
-        key_id=bytes(range(16)),
-        salt=bytes(range(32)),
-        nonce_prefix=bytes(range(7)),
-        segment_size=1 << 20,
-        residual_length=1234,
-        format="dicom",
-    )
+    fields: dict[str, object] = {
+        "suite": Suite.HYBRID,
+        "pattern": ZigzagPattern.DIAGONAL,
+        "channels_last": False,
+        "dtype": np.dtype("<u2"),
+        "shape": (3, 512, 512),
+        "key_id": bytes(range(16)),
+        "salt": bytes(range(32)),
+        "nonce_prefix": bytes(range(7)),
+        "segment_size": 1 << 20,
+        "residual_length": 1234,
+        "format": "dicom",
+    }
     fields.update(changes)
     return ContainerHeader(**fields)  # type: ignore[arg-type]
 
@@ -102,7 +102,7 @@ def test_not_a_container_vs_damaged_container() -> None:
         parse_header(b"\x89PNG\r\n\x1a\n" + data[8:])
     with pytest.raises(FormatError):
         parse_header(b"DICM" * 10)
-    for n in range(0, len(MAGIC)):
+    for n in range(len(MAGIC)):
         with pytest.raises(AuthenticationError):
             parse_header(data[:n])  # truncated inside the magic, including empty
 

@@ -202,19 +202,19 @@ def test_container_layout() -> None:
     ],
 )
 def test_paper_header_constraints(changes: dict) -> None:
-    fields: dict = dict(
-        suite=Suite.PAPER,
-        pattern=ZigzagPattern.DIAGONAL,
-        channels_last=False,
-        dtype=np.dtype("u1"),
-        shape=(4, 4),
-        key_id=bytes(16),
-        salt=bytes(32),
-        nonce_prefix=bytes(7),
-        segment_size=DEFAULT_SEGMENT_SIZE,
-        residual_length=0,
-        format="png",
-    )
+    fields: dict = {
+        "suite": Suite.PAPER,
+        "pattern": ZigzagPattern.DIAGONAL,
+        "channels_last": False,
+        "dtype": np.dtype("u1"),
+        "shape": (4, 4),
+        "key_id": bytes(16),
+        "salt": bytes(32),
+        "nonce_prefix": bytes(7),
+        "segment_size": DEFAULT_SEGMENT_SIZE,
+        "residual_length": 0,
+        "format": "png",
+    }
     ContainerHeader(**fields)
     fields.update(changes)
     with pytest.raises(ValueError):

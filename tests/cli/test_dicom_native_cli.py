@@ -77,8 +77,9 @@ def test_non_dicom_input_exits_4(kedi, fast_key: Path, tmp_path: Path) -> None:
 
 
 def test_paper_suite_is_refused(kedi, fast_key: Path, tmp_path: Path) -> None:
-    result = kedi("encrypt", sample_path(CT), "-o", tmp_path / "o.dcm", "--key", fast_key, "--as-dicom",
-                  "--suite", "paper")
+    result = kedi(
+        "encrypt", sample_path(CT), "-o", tmp_path / "o.dcm", "--key", fast_key, "--as-dicom", "--suite", "paper"
+    )
     assert result.exit_code == 2
     assert "--as-dicom" in result.stderr
 

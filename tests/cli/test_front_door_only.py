@@ -10,8 +10,16 @@ import deepkedi.cli
 CLI = Path(deepkedi.cli.__file__).parent
 #: What only the library may do: parse DICOM, read container headers, tell container kinds apart.
 FORBIDDEN_MODULES = ("pydicom", "deepkedi.cipher.dicom_native", "deepkedi.cipher.format")
-FORBIDDEN_NAMES = {"parse_header", "read_header_from", "is_dicom_native", "open_dicom_native",
-                   "read_dicom_native_header", "decrypt_dicom_native", "encrypt_dicom_native", "Suite"}
+FORBIDDEN_NAMES = {
+    "parse_header",
+    "read_header_from",
+    "is_dicom_native",
+    "open_dicom_native",
+    "read_dicom_native_header",
+    "decrypt_dicom_native",
+    "encrypt_dicom_native",
+    "Suite",
+}
 
 
 def _imports(path: Path) -> list[tuple[str, set[str]]]:

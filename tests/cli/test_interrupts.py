@@ -27,7 +27,9 @@ _SHAPE = (24, 1024, 1024)
 
 
 def _run(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([*KEDI, *map(str, args)], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*KEDI, *map(str, args)], capture_output=True, check=False, text=True, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def start_and_wait_for_part(args: list[object], folder: Path, *, timeout: float 
     while not part_files(folder):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            out, err = process.communicate()
+            _out, err = process.communicate()
             pytest.fail(f"kedi ended (or hung) before writing: rc={process.returncode} {err.decode()[-500:]}")
         time.sleep(0.002)
     return process
@@ -95,7 +97,7 @@ def test_sigkill_leaves_a_private_part_that_the_next_run_removes(command: str, v
     assert stat.S_IMODE(stale.stat().st_mode) & 0o077 == 0
     assert str(process.pid) in stale.name
     # The next run in that folder, whatever it writes, sweeps what the killed one left.
-    src, key, _ = volume
+    _src, key, _ = volume
     small = tmp_path / "small.npy"
     np.save(small, np.eye(4, dtype=np.uint8))
     os.chmod(small, 0o644)
@@ -108,13 +110,18 @@ def test_a_signal_ignored_by_the_parent_stays_ignored(volume, tmp_path: Path) ->
     # `nohup kedi ...` must survive the terminal closing: SIGHUP ignored, not turned into an exit.
     out = tmp_path / "out.kedi"
     src, key, _ = volume
-    process = subprocess.Popen(
-        [*KEDI, "encrypt", str(src), "-o", str(out), "--key", str(key)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
-    )
+    # An ignored signal stays ignored across exec, as with nohup: ignore SIGHUP around the
+    # spawn (a preexec_fn would run Python in the forked child, unsafe with threads).
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        process = subprocess.Popen(
+            [*KEDI, "encrypt", str(src), "-o", str(out), "--key", str(key)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        signal.signal(signal.SIGHUP, previous)
     deadline = time.monotonic() + 60
     while not part_files(tmp_path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)

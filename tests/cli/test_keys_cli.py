@@ -18,8 +18,12 @@ from deepkedi.keys.keystore import Keystore, RawKek
 
 def _forms(secret: bytes) -> list[str]:
     """The ways a secret could leak into text."""
-    return [secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode(),
-            base64.urlsafe_b64encode(secret).decode().rstrip("=")]
+    return [
+        secret.hex(),
+        secret.hex().upper(),
+        base64.b64encode(secret).decode(),
+        base64.urlsafe_b64encode(secret).decode().rstrip("="),
+    ]
 
 
 def test_full_session_leaks_nothing(tmp_path: Path, kedi, monkeypatch) -> None:
@@ -59,7 +63,8 @@ def test_full_session_leaks_nothing(tmp_path: Path, kedi, monkeypatch) -> None:
     run("keys", "new", "--no-gan", env_extra={"KEDI_PASSPHRASE": passphrase})
 
     assert json.loads(run("keys", "rotate", *pw, "--new-passphrase-file", tmp_path / "pw2", "--json").stdout) == {
-        "kek_version": 2}
+        "kek_version": 2
+    }
     run("keys", "new", *pw, code=3)  # the old passphrase no longer opens it
     assert json.loads(run("keys", "rewrap", *pw2, "--json").stdout)["rewrapped"] == 0
 
@@ -70,11 +75,31 @@ def test_full_session_leaks_nothing(tmp_path: Path, kedi, monkeypatch) -> None:
     assert stat.S_IMODE((tmp_path / "a.kx").stat().st_mode) == 0o600
     env_b = {"KEDI_KEYSTORE": url_b}
     run("keys", "init", "--kek-file", tmp_path / "kek-b", env_extra=env_b)
-    imported = json.loads(run("keys", "import", tmp_path / "a.kx", "--identity", tmp_path / "site-b.key",
-                              "--kek-file", tmp_path / "kek-b", "--json", env_extra=env_b).stdout)
+    imported = json.loads(
+        run(
+            "keys",
+            "import",
+            tmp_path / "a.kx",
+            "--identity",
+            tmp_path / "site-b.key",
+            "--kek-file",
+            tmp_path / "kek-b",
+            "--json",
+            env_extra=env_b,
+        ).stdout
+    )
     assert imported == {a: "imported", b: "imported"}
-    run("keys", "import", tmp_path / "a.kx", "--identity", tmp_path / "site-b.pub", "--kek-file",
-        tmp_path / "kek-b", env_extra=env_b, code=2)  # a public key is no identity
+    run(
+        "keys",
+        "import",
+        tmp_path / "a.kx",
+        "--identity",
+        tmp_path / "site-b.pub",
+        "--kek-file",
+        tmp_path / "kek-b",
+        env_extra=env_b,
+        code=2,
+    )  # a public key is no identity
     run("keys", "list", env_extra={"KEDI_KEK": kek_b.hex(), "KEDI_KEYSTORE": url_b})
 
     run("keys", "revoke", b, *pw2, code=2)  # needs --yes
@@ -140,8 +165,12 @@ def test_url_resolution(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_default_location_is_created(tmp_path: Path, kedi) -> None:
-    env = {"XDG_DATA_HOME": str(tmp_path / "xdg"), "KEDI_KEYSTORE": None, "KEDI_PASSPHRASE": None,
-           "KEDI_KEK": "ab" * 32}
+    env = {
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "KEDI_KEYSTORE": None,
+        "KEDI_PASSPHRASE": None,
+        "KEDI_KEK": "ab" * 32,
+    }
     result = kedi("keys", "init", env=env)
     assert result.exit_code == 0, result.stderr
     db = tmp_path / "xdg" / "deepkedi" / "keystore.db"
@@ -179,8 +208,9 @@ def test_rewrap_after_interrupted_batched_rotation(tmp_path: Path, kedi, monkeyp
     env = {"KEDI_KEYSTORE": url, "KEDI_PASSPHRASE": None, "KEDI_KEK": None}
     result = kedi("keys", "rewrap", "--kek-file", tmp_path / "new", env=env)
     assert result.exit_code == 3 and "KEK version 1" in result.stderr
-    result = kedi("keys", "rewrap", "--kek-file", tmp_path / "new", "--old-kek-file", tmp_path / "old", "--json",
-                  env=env)
+    result = kedi(
+        "keys", "rewrap", "--kek-file", tmp_path / "new", "--old-kek-file", tmp_path / "old", "--json", env=env
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"rewrapped": 6, "kek_version": 2}
     with Keystore.open(url, kek_source=new) as store:

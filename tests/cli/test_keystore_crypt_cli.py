@@ -50,8 +50,12 @@ def test_keystore_keys_through_the_whole_life_cycle(tmp_path: Path, kedi) -> Non
     restored = tmp_path / "r2.dcm"
     assert kedi("decrypt", dicom, "-o", restored, *a).exit_code == 0
     assert _sha(restored) == _sha(source)
-    assert kedi("decrypt", container, "-o", tmp_path / "r3.npy", "--keystore", site_a, "--passphrase-file",
-                pass_a).exit_code == 3  # the old passphrase no longer opens the store
+    assert (
+        kedi(
+            "decrypt", container, "-o", tmp_path / "r3.npy", "--keystore", site_a, "--passphrase-file", pass_a
+        ).exit_code
+        == 3
+    )  # the old passphrase no longer opens the store
 
     # Sharing: export to site B's recipient key, import there, decrypt there.
     assert kedi("keys", "recipient", "-o", tmp_path / "siteb").exit_code == 0
@@ -84,8 +88,12 @@ def test_key_source_usage_errors(tmp_path: Path, kedi, keyfile: Path) -> None:
     np.save(plain, np.zeros((8, 8), np.uint8))
     assert kedi("encrypt", plain, "-o", tmp_path / "p.kedi").exit_code == 2  # no key at all
     assert kedi("encrypt", plain, "-o", tmp_path / "p.kedi", "--key", keyfile, "--key-id", "00" * 16).exit_code == 2
-    assert kedi("decrypt", tmp_path / "p.kedi", "-o", tmp_path / "q.npy", "--key", keyfile, "--key-id",
-                "00" * 16).exit_code == 2
+    assert (
+        kedi(
+            "decrypt", tmp_path / "p.kedi", "-o", tmp_path / "q.npy", "--key", keyfile, "--key-id", "00" * 16
+        ).exit_code
+        == 2
+    )
 
 
 def test_decrypt_without_a_key_uses_the_default_keystore(tmp_path: Path, kedi) -> None:

@@ -13,7 +13,7 @@ import pytest
 import deepkedi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging"))
-import _bombs  # noqa: E402  (the hostile-file writers shared with tests/imaging)
+import _bombs
 
 MiB = 1 << 20
 #: The deepkedi under test, for the subprocesses.
@@ -131,7 +131,9 @@ def _peak_rss(*args: object) -> tuple[int, int, str]:
     env.pop("KEDI_MAX_DECODED", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "deepkedi.cli", *map(str, args)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     stderr = process.stderr.read().decode()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)

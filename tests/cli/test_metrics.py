@@ -97,8 +97,13 @@ def _peak_rss(args: list[str]) -> tuple[subprocess.CompletedProcess, int]:
         "print(json.dumps([r.returncode, r.stdout, r.stderr,"
         " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))"
     )
-    run = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "deepkedi.cli", *args],
-                         capture_output=True, text=True, timeout=360)
+    run = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "deepkedi.cli", *args],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=360,
+    )
     code, out, err, rss = json.loads(run.stdout)
     return subprocess.CompletedProcess(args, code, out, err), rss
 
@@ -149,7 +154,7 @@ def test_metrics_ssim_of_two_plane_stacks_is_the_mean_of_the_planes(tmp_path: Pa
     np.save(tmp_path / "b.npy", b)
     result = kedi("metrics", tmp_path / "a.npy", "--against", tmp_path / "b.npy", "--json")
     assert result.exit_code == 0, result.stderr
-    expected = np.mean([structural_similarity(x, y, data_range=255) for x, y in zip(a, b)])
+    expected = np.mean([structural_similarity(x, y, data_range=255) for x, y in zip(a, b, strict=True)])
     quality = json.loads(result.stdout)["against"]["quality"]
     assert quality["ssim"] == pytest.approx(expected, abs=1e-9)
     assert quality["mse"] == pytest.approx(float(np.mean((a.astype(float) - b) ** 2)))

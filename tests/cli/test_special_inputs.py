@@ -25,15 +25,19 @@ TIMEOUT = 20
 CASES = [
     ("encrypt-input", ["encrypt", "FIFO", "-o", "OUT/c.kedi", "--key", "site.key"]),
     ("encrypt-key", ["encrypt", "slice.npy", "-o", "OUT/c.kedi", "--key", "FIFO"]),
-    ("encrypt-passphrase", ["encrypt", "slice.npy", "-o", "OUT/c.kedi", "--key", "sealed.key",
-                            "--passphrase-file", "FIFO"]),
+    (
+        "encrypt-passphrase",
+        ["encrypt", "slice.npy", "-o", "OUT/c.kedi", "--key", "sealed.key", "--passphrase-file", "FIFO"],
+    ),
     ("encrypt-as-dicom", ["encrypt", "FIFO", "-o", "OUT/c.dcm", "--as-dicom", "--key", "site.key"]),
     ("encrypt-paper-input", ["encrypt", "FIFO", "-o", "OUT/c.kedi", "--suite", "paper", "--key", "key.png"]),
     ("encrypt-paper-key", ["encrypt", "slice.npy", "-o", "OUT/c.kedi", "--suite", "paper", "--key", "FIFO"]),
     ("decrypt-input", ["decrypt", "FIFO", "-o", "OUT/r.npy", "--key", "site.key"]),
     ("decrypt-key", ["decrypt", "c.kedi", "-o", "OUT/r.npy", "--key", "FIFO"]),
-    ("decrypt-passphrase", ["decrypt", "sealed.kedi", "-o", "OUT/r.npy", "--key", "sealed.key",
-                            "--passphrase-file", "FIFO"]),
+    (
+        "decrypt-passphrase",
+        ["decrypt", "sealed.kedi", "-o", "OUT/r.npy", "--key", "sealed.key", "--passphrase-file", "FIFO"],
+    ),
     ("decrypt-paper-key", ["decrypt", "paper.kedi", "-o", "OUT/r.npy", "--key", "FIFO"]),
     ("inspect", ["inspect", "FIFO"]),
     ("metrics", ["metrics", "FIFO"]),
@@ -44,8 +48,10 @@ CASES = [
     ("despeckle", ["despeckle", "FIFO", "-o", "OUT/d.npy"]),
     ("keygen-passphrase", ["keygen", "-o", "OUT/k.key", "--passphrase-file", "FIFO"]),
     ("keygen-paper-like", ["keygen", "--suite", "paper", "--like", "FIFO", "-o", "OUT/k.png"]),
-    ("keygen-paper-weights", ["keygen", "--suite", "paper", "--like", "slice.npy", "--weights", "FIFO",
-                              "-o", "OUT/k.png"]),
+    (
+        "keygen-paper-weights",
+        ["keygen", "--suite", "paper", "--like", "slice.npy", "--weights", "FIFO", "-o", "OUT/k.png"],
+    ),
     ("keys-init-passphrase", ["keys", "init", "--keystore", "sqlite:///OUT/ks.db", "--passphrase-file", "FIFO"]),
     ("keys-init-kek", ["keys", "init", "--keystore", "sqlite:///OUT/ks.db", "--kek-file", "FIFO"]),
     ("keys-new-passphrase", ["keys", "new", "--passphrase-file", "FIFO"]),
@@ -80,8 +86,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     kedi("keygen", "-o", root / "site.key", "--no-gan")
     kedi("keygen", "-o", root / "sealed.key", "--no-gan", "--passphrase-file", root / "pw")
     kedi("encrypt", root / "slice.npy", "-o", root / "c.kedi", "--key", root / "site.key")
-    kedi("encrypt", root / "slice.npy", "-o", root / "sealed.kedi", "--key", root / "sealed.key",
-         "--passphrase-file", root / "pw")
+    kedi(
+        "encrypt",
+        root / "slice.npy",
+        "-o",
+        root / "sealed.kedi",
+        "--key",
+        root / "sealed.key",
+        "--passphrase-file",
+        root / "pw",
+    )
     pixels = np.random.default_rng(1).integers(0, 65536, (64, 64), dtype=np.uint16)
     save_key_image(KeyImage(pixels, seed=1, created="2026-01-01T00:00:00Z"), root / "key.png")
     kedi("encrypt", root / "slice.npy", "-o", root / "paper.kedi", "--suite", "paper", "--key", root / "key.png")
@@ -89,8 +103,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key_id = json.loads(kedi("keys", "new", "--no-gan", "--json", "--passphrase-file", root / "pw"))["key_id"]
     (root / "KEYID").write_text(key_id)
     kedi("keys", "recipient", "-o", root / "site-b")
-    kedi("keys", "export", key_id, "--to", root / "site-b.pub", "-o", root / "e.kexp", "--passphrase-file",
-         root / "pw")
+    kedi("keys", "export", key_id, "--to", root / "site-b.pub", "-o", root / "e.kexp", "--passphrase-file", root / "pw")
     return root
 
 
@@ -115,8 +128,9 @@ def test_special_file_input_exits_4_at_once(files: Path, tmp_path: Path, args: l
     env["KEDI_KEYSTORE"] = f"sqlite:///{files / 'ks.db'}"
     command = [sys.executable, "-m", "deepkedi.cli", *map(resolve, args)]
     try:
-        run = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env,
-                             stdin=subprocess.DEVNULL)
+        run = subprocess.run(
+            command, capture_output=True, check=False, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"`kedi {' '.join(args)}` still running after {TIMEOUT} s: it blocked on the FIFO")
     errors = [line for line in run.stderr.splitlines() if not line.startswith("warning:")]

@@ -52,7 +52,9 @@ def test_speckle_keeps_no_float64_copy_of_the_volume(tmp_path: Path) -> None:
     env.pop("KEDI_MAX_DECODED", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "deepkedi.cli", "speckle", str(volume), "-o", str(tmp_path / "out.npy")],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     stderr = process.stderr.read().decode()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)
@@ -64,7 +66,7 @@ def test_speckle_keeps_no_float64_copy_of_the_volume(tmp_path: Path) -> None:
     assert peak < 1 << 30, f"peak {peak >> 20} MiB"
     out = np.load(tmp_path / "out.npy", mmap_mode="r")
     assert out.dtype == np.float32 and out.shape == (192, 512, 512)
-    assert 0 < float(out[0].std()) and abs(float(out[0].mean()) - 100) < 1
+    assert float(out[0].std()) > 0 and abs(float(out[0].mean()) - 100) < 1
 
 
 def test_despeckle_counts_the_image_and_its_result_in_its_memory_budget(tmp_path: Path, kedi) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from deepkedi.keys import load_key, load_key_image  # noqa: E402
+from deepkedi.keys import load_key, load_key_image
 
 
 def test_paper_key_takes_the_size_and_depth_of_the_image(tmp_path: Path, kedi) -> None:
@@ -45,8 +45,9 @@ def test_paper_key_usage_errors(tmp_path: Path, kedi) -> None:
     assert kedi("keygen", "--suite", "paper", "-o", tmp_path / "k.png").exit_code == 2  # no --like
     assert kedi("keygen", "--suite", "paper", "--like", image, "-o", tmp_path / "k.json").exit_code == 2
     assert kedi("keygen", "--like", image, "-o", tmp_path / "k.key").exit_code == 2  # --like is for paper
-    assert kedi("keygen", "--suite", "paper", "--like", tmp_path / "missing.npy", "-o", tmp_path / "k.png"
-                ).exit_code == 4
+    assert (
+        kedi("keygen", "--suite", "paper", "--like", tmp_path / "missing.npy", "-o", tmp_path / "k.png").exit_code == 4
+    )
 
 
 def test_hybrid_keygen_records_zz_gan_provenance(tmp_path: Path, kedi) -> None:

@@ -106,9 +106,9 @@ def test_cxr_is_a_projection(clinical: dict) -> None:
     assert image.metadata["view"] == "PA"
     assert np.median(px[:64, :64]) < 400, "direct exposure above the shoulders is dark"
     rows, cols = px.shape
-    right_lung = px[int(rows * 0.35):int(rows * 0.5), int(cols * 0.25):int(cols * 0.35)]
-    heart = px[int(rows * 0.62):int(rows * 0.68), int(cols * 0.5):int(cols * 0.6)]
-    abdomen = px[int(rows * 0.85):int(rows * 0.9), int(cols * 0.35):int(cols * 0.45)]
+    right_lung = px[int(rows * 0.35) : int(rows * 0.5), int(cols * 0.25) : int(cols * 0.35)]
+    heart = px[int(rows * 0.62) : int(rows * 0.68), int(cols * 0.5) : int(cols * 0.6)]
+    abdomen = px[int(rows * 0.85) : int(rows * 0.9), int(cols * 0.35) : int(cols * 0.45)]
     assert np.median(right_lung) + 600 < np.median(heart), "lungs are darker than the heart"
     assert np.median(right_lung) + 600 < np.median(abdomen)
 

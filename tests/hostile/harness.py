@@ -199,9 +199,19 @@ def build_seeds(root: Path) -> Seeds:
     root.mkdir(parents=True, exist_ok=True)
     seeds = Seeds(root=root)
     for name in (
-        "CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "image_dfl.dcm", "JPEG2000.dcm",
-        "SC_rgb_small_odd.dcm", "MR_small_bigendian.dcm", "JPEG-lossy.dcm", "SC_rgb_rle_2frame.dcm",
-        "MR_small_jpeg_ls_lossless.dcm", "no_meta.dcm", "MR_truncated.dcm", "rtdose_1frame.dcm",
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "image_dfl.dcm",
+        "JPEG2000.dcm",
+        "SC_rgb_small_odd.dcm",
+        "MR_small_bigendian.dcm",
+        "JPEG-lossy.dcm",
+        "SC_rgb_rle_2frame.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "no_meta.dcm",
+        "MR_truncated.dcm",
+        "rtdose_1frame.dcm",
     ):
         seeds.images[name] = Path(pydicom.data.get_testdata_file(name))
     nib_data = Path(nibabel.__file__).parent / "tests" / "data"
@@ -225,8 +235,20 @@ def build_seeds(root: Path) -> Seeds:
     big = np.random.default_rng(2).integers(1, 4096, (1024, 1024), dtype=np.uint16)
     np.save(root / "plane-1024.npy", big)
     np.save(root / "volume-9mb.npy", np.resize(big, (8, 1024, 600)))
-    for name in ("grey.png", "rgb.png", "grey16.tif", "rgb.jpg", "grey.tif", "u8.npy", "i16-3d.npy", "bomb.png",
-                 "plane-1024.npy", "volume-9mb.npy", "bomb.nii.gz", "bomb.dcm"):
+    for name in (
+        "grey.png",
+        "rgb.png",
+        "grey16.tif",
+        "rgb.jpg",
+        "grey.tif",
+        "u8.npy",
+        "i16-3d.npy",
+        "bomb.png",
+        "plane-1024.npy",
+        "volume-9mb.npy",
+        "bomb.nii.gz",
+        "bomb.dcm",
+    ):
         seeds.images[name] = root / name
 
     seeds.keyfile = root / "site.key"
@@ -249,11 +271,33 @@ def build_seeds(root: Path) -> Seeds:
         seeds.containers[name] = root / name
         _invoke(["encrypt", source, "-o", root / name, "--key", seeds.keyfile])
     seeds.containers["sealed.kedi"] = root / "sealed.kedi"
-    _invoke(["encrypt", seeds.images["MR_small.dcm"], "-o", root / "sealed.kedi", "--key", seeds.sealed_keyfile,
-             "--passphrase-file", seeds.passphrase])
+    _invoke(
+        [
+            "encrypt",
+            seeds.images["MR_small.dcm"],
+            "-o",
+            root / "sealed.kedi",
+            "--key",
+            seeds.sealed_keyfile,
+            "--passphrase-file",
+            seeds.passphrase,
+        ]
+    )
     seeds.containers["paper.kedi"] = root / "paper.kedi"
-    _invoke(["encrypt", seeds.images["CT_small.dcm"], "-o", root / "paper.kedi", "--key", seeds.key_image,
-             "--suite", "paper", "--seed", "3"])
+    _invoke(
+        [
+            "encrypt",
+            seeds.images["CT_small.dcm"],
+            "-o",
+            root / "paper.kedi",
+            "--key",
+            seeds.key_image,
+            "--suite",
+            "paper",
+            "--seed",
+            "3",
+        ]
+    )
     seeds.containers["native.dcm"] = root / "native.dcm"
     _invoke(["encrypt", seeds.images["CT_small.dcm"], "-o", root / "native.dcm", "--key", seeds.keyfile, "--as-dicom"])
 
@@ -339,7 +383,13 @@ def _insert(rng: random.Random, data: bytes, other: bytes) -> tuple[bytes, str]:
 
 
 MUTATIONS: list[Callable[[random.Random, bytes, bytes], tuple[bytes, str]]] = [
-    _bitflip, _truncate, _overwrite, _inflate_length, _inflate_length, _splice, _insert,
+    _bitflip,
+    _truncate,
+    _overwrite,
+    _inflate_length,
+    _inflate_length,
+    _splice,
+    _insert,
 ]
 
 
@@ -431,9 +481,23 @@ def crafted_dicom(rng: random.Random, seeds: Seeds) -> tuple[bytes, str]:
     ds = pydicom.dcmread(seeds.images[name], force=True)
     notes = []
     for _ in range(rng.randint(1, 3)):
-        attr = rng.choice(["Rows", "Columns", "NumberOfFrames", "BitsAllocated", "BitsStored", "HighBit",
-                           "SamplesPerPixel", "PixelRepresentation", "PlanarConfiguration",
-                           "PhotometricInterpretation", "TransferSyntaxUID", "PixelData", "RescaleSlope"])
+        attr = rng.choice(
+            [
+                "Rows",
+                "Columns",
+                "NumberOfFrames",
+                "BitsAllocated",
+                "BitsStored",
+                "HighBit",
+                "SamplesPerPixel",
+                "PixelRepresentation",
+                "PlanarConfiguration",
+                "PhotometricInterpretation",
+                "TransferSyntaxUID",
+                "PixelData",
+                "RescaleSlope",
+            ]
+        )
         if attr in ("Rows", "Columns"):
             value: Any = rng.choice([0, 1, 65535, 30000])
         elif attr == "NumberOfFrames":
@@ -518,8 +582,10 @@ def crafted_png(rng: random.Random) -> tuple[bytes, str]:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     idat = zlib.compress(bytes(rng.choice([0, 100, 5000])))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""),
-            f"PNG {width}x{height} depth {depth} colour type {colour}")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""),
+        f"PNG {width}x{height} depth {depth} colour type {colour}",
+    )
 
 
 def _deep(depth: int, kind: str) -> str:
@@ -603,13 +669,31 @@ def crafted_keystore(rng: random.Random, seeds: Seeds, path: Path) -> str:
         else:
             columns = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
             column = rng.choice(columns)
-            value = rng.choice([None, "", -1, 2**62, 1e308, "x" * 5000, b"\0" * 3, "revoked", "active",
-                                '{"a":' * 5000 + "1" + "}" * 5000, "not json", "zz" * 16, "\x00"])
+            value = rng.choice(
+                [
+                    None,
+                    "",
+                    -1,
+                    2**62,
+                    1e308,
+                    "x" * 5000,
+                    b"\0" * 3,
+                    "revoked",
+                    "active",
+                    '{"a":' * 5000 + "1" + "}" * 5000,
+                    "not json",
+                    "zz" * 16,
+                    "\x00",
+                ]
+            )
             rows = db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
             row = rng.randrange(max(rows, 1))
             try:
-                db.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = '
-                           f'(SELECT rowid FROM "{table}" LIMIT 1 OFFSET {row})', (value,))
+                db.execute(
+                    f'UPDATE "{table}" SET "{column}" = ? WHERE rowid = '
+                    f'(SELECT rowid FROM "{table}" LIMIT 1 OFFSET {row})',
+                    (value,),
+                )
                 note = f"{table}.{column} of row {row} = {str(value)[:20]!r}"
             except sqlite3.DatabaseError as exc:  # a constraint of the schema: try a plain deletion
                 db.execute(f'DELETE FROM "{table}" WHERE rowid = (SELECT rowid FROM "{table}" LIMIT 1 OFFSET {row})')
@@ -662,35 +746,79 @@ def special_path(rng: random.Random, work: Path, kind: str | None = None) -> tup
     return path, kind
 
 
-IMAGE_COMMANDS = ["encrypt", "encrypt-paper", "encrypt-dicom", "inspect", "inspect-json", "metrics",
-                  "metrics-against", "speckle", "despeckle", "nist"]
+IMAGE_COMMANDS = [
+    "encrypt",
+    "encrypt-paper",
+    "encrypt-dicom",
+    "inspect",
+    "inspect-json",
+    "metrics",
+    "metrics-against",
+    "speckle",
+    "despeckle",
+    "nist",
+]
 CONTAINER_COMMANDS = ["decrypt", "inspect-json", "inspect-cipher-image", "inspect", "metrics", "nist", "decrypt-paper"]
 
 
 def _image_command(name: str, path: Path, seeds: Seeds, out: Path, rng: random.Random) -> tuple[str, list[str]]:
     p = str(path)
     table: dict[str, tuple[str, list[str]]] = {
-        "encrypt": ("encrypt", ["encrypt", p, "-o", str(out / "out.kedi"), "--key", str(seeds.keyfile),
-                                "--pattern", rng.choice(["vertical", "horizontal", "diagonal"])]),
-        "encrypt-paper": ("encrypt --suite paper", ["encrypt", p, "-o", str(out / "out.kedi"), "--key",
-                                                     str(seeds.key_image), "--suite", "paper", "--seed", "1"]),
-        "encrypt-dicom": ("encrypt --as-dicom", ["encrypt", p, "-o", str(out / "out.dcm"), "--key",
-                                                  str(seeds.keyfile), "--as-dicom"]),
+        "encrypt": (
+            "encrypt",
+            [
+                "encrypt",
+                p,
+                "-o",
+                str(out / "out.kedi"),
+                "--key",
+                str(seeds.keyfile),
+                "--pattern",
+                rng.choice(["vertical", "horizontal", "diagonal"]),
+            ],
+        ),
+        "encrypt-paper": (
+            "encrypt --suite paper",
+            [
+                "encrypt",
+                p,
+                "-o",
+                str(out / "out.kedi"),
+                "--key",
+                str(seeds.key_image),
+                "--suite",
+                "paper",
+                "--seed",
+                "1",
+            ],
+        ),
+        "encrypt-dicom": (
+            "encrypt --as-dicom",
+            ["encrypt", p, "-o", str(out / "out.dcm"), "--key", str(seeds.keyfile), "--as-dicom"],
+        ),
         "inspect": ("inspect", ["inspect", p]),
         "inspect-json": ("inspect --json", ["inspect", p, "--json"]),
         "metrics": ("metrics", ["metrics", p, "--json"]),
         "metrics-against": ("metrics --against", ["metrics", str(seeds.images["CT_small.dcm"]), "--against", p]),
-        "speckle": ("speckle", ["speckle", p, "-o", str(out / "speckled.npy"), "--model",
-                                rng.choice(["gaussian", "uniform", "gamma"])]),
+        "speckle": (
+            "speckle",
+            ["speckle", p, "-o", str(out / "speckled.npy"), "--model", rng.choice(["gaussian", "uniform", "gamma"])],
+        ),
         "despeckle": ("despeckle", ["despeckle", p, "-o", str(out / "clean.npy")]),
         # Parsing is what is under test; --bits keeps the SP 800-22 tests themselves short.
         "nist": ("nist", ["nist", p, "--json", "--bits", "200000"]),
-        "decrypt": ("decrypt", ["decrypt", p, "-o", str(out / rng.choice(["restored.dcm", "restored.npy"])),
-                                "--key", str(seeds.keyfile)]),
-        "decrypt-paper": ("decrypt --suite paper", ["decrypt", p, "-o", str(out / "restored.npy"), "--key",
-                                                     str(seeds.key_image)]),
-        "inspect-cipher-image": ("inspect --cipher-image", ["inspect", p, "--cipher-image",
-                                                            str(out / rng.choice(["ci.npy", "ci.png"]))]),
+        "decrypt": (
+            "decrypt",
+            ["decrypt", p, "-o", str(out / rng.choice(["restored.dcm", "restored.npy"])), "--key", str(seeds.keyfile)],
+        ),
+        "decrypt-paper": (
+            "decrypt --suite paper",
+            ["decrypt", p, "-o", str(out / "restored.npy"), "--key", str(seeds.key_image)],
+        ),
+        "inspect-cipher-image": (
+            "inspect --cipher-image",
+            ["inspect", p, "--cipher-image", str(out / rng.choice(["ci.npy", "ci.png"]))],
+        ),
     }
     return table[name]
 
@@ -727,9 +855,13 @@ def fam_image_crafted(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str
         data, note = crafted_png(rng)
         path = work / "input.png"
     elif kind == "bomb":
-        name, what = rng.choice([("bomb.png", "PNG 30000² (900 MB decoded)"),
-                                 ("bomb.nii.gz", "NIfTI .nii.gz 1024³ uint8 (1 GiB decoded)"),
-                                 ("bomb.dcm", "deflated DICOM 23170² uint16 (1 GiB decoded)")])
+        name, what = rng.choice(
+            [
+                ("bomb.png", "PNG 30000² (900 MB decoded)"),
+                ("bomb.nii.gz", "NIfTI .nii.gz 1024³ uint8 (1 GiB decoded)"),
+                ("bomb.dcm", "deflated DICOM 23170² uint16 (1 GiB decoded)"),
+            ]
+        )
         data = seeds.images[name].read_bytes()
         note = f"decompression bomb: {what}, {len(data) >> 10} KiB on disk"
         path = work / ("input" + "".join(Path(name).suffixes))
@@ -783,10 +915,12 @@ def fam_keyfile(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list
             note,
         )
     if choice == 2:
-        return ("keys init", ["keys", "init", "--keystore", f"sqlite:///{out / 'ks.db'}", "--kek-file", str(key)],
-                note)
-    return "encrypt --as-dicom", ["encrypt", str(seeds.images["CT_small.dcm"]), "-o", str(out / "x.dcm"), "--key",
-                                  str(key), "--as-dicom", *pw], note
+        return ("keys init", ["keys", "init", "--keystore", f"sqlite:///{out / 'ks.db'}", "--kek-file", str(key)], note)
+    return (
+        "encrypt --as-dicom",
+        ["encrypt", str(seeds.images["CT_small.dcm"]), "-o", str(out / "x.dcm"), "--key", str(key), "--as-dicom", *pw],
+        note,
+    )
 
 
 def fam_key_image(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[str], str]:
@@ -798,10 +932,25 @@ def fam_key_image(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, li
     key.write_bytes(data)
     out = work / "out"
     if rng.random() < 0.5:
-        return "encrypt --suite paper", ["encrypt", str(seeds.images["CT_small.dcm"]), "-o", str(out / "p.kedi"),
-                                          "--key", str(key), "--suite", "paper"], f"key image: {note}"
-    return "decrypt --suite paper", ["decrypt", str(seeds.containers["paper.kedi"]), "-o", str(out / "p.npy"),
-                                      "--key", str(key)], f"key image: {note}"
+        return (
+            "encrypt --suite paper",
+            [
+                "encrypt",
+                str(seeds.images["CT_small.dcm"]),
+                "-o",
+                str(out / "p.kedi"),
+                "--key",
+                str(key),
+                "--suite",
+                "paper",
+            ],
+            f"key image: {note}",
+        )
+    return (
+        "decrypt --suite paper",
+        ["decrypt", str(seeds.containers["paper.kedi"]), "-o", str(out / "p.npy"), "--key", str(key)],
+        f"key image: {note}",
+    )
 
 
 KEYS_COMMANDS = ["list", "show", "new", "rotate", "rewrap", "revoke", "export", "audit", "audit-verify", "import"]
@@ -866,12 +1015,29 @@ def fam_exchange(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, lis
     hostile = work / source.name
     hostile.write_bytes(data)
     if which == "recipient":
-        return "keys export", ["keys", "export", seeds.key_ids[0], "--to", str(hostile), "-o", str(out / "k.kx"),
-                               "--keystore", url, *kek], f"{which}: {note}"
+        return (
+            "keys export",
+            [
+                "keys",
+                "export",
+                seeds.key_ids[0],
+                "--to",
+                str(hostile),
+                "-o",
+                str(out / "k.kx"),
+                "--keystore",
+                url,
+                *kek,
+            ],
+            f"{which}: {note}",
+        )
     export = hostile if which == "export-file" else seeds.export
     identity = hostile if which == "identity" else seeds.recipient_key
-    return "keys import", ["keys", "import", str(export), "--identity", str(identity), "--keystore", url, *kek,
-                           "--json"], f"{which}: {note}"
+    return (
+        "keys import",
+        ["keys", "import", str(export), "--identity", str(identity), "--keystore", url, *kek, "--json"],
+        f"{which}: {note}",
+    )
 
 
 def fam_nist(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[str], str]:
@@ -907,8 +1073,19 @@ def _path_slots(seeds: Seeds, work: Path, hostile: Path, rng: random.Random) -> 
         ("encrypt", ["encrypt", img, "-o", str(out / "x.kedi"), "--key", h]),
         ("encrypt --suite paper", ["encrypt", ct, "-o", str(out / "x.kedi"), "--key", h, "--suite", "paper"]),
         ("encrypt --as-dicom", ["encrypt", h, "-o", str(out / "x.dcm"), "--key", key, "--as-dicom"]),
-        ("encrypt", ["encrypt", str(seeds.images["MR_small.dcm"]), "-o", str(out / "x.kedi"), "--key",
-                     str(seeds.sealed_keyfile), "--passphrase-file", h]),
+        (
+            "encrypt",
+            [
+                "encrypt",
+                str(seeds.images["MR_small.dcm"]),
+                "-o",
+                str(out / "x.kedi"),
+                "--key",
+                str(seeds.sealed_keyfile),
+                "--passphrase-file",
+                h,
+            ],
+        ),
         ("decrypt", ["decrypt", h, "-o", str(out / "x.npy"), "--key", key]),
         ("decrypt", ["decrypt", kedi, "-o", h, "--key", key]),
         ("decrypt", ["decrypt", kedi, "-o", str(out / "x.npy"), "--key", h]),
@@ -931,8 +1108,21 @@ def _path_slots(seeds: Seeds, work: Path, hostile: Path, rng: random.Random) -> 
         ("keys list", ["keys", "list", "--keystore", f"sqlite:///{h}"]),
         ("keys audit", ["keys", "audit", "--keystore", f"sqlite:///{h}", *kek, "--verify"]),
         ("keys new", ["keys", "new", "--keystore", f"sqlite:///{h}", *kek, "--no-gan"]),
-        ("keys export", ["keys", "export", seeds.key_ids[0], "--to", h, "-o", str(out / "k.kx"),
-                         "--keystore", f"sqlite:///{seeds.keystore}", *kek]),
+        (
+            "keys export",
+            [
+                "keys",
+                "export",
+                seeds.key_ids[0],
+                "--to",
+                h,
+                "-o",
+                str(out / "k.kx"),
+                "--keystore",
+                f"sqlite:///{seeds.keystore}",
+                *kek,
+            ],
+        ),
         ("keys import", ["keys", "import", h, "--identity", str(seeds.recipient_key), "--keystore", url, *kek]),
         ("keys rotate", ["keys", "rotate", "--new-kek-file", h, "--keystore", url, *kek]),
         ("keys recipient", ["keys", "recipient", "-o", h]),
@@ -1074,18 +1264,54 @@ def fam_heavy(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[s
         )
         if kind.startswith("reproduce"):
             slot = rng.choice(["--data", "--out"])
-            argv = ["reproduce", "--data", str(hostile) if slot == "--data" else str(work / "nodata"),
-                    "--out", str(hostile) if slot == "--out" else str(out / "r"), "--quick"]
+            argv = [
+                "reproduce",
+                "--data",
+                str(hostile) if slot == "--data" else str(work / "nodata"),
+                "--out",
+                str(hostile) if slot == "--out" else str(out / "r"),
+                "--quick",
+            ]
             (work / "nodata").mkdir()
             return f"reproduce {slot}", argv, f"special path: {special}"
-        return "train --data", ["train", "--preset", "tiny", "--steps", "1", "--data", str(hostile),
-                                "-o", str(out / "w.safetensors"), "--device", "cpu"], f"special path: {special}"
+        return (
+            "train --data",
+            [
+                "train",
+                "--preset",
+                "tiny",
+                "--steps",
+                "1",
+                "--data",
+                str(hostile),
+                "-o",
+                str(out / "w.safetensors"),
+                "--device",
+                "cpu",
+            ],
+            f"special path: {special}",
+        )
     if kind == "train-resume":
         resume = work / "checkpoint.pt"
         data, note = mutate(rng, seeds.images["u8.npy"].read_bytes() * 2, b"")
         resume.write_bytes(rng.choice([data, b"", b"PK\x03\x04" + data]))
-        return "train --resume", ["train", "--preset", "tiny", "--steps", "1", "--resume", str(resume),
-                                  "-o", str(out / "w.safetensors"), "--device", "cpu"], f"checkpoint: {note}"
+        return (
+            "train --resume",
+            [
+                "train",
+                "--preset",
+                "tiny",
+                "--steps",
+                "1",
+                "--resume",
+                str(resume),
+                "-o",
+                str(out / "w.safetensors"),
+                "--device",
+                "cpu",
+            ],
+            f"checkpoint: {note}",
+        )
     folder = work / "data" / "ct"
     folder.mkdir(parents=True)
     name = rng.choice(["CT_small.dcm", "MR_small.dcm", "grey.png"])
@@ -1094,8 +1320,23 @@ def fam_heavy(rng: random.Random, seeds: Seeds, work: Path) -> tuple[str, list[s
     shutil.copyfile(seeds.images["MR_small.dcm"], folder / "good.dcm")
     if kind.startswith("reproduce"):
         return "reproduce --data", ["reproduce", "--data", str(work / "data"), "--out", str(out / "r"), "--quick"], note
-    return "train --data", ["train", "--preset", "tiny", "--steps", "1", "--data", str(work / "data"),
-                            "-o", str(out / "w.safetensors"), "--device", "cpu"], note
+    return (
+        "train --data",
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--steps",
+            "1",
+            "--data",
+            str(work / "data"),
+            "-o",
+            str(out / "w.safetensors"),
+            "--device",
+            "cpu",
+        ],
+        note,
+    )
 
 
 #: (family, weight): case i runs family CYCLE[i % len(CYCLE)], so every family is covered
@@ -1276,10 +1517,21 @@ def worker_main(args: argparse.Namespace) -> int:
             case = make_case(args.seed, case_id, seeds, work)
             record = run_case(case)
         except BaseException as exc:  # noqa: BLE001 - a broken generator is reported, not fatal
-            record = {"id": case_id, "family": "?", "command": "(harness)", "argv": [], "input": "",
-                      "exit_code": None, "exception": f"harness error {type(exc).__name__}: {exc}",
-                      "where": "", "stderr_first": "", "seconds": 0, "rss_mib": 0,
-                      "failures": ["harness"], "trace": traceback.format_exc()[-4000:]}
+            record = {
+                "id": case_id,
+                "family": "?",
+                "command": "(harness)",
+                "argv": [],
+                "input": "",
+                "exit_code": None,
+                "exception": f"harness error {type(exc).__name__}: {exc}",
+                "where": "",
+                "stderr_first": "",
+                "seconds": 0,
+                "rss_mib": 0,
+                "failures": ["harness"],
+                "trace": traceback.format_exc()[-4000:],
+            }
         if record["failures"]:
             keep = Path(args.keep) / f"case-{case_id}"
             shutil.rmtree(keep, ignore_errors=True)
@@ -1358,9 +1610,26 @@ class Worker:
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "") if env.get("PYTHONPATH") else src
         self.log = open(log, "ab")  # noqa: SIM115 - the worker's log for its whole life, closed by stop()
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", "--seeds", args.seeds_dir, "--seed",
-             str(args.seed), "--keep", str(args.keep), "--results-fd", str(write_fd), "--homes", str(args.homes)],
-            stdin=subprocess.PIPE, stdout=self.log, stderr=self.log, pass_fds=(write_fd,), env=env,
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--worker",
+                "--seeds",
+                args.seeds_dir,
+                "--seed",
+                str(args.seed),
+                "--keep",
+                str(args.keep),
+                "--results-fd",
+                str(write_fd),
+                "--homes",
+                str(args.homes),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=self.log,
+            pass_fds=(write_fd,),
+            env=env,
         )
         os.close(write_fd)
         self.results = os.fdopen(read_fd, "r")
@@ -1461,8 +1730,11 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 records.append(record)
                 progress["done"] += 1
                 if args.verbose and record["failures"]:
-                    print(f"[{progress['done']}/{len(ids)}] case {record['id']} {record['command']}: "
-                          f"{','.join(record['failures'])} {record['exception'] or record['exit_code']}", flush=True)
+                    print(
+                        f"[{progress['done']}/{len(ids)}] case {record['id']} {record['command']}: "
+                        f"{','.join(record['failures'])} {record['exception'] or record['exit_code']}",
+                        flush=True,
+                    )
         if worker is not None:
             assert worker.proc.stdin is not None
             worker.proc.stdin.close()
@@ -1510,12 +1782,15 @@ def summarise(records: list[dict[str, Any]], args: argparse.Namespace, elapsed: 
     failures = [r for r in records if r["failures"]]
     max_rss = max((r["rss_mib"] for r in records), default=0.0)
     lines = [
-        (f"hostile-input harness: seed {args.seed}, cases {args.first}..{args.first + args.cases - 1} "
-        f"({len(records)} run), {args.workers} workers, {elapsed:.0f} s"),
+        (
+            f"hostile-input harness: seed {args.seed}, cases {args.first}..{args.first + args.cases - 1} "
+            f"({len(records)} run), {args.workers} workers, {elapsed:.0f} s"
+        ),
         f"contract: no traceback, exit code in {sorted(ALLOWED_EXIT_CODES)}, no hang, peak RSS < {RSS_LIMIT_MIB} MiB",
         f"peak worker RSS: {max_rss:.0f} MiB; slowest case: "
         + (lambda r: f"{r['seconds']:.1f} s (case {r['id']}, {r['command']})")(max(records, key=lambda r: r["seconds"]))
-        if records else "no cases",
+        if records
+        else "no cases",
         "",
         "cases per command and exit code (FAIL = broke the contract):",
     ]
@@ -1542,8 +1817,10 @@ def summarise(records: list[dict[str, Any]], args: argparse.Namespace, elapsed: 
         lines.append(f"    input: {first['input'][:160]}")
         if first["stderr_first"]:
             lines.append(f"    stderr: {first['stderr_first'][:160]}")
-        lines.append(f"    replay: python tests/hostile/harness.py --seed {args.seed} --case {first['id']}"
-                     f"   (input kept in {Path(args.keep) / ('case-' + str(first['id']))})")
+        lines.append(
+            f"    replay: python tests/hostile/harness.py --seed {args.seed} --case {first['id']}"
+            f"   (input kept in {Path(args.keep) / ('case-' + str(first['id']))})"
+        )
     return "\n".join(lines) + "\n", False
 
 

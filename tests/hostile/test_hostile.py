@@ -25,7 +25,10 @@ def test_hostile_inputs_keep_the_contract(tmp_path: Path) -> None:
     """150 seeded crafted inputs: no traceback, exit codes in the table, no hang, RSS < 1 GiB."""
     proc = subprocess.run(
         [sys.executable, str(HARNESS), "--cases", "150", "--seed", "11", "--workers", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=1200, check=False,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(records) == 150, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -85,8 +88,14 @@ def test_a_clean_failure_keeps_the_contract(tmp_path: Path) -> None:
 
 
 def test_cases_are_reproducible_from_seed_and_id(tmp_path: Path) -> None:
-    seeds = harness.Seeds(root=tmp_path, keyfile=tmp_path / "k", key_image=tmp_path / "ki.png", kek=tmp_path / "kek",
-                          passphrase=tmp_path / "pw", bits=tmp_path / "bits")
+    seeds = harness.Seeds(
+        root=tmp_path,
+        keyfile=tmp_path / "k",
+        key_image=tmp_path / "ki.png",
+        kek=tmp_path / "kek",
+        passphrase=tmp_path / "pw",
+        bits=tmp_path / "bits",
+    )
     seeds.bits.write_bytes(bytes(range(256)) * 100)
     nist_ids = [i for i in range(200) if harness.CYCLE[i % len(harness.CYCLE)] is harness.fam_nist][:3]
     first = [harness.make_case(5, i, seeds, tmp_path / f"a{i}") for i in nist_ids]

@@ -121,6 +121,5 @@ def tiff(path: Path, *, pages: int, side: int) -> Path:
     from PIL import Image
 
     page = Image.new("L", (side, side))
-    page.save(path, format="TIFF", compression="tiff_adobe_deflate", save_all=True,
-              append_images=[page] * (pages - 1))
+    page.save(path, format="TIFF", compression="tiff_adobe_deflate", save_all=True, append_images=[page] * (pages - 1))
     return path

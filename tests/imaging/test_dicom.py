@@ -273,9 +273,7 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- sniff
 
 
-@pytest.mark.parametrize(
-    "name", ["CT_small.dcm", "ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm", "rtstruct.dcm"]
-)
+@pytest.mark.parametrize("name", ["CT_small.dcm", "ExplVR_BigEndNoMeta.dcm", "ExplVR_LitEndNoMeta.dcm", "rtstruct.dcm"])
 def test_sniff_accepts_dicom(name: str) -> None:
     assert sniff_dicom((PYDICOM_FILES / name).read_bytes()[:512])
 
@@ -296,17 +294,21 @@ WRITE_CASES = {
         RNG.integers(-3000, 3000, (32, 40), dtype=np.int16),
         modality="CT",
         spacing=(0.5, 0.7),
-        metadata={"rescale_slope": 1.0, "rescale_intercept": -1024.0,
-                  "window_center": [40.0, 400.0], "window_width": [400.0, 2000.0]},
+        metadata={
+            "rescale_slope": 1.0,
+            "rescale_intercept": -1024.0,
+            "window_center": [40.0, 400.0],
+            "window_width": [400.0, 2000.0],
+        },
     ),
-    "i16 wider than bits stored": MedicalImage(
-        RNG.integers(-(2**15), 2**15, (8, 9), dtype=np.int16), bits_stored=12
-    ),
+    "i16 wider than bits stored": MedicalImage(RNG.integers(-(2**15), 2**15, (8, 9), dtype=np.int16), bits_stored=12),
     "u8 frames": MedicalImage(RNG.integers(0, 256, (5, 32, 40), dtype=np.uint8), spacing=(2.0, 0.5, 0.5)),
     "u16 frames": MedicalImage(RNG.integers(0, 65536, (3, 16, 20), dtype=np.uint16)),
     "rgb frames": MedicalImage(
         RNG.integers(0, 256, (3, 32, 40, 3), dtype=np.uint8),
-        channels_last=True, photometric="RGB", samples_per_pixel=3,
+        channels_last=True,
+        photometric="RGB",
+        samples_per_pixel=3,
     ),
     "planar rgb": MedicalImage(
         RNG.integers(0, 256, (3, 32, 40), dtype=np.uint8), photometric="RGB", samples_per_pixel=3
@@ -320,7 +322,8 @@ WRITE_CASES = {
     ),
     "palette": MedicalImage(
         RNG.integers(0, 256, (8, 9), dtype=np.uint8),
-        photometric="PALETTE COLOR", metadata={"palette": list(range(256)) * 3},
+        photometric="PALETTE COLOR",
+        metadata={"palette": list(range(256)) * 3},
     ),
 }
 

@@ -114,7 +114,6 @@ class _EndlessZeros(io.RawIOBase):
         return self.deflater.compress(bytes(MiB)) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
 
 
-
 class _Peak:
     """Python's peak traced allocation inside a ``with`` block (:mod:`tracemalloc`)."""
 

@@ -34,12 +34,19 @@ def test_nibabel_test_mgz_is_read_as_stored(check_image) -> None:
 
 @pytest.mark.parametrize(
     ("dtype", "stored"),
-    [(np.uint8, ">u1"), (np.int16, ">i2"), (np.uint16, ">i4"), (np.int8, ">i2"), (np.int32, ">i4"),
-     (np.float32, ">f4")],
+    [
+        (np.uint8, ">u1"),
+        (np.int16, ">i2"),
+        (np.uint16, ">i4"),
+        (np.int8, ">i2"),
+        (np.int32, ">i4"),
+        (np.float32, ">f4"),
+    ],
 )
 @pytest.mark.parametrize("suffix", [".mgh", ".mgz"])
-def test_written_volumes_read_back_with_their_values(dtype, stored: str, suffix: str, tmp_path: Path,
-                                                      check_image) -> None:
+def test_written_volumes_read_back_with_their_values(
+    dtype, stored: str, suffix: str, tmp_path: Path, check_image
+) -> None:
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
     rng = np.random.default_rng(7)
     if info is not None:
@@ -69,8 +76,7 @@ def test_a_single_slice_and_frames_keep_their_axes(tmp_path: Path) -> None:
 def test_what_mgh_cannot_hold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="without loss"):
         write_mgh(MedicalImage(pixels=np.zeros((4, 4), np.float64)), tmp_path / "x.mgh")
-    rgb = MedicalImage(pixels=np.zeros((4, 4, 3), np.uint8), photometric="RGB", samples_per_pixel=3,
-                       channels_last=True)
+    rgb = MedicalImage(pixels=np.zeros((4, 4, 3), np.uint8), photometric="RGB", samples_per_pixel=3, channels_last=True)
     with pytest.raises(ValueError, match="one value per voxel"):
         write_mgh(rgb, tmp_path / "x.mgh")
     assert not (tmp_path / "x.mgh").exists()

@@ -27,12 +27,12 @@ def test_a_tile_is_its_plane_scaled_and_centred() -> None:
     plane = np.arange(1, 33, dtype=np.uint8).reshape(4, 8) * 7  # 32 distinct greys, none white
     canvas = _canvas([("", plane)], tile=32, columns=1)
     # Scaled by 4 (nearest neighbour) to 16 × 32, centred vertically in the 32 px tile at (8, 8).
-    tile = canvas[8 + 8: 8 + 8 + 16, 8: 8 + 32]
+    tile = canvas[8 + 8 : 8 + 8 + 16, 8 : 8 + 32]
     expected = np.kron(plane, np.ones((4, 4), dtype=np.uint8))
     for channel in range(3):
         assert np.array_equal(tile[..., channel], expected)
     # Above and below the plane inside the tile, and the empty caption band: white.
-    assert np.all(canvas[8:16, 8:40] == WHITE) and np.all(canvas[32:40 + 16, 8:40] == WHITE)
+    assert np.all(canvas[8:16, 8:40] == WHITE) and np.all(canvas[32 : 40 + 16, 8:40] == WHITE)
 
 
 def test_tiles_follow_the_panel_order_row_by_row() -> None:
@@ -41,7 +41,7 @@ def test_tiles_follow_the_panel_order_row_by_row() -> None:
     for index, (_, plane) in enumerate(panels):
         x = 8 + (index % 3) * (16 + 8)
         y = 8 + (index // 3) * (16 + 16 + 8)
-        assert np.all(canvas[y: y + 16, x: x + 16] == plane[0, 0]), index
+        assert np.all(canvas[y : y + 16, x : x + 16] == plane[0, 0]), index
 
 
 def test_colour_planes_keep_their_colours() -> None:
@@ -59,8 +59,9 @@ def test_captions_are_drawn_beneath_and_cut_at_40_characters() -> None:
     assert np.any(captioned[band] < 128) and np.all(blank[band] == WHITE)
     assert np.array_equal(captioned[:40], blank[:40])  # the caption stays out of the tile
     long = "x" * 40
-    assert np.array_equal(_canvas([(long, plane)], tile=256, columns=1),
-                          _canvas([(long + "y" * 20, plane)], tile=256, columns=1))
+    assert np.array_equal(
+        _canvas([(long, plane)], tile=256, columns=1), _canvas([(long + "y" * 20, plane)], tile=256, columns=1)
+    )
 
 
 def test_montage_needs_a_panel() -> None:

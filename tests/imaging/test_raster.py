@@ -182,28 +182,45 @@ ROUND_TRIPS = {
     "png u8": (MedicalImage(RNG.integers(0, 256, (20, 30), dtype=np.uint8)), write_png, read_png),
     "png u16": (MedicalImage(RNG.integers(0, 65536, (20, 30), dtype=np.uint16)), write_png, read_png),
     "png big-endian u16": (
-        MedicalImage(RNG.integers(0, 65536, (20, 30), dtype=np.uint16).astype(">u2")), write_png, read_png
+        MedicalImage(RNG.integers(0, 65536, (20, 30), dtype=np.uint16).astype(">u2")),
+        write_png,
+        read_png,
     ),
     "png rgb": (
-        MedicalImage(RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8), channels_last=True,
-                     samples_per_pixel=3, photometric="RGB"),
-        write_png, read_png,
+        MedicalImage(
+            RNG.integers(0, 256, (20, 30, 3), dtype=np.uint8),
+            channels_last=True,
+            samples_per_pixel=3,
+            photometric="RGB",
+        ),
+        write_png,
+        read_png,
     ),
     "png planar rgb": (
         MedicalImage(RNG.integers(0, 256, (3, 20, 30), dtype=np.uint8), samples_per_pixel=3, photometric="RGB"),
-        write_png, read_png,
+        write_png,
+        read_png,
     ),
     "png palette": (
-        MedicalImage(RNG.integers(0, 256, (20, 30), dtype=np.uint8), photometric="PALETTE COLOR",
-                     metadata={"palette": list(range(256)) * 3}),
-        write_png, read_png,
+        MedicalImage(
+            RNG.integers(0, 256, (20, 30), dtype=np.uint8),
+            photometric="PALETTE COLOR",
+            metadata={"palette": list(range(256)) * 3},
+        ),
+        write_png,
+        read_png,
     ),
     "tiff u8": (MedicalImage(RNG.integers(0, 256, (20, 30), dtype=np.uint8)), write_tiff, read_tiff),
     "tiff u16 pages": (MedicalImage(RNG.integers(0, 65536, (4, 20, 30), dtype=np.uint16)), write_tiff, read_tiff),
     "tiff rgb pages": (
-        MedicalImage(RNG.integers(0, 256, (2, 20, 30, 3), dtype=np.uint8), channels_last=True,
-                     samples_per_pixel=3, photometric="RGB"),
-        write_tiff, read_tiff,
+        MedicalImage(
+            RNG.integers(0, 256, (2, 20, 30, 3), dtype=np.uint8),
+            channels_last=True,
+            samples_per_pixel=3,
+            photometric="RGB",
+        ),
+        write_tiff,
+        read_tiff,
     ),
 }
 

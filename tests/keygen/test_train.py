@@ -132,8 +132,15 @@ def test_folder_planes(tmp_path: Path) -> None:
 def test_evaluation_of_the_untrained_generator_reports_every_measure() -> None:
     trainer = Trainer(PRESETS["tiny"], PLANES, device="cpu")
     result = evaluate_generator(trainer.generator, keys=2, size=64)
-    assert set(result) >= {"entropy_mean", "chi_square_pass_fraction", "max_abs_adjacent_correlation", "npcr_mean",
-                           "uaci_mean", "seed_bit_flip_changed_fraction", "other_image_changed_fraction"}
+    assert set(result) >= {
+        "entropy_mean",
+        "chi_square_pass_fraction",
+        "max_abs_adjacent_correlation",
+        "npcr_mean",
+        "uaci_mean",
+        "seed_bit_flip_changed_fraction",
+        "other_image_changed_fraction",
+    }
     assert 7.0 < result["entropy_mean"] <= 8.0
 
 

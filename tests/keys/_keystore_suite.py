@@ -10,8 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -47,8 +47,9 @@ def every_key_unwraps(url: str, sources: dict[int, bytes]) -> dict[str, int]:
             assert _check_matches(kek, version, bytes(check))
             keks[version] = AESGCM(kek)
     found = {}
-    for key_id, version, wrapped in raw(url, "SELECT key_id, kek_version, wrapped FROM data_keys "
-                                             "WHERE state = 'active'"):
+    for key_id, version, wrapped in raw(
+        url, "SELECT key_id, kek_version, wrapped FROM data_keys WHERE state = 'active'"
+    ):
         secret = _unwrap(keks[version], bytes.fromhex(key_id), version, bytes(wrapped))
         assert len(secret) == 32
         found[key_id] = version
@@ -163,7 +164,7 @@ class KeystoreContract:
         url = make_url()
         with Keystore.init(url, kek_source=os.urandom(32), actor="a") as store:
             a, b = store.new_key(actor="a", gan=False), store.new_key(actor="a", gan=False)
-            (wrapped_a,), = raw(url, "SELECT wrapped FROM data_keys WHERE key_id = :k", k=a.key_id_hex)
+            ((wrapped_a,),) = raw(url, "SELECT wrapped FROM data_keys WHERE key_id = :k", k=a.key_id_hex)
             # Moving a's wrapped secret onto b must not hand out a's secret as b: the AAD binds the id.
             raw(url, "UPDATE data_keys SET wrapped = :w WHERE key_id = :k", w=bytes(wrapped_a), k=b.key_id_hex)
             with pytest.raises(AuthenticationError):
@@ -192,14 +193,19 @@ class KeystoreContract:
                 # Swap the contents of rows 3 and 4 (their own MACs travel with them).
                 rows = {r[0]: r for r in raw(url, "SELECT seq, time, mac FROM audit WHERE seq IN (3, 4)")}
                 for here, there in ((3, 4), (4, 3)):
-                    raw(url, "UPDATE audit SET time = :t, mac = :m WHERE seq = :s",
-                        t=rows[there][1], m=bytes(rows[there][2]), s=here)
+                    raw(
+                        url,
+                        "UPDATE audit SET time = :t, mac = :m WHERE seq = :s",
+                        t=rows[there][1],
+                        m=bytes(rows[there][2]),
+                        s=here,
+                    )
                 expected = 3
             elif attack == "truncate":
                 raw(url, "DELETE FROM audit WHERE seq >= 5")
                 expected = 5
             else:
-                (value,), = raw(url, "SELECT value FROM keystore_meta WHERE name = 'audit_head'")
+                ((value,),) = raw(url, "SELECT value FROM keystore_meta WHERE name = 'audit_head'")
                 head = json.loads(value)
                 head["count"] -= 1
                 raw(url, "UPDATE keystore_meta SET value = :v WHERE name = 'audit_head'", v=json.dumps(head))
@@ -230,7 +236,9 @@ class KeystoreContract:
             assert locked.stragglers() == {}
             rotations = [e.details for e in locked.audit_entries() if e.operation == "rotate"]
             assert [(r["from_kek_version"], r["to_kek_version"], r["rewrapped"]) for r in rotations] == [
-                (1, 2, 19), (2, 3, 19)]
+                (1, 2, 19),
+                (2, 3, 19),
+            ]
 
     def test_batched_rotation_interrupted_then_rewrapped(self, make_url: MakeUrl, monkeypatch) -> None:
         url = make_url()
@@ -279,7 +287,7 @@ class KeystoreContract:
         url = make_url()
         with Keystore.init(url, kek_source=os.urandom(32), actor="a") as store:
             key, other = store.new_key(actor="a", gan=False), store.new_key(actor="a", gan=False)
-            (wrapped,), = raw(url, "SELECT wrapped FROM data_keys WHERE key_id = :k", k=key.key_id_hex)
+            ((wrapped,),) = raw(url, "SELECT wrapped FROM data_keys WHERE key_id = :k", k=key.key_id_hex)
             info = store.revoke(key.key_id_hex, actor="a")
             assert info.state == "revoked" and info.revoked_at
             with pytest.raises(KeyRevokedError) as excinfo:
@@ -303,8 +311,10 @@ class KeystoreContract:
     def test_export_import(self, make_url: MakeUrl) -> None:
         private_pem, public_pem = recipient_keypair()
         other_private, other_public = recipient_keypair()
-        with Keystore.init(make_url(), kek_source=os.urandom(32), actor="a") as here, \
-                Keystore.init(make_url(), kek_source=os.urandom(32), actor="b") as there:
+        with (
+            Keystore.init(make_url(), kek_source=os.urandom(32), actor="a") as here,
+            Keystore.init(make_url(), kek_source=os.urandom(32), actor="b") as there,
+        ):
             keys = [here.new_key(label=f"k{i}", actor="a", gan=False) for i in range(3)]
             blob = here.export([k.key_id_hex for k in keys[:2]], public_pem, actor="a")
             for key in keys:
@@ -351,8 +361,15 @@ class KeystoreContract:
         Keystore.init(url, kek_source=kek, actor="parent").close()
         script = _CHILD_NEW_KEYS.format(src=SRC)
         gate = tmp_path / "go"
-        procs = [subprocess.Popen([sys.executable, "-c", script, url, kek.hex(), "25", f"p{i}", str(gate)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, url, kek.hex(), "25", f"p{i}", str(gate)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(4)
+        ]
         deadline = time.monotonic() + 60
         while len(list(tmp_path.glob("go.p*"))) < 4:
             assert all(p.poll() is None for p in procs) and time.monotonic() < deadline
@@ -378,8 +395,11 @@ class KeystoreContract:
             keys = store.new_keys(1000, actor="a")
         marker = tmp_path / "rewrapping"
         script = _CHILD_SLOW_ROTATE.format(src=SRC)
-        proc = subprocess.Popen([sys.executable, "-c", script, url, old.hex(), new.hex(), str(marker), str(batch)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, url, old.hex(), new.hex(), str(marker), str(batch)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 60
         while not marker.exists():
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""

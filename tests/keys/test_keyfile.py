@@ -53,9 +53,15 @@ def test_sealed_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"not json", b"[]", b'{"deepkedi_key": 2}', b'{"deepkedi_key": 1, "key_id": "00", "secret": "AA=="}',
-     b'{"deepkedi_key": 1, "key_id": "' + b"0" * 32 + b'", "secret": "!!"}',
-     b'{"deepkedi_key": 1, "key_id": "' + b"0" * 32 + b'", "secret": "AAAA"}'],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"deepkedi_key": 2}',
+        b'{"deepkedi_key": 1, "key_id": "00", "secret": "AA=="}',
+        b'{"deepkedi_key": 1, "key_id": "' + b"0" * 32 + b'", "secret": "!!"}',
+        b'{"deepkedi_key": 1, "key_id": "' + b"0" * 32 + b'", "secret": "AAAA"}',
+    ],
 )
 def test_malformed_key_files(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.key"

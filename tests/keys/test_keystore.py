@@ -8,12 +8,12 @@ import itertools
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from _keystore_suite import KeystoreContract
 
+from _keystore_suite import KeystoreContract
 from deepkedi.errors import KeystoreError
 from deepkedi.keys.keystore import Keystore, PassphraseKek
 
@@ -27,7 +27,7 @@ def make_url(tmp_path: Path) -> Callable[[], str]:
 class TestSqliteKeystore(KeystoreContract):
     def assert_shredded(self, url: str, wrapped: bytes) -> None:
         # secure_delete + a truncating WAL checkpoint: the old wrapped secret is gone from every file.
-        path = Path(url[len("sqlite:///"):])
+        path = Path(url[len("sqlite:///") :])
         for file in path.parent.glob(path.name + "*"):
             assert wrapped not in file.read_bytes(), file
 
@@ -36,7 +36,7 @@ def test_sqlite_file_mode_and_wal(make_url: Callable[[], str]) -> None:
     url = make_url()
     with Keystore.init(url, kek_source=os.urandom(32), actor="a") as store:
         store.new_key(actor="a", gan=False)
-        path = Path(url[len("sqlite:///"):])
+        path = Path(url[len("sqlite:///") :])
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         with store._engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -88,12 +88,12 @@ def test_malformed_keystore_fields_are_keystore_errors(
     url = make_url()
     kek = os.urandom(32)
     Keystore.init(url, kek_source=kek, actor="a").close()
-    with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
         if table == "kek_versions":
             conn.execute(f"UPDATE kek_versions SET {column} = ?", (value,))
         else:
             conn.execute("UPDATE keystore_meta SET value = ? WHERE name = ?", (value, column))
-    with pytest.raises(KeystoreError, match="damaged|malformed"):
+    with pytest.raises(KeystoreError, match=r"damaged|malformed"):
         Keystore.open(url, kek_source=kek)
 
 
@@ -101,9 +101,9 @@ def test_deeply_nested_stored_fields_do_not_break_listing(make_url: Callable[[],
     url = make_url()
     with Keystore.init(url, kek_source=os.urandom(32), actor="a") as store:
         key = store.new_key(actor="a", gan=False)
-    with sqlite3.connect(url[len("sqlite:///"):]) as conn:
+    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
         conn.execute("UPDATE data_keys SET provenance = ?", ("[" * 100_000 + "]" * 100_000,))
-        conn.execute("UPDATE audit SET details = ?", ("{\"a\":" * 100_000 + "1" + "}" * 100_000,))
+        conn.execute("UPDATE audit SET details = ?", ('{"a":' * 100_000 + "1" + "}" * 100_000,))
     with Keystore.open(url) as store:
         assert store.key_info(key.key_id_hex).provenance == {}
         assert all(entry.details == {"unreadable": True} for entry in store.audit_entries())
@@ -114,7 +114,7 @@ def _with_scrypt_params(url: str, **params: int) -> None:
     import json
     import sqlite3
 
-    path = url[len("sqlite:///"):]
+    path = url[len("sqlite:///") :]
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         kdf = json.loads(conn.execute("SELECT kdf FROM kek_versions WHERE version = 1").fetchone()[0])
         conn.execute("UPDATE kek_versions SET kdf = ? WHERE version = 1", (json.dumps({**kdf, **params}),))

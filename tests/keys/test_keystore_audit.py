@@ -52,9 +52,13 @@ def test_each_mac_chains_the_previous_mac_and_the_canonical_row() -> None:
     rows, _head = _trail()
     assert [row["seq"] for row in rows] == [1, 2, 3, 4]
     prev = bytes(32)
-    for row, (operation, key_id, file_sha256, details) in zip(rows, EVENTS):
+    for row, (operation, key_id, file_sha256, details) in zip(rows, EVENTS, strict=True):
         assert (row["actor"], row["operation"], row["key_id"], row["file_sha256"]) == (
-            "alice", operation, key_id, file_sha256)
+            "alice",
+            operation,
+            key_id,
+            file_sha256,
+        )
         assert json.loads(row["details"]) == details and row["time"].endswith("Z")
         data = prev + _audit_row_bytes(row["seq"], row["time"], "alice", operation, key_id, file_sha256, details)
         assert row["mac"] == hmac.new(KEY, data, hashlib.sha256).digest()

@@ -34,8 +34,7 @@ from deepkedi.keys.keystore.export import (
 def test_export_seam_is_deterministic() -> None:
     private = X25519PrivateKey.from_private_bytes(bytes(range(32)))
     recipient = X25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
-    recipient_raw = recipient.public_key().public_bytes(serialization.Encoding.Raw,
-                                                        serialization.PublicFormat.Raw)
+    recipient_raw = recipient.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     one = _export_from_parts(b"[]", recipient_raw, private, bytes(12))
     assert one == _export_from_parts(b"[]", recipient_raw, private, bytes(12))
     assert len(one) == 8 + 1 + 32 + 12 + 2 + 16

@@ -78,8 +78,12 @@ def test_a_wrapped_key_is_bound_to_its_id_and_kek_version() -> None:
     wrapped = _wrap(aead, key_id, 3, secret)
     assert len(wrapped) == 12 + 32 + 16 and wrapped != _wrap(aead, key_id, 3, secret)  # a fresh nonce each time
     assert _unwrap(aead, key_id, 3, wrapped) == secret
-    for args in ((os.urandom(16), 3, wrapped), (key_id, 4, wrapped), (key_id, 3, wrapped[:-1]),
-                 (key_id, 3, wrapped[:-1] + bytes([wrapped[-1] ^ 1]))):
+    for args in (
+        (os.urandom(16), 3, wrapped),
+        (key_id, 4, wrapped),
+        (key_id, 3, wrapped[:-1]),
+        (key_id, 3, wrapped[:-1] + bytes([wrapped[-1] ^ 1])),
+    ):
         with pytest.raises(InvalidTag):
             _unwrap(aead, *args)
     with pytest.raises(InvalidTag):

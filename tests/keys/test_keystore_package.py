@@ -24,9 +24,23 @@ def test_every_public_name_resolves_to_a_module_of_the_package() -> None:
 
 def test_the_names_callers_import_from_the_package() -> None:
     # What src/deepkedi/cli, bench/ and tests/ take from deepkedi.keys.keystore itself.
-    for name in ("Keystore", "KeyInfo", "AuditEntry", "PassphraseKek", "RawKek", "KekSource", "recipient_keypair",
-                 "recipient_public_key", "recipient_public_key_from_pem", "recipient_private_key_from_pem",
-                 "EXPORT_MAGIC", "KEYSTORE_VERSION", "CHECK_AAD", "CHECK_PLAINTEXT", "WRAP_AAD"):
+    for name in (
+        "Keystore",
+        "KeyInfo",
+        "AuditEntry",
+        "PassphraseKek",
+        "RawKek",
+        "KekSource",
+        "recipient_keypair",
+        "recipient_public_key",
+        "recipient_public_key_from_pem",
+        "recipient_private_key_from_pem",
+        "EXPORT_MAGIC",
+        "KEYSTORE_VERSION",
+        "CHECK_AAD",
+        "CHECK_PLAINTEXT",
+        "WRAP_AAD",
+    ):
         assert name in keystore.__all__ and hasattr(keystore, name), name
 
 

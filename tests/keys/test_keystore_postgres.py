@@ -15,12 +15,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-from _keystore_suite import KeystoreContract
 from external_tools import require_tool
+
+from _keystore_suite import KeystoreContract
 
 _POSTGRES = "the PostgreSQL server (initdb, pg_ctl; `make setup`)"
 
@@ -46,23 +47,37 @@ def postgres_server() -> Iterator[tuple[str, int]]:
     data, port = base / "data", _free_port()
 
     def run(*args: str) -> None:
-        result = subprocess.run(prefix + list(args), capture_output=True, text=True, timeout=120, cwd=base)
+        result = subprocess.run(prefix + list(args), capture_output=True, check=False, text=True, timeout=120, cwd=base)
         if result.returncode != 0:
             raise RuntimeError(f"{args[0]} failed: {result.stderr or result.stdout}")
 
     try:
         run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         # fsync off: a throwaway test server; the crash tests kill the client, not the server.
-        run(pg_ctl, "-D", str(data), "-l", str(base / "server.log"), "-w", "-o",
-            f"-p {port} -k {base} -c listen_addresses='' -c fsync=off -c max_connections=60", "start")
+        run(
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses='' -c fsync=off -c max_connections=60",
+            "start",
+        )
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
     try:
         yield str(base), port
     finally:
-        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True,
-                       timeout=120, cwd=base)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            check=False,
+            timeout=120,
+            cwd=base,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -103,9 +118,13 @@ def test_unreachable_database_is_a_keystore_error(postgres_server: tuple[str, in
 
     socket_dir, port = postgres_server
     with pytest.raises(KeystoreError, match="nope"):
-        Keystore.open(f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
-                      kek_source=os.urandom(32))
+        Keystore.open(
+            f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}", kek_source=os.urandom(32)
+        )
     with pytest.raises(KeystoreError) as excinfo:
-        Keystore.init(f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
-                      kek_source=os.urandom(32), actor="a")
+        Keystore.init(
+            f"postgresql+psycopg://postgres:hunter2@/nope?host={socket_dir}&port={port}",
+            kek_source=os.urandom(32),
+            actor="a",
+        )
     assert "hunter2" not in str(excinfo.value)

@@ -17,8 +17,17 @@ def test_the_tables_are_the_format() -> None:
     assert {name: [c.name for c in table.columns] for name, table in _metadata.tables.items()} == {
         "keystore_meta": ["name", "value"],
         "kek_versions": ["version", "created", "kdf", "check_value"],
-        "data_keys": ["key_id", "created", "suite", "kek_version", "wrapped", "state", "revoked_at", "label",
-                      "provenance"],
+        "data_keys": [
+            "key_id",
+            "created",
+            "suite",
+            "kek_version",
+            "wrapped",
+            "state",
+            "revoked_at",
+            "label",
+            "provenance",
+        ],
         "audit": ["seq", "time", "actor", "operation", "key_id", "file_sha256", "details", "mac"],
     }
 
@@ -29,10 +38,17 @@ def test_sqlite_engine_settings(tmp_path: Path) -> None:
     try:
         with engine.begin() as conn:
             _metadata.create_all(conn)
-            pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                      for name in ("journal_mode", "synchronous", "secure_delete", "foreign_keys", "busy_timeout")}
-            assert pragma == {"journal_mode": "wal", "synchronous": 2, "secure_delete": 1, "foreign_keys": 1,
-                              "busy_timeout": 60000}
+            pragma = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "secure_delete", "foreign_keys", "busy_timeout")
+            }
+            assert pragma == {
+                "journal_mode": "wal",
+                "synchronous": 2,
+                "secure_delete": 1,
+                "foreign_keys": 1,
+                "busy_timeout": 60000,
+            }
             # BEGIN IMMEDIATE: the write lock is held from the start of the transaction, before any write.
             other = sqlite3.connect(path, timeout=0, isolation_level=None)
             try:

@@ -75,9 +75,7 @@ def test_independent_random_pairs_pass_about_1_minus_alpha(dtype: type) -> None:
     # enough: its exact pass probability is 0.95 for 8-bit but 0.92 for 16-bit at 256²,
     # where K is about Poisson(1) and the normal approximation is coarse.
     n, f = 256 * 256, np.iinfo(dtype).max
-    most_equal = np.floor(
-        n * (1 - npcr_critical(n, bits=8 * np.dtype(dtype).itemsize) / 100) + 1e-9
-    )
+    most_equal = np.floor(n * (1 - npcr_critical(n, bits=8 * np.dtype(dtype).itemsize) / 100) + 1e-9)
     npcr_probability = stats.binom.cdf(most_equal, n, 1 / (f + 1))
     low, high = binomial_band(trials, npcr_probability)
     assert low <= npcr_passes <= high
@@ -90,9 +88,7 @@ def test_os_urandom_pair_is_near_the_ideal() -> None:
     # 8 standard deviations: fails with probability ~1e-15 for a sound CSPRNG.
     n = 512 * 512
     assert abs(npcr(a, b).value - 100 * 255 / 256) < 8 * 100 * np.sqrt(255 / (256**2 * n))
-    assert abs(uaci(a, b).value - 100 * 257 / 768) < 8 * 100 * np.sqrt(
-        257 * (255**2 + 513) / (18 * 256**2 * n * 255)
-    )
+    assert abs(uaci(a, b).value - 100 * 257 / 768) < 8 * 100 * np.sqrt(257 * (255**2 + 513) / (18 * 256**2 * n * 255))
 
 
 def test_stack_uses_all_pixels() -> None:

@@ -19,9 +19,7 @@ RANGE = {np.uint8: 255, np.uint16: 65535, np.int16: 65535}
 
 def random_image(dtype: type, shape: tuple[int, ...], seed: int) -> np.ndarray:
     info = np.iinfo(dtype)
-    return np.random.default_rng(seed).integers(
-        info.min, info.max, shape, dtype=dtype, endpoint=True
-    )
+    return np.random.default_rng(seed).integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
 
 
 def test_doctests() -> None:
@@ -38,9 +36,7 @@ def test_image_against_itself(dtype: type, seed: int, shape: tuple[int, ...]) ->
     assert psnr(image, image, data_range=data_range) == math.inf
     assert ssim(image, image, data_range=data_range) == pytest.approx(1.0, abs=1e-12)
     result = compare(image, image, data_range=data_range)
-    assert result == QualityResult(
-        mse=0.0, psnr=math.inf, ssim=result.ssim, data_range=float(data_range)
-    )
+    assert result == QualityResult(mse=0.0, psnr=math.inf, ssim=result.ssim, data_range=float(data_range))
     assert result.to_dict()["psnr"] == "inf"
     json.dumps(result.to_dict(), allow_nan=False)
 
@@ -128,8 +124,7 @@ def test_volume_ssim_in_slabs_is_the_whole_volume_ssim(shape: tuple[int, int, in
     a = rng.integers(0, 4096, shape).astype(np.uint16)
     b = np.clip(a.astype(np.int32) + rng.integers(-300, 300, shape), 0, 4095).astype(np.uint16)
     window = 7 if min(shape) >= 7 else 3
-    whole = structural_similarity(a.astype(float), b.astype(float), data_range=4095, win_size=window,
-                                  channel_axis=None)
+    whole = structural_similarity(a.astype(float), b.astype(float), data_range=4095, win_size=window, channel_axis=None)
     monkeypatch.setattr(quality, "_SSIM_SLAB_VOXELS", 2 * shape[1] * shape[2])  # two planes a slab
     assert ssim(a, b, data_range=4095) == pytest.approx(whole, abs=1e-12)
 

@@ -321,10 +321,7 @@ def test_metrics_import_is_light() -> None:
     """Importing deepkedi.metrics loads neither scikit-image nor the NIST subpackage."""
     import subprocess
 
-    code = (
-        "import sys, deepkedi.metrics; "
-        "print('skimage' in sys.modules, 'deepkedi.metrics.nist' in sys.modules)"
-    )
+    code = "import sys, deepkedi.metrics; print('skimage' in sys.modules, 'deepkedi.metrics.nist' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -118,7 +118,7 @@ def test_band_noise_gains_match_windows_and_white_noise() -> None:
     noise = np.random.default_rng(0).normal(0, 0.3, (512, 512))
     coefs = ripplet_forward(noise)
     big = _band_noise_gains((512, 512), 1.0, 2.0, None, 8)
-    for band, gain in zip(coefs.finest(), big[-1]):
+    for band, gain in zip(coefs.finest(), big[-1], strict=True):
         assert np.median(np.abs(band)) / 0.6745 == pytest.approx(0.3 * gain, rel=0.05)
 
 

@@ -222,9 +222,7 @@ def test_scan_matches_reference_and_unscan_inverts(rows, cols, pattern, dtype, l
     dtype=st.sampled_from(["u1", "u2", "f4", ">u2"]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_channels_last_moves_the_samples_of_a_pixel_together(
-    rows, cols, samples, pattern, dtype, seed
-):
+def test_channels_last_moves_the_samples_of_a_pixel_together(rows, cols, samples, pattern, dtype, seed):
     planes = random_planes((2, rows, cols, samples), dtype, seed)
     sequence = zigzag_scan(planes, pattern, channels_last=True)
     assert sequence.shape == (2, rows * cols, samples)

@@ -203,21 +203,31 @@ def _paper_cases() -> None:
         key = KeyImage(rng.integers(0, np.iinfo(key_dtype).max + 1, pixels.shape[-2:], dtype=key_dtype))
         blob = encrypt_image_paper(pixels, key, pattern=pattern, speckle=False)
         containers[name], keys[name] = blob, key
-        _write(f"paper/success-{name}-{pattern}", {
-            "description": f"{pixels.dtype} {pixels.shape}, {pattern} scan, XOR with a {key.bits}-bit key image",
-            "expect": "success",
-            "key_image": {**_pixels_record(key.pixels), "key_id": key.key_id.hex()},
-            "container": blob.hex(),
-            "pixels": _pixels_record(pixels),
-        })
+        _write(
+            f"paper/success-{name}-{pattern}",
+            {
+                "description": f"{pixels.dtype} {pixels.shape}, {pattern} scan, XOR with a {key.bits}-bit key image",
+                "expect": "success",
+                "key_image": {**_pixels_record(key.pixels), "key_id": key.key_id.hex()},
+                "container": blob.hex(),
+                "pixels": _pixels_record(pixels),
+            },
+        )
     base, key = containers["u16-2d"], keys["u16-2d"]
     header = parse_header(base)
     n = header.encoded_length
 
     def variant(name: str, data: bytes, expect: str, description: str, use_key: KeyImage = key, **extra) -> None:
-        _write(f"paper/{name}", {"description": description, "expect": expect, "container": data.hex(),
-                                 "key_image": {**_pixels_record(use_key.pixels), "key_id": use_key.key_id.hex()},
-                                 **extra})
+        _write(
+            f"paper/{name}",
+            {
+                "description": description,
+                "expect": expect,
+                "container": data.hex(),
+                "key_image": {**_pixels_record(use_key.pixels), "key_id": use_key.key_id.hex()},
+                **extra,
+            },
+        )
 
     def flipped(at: int, bit: int = 0) -> bytes:
         data = bytearray(base)
@@ -237,9 +247,13 @@ def _paper_cases() -> None:
     from deepkedi.transforms.zigzag import zigzag_unscan
 
     changed = zigzag_unscan(restored.reshape(1, -1), *key.shape, header.pattern).reshape(header.shape)
-    variant("undetected-word", bytes(tampered), "undetected modification",
-            "one cipher word changed: decrypts without error to an image with one pixel changed",
-            pixels=_pixels_record(changed.astype(np.uint16)))
+    variant(
+        "undetected-word",
+        bytes(tampered),
+        "undetected modification",
+        "one cipher word changed: decrypts without error to an image with one pixel changed",
+        pixels=_pixels_record(changed.astype(np.uint16)),
+    )
 
 
 def _export_cases() -> None:
@@ -256,24 +270,34 @@ def _export_cases() -> None:
     entries = []
     for seed, label in ((3, "study 1.2.3"), (4, None)):
         key = _key(seed)
-        entries.append({"key_id": key.key_id.hex(), "secret": base64.b64encode(key.secret).decode(),
-                        "created": key.created, "suite": key.suite, "label": label,
-                        "provenance": dict(key.provenance)})
+        entries.append(
+            {
+                "key_id": key.key_id.hex(),
+                "secret": base64.b64encode(key.secret).decode(),
+                "created": key.created,
+                "suite": key.suite,
+                "label": label,
+                "provenance": dict(key.provenance),
+            }
+        )
     payload = json.dumps(entries, sort_keys=True).encode("utf-8")
     blob = _export_from_parts(payload, recipient.public_key().public_bytes_raw(), ephemeral, nonce)
     common = {
         "recipient_private": recipient.private_bytes_raw().hex(),
         "recipient_public": recipient.public_key().public_bytes_raw().hex(),
     }
-    _write("export/success-two-keys", {
-        "description": "two data keys sealed to one recipient",
-        "expect": "success",
-        **common,
-        "ephemeral_private": ephemeral.private_bytes_raw().hex(),
-        "nonce": nonce.hex(),
-        "payload": payload.decode("utf-8"),
-        "export": blob.hex(),
-    })
+    _write(
+        "export/success-two-keys",
+        {
+            "description": "two data keys sealed to one recipient",
+            "expect": "success",
+            **common,
+            "ephemeral_private": ephemeral.private_bytes_raw().hex(),
+            "nonce": nonce.hex(),
+            "payload": payload.decode("utf-8"),
+            "export": blob.hex(),
+        },
+    )
 
     def variant(name: str, data: bytes, expect: str, description: str, private: bytes | None = None) -> None:
         case = {"description": description, "expect": expect, **common, "export": data.hex()}
@@ -294,12 +318,21 @@ def _export_cases() -> None:
     variant("tag-nonce", flipped(41), "authentication failure", "one bit of the nonce flipped")
     variant("tag-ciphertext", flipped(60), "authentication failure", "one bit of the ciphertext flipped")
     variant("tag-tag", flipped(len(blob) - 1), "authentication failure", "one bit of the tag flipped")
-    variant("short", blob[:9 + 32 + 12 + 15], "authentication failure", "cut one byte short of a tag")
-    variant("wrong-recipient", blob, "authentication failure", "opened with another recipient key",
-            _fixed("export other recipient", 32))
+    variant("short", blob[: 9 + 32 + 12 + 15], "authentication failure", "cut one byte short of a tag")
+    variant(
+        "wrong-recipient",
+        blob,
+        "authentication failure",
+        "opened with another recipient key",
+        _fixed("export other recipient", 32),
+    )
     # A low-order point: X25519 with it gives the all-zero shared secret (RFC 7748 §6.1).
-    variant("low-order-ephemeral", blob[:9] + bytes(32) + blob[41:], "authentication failure",
-            "ephemeral public key 0 (low order: all-zero shared secret)")
+    variant(
+        "low-order-ephemeral",
+        blob[:9] + bytes(32) + blob[41:],
+        "authentication failure",
+        "ephemeral public key 0 (low order: all-zero shared secret)",
+    )
 
 
 def _keystore_cases() -> None:
@@ -317,27 +350,48 @@ def _keystore_cases() -> None:
     hkdf_params = {"kdf": "hkdf-sha256", "salt": base64.b64encode(_fixed("keystore hkdf salt", 16)).decode()}
     kek = _derive_kek(RawKek(material), hkdf_params)
     check_nonce = _fixed("keystore check nonce", 12)
-    _write("keystore/kek-hkdf", {
-        "description": "KEK version 1 from 32 bytes of key material, and its check value",
-        "material": material.hex(), "params": hkdf_params, "kek": kek.hex(), "version": 1,
-        "check_value": (check_nonce + AESGCM(kek).encrypt(check_nonce, CHECK_PLAINTEXT, CHECK_AAD + _u32(1))).hex(),
-    })
+    _write(
+        "keystore/kek-hkdf",
+        {
+            "description": "KEK version 1 from 32 bytes of key material, and its check value",
+            "material": material.hex(),
+            "params": hkdf_params,
+            "kek": kek.hex(),
+            "version": 1,
+            "check_value": (check_nonce + AESGCM(kek).encrypt(check_nonce, CHECK_PLAINTEXT, CHECK_AAD + _u32(1))).hex(),
+        },
+    )
     passphrase = "correct horse battery staple \u00e9"
-    scrypt_params = {"kdf": "scrypt", "n": 2**15, "r": 8, "p": 1,
-                     "salt": base64.b64encode(_fixed("keystore scrypt salt", 16)).decode()}
-    _write("keystore/kek-scrypt", {
-        "description": "KEK from a passphrase (UTF-8, non-ASCII) with the smallest n writers may use",
-        "passphrase": passphrase, "params": scrypt_params,
-        "kek": _derive_kek(PassphraseKek(passphrase), scrypt_params).hex(),
-    })
+    scrypt_params = {
+        "kdf": "scrypt",
+        "n": 2**15,
+        "r": 8,
+        "p": 1,
+        "salt": base64.b64encode(_fixed("keystore scrypt salt", 16)).decode(),
+    }
+    _write(
+        "keystore/kek-scrypt",
+        {
+            "description": "KEK from a passphrase (UTF-8, non-ASCII) with the smallest n writers may use",
+            "passphrase": passphrase,
+            "params": scrypt_params,
+            "kek": _derive_kek(PassphraseKek(passphrase), scrypt_params).hex(),
+        },
+    )
     secret, key_id, version = _fixed("keystore data key", 32), _fixed("keystore key id", 16), 3
     wrap_nonce = _fixed("keystore wrap nonce", 12)
-    _write("keystore/wrap", {
-        "description": "a data key wrapped under KEK version 3 (the KEK of kek-hkdf)",
-        "kek": kek.hex(), "kek_version": version, "key_id": key_id.hex(), "secret": secret.hex(),
-        "nonce": wrap_nonce.hex(),
-        "wrapped": (wrap_nonce + AESGCM(kek).encrypt(wrap_nonce, secret, WRAP_AAD + key_id + _u32(version))).hex(),
-    })
+    _write(
+        "keystore/wrap",
+        {
+            "description": "a data key wrapped under KEK version 3 (the KEK of kek-hkdf)",
+            "kek": kek.hex(),
+            "kek_version": version,
+            "key_id": key_id.hex(),
+            "secret": secret.hex(),
+            "nonce": wrap_nonce.hex(),
+            "wrapped": (wrap_nonce + AESGCM(kek).encrypt(wrap_nonce, secret, WRAP_AAD + key_id + _u32(version))).hex(),
+        },
+    )
     audit_secret = _fixed("keystore audit secret", 32)
     audit_key = _audit_key(audit_secret)
     rows = [
@@ -349,24 +403,38 @@ def _keystore_cases() -> None:
     for row in rows:
         previous = _hmac(audit_key, previous + _audit_row_bytes(*row))
         macs.append(previous.hex())
-    _write("keystore/audit-chain", {
-        "description": "three audit rows chained from mac_0 = 32 zero bytes, and the head after them",
-        "audit_secret": audit_secret.hex(), "audit_key": audit_key.hex(),
-        "rows": [dict(zip(["seq", "time", "actor", "operation", "key_id", "file_sha256", "details"], r, strict=True))
-                 for r in rows],
-        "row_bytes": [_audit_row_bytes(*r).decode("utf-8") for r in rows],
-        "macs": macs,
-        "head": {"count": 3, "last_seq": 3, "last_mac": macs[-1],
-                 "mac": _hmac(audit_key, _head_bytes(3, 3, bytes.fromhex(macs[-1]))).hex()},
-    })
+    _write(
+        "keystore/audit-chain",
+        {
+            "description": "three audit rows chained from mac_0 = 32 zero bytes, and the head after them",
+            "audit_secret": audit_secret.hex(),
+            "audit_key": audit_key.hex(),
+            "rows": [
+                dict(zip(["seq", "time", "actor", "operation", "key_id", "file_sha256", "details"], r, strict=True))
+                for r in rows
+            ],
+            "row_bytes": [_audit_row_bytes(*r).decode("utf-8") for r in rows],
+            "macs": macs,
+            "head": {
+                "count": 3,
+                "last_seq": 3,
+                "last_mac": macs[-1],
+                "mac": _hmac(audit_key, _head_bytes(3, 3, bytes.fromhex(macs[-1]))).hex(),
+            },
+        },
+    )
 
     # Parameters over the readers' cap (n·r·p ≤ 2**20): scrypt would need 16 GiB; readers
     # MUST refuse them before running it. No KEK is given: none can be computed here.
-    _write("keystore/kek-scrypt-over-cap", {
-        "description": "scrypt parameters n = 2**22, r = 32, p = 16 (16 GiB): refused before scrypt runs",
-        "expect": "parameters refused", "passphrase": passphrase,
-        "params": {**scrypt_params, "n": 2**22, "r": 32, "p": 16},
-    })
+    _write(
+        "keystore/kek-scrypt-over-cap",
+        {
+            "description": "scrypt parameters n = 2**22, r = 32, p = 16 (16 GiB): refused before scrypt runs",
+            "expect": "parameters refused",
+            "passphrase": passphrase,
+            "params": {**scrypt_params, "n": 2**22, "r": 32, "p": 16},
+        },
+    )
 
 
 def _keyfile_cases() -> None:
@@ -384,24 +452,41 @@ def _keyfile_cases() -> None:
     doc = _key_doc(key)
     del doc["secret"]
     doc["sealed_secret"] = {
-        "kdf": "scrypt", "n": n, "r": r, "p": p, "salt": base64.b64encode(salt).decode(),
-        "aead": "AES-256-GCM", "nonce": base64.b64encode(nonce).decode(),
+        "kdf": "scrypt",
+        "n": n,
+        "r": r,
+        "p": p,
+        "salt": base64.b64encode(salt).decode(),
+        "aead": "AES-256-GCM",
+        "nonce": base64.b64encode(nonce).decode(),
         "ciphertext": base64.b64encode(AESGCM(kek).encrypt(nonce, key.secret, _SEAL_AAD + key.key_id)).decode(),
     }
-    _write("keyfile/sealed", {
-        "description": "a key file sealed under a non-ASCII passphrase, n = 2**14, r = 8, p = 1",
-        "expect": "success", "passphrase": passphrase, "key": doc, "kek": kek.hex(), "secret": key.secret.hex(),
-    })
+    _write(
+        "keyfile/sealed",
+        {
+            "description": "a key file sealed under a non-ASCII passphrase, n = 2**14, r = 8, p = 1",
+            "expect": "success",
+            "passphrase": passphrase,
+            "key": doc,
+            "kek": kek.hex(),
+            "secret": key.secret.hex(),
+        },
+    )
     for name, (n, r, p), description in (
         ("sealed-over-cap", (2**22, 32, 16), "n = 2**22, r = 32, p = 16: 16 GiB, the largest the old readers took"),
         ("sealed-over-cap-r", (2**17, 16, 1), "n = 2**17 with r = 16: twice the writers' cost (256 MiB)"),
     ):
         crafted = json.loads(json.dumps(doc))
         crafted["sealed_secret"].update(n=n, r=r, p=p)
-        _write(f"keyfile/{name}", {
-            "description": f"the sealed key file with {description}; refused before scrypt runs",
-            "expect": "parameters refused", "passphrase": passphrase, "key": crafted,
-        })
+        _write(
+            f"keyfile/{name}",
+            {
+                "description": f"the sealed key file with {description}; refused before scrypt runs",
+                "expect": "parameters refused",
+                "passphrase": passphrase,
+                "key": crafted,
+            },
+        )
 
 
 if __name__ == "__main__":

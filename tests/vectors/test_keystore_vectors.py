@@ -80,9 +80,10 @@ def test_audit_chain_and_head() -> None:
         previous = hmac.new(key, previous + canonical, hashlib.sha256).digest()
         assert previous.hex() == mac
     head = case["head"]
-    head_bytes = b"deepkedi/v1 keystore audit head|" + json.dumps(
-        [head["count"], head["last_seq"], head["last_mac"]], separators=(",", ":")
-    ).encode()
+    head_bytes = (
+        b"deepkedi/v1 keystore audit head|"
+        + json.dumps([head["count"], head["last_seq"], head["last_mac"]], separators=(",", ":")).encode()
+    )
     assert _head_bytes(head["count"], head["last_seq"], bytes.fromhex(head["last_mac"])) == head_bytes
     assert hmac.new(key, head_bytes, hashlib.sha256).hexdigest() == head["mac"]
 

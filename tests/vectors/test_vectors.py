@@ -10,7 +10,13 @@ import pytest
 
 from _records import array_from_record
 from deepkedi.cipher.format import parse_header
-from deepkedi.cipher.hybrid import _encrypt_file_from_parts, _encrypt_from_parts, decrypt_file, decrypt_image, decrypt_pixels
+from deepkedi.cipher.hybrid import (
+    _encrypt_file_from_parts,
+    _encrypt_from_parts,
+    decrypt_file,
+    decrypt_image,
+    decrypt_pixels,
+)
 from deepkedi.errors import AuthenticationError, FormatError
 from deepkedi.imaging import MedicalImage
 from deepkedi.keys import Key, read_key_document
@@ -73,8 +79,9 @@ def test_vector(case_path: Path, tmp_path: Path) -> None:
         src = tmp_path / "volume.npy"
         src.write_bytes(bytes.fromhex(case["file"]))
         again = tmp_path / "again.kedi"
-        _encrypt_file_from_parts(src, again, key, pattern=header.pattern, salt=salt, nonce_prefix=prefix,
-                                 segment_size=header.segment_size)
+        _encrypt_file_from_parts(
+            src, again, key, pattern=header.pattern, salt=salt, nonce_prefix=prefix, segment_size=header.segment_size
+        )
         assert again.read_bytes() == data  # the seam is deterministic
         container = tmp_path / "c.kedi"
         container.write_bytes(data)
@@ -89,6 +96,7 @@ def test_vector(case_path: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(pixels, expected)
     # Containers of a MedicalImage (interleaved colour) carry its description; those of an array do not.
     source = decrypt_image(data, key) if header.channels_last else expected
-    again = _encrypt_from_parts(source, key, pattern=header.pattern, salt=salt, nonce_prefix=prefix,
-                                segment_size=header.segment_size)
+    again = _encrypt_from_parts(
+        source, key, pattern=header.pattern, salt=salt, nonce_prefix=prefix, segment_size=header.segment_size
+    )
     assert again == data

@@ -162,8 +162,7 @@ def _check_images(
             raise ValueError(f"the {name} image must be a non-empty 2-D array, got shape {image.shape}")
     if a.shape != b.shape or a.dtype != b.dtype:
         raise ValueError(
-            f"the two images must have the same shape and dtype; got {a.shape} {a.dtype} "
-            f"and {b.shape} {b.dtype}"
+            f"the two images must have the same shape and dtype; got {a.shape} {a.dtype} and {b.shape} {b.dtype}"
         )
     if np.array_equal(a, b):
         raise ValueError("the two images are identical; the attacks need two different images")
@@ -174,9 +173,7 @@ def _check_images(
     elif isinstance(plain_bits, bool) or not isinstance(plain_bits, (int, np.integer)):
         raise TypeError(f"plain_bits must be an int, not {type(plain_bits).__name__}")
     elif not 1 <= plain_bits <= bits or top >= 1 << int(plain_bits):
-        raise ValueError(
-            f"plain_bits={plain_bits} does not fit: the images are {a.dtype} with values up to {top}"
-        )
+        raise ValueError(f"plain_bits={plain_bits} does not fit: the images are {a.dtype} with values up to {top}")
     return a, b, bits, int(plain_bits)
 
 
@@ -184,9 +181,7 @@ def _cipher_pixels(scheme: Scheme, payload: bytes, like: np.ndarray) -> np.ndarr
     """The cipher image of ``payload``, checked to have the shape of the plain image ``like``."""
     cipher = np.asarray(scheme.cipher_image(payload))
     if cipher.shape != like.shape:
-        raise ValueError(
-            f"scheme {scheme.name!r} gave a {cipher.shape} cipher image for a {like.shape} plain image"
-        )
+        raise ValueError(f"scheme {scheme.name!r} gave a {cipher.shape} cipher image for a {like.shape} plain image")
     return cipher.astype(like.dtype, copy=False)
 
 
@@ -294,14 +289,19 @@ def _known_plaintext(
         }
 
     def reads(t: dict[str, Any]) -> bool:
-        return (t["psnr_db"] >= RECOVERY_PSNR_DB or t["exact_share"] >= RECOVERY_EXACT_SHARE
-                or abs(t["correlation"]) >= READABLE_CORRELATION)
+        return (
+            t["psnr_db"] >= RECOVERY_PSNR_DB
+            or t["exact_share"] >= RECOVERY_EXACT_SHARE
+            or abs(t["correlation"]) >= READABLE_CORRELATION
+        )
 
     best_name = max(trials, key=lambda k: (reads(trials[k]), abs(trials[k]["correlation"])))
     best = trials[best_name]
     broken = reads(best)
-    numbers = (f"PSNR {_db(best['psnr_db'])}, {100 * best['exact_share']:.1f} % of pixels exact, "
-               f"r = {best['correlation']:.2f} with the true image")
+    numbers = (
+        f"PSNR {_db(best['psnr_db'])}, {100 * best['exact_share']:.1f} % of pixels exact, "
+        f"r = {best['correlation']:.2f} with the true image"
+    )
     if broken:
         summary = f"second image read from one known pair ({best_name}): {numbers}"
     else:
@@ -321,8 +321,14 @@ def _known_plaintext(
         "public_order": order is not None,
         "plain_bits": plain_bits,
     }
-    return _result(scheme, "known-plaintext", broken, summary, evidence,
-                   {"recovered keystream": best["keystream"], "recovered": best["recovered"]})
+    return _result(
+        scheme,
+        "known-plaintext",
+        broken,
+        summary,
+        evidence,
+        {"recovered keystream": best["keystream"], "recovered": best["recovered"]},
+    )
 
 
 def _key_reuse(
@@ -345,8 +351,11 @@ def _key_reuse(
     equal = float(np.mean(leaked == expected))
     broken = correlation >= LEAK_THRESHOLD or equal >= LEAK_THRESHOLD
     numbers = f"|r(c1⊕c2, p1⊕p2)| = {correlation:.3f}, {100 * equal:.1f} % of pixels equal"
-    summary = (f"the key cancels between two cipher images: {numbers}" if broken
-               else f"no leak between two cipher images under one key: {numbers}")
+    summary = (
+        f"the key cancels between two cipher images: {numbers}"
+        if broken
+        else f"no leak between two cipher images under one key: {numbers}"
+    )
     evidence = {
         "correlation": correlation,
         "correlation_defined": not math.isnan(r),
@@ -355,8 +364,7 @@ def _key_reuse(
         "public_order": order is not None,
         "bits": bits,
     }
-    return _result(scheme, "key-reuse", broken, summary, evidence,
-                   {"c1 xor c2": leaked, "p1 xor p2": expected})
+    return _result(scheme, "key-reuse", broken, summary, evidence, {"c1 xor c2": leaked, "p1 xor p2": expected})
 
 
 def _differential(
@@ -412,14 +420,23 @@ def _differential(
         "uaci_passed": u.passed,
         "alpha": DIFFERENTIAL_ALPHA,
         "unit": "cipher bytes",
-        "words": {"bits": bits, "alpha": ALPHA, "npcr": words_n.value, "npcr_passed": words_n.passed,
-                  "uaci": words_u.value, "uaci_passed": words_u.passed},
+        "words": {
+            "bits": bits,
+            "alpha": ALPHA,
+            "npcr": words_n.value,
+            "npcr_passed": words_n.passed,
+            "uaci": words_u.value,
+            "uaci_passed": words_u.passed,
+        },
         "position": list(position),
         "deterministic": bool(scheme.deterministic),
         "bits": bits,
     }
-    images = {"cipher": ciphers[0], "cipher, one pixel changed": ciphers[1],
-              "changed pixels": (ciphers[0] != ciphers[1]).astype(np.uint8)}
+    images = {
+        "cipher": ciphers[0],
+        "cipher, one pixel changed": ciphers[1],
+        "changed pixels": (ciphers[0] != ciphers[1]).astype(np.uint8),
+    }
     return _result(scheme, "differential", broken, summary, evidence, images)
 
 
@@ -472,8 +489,7 @@ def _tamper(
                 difference = np.abs(restored.astype(np.int64) - reference.astype(np.int64))
                 trial.update(changed_pixels=int(np.count_nonzero(difference)), max_change=int(difference.max()))
             else:
-                trial.update(changed_pixels=int(reference.size), max_change=None,
-                             restored_shape=list(restored.shape))
+                trial.update(changed_pixels=int(reference.size), max_change=None, restored_shape=list(restored.shape))
             images[f"restored, {len(flips)} bit(s) flipped"] = restored
         trials.append(trial)
     missed = [t for t in trials if not t["detected"]]
@@ -487,8 +503,13 @@ def _tamper(
     else:
         errors = sorted({t["error"] for t in trials})
         summary = f"every modification detected ({len(trials)} of {len(trials)} trials, {', '.join(errors)})"
-    evidence = {"trials": trials, "detected": len(trials) - len(missed), "total": len(trials),
-                "pixel_span": [start, stop], "payload_bytes": len(payload)}
+    evidence = {
+        "trials": trials,
+        "detected": len(trials) - len(missed),
+        "total": len(trials),
+        "pixel_span": [start, stop],
+        "payload_bytes": len(payload),
+    }
     return _result(scheme, "tamper", broken, summary, evidence, images)
 
 
@@ -541,8 +562,12 @@ def _wrong_key(
         summary = f"another key shows the image: {listing}{note}"
     else:
         summary = f"no other key shows the image: {listing}"
-    evidence = {"attempts": attempts, "garbage_below_db": WRONG_KEY_GARBAGE_DB,
-                "readable_from_db": WRONG_KEY_READABLE_DB, "plain_bits": plain_bits}
+    evidence = {
+        "attempts": attempts,
+        "garbage_below_db": WRONG_KEY_GARBAGE_DB,
+        "readable_from_db": WRONG_KEY_READABLE_DB,
+        "plain_bits": plain_bits,
+    }
     return _result(scheme, "wrong-key", broken, summary, evidence, images)
 
 
@@ -572,8 +597,7 @@ def _statistical(
     correlations = {d: r.coefficient for d, r in adjacent_correlations(cipher, seed=seed).items()}
     side = 44
     cells = (cipher.shape[0] // side) * (cipher.shape[1] // side)
-    local = (local_entropy(cipher, bits=bits, blocks=min(30, cells), seed=seed, alpha=ALPHA)
-             if cells else None)
+    local = local_entropy(cipher, bits=bits, blocks=min(30, cells), seed=seed, alpha=ALPHA) if cells else None
     tolerance = ENTROPY_TOLERANCE_PER_BIT * bits
     entropy_gap = abs(entropy.value - entropy.expected_random)
     worst = max((abs(r) if not math.isnan(r) else math.inf) for r in correlations.values())
@@ -582,8 +606,11 @@ def _statistical(
         f"entropy {entropy.value:.4f} (random {entropy.expected_random:.4f}), "
         f"χ² {chi.value:.1f} (pass < {chi.critical:.1f}), max |r| {worst:.4f}"
     )
-    summary = (f"cipher image shows structure: {numbers}" if broken
-               else f"cipher image looks uniform (not evidence of security): {numbers}")
+    summary = (
+        f"cipher image shows structure: {numbers}"
+        if broken
+        else f"cipher image looks uniform (not evidence of security): {numbers}"
+    )
     evidence = {
         "entropy": entropy.value,
         "entropy_expected": entropy.expected_random,

@@ -257,7 +257,7 @@ def frost_filter(image: Any, *, size: int = 7, damping: float = 2.0) -> np.ndarr
     for dr in range(-half, half + 1):
         for dc in range(-half, half + 1):
             weight = np.exp(-k * math.hypot(dr, dc))
-            shifted = padded[half + dr: half + dr + rows, half + dc: half + dc + cols]
+            shifted = padded[half + dr : half + dr + rows, half + dc : half + dc + cols]
             numerator += weight * shifted
             denominator += weight
     return numerator / denominator
@@ -268,8 +268,7 @@ def _skimage_restoration() -> Any:
         from skimage import restoration
     except ImportError as error:
         raise ImportError(
-            "wavelet_bayes() and nl_means() need scikit-image, an optional dependency: "
-            "pip install 'deepkedi[samples]'"
+            "wavelet_bayes() and nl_means() need scikit-image, an optional dependency: pip install 'deepkedi[samples]'"
         ) from error
     return restoration
 
@@ -295,8 +294,7 @@ def wavelet_bayes(image: Any) -> np.ndarray:
     """
     plane = _as_plane(image, func="wavelet_bayes")
     restoration = _skimage_restoration()
-    out = restoration.denoise_wavelet(plane, method="BayesShrink", mode="soft", rescale_sigma=True,
-                                      channel_axis=None)
+    out = restoration.denoise_wavelet(plane, method="BayesShrink", mode="soft", rescale_sigma=True, channel_axis=None)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -321,8 +319,9 @@ def nl_means(image: Any) -> np.ndarray:
     plane = _as_plane(image, func="nl_means")
     restoration = _skimage_restoration()
     sigma = float(restoration.estimate_sigma(plane, channel_axis=None))
-    out = restoration.denoise_nl_means(plane, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5,
-                                       patch_distance=6, channel_axis=None)
+    out = restoration.denoise_nl_means(
+        plane, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6, channel_axis=None
+    )
     return np.asarray(out, dtype=np.float64)
 
 
@@ -366,8 +365,7 @@ def despeckle_methods(
         despeckle_ripplet = importlib.import_module("deepkedi.transforms.ripplet_despeckle").despeckle_ripplet
     except (ImportError, AttributeError) as error:
         reason = (
-            "deepkedi.transforms.ripplet_despeckle.despeckle_ripplet not importable "
-            f"({type(error).__name__}: {error})"
+            f"deepkedi.transforms.ripplet_despeckle.despeckle_ripplet not importable ({type(error).__name__}: {error})"
         )
         for c, d in settings:
             unavailable[_drt_name(c, d)] = reason
@@ -434,14 +432,16 @@ def _add_speckle() -> Callable[..., np.ndarray]:
         return importlib.import_module("deepkedi.transforms.speckle").add_speckle
     except (ImportError, AttributeError) as error:
         raise ImportError(
-            "compare_despecklers() needs deepkedi.transforms.speckle.add_speckle, which did not import: "
-            f"{error}"
+            f"compare_despecklers() needs deepkedi.transforms.speckle.add_speckle, which did not import: {error}"
         ) from error
 
 
 def _score(clean: np.ndarray, estimate: np.ndarray) -> tuple[float, float, float]:
-    return (psnr(clean, estimate, data_range=1.0), ssim(clean, estimate, data_range=1.0),
-            mse(clean, estimate, data_range=1.0))
+    return (
+        psnr(clean, estimate, data_range=1.0),
+        ssim(clean, estimate, data_range=1.0),
+        mse(clean, estimate, data_range=1.0),
+    )
 
 
 def compare_despecklers(
@@ -517,16 +517,30 @@ def compare_despecklers(
             try:
                 estimate = np.asarray(despeckle(noisy), dtype=np.float64)
             except Exception as error:  # noqa: BLE001 - a broken method is reported, not fatal to the table
-                rows.append(DespeckleRow(name, method, model, level, nan, nan, nan, nan, "failed",
-                                         f"{type(error).__name__}: {error}"))
+                rows.append(
+                    DespeckleRow(
+                        name, method, model, level, nan, nan, nan, nan, "failed", f"{type(error).__name__}: {error}"
+                    )
+                )
                 continue
             seconds = time.perf_counter() - start
             if estimate.shape != clean.shape or not np.all(np.isfinite(estimate)):
-                rows.append(DespeckleRow(name, method, model, level, nan, nan, nan, seconds, "failed",
-                                         f"returned shape {estimate.shape} or non-finite values"))
+                rows.append(
+                    DespeckleRow(
+                        name,
+                        method,
+                        model,
+                        level,
+                        nan,
+                        nan,
+                        nan,
+                        seconds,
+                        "failed",
+                        f"returned shape {estimate.shape} or non-finite values",
+                    )
+                )
                 continue
-            rows.append(DespeckleRow(name, method, model, level,
-                                     *_score(clean, np.clip(estimate, 0.0, 1.0)), seconds))
+            rows.append(DespeckleRow(name, method, model, level, *_score(clean, np.clip(estimate, 0.0, 1.0)), seconds))
         for method, reason in unavailable.items():
             rows.append(DespeckleRow(name, method, model, level, nan, nan, nan, nan, "unavailable", reason))
     return rows

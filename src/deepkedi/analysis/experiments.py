@@ -253,8 +253,9 @@ def _gan_keys(image: ExperimentImage, seeds: Sequence[int]) -> list[np.ndarray] 
 # --------------------------------------------------------------------------- tables
 
 
-def quality_table(images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int,
-                  step: Callable[[str], None]) -> Table:
+def quality_table(
+    images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int, step: Callable[[str], None]
+) -> Table:
     """Paper Table 1: SSIM, MSE and PSNR of decrypted against original images, per group and scheme."""
     rows = []
     for group, members in _groups(images).items():
@@ -266,19 +267,41 @@ def quality_table(images: Sequence[ExperimentImage], schemes: Sequence[str], see
                 # Scored on the stored range (12 bits for most CT/MR); despeckling overshoot is clipped
                 # to it, as a viewer's white level would.
                 restored = np.clip(scheme.decrypt(scheme.encrypt(image.pixels)), 0, image.stored_peak)
-                scores.append((
-                    metrics.ssim(image.pixels, restored, data_range=image.stored_peak),
-                    metrics.mse(image.pixels, restored),
-                    metrics.psnr(image.pixels, restored, data_range=image.stored_peak),
-                ))
+                scores.append(
+                    (
+                        metrics.ssim(image.pixels, restored, data_range=image.stored_peak),
+                        metrics.mse(image.pixels, restored),
+                        metrics.psnr(image.pixels, restored, data_range=image.stored_peak),
+                    )
+                )
             ranges = "/".join(sorted({str(m.stored_peak) for m in members}))
-            rows.append([group, len(members), name, ranges, _mean(s[0] for s in scores),
-                         _mean(s[1] for s in scores), _mean(s[2] for s in scores)])
-    rows.append(["all (paper's average)", "—", _QUOTED, "not stated", PAPER_QUOTED["ssim"], PAPER_QUOTED["mse"],
-                 PAPER_QUOTED["psnr_db"]])
+            rows.append(
+                [
+                    group,
+                    len(members),
+                    name,
+                    ranges,
+                    _mean(s[0] for s in scores),
+                    _mean(s[1] for s in scores),
+                    _mean(s[2] for s in scores),
+                ]
+            )
+    rows.append(
+        [
+            "all (paper's average)",
+            "—",
+            _QUOTED,
+            "not stated",
+            PAPER_QUOTED["ssim"],
+            PAPER_QUOTED["mse"],
+            PAPER_QUOTED["psnr_db"],
+        ]
+    )
     return Table(
-        "table1_quality", "Table 1 — decrypted vs original: SSIM, MSE, PSNR",
-        ["group", "images", "scheme", "data range", "SSIM", "MSE (grey levels²)", "PSNR (dB)"], rows,
+        "table1_quality",
+        "Table 1 — decrypted vs original: SSIM, MSE, PSNR",
+        ["group", "images", "scheme", "data range", "SSIM", "MSE (grey levels²)", "PSNR (dB)"],
+        rows,
         "Each image is encrypted and decrypted once per scheme; SSIM (7×7 Gaussian window) and PSNR use the "
         "data range 2^b − 1 of the bits b the image's values need (at least 8; 4095 for 12-bit CT and MR), "
         "restored values clipped to it; MSE in grey levels²; means over the group's images (PSNR ∞ = "
@@ -299,22 +322,33 @@ def key_difference_table(images: Sequence[ExperimentImage], seed: int, step: Cal
             continue
         npcr = metrics.npcr(keys[0], keys[1], bits=image.bits)
         uaci = metrics.uaci(keys[0], keys[1], bits=image.bits)
-        rows.append([group, image.bits, "×".join(map(str, image.pixels.shape)), npcr.value, npcr.critical,
-                     uaci.value, f"[{uaci.lower:.4f}, {uaci.upper:.4f}]",
-                     "pass" if npcr.passed and uaci.passed else "fail"])
+        rows.append(
+            [
+                group,
+                image.bits,
+                "×".join(map(str, image.pixels.shape)),
+                npcr.value,
+                npcr.critical,
+                uaci.value,
+                f"[{uaci.lower:.4f}, {uaci.upper:.4f}]",
+                "pass" if npcr.passed and uaci.passed else "fail",
+            ]
+        )
     rows.append(["paper", "8", "—", f"≥ {PAPER_QUOTED['key_npcr_at_least']} ({_QUOTED})", "", "", "", ""])
     return Table(
-        "table2_key_npcr_uaci", "Table 2 — NPCR and UACI between keys A and B (ZZ-GAN, two seeds)",
-        ["group", "bits", "key size", "NPCR %", "NPCR critical % (α = 0.05)", "UACI %", "UACI interval %",
-         "verdict"], rows,
+        "table2_key_npcr_uaci",
+        "Table 2 — NPCR and UACI between keys A and B (ZZ-GAN, two seeds)",
+        ["group", "bits", "key size", "NPCR %", "NPCR critical % (α = 0.05)", "UACI %", "UACI interval %", "verdict"],
+        rows,
         "Keys A and B are the shipped generator's keys for the group's first image with seeds s+1 and s+2, "
         "at the image's bit depth. Critical values: Wu, Noonan and Agaian (2011), α = 0.05, for the key's "
         "size and bit depth.",
     )
 
 
-def entropy_table(images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int,
-                  step: Callable[[str], None]) -> tuple[Table, dict[str, dict[str, float]]]:
+def entropy_table(
+    images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int, step: Callable[[str], None]
+) -> tuple[Table, dict[str, dict[str, float]]]:
     """Paper Table 3: information entropy per organ and modality of keys, plain and cipher images."""
     rows: list[list[Any]] = []
     per_scheme: dict[str, dict[str, float]] = {name: {} for name in schemes}
@@ -322,8 +356,11 @@ def entropy_table(images: Sequence[ExperimentImage], schemes: Sequence[str], see
         step(f"Table 3: {group}")
         plain = _mean(metrics.shannon_entropy(m.pixels, bits=m.bits).value for m in members)
         keys = [_gan_keys(m, [seed + 1]) for m in members]
-        key = _mean(metrics.shannon_entropy(k[0], bits=m.bits).value for k, m in zip(keys, members, strict=True)
-                    if k is not None)
+        key = _mean(
+            metrics.shannon_entropy(k[0], bits=m.bits).value
+            for k, m in zip(keys, members, strict=True)
+            if k is not None
+        )
         cipher_cells = []
         for name in schemes:
             values = []
@@ -338,7 +375,8 @@ def entropy_table(images: Sequence[ExperimentImage], schemes: Sequence[str], see
         rows.append([group, "/".join(map(str, bits)), plain, key, *cipher_cells, ideal])
     rows.append(["paper (keys)", "8", "", f"{PAPER_QUOTED['key_entropy']} ({_QUOTED})", *[""] * len(schemes), ""])
     return Table(
-        "table3_entropy", "Table 3 — information entropy per organ and modality (bits)",
+        "table3_entropy",
+        "Table 3 — information entropy per organ and modality (bits)",
         ["group", "bits", "plain", "ZZ-GAN key", *[f"cipher: {n}" for n in schemes], "uniform random, expected"],
         rows,
         "Global Shannon entropy over 2^bits grey levels (8 for 8-bit words, 16 for 16-bit), means over the "
@@ -349,12 +387,18 @@ def entropy_table(images: Sequence[ExperimentImage], schemes: Sequence[str], see
 
 def _differential_summary(cells: Sequence[tuple[float, bool, float, bool, float]]) -> list[Any]:
     """Mean NPCR, NPCR passes, mean UACI, UACI passes, mean entropy of ``(npcr, ok, uaci, ok, entropy)`` cells."""
-    return [_mean(c[0] for c in cells), f"{sum(c[1] for c in cells)}/{len(cells)}",
-            _mean(c[2] for c in cells), f"{sum(c[3] for c in cells)}/{len(cells)}", _mean(c[4] for c in cells)]
+    return [
+        _mean(c[0] for c in cells),
+        f"{sum(c[1] for c in cells)}/{len(cells)}",
+        _mean(c[2] for c in cells),
+        f"{sum(c[3] for c in cells)}/{len(cells)}",
+        _mean(c[4] for c in cells),
+    ]
 
 
-def comparison_tables(images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int,
-                      step: Callable[[str], None]) -> tuple[Table, Table]:
+def comparison_tables(
+    images: Sequence[ExperimentImage], schemes: Sequence[str], seed: int, step: Callable[[str], None]
+) -> tuple[Table, Table]:
     """Paper Tables 4 and 5: NPCR, UACI (one plain pixel changed) and entropy per scheme, and per dataset."""
     per_group_rows: list[list[Any]] = []
     totals: dict[str, list[tuple[float, bool, float, bool, float]]] = {name: [] for name in schemes}
@@ -373,8 +417,9 @@ def comparison_tables(images: Sequence[ExperimentImage], schemes: Sequence[str],
                 centre = (image.pixels.shape[0] // 2, image.pixels.shape[1] // 2)
                 changed = metrics.plaintext_sensitivity(encrypt, image.pixels, position=centre, bits=image.bits)
                 entropy = metrics.shannon_entropy(np.ascontiguousarray(ciphers[0]).view(np.uint8), bits=8)
-                cells.append((changed.npcr.value, changed.npcr.passed, changed.uaci.value, changed.uaci.passed,
-                              entropy.value))
+                cells.append(
+                    (changed.npcr.value, changed.npcr.passed, changed.uaci.value, changed.uaci.passed, entropy.value)
+                )
             totals[name].extend(cells)
             per_group_rows.append([group, name, *_differential_summary(cells)])
     method_rows = [[name, *_differential_summary(cells)] for name, cells in totals.items()]
@@ -389,17 +434,26 @@ def comparison_tables(images: Sequence[ExperimentImage], schemes: Sequence[str],
         "16-bit images compare."
     )
     return (
-        Table("table4_methods", "Table 4 — comparison of encryption methods (all images)",
-              ["scheme", "NPCR %", "NPCR inside", "UACI %", "UACI inside", "cipher byte entropy (bits)"],
-              method_rows, note),
-        Table("table5_datasets", "Table 5 — per dataset", ["group", "scheme", "NPCR %", "NPCR inside", "UACI %",
-                                                            "UACI inside", "cipher byte entropy (bits)"],
-              per_group_rows, note),
+        Table(
+            "table4_methods",
+            "Table 4 — comparison of encryption methods (all images)",
+            ["scheme", "NPCR %", "NPCR inside", "UACI %", "UACI inside", "cipher byte entropy (bits)"],
+            method_rows,
+            note,
+        ),
+        Table(
+            "table5_datasets",
+            "Table 5 — per dataset",
+            ["group", "scheme", "NPCR %", "NPCR inside", "UACI %", "UACI inside", "cipher byte entropy (bits)"],
+            per_group_rows,
+            note,
+        ),
     )
 
 
-def timing_table(schemes: Sequence[str], seed: int, *, sizes: Sequence[int], repeats: int,
-                 step: Callable[[str], None]) -> Table:
+def timing_table(
+    schemes: Sequence[str], seed: int, *, sizes: Sequence[int], repeats: int, step: Callable[[str], None]
+) -> Table:
     """Paper Table 6 (timing): median encryption and decryption time per image, per scheme, size and depth."""
     from deepkedi.analysis.schemes import time_scheme
     from deepkedi.datasets import phantom
@@ -418,8 +472,10 @@ def timing_table(schemes: Sequence[str], seed: int, *, sizes: Sequence[int], rep
     rows.append([f"ResNet-50 ({_QUOTED})", "—", "—", "", PAPER_QUOTED["resnet50_decrypt_ms"]])
     rows.append([f"4D hyperchaotic ({_QUOTED})", "—", "—", PAPER_QUOTED["hyperchaotic_encrypt_ms"], ""])
     return Table(
-        "table6_timing", "Table 6 — encryption and decryption time per image (ms)",
-        ["scheme", "size", "bits", "encrypt ms", "decrypt ms"], rows,
+        "table6_timing",
+        "Table 6 — encryption and decryption time per image (ms)",
+        ["scheme", "size", "bits", "encrypt ms", "decrypt ms"],
+        rows,
         f"Median of {repeats} runs after one warm-up, one process, this machine's CPU; a brain MR phantom (8-bit: "
         "its top 12 bits shifted to 8). The paper suite's decryption includes DRT despeckling, which dominates "
         "its time; the paper reports 45 ms on an Intel i7 at 2.1 GHz without saying what it includes.",
@@ -429,8 +485,13 @@ def timing_table(schemes: Sequence[str], seed: int, *, sizes: Sequence[int], rep
 def attack_table(results: Sequence[Any]) -> Table:
     """The attack matrix as a table: one row per scheme and attack, with the evidence summary."""
     rows = [[r.scheme, r.attack, r.verdict, r.summary] for r in results]
-    return Table("table7_attacks", "Attack suite — scheme × attack", ["scheme", "attack", "verdict", "evidence"],
-                 rows, "See docs/REPRODUCTION.md for each attack's threat model and verdict rule.")
+    return Table(
+        "table7_attacks",
+        "Attack suite — scheme × attack",
+        ["scheme", "attack", "verdict", "evidence"],
+        rows,
+        "See docs/REPRODUCTION.md for each attack's threat model and verdict rule.",
+    )
 
 
 # --------------------------------------------------------------------------- figures
@@ -456,37 +517,76 @@ def paper_figures(image: ExperimentImage, seed: int, step: Callable[[str], None]
     decrypted = paper_decrypt_pixels(cipher, key_a, pattern="horizontal", despeckle=False)
     despeckled = paper_decrypt_pixels(cipher, key_a, pattern="horizontal", despeckle=True)
     out = [
-        Figure("fig6_pipeline", "Fig. 6 — plain → speckled → encrypted → decrypted → despeckled",
-               figures.pipeline_strip([("plain", plain), ("speckled", speckled), ("encrypted (key A)", cipher),
-                                       ("decrypted", decrypted), ("despeckled (DRT)", despeckled)],
-                                      title=f"paper suite on {image.name}", stretch=[True, True, False, True, True]),
-               "Speckle (uniform, variance 0.05), horizontal zigzag scan, XOR with ZZ-GAN key A; decryption "
-               "XOR → inverse scan, then blind ripplet despeckling."),
-        Figure("fig7_keys", "Fig. 7 — four ZZ-GAN keys (A–D) for the same input",
-               figures.image_grid([("input", plain), *[(f"key {k}", key) for k, key in zip("ABCD", keys, strict=True)]],
-                                  columns=5, title="ZZ-GAN keys from four seeds",
-                                  stretch=[True, False, False, False, False]),
-               "Same generator and initial image, seeds s+1 … s+4."),
-        Figure("fig8_key_histograms", "Fig. 8 — histograms of the input and the keys",
-               figures.images_with_histograms([("input", plain), *[(f"key {k}", key) for k, key in
-                                                                   zip("ABCD", keys, strict=True)]],
-                                              bits=image.bits, title="grey-level histograms",
-                                              stretch=[True, False, False, False, False]), ""),
-        Figure("fig9_encrypt_decrypt", "Fig. 9 — encrypted and decrypted images with histograms",
-               figures.images_with_histograms([("speckled plain", speckled), ("encrypted", cipher),
-                                               ("decrypted + despeckled", despeckled)],
-                                              bits=image.bits, title=f"paper suite, {image.group}",
-                                              stretch=[True, False, True]), ""),
+        Figure(
+            "fig6_pipeline",
+            "Fig. 6 — plain → speckled → encrypted → decrypted → despeckled",
+            figures.pipeline_strip(
+                [
+                    ("plain", plain),
+                    ("speckled", speckled),
+                    ("encrypted (key A)", cipher),
+                    ("decrypted", decrypted),
+                    ("despeckled (DRT)", despeckled),
+                ],
+                title=f"paper suite on {image.name}",
+                stretch=[True, True, False, True, True],
+            ),
+            "Speckle (uniform, variance 0.05), horizontal zigzag scan, XOR with ZZ-GAN key A; decryption "
+            "XOR → inverse scan, then blind ripplet despeckling.",
+        ),
+        Figure(
+            "fig7_keys",
+            "Fig. 7 — four ZZ-GAN keys (A–D) for the same input",
+            figures.image_grid(
+                [("input", plain), *[(f"key {k}", key) for k, key in zip("ABCD", keys, strict=True)]],
+                columns=5,
+                title="ZZ-GAN keys from four seeds",
+                stretch=[True, False, False, False, False],
+            ),
+            "Same generator and initial image, seeds s+1 … s+4.",
+        ),
+        Figure(
+            "fig8_key_histograms",
+            "Fig. 8 — histograms of the input and the keys",
+            figures.images_with_histograms(
+                [("input", plain), *[(f"key {k}", key) for k, key in zip("ABCD", keys, strict=True)]],
+                bits=image.bits,
+                title="grey-level histograms",
+                stretch=[True, False, False, False, False],
+            ),
+            "",
+        ),
+        Figure(
+            "fig9_encrypt_decrypt",
+            "Fig. 9 — encrypted and decrypted images with histograms",
+            figures.images_with_histograms(
+                [("speckled plain", speckled), ("encrypted", cipher), ("decrypted + despeckled", despeckled)],
+                bits=image.bits,
+                title=f"paper suite, {image.group}",
+                stretch=[True, False, True],
+            ),
+            "",
+        ),
     ]
     attempts = [("noisy image", speckled), ("encrypted with key A", cipher)]
     for label, key in zip("ABCD", keys, strict=True):
-        attempts.append((f"decrypted with key {label}",
-                         paper_decrypt_pixels(cipher, KeyImage(key), pattern="horizontal", despeckle=False)))
-    out.append(Figure("fig10_wrong_keys", "Fig. 10 — decryption with keys A–D",
-                      figures.image_grid(attempts, columns=6, title="only key A decrypts",
-                                         stretch=[True, False, True, False, False, False]),
-                      "As the paper's attack-model figure: the cipher image under key A decrypted with keys A, B, "
-                      "C and D (no despeckling). Key A restores the noisy image; B–D give noise."))
+        attempts.append(
+            (
+                f"decrypted with key {label}",
+                paper_decrypt_pixels(cipher, KeyImage(key), pattern="horizontal", despeckle=False),
+            )
+        )
+    out.append(
+        Figure(
+            "fig10_wrong_keys",
+            "Fig. 10 — decryption with keys A–D",
+            figures.image_grid(
+                attempts, columns=6, title="only key A decrypts", stretch=[True, False, True, False, False, False]
+            ),
+            "As the paper's attack-model figure: the cipher image under key A decrypted with keys A, B, "
+            "C and D (no despeckling). Key A restores the noisy image; B–D give noise.",
+        )
+    )
     return out
 
 
@@ -496,8 +596,7 @@ def paper_figures(image: ExperimentImage, seed: int, step: Callable[[str], None]
 def plan(images: Sequence[ExperimentImage], schemes: Sequence[str], *, timing_sizes: Sequence[int]) -> int:
     """Number of progress steps :func:`reproduce` will report."""
     groups = len(_groups(images))
-    return (groups * len(schemes) * 2 + groups * 2 + 1 + len(timing_sizes) * 2 * len(schemes)
-            + len(schemes) * 6 + 1)
+    return groups * len(schemes) * 2 + groups * 2 + 1 + len(timing_sizes) * 2 * len(schemes) + len(schemes) * 6 + 1
 
 
 def reproduce(
@@ -546,31 +645,58 @@ def reproduce(
     second = phantom("lung", "CT", seed=0, shape=(side, side)).pixels
     second = (second.astype(np.int64) - int(second.min())).astype(np.uint16)
     attack_schemes = [make_scheme(name, seed=seed, shape=(side, side), bits=16) for name in schemes]
-    result.attacks = attack_matrix(attack_schemes, first, second, seed=seed,
-                                   on_result=lambda r: step(f"attacks: {r.scheme}, {r.attack}"))
+    result.attacks = attack_matrix(
+        attack_schemes, first, second, seed=seed, on_result=lambda r: step(f"attacks: {r.scheme}, {r.attack}")
+    )
     result.tables.append(attack_table(result.attacks))
 
     reference = next((i for i in images if i.group.startswith("brain")), images[0])
     result.figures.extend(paper_figures(reference, seed, step))
     attack_names = list(dict.fromkeys(r.attack for r in result.attacks))
-    result.figures.append(Figure(
-        "attack_matrix", "Attack matrix",
-        figures.attack_matrix_figure(schemes, attack_names, {(r.scheme, r.attack): r.verdict for r in result.attacks},
-                                     title="which attacks each scheme survives"),
-        "Green: resisted; red: broken (by the runs in this report)."))
-    leaks = [(f"{r.scheme}: c1 ⊕ c2", r.images["c1 xor c2"]) for r in result.attacks
-             if r.attack == "key-reuse" and "c1 xor c2" in r.images]
+    result.figures.append(
+        Figure(
+            "attack_matrix",
+            "Attack matrix",
+            figures.attack_matrix_figure(
+                schemes,
+                attack_names,
+                {(r.scheme, r.attack): r.verdict for r in result.attacks},
+                title="which attacks each scheme survives",
+            ),
+            "Green: resisted; red: broken (by the runs in this report).",
+        )
+    )
+    leaks = [
+        (f"{r.scheme}: c1 ⊕ c2", r.images["c1 xor c2"])
+        for r in result.attacks
+        if r.attack == "key-reuse" and "c1 xor c2" in r.images
+    ]
     if leaks:
-        result.figures.append(Figure(
-            "key_reuse", "Key reuse — XOR of two cipher images under one key",
-            figures.image_grid(leaks, columns=min(len(leaks), 6), title="c1 ⊕ c2 (brain MR and lung CT phantoms)",
-                               stretch=True),
-            "Where the key cancels, the two images show through; hybrid draws a fresh key per file."))
+        result.figures.append(
+            Figure(
+                "key_reuse",
+                "Key reuse — XOR of two cipher images under one key",
+                figures.image_grid(
+                    leaks, columns=min(len(leaks), 6), title="c1 ⊕ c2 (brain MR and lung CT phantoms)", stretch=True
+                ),
+                "Where the key cancels, the two images show through; hybrid draws a fresh key per file.",
+            )
+        )
     groups = list(entropies[schemes[0]])
-    result.figures.append(Figure(
-        "entropy_by_group", "Cipher-image entropy per organ and modality",
-        figures.bar_chart(groups, {n: [entropies[n][g] for g in groups] for n in schemes}, ylabel="entropy (bits)",
-                          title="cipher images, global entropy", reference=None), ""))
+    result.figures.append(
+        Figure(
+            "entropy_by_group",
+            "Cipher-image entropy per organ and modality",
+            figures.bar_chart(
+                groups,
+                {n: [entropies[n][g] for g in groups] for n in schemes},
+                ylabel="entropy (bits)",
+                title="cipher images, global entropy",
+                reference=None,
+            ),
+            "",
+        )
+    )
     step("done")
     result.meta = {
         "package_version": __version__,

@@ -90,8 +90,9 @@ def _check_panels(panels: Sequence[tuple[str, np.ndarray]], caller: str) -> list
             raise ValueError(
                 f"{caller}: panel {label!r} has shape {array.shape}; pass one non-empty 2-D grey plane per panel"
             )
-        if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-                or array.dtype == np.bool_):
+        if not (
+            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_
+        ):
             raise ValueError(f"{caller}: panel {label!r} has dtype {array.dtype}; pass integer or float pixels")
         checked.append((str(label), array))
     if not checked:

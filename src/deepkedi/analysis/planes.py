@@ -50,7 +50,7 @@ def load_planes(path: str | Path) -> tuple[np.ndarray, str, int]:
     if samples > 1 and (pixels.ndim < 3 or pixels.shape[-3] != samples):
         samples = 1  # a samples count the pixels do not bear out: measure grey planes
     if pixels.ndim > 3:
-        pixels = pixels.reshape((-1,) + pixels.shape[-2:])
+        pixels = pixels.reshape((-1, *pixels.shape[-2:]))
     if pixels.dtype.kind == "b":
         pixels = pixels.astype(np.uint8)
     if pixels.dtype.kind == "f":

@@ -55,11 +55,20 @@ def results_document(result: Reproduction) -> dict[str, Any]:
         evidence.setdefault(r.scheme, {})[r.attack] = {"summary": r.summary, **r.evidence}
     return {
         "meta": result.meta,
-        "images": [{"name": i.name, "group": i.group, "shape": list(i.pixels.shape), "bits": i.bits, "note": i.note}
-                   for i in result.images],
+        "images": [
+            {"name": i.name, "group": i.group, "shape": list(i.pixels.shape), "bits": i.bits, "note": i.note}
+            for i in result.images
+        ],
         "skipped": list(result.skipped),
-        "tables": {t.key: {"title": t.title, "columns": t.columns, "note": t.note,
-                           "rows": [[_json_value(v) for v in row] for row in t.rows]} for t in result.tables},
+        "tables": {
+            t.key: {
+                "title": t.title,
+                "columns": t.columns,
+                "note": t.note,
+                "rows": [[_json_value(v) for v in row] for row in t.rows],
+            }
+            for t in result.tables
+        },
         "attacks": attacks,
         "attack_evidence": json.loads(json.dumps(evidence, default=_json_value)),
         "figures": {f.key: {"title": f.title, "file": f"{f.key}.png", "caption": f.caption} for f in result.figures},
@@ -70,8 +79,7 @@ def _markdown_table(table: Table) -> list[str]:
     def cell(value: Any) -> str:
         return format_value(value).replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |",
-             "|" + "---|" * len(table.columns)]
+    lines = [f"### {table.title}", "", "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
     if table.note:
         lines += ["", table.note]
@@ -120,18 +128,26 @@ def _html(result: Reproduction) -> str:
     def paragraph(text: str) -> str:
         return f"<p>{html.escape(text)}</p>"
 
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Deep-KEDI reproduced</title>',
-             ("<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-              "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-              "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
-              "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-              ".broken{background:#f4c7c3}.resisted{background:#c9e7c9}</style></head><body>")]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>Deep-KEDI reproduced</title>',
+        (
+            "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+            "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+            "td:first-child,th:first-child{text-align:left}img{max-width:100%}"
+            ".broken{background:#f4c7c3}.resisted{background:#c9e7c9}</style></head><body>"
+        ),
+    ]
     intro = _intro(result)
     parts.append(f"<h1>{html.escape(intro[0].lstrip('# '))}</h1>")
     parts += [paragraph(line) for line in intro[1:] if line]
     for table in result.tables:
-        parts.append(f"<h3>{html.escape(table.title)}</h3><table><tr>"
-                     + "".join(f"<th>{html.escape(c)}</th>" for c in table.columns) + "</tr>")
+        parts.append(
+            f"<h3>{html.escape(table.title)}</h3><table><tr>"
+            + "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+            + "</tr>"
+        )
         for row in table.rows:
             cells = []
             for value in row:
@@ -144,8 +160,10 @@ def _html(result: Reproduction) -> str:
             parts.append(paragraph(table.note))
     parts.append("<h2>Figures</h2>")
     for figure in result.figures:
-        parts.append(f"<h3>{html.escape(figure.title)}</h3>"
-                     f'<img src="{png_data_uri(figure.png)}" alt="{html.escape(figure.title)}">')
+        parts.append(
+            f"<h3>{html.escape(figure.title)}</h3>"
+            f'<img src="{png_data_uri(figure.png)}" alt="{html.escape(figure.title)}">'
+        )
         if figure.caption:
             parts.append(paragraph(figure.caption))
     parts.append("</body></html>")
@@ -173,8 +191,12 @@ def write_report(result: Reproduction, out: str | Path, *, force: bool = False) 
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(table.columns)
-        writer.writerows([[format_value(v) if isinstance(v, float) and not math.isfinite(v) else v for v in row]
-                          for row in table.rows])
+        writer.writerows(
+            [
+                [format_value(v) if isinstance(v, float) and not math.isfinite(v) else v for v in row]
+                for row in table.rows
+            ]
+        )
         put(f"{table.key}.csv", buffer.getvalue().encode("utf-8"))
     put("results.json", (json.dumps(results_document(result), indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     put("report.md", _markdown(result).encode("utf-8"))

@@ -22,7 +22,7 @@ import hmac
 import math
 import operator
 import os
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,7 +40,7 @@ _TWEAK_LABEL: Final = b"deepkedi/v1 reversible speckle tweak"
 _MAX_PIXELS: Final = (1 << 32) * 64 // 8
 # Integer dtypes ReversibleSpeckle accepts, by itemsize: the float type that
 # carries them exactly (see ReversibleSpeckle's docstring for the bound).
-_CARRIER: Final = {1: np.float32, 2: np.float32, 4: np.float64}
+_CARRIER: Final[dict[int, type[np.floating[Any]]]] = {1: np.float32, 2: np.float32, 4: np.float64}
 
 
 def _keystream_uniforms(key: bytes, tweak: bytes, count: int) -> NDArray[np.float64]:
@@ -258,7 +258,7 @@ def _check_tweak(tweak: object) -> bytes:
     return bytes(tweak)
 
 
-def _carrier(dtype: np.dtype, *, func: str) -> type:
+def _carrier(dtype: np.dtype, *, func: str) -> type[np.floating[Any]]:
     dtype = np.dtype(dtype)
     if dtype.kind not in "iu" or dtype.itemsize not in _CARRIER:
         raise TypeError(

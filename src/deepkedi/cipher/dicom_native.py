@@ -51,9 +51,10 @@ import io
 import struct
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
@@ -67,6 +68,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
 from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, decrypt_stream, encrypt_file
+from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import (
     batch_sizes,
     pixel_ranges,
@@ -81,17 +83,16 @@ from deepkedi.imaging import MedicalImage, read_image
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import check_deflated_size, sniff_dicom
 from deepkedi.inputs import check_regular_input
-from deepkedi.cipher.keytypes import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
 __all__ = [
     "DEIDENTIFICATION_MARKER",
     "UID_HKDF_INFO",
+    "DeidentificationSummary",
     "DicomNative",
     "decrypt_dicom_native",
     "decrypt_dicom_native_stream",
     "deidentification_summary",
-    "DeidentificationSummary",
     "deidentified_uid",
     "encrypt_dicom_native",
     "is_dicom_native",
@@ -299,8 +300,8 @@ def patient_pseudonym(uid_key: bytes, patient_id: str) -> str:
 
 def _deidentify(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[[str], str]) -> None:
     """Apply the Basic Profile to ``ds`` and, recursively, to every sequence item in it."""
-    for tag in list(ds.keys()):
-        tag = BaseTag(tag)
+    for key in list(ds.keys()):
+        tag = BaseTag(key)
         if tag.element == 0 or _is_repeating_module_group(tag.group):
             # Group lengths would be wrong after the edit; overlays and curves are dropped
             # whole, because Overlay Data (X) is Type 1 inside its module.
@@ -428,7 +429,12 @@ def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
 
 
 def _write_pixel_data(
-    fh: BinaryIO, tag: int, vr: str, header: ContainerHeader, container: BinaryIO, advance: Callable[[int], None]
+    fh: BinaryIO,
+    tag: int,
+    vr: str,
+    header: ContainerHeader,
+    container: io.BufferedIOBase,
+    advance: Callable[[int], None],
 ) -> None:
     """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
     pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
@@ -446,7 +452,7 @@ def _payload_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> I
     for size in batch_sizes(header, _BATCH_BYTES):
         raw = np.frombuffer(read_exactly(pixels, position, size), dtype=header.dtype)
         position += size
-        planes = raw.reshape((-1,) + plane_layout(header))
+        planes = raw.reshape((-1, *plane_layout(header)))
         words = zigzag_scan(planes, header.pattern, channels_last=header.channels_last)
         yield np.ascontiguousarray(words, dtype=header.dtype).tobytes()
 
@@ -510,8 +516,11 @@ def _require_dicom(path: Path) -> None:
 
 def _content_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes (hex): names an input that carries no UID of its own."""
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def encrypt_dicom_native(
@@ -612,7 +621,8 @@ def encrypt_dicom_native(
                 pixel_tag, pixel_vr = _describe_pixels(ds, image, header)
                 _mark(ds, skeleton, original_syntax)
                 # Pixel Data is appended last: nothing may follow it (trailing padding, signatures).
-                for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:
+                # Iterating a Dataset converts every element; its keys are the tags.
+                for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:  # noqa: SIM118 - see above
                     del ds[tag]
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -822,7 +832,10 @@ def decrypt_dicom_native(
 def decrypt_dicom_native_stream(
     native: DicomNative, sink: BinaryIO, key: Key, *, progress: Progress | None = None
 ) -> ContainerHeader:
-    """Write the original file of a DICOM-native file to ``sink`` (see :func:`deepkedi.cipher.hybrid.decrypt_stream`)."""
+    """Write the original file of a DICOM-native file to ``sink``.
+
+    See :func:`deepkedi.cipher.hybrid.decrypt_stream`.
+    """
     if native.header.key_id != key.key_id:
         raise AuthenticationError()
     with _rebuilt(native) as scratch, open(scratch, "rb") as container:

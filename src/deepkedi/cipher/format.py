@@ -85,7 +85,7 @@ PAPER_DTYPES = (np.dtype("u1"), np.dtype("<u2"), np.dtype("<i2"))
 
 
 def _hamming(a: bytes, b: bytes) -> int:
-    return sum(bin(x ^ y).count("1") for x, y in zip(a, b))
+    return sum(bin(x ^ y).count("1") for x, y in zip(a, b, strict=True))
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,17 @@ import json
 import math
 import os
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.cipher.format import (
     DEFAULT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
@@ -44,14 +46,13 @@ from deepkedi.cipher.format import (
     parse_header,
     read_header_from,
 )
+from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import BATCH_BYTES, as_planes, scanned_view, scratch_bytes
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
-from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
-from deepkedi.cipher.keytypes import Key
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
 __all__ = [
@@ -131,8 +132,9 @@ def _residual_head(meta: dict[str, Any], prefix_length: int) -> bytes:
     """``u32 meta length ‖ meta JSON ‖ u64 prefix length`` (the prefix bytes follow)."""
     blob = json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
     if len(blob) > DEFAULT_MAX_BYTES:  # a reader refuses larger meta (docs/FORMAT.md 5.1)
-        raise UnsupportedImageError(f"the image's description takes {len(blob)} bytes of JSON (at most "
-                                    f"{DEFAULT_MAX_BYTES})")
+        raise UnsupportedImageError(
+            f"the image's description takes {len(blob)} bytes of JSON (at most {DEFAULT_MAX_BYTES})"
+        )
     return _U32.pack(len(blob)) + blob + _U64.pack(prefix_length)
 
 
@@ -224,7 +226,7 @@ def _encrypt_from_parts(
             channels_last=channels_last,
             out=scanned_view(payload[residual_length:], header),
         )
-        seal_segments(aead, nonce_prefix, aad, memoryview(payload), segment_size, memoryview(out)[len(aad) :])
+        seal_segments(aead, nonce_prefix, aad, payload.data, segment_size, out.data[len(aad) :])
     finally:
         payload.fill(0)  # no plaintext left behind in the reused buffer
     return out.tobytes()
@@ -293,7 +295,7 @@ def _pixel_dtype(text: object) -> np.dtype:
 
 
 #: (name, value when absent, accepted types) of the fields of ``meta["image"]`` (docs/FORMAT.md 5.1).
-_IMAGE_FIELDS = (
+_IMAGE_FIELDS: tuple[tuple[str, object, type | tuple[type, ...]], ...] = (
     ("kind", "image", str),
     ("format", "array", str),
     ("photometric", "MONOCHROME2", str),
@@ -315,17 +317,13 @@ def _check_meta(meta: object) -> dict[str, Any]:
     ):
         raise ValueError("meta image")
     spacing = info.get("spacing")
-    if spacing is not None and not (
-        isinstance(spacing, list) and all(type(v) in (int, float) for v in spacing)
-    ):
+    if spacing is not None and not (isinstance(spacing, list) and all(type(v) in (int, float) for v in spacing)):
         raise ValueError("meta spacing")
     if "dtype" in info:
         _pixel_dtype(info["dtype"])
     if meta["restore"] == "splice":
         _pixel_dtype(meta.get("stored_dtype"))
-    if meta["restore"] != "none" and not (
-        isinstance(meta.get("sha256"), str) and type(meta.get("size")) is int
-    ):
+    if meta["restore"] != "none" and not (isinstance(meta.get("sha256"), str) and type(meta.get("size")) is int):
         raise ValueError("meta digest")
     return meta
 
@@ -383,9 +381,9 @@ def _decrypt_in_memory(data: bytes | bytearray | memoryview, key: Key) -> tuple[
             view[len(aad) :],
             header.segment_size,
             header.payload_length,
-            memoryview(payload),
+            payload.data,
         )
-        meta, _ = _read_meta(memoryview(payload)[: header.residual_length])
+        meta, _ = _read_meta(payload.data[: header.residual_length])
         words = scanned_view(payload[header.residual_length :], header)
         info = meta.get("image", {})
         pixels = _unscan_pixels(words, header, _pixel_dtype(info.get("dtype", header.dtype.str)))
@@ -513,11 +511,11 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
         for start in range(0, len(planes), batch):
             count = min(batch, len(planes) - start)
             view = buffer[: count * plane_bytes]
-            if fh.readinto(memoryview(view)) != len(view):
+            if fh.readinto(view.data) != len(view):
                 raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
             if sha256 is not None:
                 sha256.update(view)
-            yield view.view(planes.dtype).reshape((count,) + plane_shape)
+            yield view.view(planes.dtype).reshape((count, *plane_shape))
 
 
 def _write_planes(
@@ -535,7 +533,7 @@ def _write_planes(
         nbytes = len(chunk) * plane_bytes
         out = scanned_view(buffer[:nbytes], header)
         zigzag_scan(chunk, header.pattern, channels_last=header.channels_last, out=out)
-        writer.write(memoryview(buffer)[:nbytes])
+        writer.write(buffer.data[:nbytes])
         progress(nbytes)
 
 
@@ -718,7 +716,7 @@ def decrypt_file(
     check_distinct(src, dst)
     try:
         check_regular_input(src, error=FormatError)  # a FIFO would block the open below
-        fh = open(src, "rb")
+        fh = open(src, "rb")  # noqa: SIM115 - the `with fh:` below closes it; the try covers the open alone
     except OSError as exc:
         raise FormatError(f"{src}: cannot be read ({exc.strerror or exc})") from None
     with fh:
@@ -833,12 +831,12 @@ def _read_planes(
     for start in range(0, n_planes, batch):
         count = min(batch, n_planes - start)
         view = buffer[: count * plane_bytes]
-        reader.read_into(memoryview(view))
+        reader.read_into(view.data)
         if sink is not None and stored is not None:
             planes = zigzag_unscan(
                 scanned_view(view, header), rows, cols, header.pattern, channels_last=header.channels_last
             )
-            sink.write(memoryview(np.ascontiguousarray(planes, dtype=stored)).cast("B"))
+            sink.write(np.ascontiguousarray(planes, dtype=stored).data.cast("B"))
         report()
 
 
@@ -850,18 +848,16 @@ def _decrypt_in_memory_container(opened: _Opened, dst: Path, force: bool, mode: 
     if suffix_length != 0:
         raise AuthenticationError()
     words = np.empty(header.pixel_length, dtype=np.uint8)
-    reader.read_into(memoryview(words))
+    reader.read_into(words.data)
     reader.finish()
     info = meta.get("image", {})
     pixels = _unscan_pixels(scanned_view(words, header), header, _pixel_dtype(info.get("dtype", header.dtype.str)))
     image = _image_from_meta(meta, pixels)
     with atomic_output_path(dst, force=force, mode=mode) as tmp:
-        if dst.suffix.lower() == ".npy" or info.get("kind") == "ndarray" and not dst.suffix:
+        if dst.suffix.lower() == ".npy" or (info.get("kind") == "ndarray" and not dst.suffix):
             np.save(tmp, pixels)
         else:
             write_image(image, tmp)
 
 
 # --------------------------------------------------------------------------- cipher image
-
-

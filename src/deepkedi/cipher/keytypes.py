@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,6 @@ class Key:
 
     def __repr__(self) -> str:  # never show the secret
         return f"Key(key_id={self.key_id_hex!r}, suite={self.suite!r}, created={self.created!r})"
-
 
 
 def _checked_pixels(pixels: object) -> np.ndarray:
@@ -163,5 +163,5 @@ def key_image_id(pixels: np.ndarray) -> bytes:
     words = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<"))
     digest = hashlib.sha256(KEY_IMAGE_ID_LABEL)
     digest.update(struct.pack(">BQQ", bits, *pixels.shape))
-    digest.update(memoryview(words).cast("B"))
+    digest.update(words.data.cast("B"))
     return digest.digest()[:KEY_IMAGE_ID_SIZE]

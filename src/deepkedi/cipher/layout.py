@@ -15,8 +15,9 @@ import io
 import math
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import numpy as np
 
@@ -27,11 +28,11 @@ from deepkedi.transforms.zigzag import zigzag_unscan
 
 __all__ = [
     "BATCH_BYTES",
+    "as_planes",
     "batch_sizes",
     "cipher_image",
     "pixel_ranges",
     "plane_layout",
-    "as_planes",
     "read_exactly",
     "scanned_batches",
     "scanned_view",
@@ -43,12 +44,10 @@ __all__ = [
 BATCH_BYTES = 4 << 20
 
 
-
-
 def as_planes(pixels: np.ndarray, channels_last: bool) -> np.ndarray:
     """``pixels`` as a stack of planes: (planes, H, W) or (planes, H, W, S)."""
     plane_ndim = 3 if channels_last else 2
-    return pixels.reshape((-1,) + pixels.shape[pixels.ndim - plane_ndim :])
+    return pixels.reshape((-1, *pixels.shape[pixels.ndim - plane_ndim :]))
 
 
 _ALIGN = 64
@@ -80,7 +79,7 @@ def scanned_view(buffer: np.ndarray, header: ContainerHeader) -> np.ndarray:
     """A byte buffer of pixel words viewed as (planes, H·W[, S]) in the payload dtype."""
     rows, cols = header.plane_shape
     samples = (header.shape[-1],) if header.channels_last else ()
-    return buffer.view(header.dtype).reshape((-1, rows * cols) + samples)
+    return buffer.view(header.dtype).reshape((-1, rows * cols, *samples))
 
 
 def pixel_ranges(header: ContainerHeader) -> list[tuple[int, int]]:
@@ -118,7 +117,7 @@ def batch_sizes(header: ContainerHeader, batch_bytes: int) -> Iterator[int]:
         yield min(step, header.pixel_length - start)
 
 
-def scanned_batches(container: BinaryIO, header: ContainerHeader, batch_bytes: int) -> Iterator[np.ndarray]:
+def scanned_batches(container: io.BufferedIOBase, header: ContainerHeader, batch_bytes: int) -> Iterator[np.ndarray]:
     """The pixel ciphertext of a hybrid container in payload (zigzag) order, read across its
     segments in batches of whole planes, each viewed as (n, H·W[, S]). One buffer is reused:
     a batch is valid until the next one is asked for."""
@@ -132,7 +131,7 @@ def scanned_batches(container: BinaryIO, header: ContainerHeader, batch_bytes: i
                 offset, left = next(ranges)
             n = min(left, size - filled)
             container.seek(offset)
-            if container.readinto(memoryview(buffer)[filled : filled + n]) != n:
+            if container.readinto(buffer.data[filled : filled + n]) != n:
                 raise AuthenticationError()  # a file shorter than its header says
             offset, left, filled = offset + n, left - n, filled + n
         yield scanned_view(buffer[:size], header)
@@ -169,7 +168,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
     with contextlib.ExitStack() as stack:
         if isinstance(path_or_data, (str, Path)):
             check_regular_input(path_or_data, error=FormatError)
-            container: BinaryIO = stack.enter_context(open(path_or_data, "rb"))
+            container: io.BufferedReader | io.BytesIO = stack.enter_context(open(path_or_data, "rb"))
             length = os.fstat(container.fileno()).st_size
         else:
             data = memoryview(path_or_data).cast("B")
@@ -181,7 +180,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
             out = np.empty(header.shape, dtype=header.dtype)
         elif out.shape != header.shape or out.dtype != header.dtype:
             raise ValueError(f"out must have shape {header.shape} and dtype {header.dtype}")
-        flat = out.reshape((-1,) + plane_layout(header))
+        flat = out.reshape((-1, *plane_layout(header)))
         if header.suite is Suite.PAPER:
             # The paper suite stores its cipher image as it is, in raster order.
             words = read_exactly(container, header.encoded_length, header.pixel_length)

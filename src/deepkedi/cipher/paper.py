@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,11 +57,11 @@ from deepkedi.cipher.format import (
     Suite,
     parse_header,
 )
+from deepkedi.cipher.keytypes import KeyImage
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
-from deepkedi.cipher.keytypes import KeyImage
 from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
@@ -92,7 +93,7 @@ UNVERIFIED_WARNING = (
     "without any error (only the key image's fingerprint and the length are checked)"
 )
 #: Image dtype → (key image dtype, unsigned view the XOR works on).
-_KEY_DTYPES = {
+_KEY_DTYPES: dict[np.dtype[Any], tuple[np.dtype[np.unsignedinteger[Any]], np.dtype[np.unsignedinteger[Any]]]] = {
     np.dtype(np.uint8): (np.dtype(np.uint8), np.dtype(np.uint8)),
     np.dtype(np.uint16): (np.dtype(np.uint16), np.dtype(np.uint16)),
     np.dtype(np.int16): (np.dtype(np.uint16), np.dtype(np.uint16)),

@@ -16,16 +16,22 @@ Memory stays bounded by one segment whatever the payload size.
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from deepkedi.errors import AuthenticationError
 
-__all__ = ["SegmentReader", "SegmentWriter", "open_segments", "seal_segments", "segment_nonce"]
+__all__ = ["ByteSink", "SegmentReader", "SegmentWriter", "open_segments", "seal_segments", "segment_nonce"]
 
 TAG_SIZE = 16
+
+
+class ByteSink(Protocol):
+    """Where :meth:`SegmentReader.copy_to` writes: a binary file, or a wrapper of one that hashes."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
 
 
 def segment_nonce(nonce_prefix: bytes, counter: int, last: bool) -> bytes:
@@ -270,7 +276,7 @@ class SegmentReader(_Segments):
         self.read_into(memoryview(buf))
         return bytes(buf)
 
-    def copy_to(self, n: int, sink: BinaryIO, *, chunk: int = 1 << 20) -> None:
+    def copy_to(self, n: int, sink: ByteSink, *, chunk: int = 1 << 20) -> None:
         """Write the next ``n`` payload bytes to ``sink`` without holding them all."""
         buf = bytearray(min(chunk, max(n, 1)))
         left = n

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
-from typing import Optional
 
 import typer
 
@@ -47,12 +46,10 @@ _register()
 
 #: Signals that end `kedi` through the normal unwinding path, so that every
 #: ``with`` block runs its cleanup (part files removed, keystore sessions rolled back).
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def _stop(signum: int, frame: Optional[FrameType]) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
     # Further signals are ignored from now on so that they cannot interrupt the cleanup
     # (a second Ctrl-C would otherwise leave a part file behind); SIGKILL still ends it.
     for other in _STOP_SIGNALS:

@@ -20,11 +20,13 @@ import errno
 import functools
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.models import CommandFunctionType
 
 from deepkedi.errors import (
     AuthenticationError,
@@ -49,13 +51,13 @@ __all__ = [
     "EXIT_USAGE",
     "GuardedTyper",
     "MaxDecodedSize",
-    "max_decoded_size_option",
     "console",
     "err_console",
     "exit_code_for",
     "fail",
     "guarded",
     "load_key_for_cli",
+    "max_decoded_size_option",
     "message_for",
     "printable",
     "read_passphrase_file",
@@ -73,9 +75,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 #: OSError numbers that only writing produces: the output or its filesystem is at fault, not the input.
 _OUTPUT_ERRNOS = frozenset(
-    code for code in (
-        errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG
-    ) if code is not None
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EFBIG) if code is not None
 )
 
 
@@ -159,10 +159,10 @@ class GuardedTyper(typer.Typer):
     so that no expected kind of failure ever ends in a traceback.
     """
 
-    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        register = super().command(*args, **kwargs)
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        register = super().command(name, **kwargs)
 
-        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        def decorator(func: CommandFunctionType) -> CommandFunctionType:
             @functools.wraps(func)
             def run(*call_args: Any, **call_kwargs: Any) -> Any:
                 try:
@@ -252,26 +252,26 @@ def _limit_decoding(memory_factor: float | None) -> Callable[[typer.Context, int
 def max_decoded_size_option(memory_factor: float | None = None) -> Any:
     """``--max-decoded-size SIZE`` (env KEDI_MAX_DECODED) for a command whose working memory
     is ``memory_factor`` times the decoded image: its default limit keeps that within
-    ``DEFAULT_WORKING_MEMORY`` (imaging/limits.py); an explicit SIZE applies exactly."""
+    ``DEFAULT_WORKING_MEMORY`` (imaging/limits.py); an explicit SIZE applies exactly.
+
+    Returns the ``typer.Option`` to annotate an ``int | None`` parameter with:
+    ``Annotated[int | None, max_decoded_size_option(4)]``."""
     default = "Default: 4 GiB, and at most 32 times the file's size past 256 MiB"
     if memory_factor is not None:
         default += (
             f", and at most {format_size(int(DEFAULT_WORKING_MEMORY / memory_factor))} for this command "
             f"(it needs about {memory_factor:g} times the decoded size in memory)"
         )
-    return Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-decoded-size",
-            metavar="SIZE",
-            envvar="KEDI_MAX_DECODED",
-            parser=_decoded_size,
-            callback=_limit_decoding(memory_factor),
-            help=f"Refuse an image that would decode to more than SIZE bytes (512M, 4G, 4GiB). {default}.",
-        ),
-    ]
+    return typer.Option(
+        "--max-decoded-size",
+        metavar="SIZE",
+        envvar="KEDI_MAX_DECODED",
+        parser=_decoded_size,
+        callback=_limit_decoding(memory_factor),
+        help=f"Refuse an image that would decode to more than SIZE bytes (512M, 4G, 4GiB). {default}.",
+    )
 
 
 #: ``--max-decoded-size SIZE`` (env KEDI_MAX_DECODED) for every command that decodes
 #: images: declaring the parameter applies the limit (imaging/limits.py) to the command.
-MaxDecodedSize = max_decoded_size_option()
+MaxDecodedSize = Annotated[int | None, max_decoded_size_option()]

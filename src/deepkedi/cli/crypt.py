@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -41,6 +42,9 @@ from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.keys import Key, KeyImage, load_key_image
 from deepkedi.transforms.zigzag import ZigzagPattern
+
+if TYPE_CHECKING:
+    from deepkedi.keys.keystore import Keystore
 
 CONTAINER_SUFFIX = api.CONTAINER_SUFFIX
 FIGURE_NAME = "cipher_images.png"
@@ -205,20 +209,20 @@ def encrypt(
         Path,
         typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),
     ],
-    key: Annotated[Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
-        Optional[str], typer.Option(help="Keystore URL (default: KEDI_KEYSTORE or the user's keystore).")
+        str | None, typer.Option(help="Keystore URL (default: KEDI_KEYSTORE or the user's keystore).")
     ] = None,
-    key_id: Annotated[Optional[str], typer.Option(help="Take the key from the keystore by this id.")] = None,
+    key_id: Annotated[str | None, typer.Option(help="Take the key from the keystore by this id.")] = None,
     suite: Annotated[SuiteChoice, typer.Option(help="Cipher suite; 'paper' is insecure, research only.")] = (
         SuiteChoice.hybrid
     ),
     pattern: Annotated[ZigzagPattern, typer.Option(help="Zigzag scan order of each plane.")] = DEFAULT_PATTERN,
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[
-        Optional[Path], typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
+        Path | None, typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
     ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the speckle noise (--suite paper only).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the speckle noise (--suite paper only).")] = None,
     all_patterns: Annotated[
         bool,
         typer.Option(
@@ -289,8 +293,16 @@ def encrypt(
     master = _master(key, keystore, key_id, passphrase_file)
     if input.is_dir():
         with _tree_progress("encrypted") as report, guarded():
-            result = api.encrypt_tree(input, output, master, as_dicom=as_dicom, pattern=pattern, force=force,
-                                      progress=report, protect=dict(protected))
+            result = api.encrypt_tree(
+                input,
+                output,
+                master,
+                as_dicom=as_dicom,
+                pattern=pattern,
+                force=force,
+                progress=report,
+                protect=dict(protected),
+            )
         if as_dicom:
             if not result.done and not result.failed:
                 fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
@@ -300,8 +312,12 @@ def encrypt(
                 )
         _render_tree(result, "encrypted")
         return
-    _run_one(input, lambda progress: api.encrypt_file(
-        input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress))
+    _run_one(
+        input,
+        lambda progress: api.encrypt_file(
+            input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
+        ),
+    )
 
 
 def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> Key:
@@ -317,7 +333,7 @@ def _master(key: Path | None, keystore: str | None, key_id: str | None, passphra
 @contextlib.contextmanager
 def _decryptor(
     key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None
-) -> Iterator[tuple[Key | KeyImage | object, str | None]]:
+) -> Iterator[tuple[Key | KeyImage | Keystore, str | None]]:
     """What decrypts, and who asks: a key file, a key image, one keystore key, or the open keystore.
 
     With the keystore and no ``--key-id``, the library takes the key each container's
@@ -355,17 +371,17 @@ def decrypt(
             help="File to restore (paper: its suffix picks the format), or folder for a folder input.",
         ),
     ],
-    key: Annotated[Optional[Path], typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Take the key from this keystore (default: KEDI_KEYSTORE or the user's keystore)."),
     ] = None,
-    key_id: Annotated[Optional[str], typer.Option(help="Keystore key id (default: the one the container names).")] = (
+    key_id: Annotated[str | None, typer.Option(help="Keystore key id (default: the one the container names).")] = (
         None
     ),
     force: Annotated[bool, typer.Option("--force", help="Replace existing outputs.")] = False,
     passphrase_file: Annotated[
-        Optional[Path], typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
+        Path | None, typer.Option(help="Passphrase of a sealed key file, or of the keystore.")
     ] = None,
     despeckle: Annotated[
         bool, typer.Option(help="Suite paper: remove the speckle after decryption (the paper's last step).")
@@ -395,13 +411,24 @@ def decrypt(
     with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
         if input.is_dir():
             with _tree_progress("decrypted") as report, guarded():
-                result = api.decrypt_tree(input, output, decryptor, actor=who, force=force,  # type: ignore[arg-type]
-                                          progress=report, protect=dict(protected))
+                # A key image was refused above for a folder: decryptor is a Key or the keystore.
+                result = api.decrypt_tree(
+                    input,
+                    output,
+                    decryptor,  # type: ignore[arg-type]  # see above
+                    actor=who,
+                    force=force,
+                    progress=report,
+                    protect=dict(protected),
+                )
             _render_tree(result, "decrypted")
             return
-        done = _run_one(input, lambda progress: api.decrypt_file(
-            input, output, decryptor, actor=who, force=force, progress=progress,  # type: ignore[arg-type]
-            despeckle=despeckle))
+        done = _run_one(
+            input,
+            lambda progress: api.decrypt_file(
+                input, output, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle
+            ),
+        )
     if not done.verified:
         # Every paper decryption: the key image's fingerprint matched, and that is all anyone can tell.
         err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)

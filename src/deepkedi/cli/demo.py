@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
-
-import numpy as np
 
 from deepkedi import api
 from deepkedi.cli import app
@@ -32,14 +31,17 @@ NIST_FAMILYWISE_ALPHA = 0.001
 NIST_REJECTIONS_TOLERATED = 3
 
 
-
 def _shown(path: Path) -> str:
     """A path inside rich markup: control characters and markup escaped (``--out`` is the user's)."""
     return escape(printable(path))
 
+
 def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _demo_inputs(out: Path) -> list[tuple[str, str, Path]]:
@@ -208,11 +210,11 @@ def _speckle_tour(out: Path) -> int:
 
 def _paper_tour(out: Path) -> int:
     """A ZZ-GAN key image and the paper suite (with its warning); returns failed checks."""
+    from deepkedi import metrics
     from deepkedi.cipher.paper import PAPER_WARNING, paper_decrypt_pixels, paper_encrypt_pixels
     from deepkedi.cli._common import err_console
     from deepkedi.keygen import torch_available
     from deepkedi.keys import KeyImage, save_key_image
-    from deepkedi import metrics
 
     if not torch_available():
         console.print("ZZ-GAN and paper suite skipped: PyTorch is not installed (pip install 'deepkedi[gan]')\n")
@@ -253,7 +255,10 @@ def _paper_tour(out: Path) -> int:
         psnr, ssim = metrics.psnr(plain, clipped, data_range=span), metrics.ssim(plain, clipped, data_range=span)
         failures += not (psnr > 25.32 and ssim > 0.618)
         table.add_row(
-            pattern.value, f"{metrics.shannon_entropy(cipher, bits=16).value:.4f}", f"{ms:.2f}", f"{psnr:.2f}",
+            pattern.value,
+            f"{metrics.shannon_entropy(cipher, bits=16).value:.4f}",
+            f"{ms:.2f}",
+            f"{psnr:.2f}",
             f"{ssim:.3f}",
         )
         panels.append((f"cipher, {pattern.value}", display_plane(cipher)))
@@ -362,7 +367,7 @@ def demo(
     ):
         table.add_column(column, justify="right" if column in ("KiB",) or "ms" in column else "left")
     failures = 0
-    panels = []
+    panels: list[tuple[str, np.ndarray]] = []
     for name, label, path in inputs:
         image = read_image(path)
         original = _sha256(path)

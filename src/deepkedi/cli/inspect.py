@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -99,7 +99,7 @@ def inspect(
     file: Annotated[Path, typer.Argument(help="A container or an image file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     cipher_image_out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--cipher-image", help="Write the container's cipher image (.npy: all planes; .png: first plane)."
         ),

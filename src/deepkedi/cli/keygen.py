@@ -6,7 +6,7 @@ import enum
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,12 +14,12 @@ from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_USAGE,
     MaxDecodedSize,
-    refuse_special_file,
     console,
     err_console,
     fail,
     guarded,
     printable,
+    refuse_special_file,
 )
 from deepkedi.keys import generate_key, save_key
 
@@ -29,8 +29,9 @@ class KeySuite(str, enum.Enum):
     paper = "paper"
 
 
-def _paper_key(output: Path, like: Optional[Path], seed: Optional[int], weights: Optional[Path], force: bool,
-               as_json: bool) -> None:
+def _paper_key(
+    output: Path, like: Path | None, seed: int | None, weights: Path | None, force: bool, as_json: bool
+) -> None:
     from deepkedi.cipher.paper import PAPER_WARNING
     from deepkedi.imaging import read_image
     from deepkedi.keygen import torch_available
@@ -56,8 +57,17 @@ def _paper_key(output: Path, like: Optional[Path], seed: Optional[int], weights:
         save_key_image(key_image, output, force=force)
     rows, cols = generated.pixels.shape
     if as_json:
-        typer.echo(json.dumps({"path": str(output), "suite": "paper", "shape": [rows, cols], "bits": generated.bits,
-                               "model_sha256": generated.model_sha256}))
+        typer.echo(
+            json.dumps(
+                {
+                    "path": str(output),
+                    "suite": "paper",
+                    "shape": [rows, cols],
+                    "bits": generated.bits,
+                    "model_sha256": generated.model_sha256,
+                }
+            )
+        )
     else:
         console.print(
             f"wrote {rows}×{cols} {generated.bits}-bit key image to {printable(output)} "
@@ -72,17 +82,17 @@ def keygen(
     output: Annotated[Path, typer.Option("-o", "--output", help="Key file (hybrid) or key image .png (paper); 0600.")],
     suite: Annotated[KeySuite, typer.Option(help="Cipher suite the key is for.")] = KeySuite.hybrid,
     like: Annotated[
-        Optional[Path], typer.Option(help="paper: image whose size and bit depth the key image takes.")
+        Path | None, typer.Option(help="paper: image whose size and bit depth the key image takes.")
     ] = None,
     seed: Annotated[
-        Optional[int], typer.Option(help="paper: ZZ-GAN seed in [0, 2**128) (default: 128 random bits).")
+        int | None, typer.Option(help="paper: ZZ-GAN seed in [0, 2**128) (default: 128 random bits).")
     ] = None,
     weights: Annotated[
-        Optional[Path], typer.Option(help="Generator weights (.safetensors + .json; default: the shipped ones).")
+        Path | None, typer.Option(help="Generator weights (.safetensors + .json; default: the shipped ones).")
     ] = None,
     no_gan: Annotated[bool, typer.Option("--no-gan", help="hybrid: OS CSPRNG only, no ZZ-GAN material.")] = False,
     passphrase_file: Annotated[
-        Optional[Path], typer.Option(help="Seal the key with the passphrase in this file (scrypt + AES-GCM).")
+        Path | None, typer.Option(help="Seal the key with the passphrase in this file (scrypt + AES-GCM).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key file (its old key is lost).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
@@ -115,8 +125,16 @@ def keygen(
         save_key(key, output, passphrase=passphrase, force=force)
     sources = " + ".join(key.provenance.get("sources", []))
     if as_json:
-        typer.echo(json.dumps({"key_id": key.key_id_hex, "path": str(output), "sealed": passphrase is not None,
-                               "sources": key.provenance.get("sources", [])}))
+        typer.echo(
+            json.dumps(
+                {
+                    "key_id": key.key_id_hex,
+                    "path": str(output),
+                    "sealed": passphrase is not None,
+                    "sources": key.provenance.get("sources", []),
+                }
+            )
+        )
     else:
         sealed = " (sealed with a passphrase)" if passphrase else ""
         console.print(f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}", markup=False)

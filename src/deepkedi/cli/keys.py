@@ -17,7 +17,7 @@ import getpass
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -27,22 +27,22 @@ from deepkedi.cli._common import (
     EXIT_USAGE,
     GuardedTyper,
     _passphrase,
-    read_passphrase_file,
-    resolve_passphrase,
-    refuse_special_file,
     console,
     err_console,
     exit_code_for,
     fail,
     guarded,
     printable,
+    read_passphrase_file,
+    refuse_special_file,
+    resolve_passphrase,
 )
 from deepkedi.errors import DeepKediError, KeyNotFoundError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.keys import Key
 
 if TYPE_CHECKING:
-    from deepkedi.keys.keystore import Keystore
+    from deepkedi.keys.keystore import KekSource, Keystore
 
 __all__ = [
     "actor",
@@ -62,15 +62,18 @@ keys_app = GuardedTyper(
 app.add_typer(keys_app, name="keys")
 
 KeystoreOpt = Annotated[
-    Optional[str],
-    typer.Option("--keystore", help="Keystore URL (sqlite:///PATH or postgresql+psycopg://...); "
-                                    "default $KEDI_KEYSTORE, else the user's data folder."),
+    str | None,
+    typer.Option(
+        "--keystore",
+        help="Keystore URL (sqlite:///PATH or postgresql+psycopg://...); "
+        "default $KEDI_KEYSTORE, else the user's data folder.",
+    ),
 ]
 PassphraseFileOpt = Annotated[
-    Optional[Path], typer.Option("--passphrase-file", help="File holding the keystore passphrase.")
+    Path | None, typer.Option("--passphrase-file", help="File holding the keystore passphrase.")
 ]
 KekFileOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--kek-file", help="File holding 32 bytes of KEK material (a key file, raw, hex or base64)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
@@ -138,7 +141,7 @@ def _kek_material(path: Path) -> bytes:
     return material
 
 
-def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> object:
+def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> KekSource:
     """The current KEK: --kek-file, --passphrase-file, KEDI_KEK, KEDI_PASSPHRASE, or a prompt on a terminal."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
@@ -157,7 +160,7 @@ def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> object:
     return PassphraseKek(passphrase)
 
 
-def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env: str, what: str) -> object:
+def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env: str, what: str) -> KekSource:
     """A KEK for a new version: file options, then ``env``, then a confirmed prompt on a terminal."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
@@ -177,8 +180,9 @@ def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env:
     return PassphraseKek(passphrase)
 
 
-def open_keystore(keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *,
-                  locked: bool = False) -> Keystore:
+def open_keystore(
+    keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *, locked: bool = False
+) -> Keystore:
     """The keystore at ``--keystore`` (or the default), unlocked with the KEK the options resolve to."""
     from deepkedi.keys.keystore import Keystore
 
@@ -212,7 +216,7 @@ def init(
         # A new passphrase is asked twice on a terminal: a typo here would lock every key away.
         source = _new_kek_source(passphrase_file, kek_file, env="KEDI_PASSPHRASE", what="keystore passphrase")
     if url.startswith("sqlite:///"):
-        folder = Path(url[len("sqlite:///"):]).parent
+        folder = Path(url[len("sqlite:///") :]).parent
         if keystore is None and not os.environ.get("KEDI_KEYSTORE"):
             with guarded():
                 make_output_folder(folder, mode=0o700)
@@ -227,7 +231,7 @@ def init(
 
 @keys_app.command("new")
 def new(
-    label: Annotated[Optional[str], typer.Option("--label", help="A public label (study, site, period).")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="A public label (study, site, period).")] = None,
     no_gan: Annotated[bool, typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material.")] = False,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
@@ -256,8 +260,12 @@ def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     for info in infos:
         revoked = f" revoked {info.revoked_at}" if info.revoked_at else ""
         # Every field is escaped: a label holding a newline must not forge a row.
-        typer.echo(printable(f"{info.key_id}  {info.created}  {info.state}{revoked}  kek v{info.kek_version}  "
-                             f"{info.label or ''}".rstrip()))
+        typer.echo(
+            printable(
+                f"{info.key_id}  {info.created}  {info.state}{revoked}  kek v{info.kek_version}  "
+                f"{info.label or ''}".rstrip()
+            )
+        )
 
 
 @keys_app.command("show")
@@ -276,11 +284,13 @@ def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) ->
 @keys_app.command("rotate")
 def rotate(
     new_passphrase_file: Annotated[
-        Optional[Path], typer.Option("--new-passphrase-file", help="File holding the new passphrase.")] = None,
-    new_kek_file: Annotated[Optional[Path], typer.Option("--new-kek-file", help="File holding the new KEK.")] = None,
+        Path | None, typer.Option("--new-passphrase-file", help="File holding the new passphrase.")
+    ] = None,
+    new_kek_file: Annotated[Path | None, typer.Option("--new-kek-file", help="File holding the new KEK.")] = None,
     batch_size: Annotated[
-        Optional[int], typer.Option("--batch-size", min=1, help="Re-wrap this many keys per transaction "
-                                                                 "(default: all in one).")] = None,
+        int | None,
+        typer.Option("--batch-size", min=1, help="Re-wrap this many keys per transaction (default: all in one)."),
+    ] = None,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -288,8 +298,7 @@ def rotate(
 ) -> None:
     """Move the keystore to a new passphrase or KEK; data keys (and so every image) stay the same."""
     with open_keystore(keystore, passphrase_file, kek_file) as store:
-        source = _new_kek_source(new_passphrase_file, new_kek_file, env="KEDI_NEW_PASSPHRASE",
-                                 what="new passphrase")
+        source = _new_kek_source(new_passphrase_file, new_kek_file, env="KEDI_NEW_PASSPHRASE", what="new passphrase")
         with guarded():
             version = store.rotate(source, actor=actor(), batch_size=batch_size)
     if as_json:
@@ -301,10 +310,11 @@ def rotate(
 @keys_app.command("rewrap")
 def rewrap(
     old_passphrase_file: Annotated[
-        Optional[List[Path]], typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
+        list[Path] | None, typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
     ] = None,
     old_kek_file: Annotated[
-        Optional[List[Path]], typer.Option("--old-kek-file", help="KEK file of an older KEK version.")] = None,
+        list[Path] | None, typer.Option("--old-kek-file", help="KEK file of an older KEK version.")
+    ] = None,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -313,7 +323,7 @@ def rewrap(
     """Finish an interrupted batched rotation: re-wrap keys still under an older KEK version."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
-    old: list[object] = []
+    old: list[KekSource] = []
     old.extend(PassphraseKek(read_passphrase_file(path)) for path in old_passphrase_file or [])
     old.extend(RawKek(_kek_material(path)) for path in old_kek_file or [])
     with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
@@ -362,14 +372,16 @@ def recipient(
             fh.write(private_pem)
         with atomic_output(public_path, force=force, mode=0o644) as fh:
             fh.write(public_pem)
-    console.print(f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
-                  "(give this one to exporting sites)",
-                  markup=False)
+    console.print(
+        f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
+        "(give this one to exporting sites)",
+        markup=False,
+    )
 
 
 @keys_app.command("export")
 def export(
-    key_ids: Annotated[List[str], typer.Argument(help="Key ids to export.")],
+    key_ids: Annotated[list[str], typer.Argument(help="Key ids to export.")],
     to: Annotated[Path, typer.Option("--to", help="The recipient's public key (NAME.pub).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Export file to write (0600).")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing export file.")] = False,
@@ -413,8 +425,9 @@ def import_(
 
 @keys_app.command("audit")
 def audit(
-    verify: Annotated[bool, typer.Option("--verify", help="Check the MAC chain (needs the passphrase or KEK).")]
-    = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the MAC chain (needs the passphrase or KEK).")
+    ] = False,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
@@ -446,8 +459,9 @@ def audit(
 # ------------------------------------------------------------------------------ for other commands
 
 
-def key_from_keystore(url: str | None, key_id: str, passphrase_file: Path | None, *,
-                      file_sha256: str | None = None) -> Key:
+def key_from_keystore(
+    url: str | None, key_id: str, passphrase_file: Path | None, *, file_sha256: str | None = None
+) -> Key:
     """The master key ``key_id`` from the keystore, for ``kedi encrypt`` / ``kedi decrypt``.
 
     ``url`` ``None`` means ``KEDI_KEYSTORE`` or the default. The access is audited

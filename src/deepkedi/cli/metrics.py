@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -20,11 +21,11 @@ from deepkedi.cli._common import (
     EXIT_INPUT,
     EXIT_USAGE,
     MaxDecodedSize,
-    max_decoded_size_option,
     console,
     err_console,
     fail,
     guarded,
+    max_decoded_size_option,
     printable,
 )
 from deepkedi.errors import DeepKediError, UnsupportedImageError
@@ -45,7 +46,7 @@ NIST_MAX_BITS = 10_000_000
 #: copies); the default limit of 192 MiB keeps every case under 1 GiB.
 METRICS_MEMORY_FACTOR = 4
 
-MetricsDecodedSize = max_decoded_size_option(METRICS_MEMORY_FACTOR)
+MetricsDecodedSize = Annotated[int | None, max_decoded_size_option(METRICS_MEMORY_FACTOR)]
 
 
 def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
@@ -63,7 +64,7 @@ def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | 
     """
     if samples <= 1:
         return planes, None
-    volume = planes.reshape((-1, samples) + planes.shape[-2:])
+    volume = planes.reshape((-1, samples, *planes.shape[-2:]))
     if volume.shape[0] == 1:
         return volume[0], 0
     return volume, 1
@@ -84,7 +85,8 @@ def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: in
     if frames is None or frames >= 3:
         return m.compare(a, b, data_range=data_range, channel_axis=channel_axis).to_dict()
     plane_axis = None if channel_axis is None else channel_axis - 1
-    score = float(np.mean([m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b)]))
+    scores = [m.ssim(x, y, data_range=data_range, channel_axis=plane_axis) for x, y in zip(a, b, strict=True)]
+    score = float(np.mean(scores))
     # MSE and PSNR over every sample: the planes hold the same values as the volume.
     return m.QualityResult(
         mse=m.mse(first, second),
@@ -134,9 +136,9 @@ def _row(table: Table, name: str, value: Any, critical: str = "", passed: bool |
 def metrics(
     image: Annotated[Path, typer.Argument(help="Image file or container (its cipher image is measured).")],
     against: Annotated[
-        Optional[Path], typer.Option(help="Second image: adds NPCR, UACI, MSE, PSNR and SSIM between the two.")
+        Path | None, typer.Option(help="Second image: adds NPCR, UACI, MSE, PSNR and SSIM between the two.")
     ] = None,
-    bits: Annotated[Optional[int], typer.Option(help="Bit depth (default: the pixel word size).")] = None,
+    bits: Annotated[int | None, typer.Option(help="Bit depth (default: the pixel word size).")] = None,
     alpha: Annotated[float, typer.Option(help="Significance level of the tests.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed for sampled blocks and pixel pairs.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -216,7 +218,7 @@ def metrics(
         )
         q = a["quality"]
         _row(table, "MSE", q["mse"])
-        _row(table, "PSNR dB", q["psnr"] if isinstance(q["psnr"], str) else q["psnr"], f"range {q['data_range']}")
+        _row(table, "PSNR dB", q["psnr"], f"range {q['data_range']}")
         _row(table, "SSIM", q["ssim"])
     console.print(table)
 

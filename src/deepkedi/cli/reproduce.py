@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,7 +23,7 @@ from deepkedi.cli._common import (
 @app.command()
 def reproduce(
     data: Annotated[
-        Optional[Path], typer.Option(help="Folder of images, one sub-folder per group (default: bundled data).")
+        Path | None, typer.Option(help="Folder of images, one sub-folder per group (default: bundled data).")
     ] = None,
     out: Annotated[Path, typer.Option(help="Folder for report.md, report.html, CSV, JSON and PNG files.")] = Path(
         "reproduce-out"
@@ -65,8 +65,13 @@ def reproduce(
         f"({'quick' if quick else 'full'} run); {len(skipped)} files skipped",
         markup=False,
     )
-    columns = (TextColumn("[bold]reproduce"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]reproduce"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("", total=total)
 
@@ -77,7 +82,7 @@ def reproduce(
             result = experiments.reproduce(images, quick=quick, seed=seed, skipped=skipped, step=step)
     with guarded():
         written = write_report(result, out, force=force)
-    broken = {}
+    broken: dict[str, list[str]] = {}
     for r in result.attacks:
         if r.verdict == "broken":
             broken.setdefault(r.scheme, []).append(r.attack)
@@ -88,5 +93,7 @@ def reproduce(
     )
     for scheme in SCHEME_NAMES:
         attacks = broken.get(scheme, [])
-        console.print(f"  {scheme:<22} " + (f"broken by {', '.join(attacks)}" if attacks else "resisted every attack"),
-                      markup=False)
+        console.print(
+            f"  {scheme:<22} " + (f"broken by {', '.join(attacks)}" if attacks else "resisted every attack"),
+            markup=False,
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -26,7 +27,7 @@ DESPECKLE_MEMORY_MIB = 800
 #: .nii.gz, 1127 MiB from a deflated DICOM; at the default limit of 192 MiB both stay under 900.
 SPECKLE_MEMORY_FACTOR = 4
 
-SpeckleDecodedSize = max_decoded_size_option(SPECKLE_MEMORY_FACTOR)
+SpeckleDecodedSize = Annotated[int | None, max_decoded_size_option(SPECKLE_MEMORY_FACTOR)]
 
 #: Formats that store floating-point pixels as they are.
 _FLOAT_SUFFIXES = (".npy", ".nii", ".nii.gz", ".mgh", ".mgz")
@@ -84,7 +85,7 @@ def speckle(
     output: Annotated[Path, typer.Option("-o", "--output", help="Speckled image (.npy, NIfTI or MGH keeps float32).")],
     model: Annotated[SpeckleModel, typer.Option(help="Speckle model.")] = SpeckleModel.gaussian,
     level: Annotated[
-        Optional[float], typer.Option(help="Variance (gaussian, uniform) or number of looks (gamma).")
+        float | None, typer.Option(help="Variance (gaussian, uniform) or number of looks (gamma).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise (research noise, not a secret).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,

@@ -6,7 +6,7 @@ import enum
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -49,15 +49,15 @@ def train(
     preset: Annotated[Preset, typer.Option(help="Training recipe ('shipped' made the packaged weights).")] = (
         Preset.shipped
     ),
-    steps: Annotated[Optional[int], typer.Option(help="Override the preset's number of steps.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Override the preset's seed.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the preset's number of steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the preset's seed.")] = None,
     data: Annotated[
-        Optional[Path], typer.Option(help="Folder of training images (default: sample corpus and phantoms).")
+        Path | None, typer.Option(help="Folder of training images (default: sample corpus and phantoms).")
     ] = None,
     checkpoint: Annotated[
-        Optional[Path], typer.Option(help="Checkpoint file, written every 250 steps and at the end.")
+        Path | None, typer.Option(help="Checkpoint file, written every 250 steps and at the end.")
     ] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Resume from this checkpoint.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Resume from this checkpoint.")] = None,
     device: Annotated[Device, typer.Option(help="Where to train (auto: CUDA when available).")] = Device.auto,
     force: Annotated[bool, typer.Option("--force", help="Replace existing weights.")] = False,
     max_decoded_size: MaxDecodedSize = None,
@@ -135,6 +135,7 @@ def train(
             preset=preset.value if resume is None else None,
             force=force,
         )
-    console.print(f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}",
-                  markup=False)
+    console.print(
+        f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}", markup=False
+    )
     console.print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}), markup=False)

@@ -125,13 +125,10 @@ def map_splice(
     nbytes = count * dtype.itemsize
     if offset < 0 or offset + nbytes > size:
         raise UnsupportedImageError(
-            f"{path}: the file is truncated (its pixel data needs {offset + nbytes} bytes, "
-            f"the file has {size})"
+            f"{path}: the file is truncated (its pixel data needs {offset + nbytes} bytes, the file has {size})"
         )
     pixels = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order="C")
-    layout = SourceLayout(
-        path=path, size=size, restore="splice", pixel_offset=offset, stored_dtype=dtype.str
-    )
+    layout = SourceLayout(path=path, size=size, restore="splice", pixel_offset=offset, stored_dtype=dtype.str)
     return pixels, layout
 
 

@@ -90,9 +90,7 @@ _SOF_MARKERS = frozenset(set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}) | {0xF7}
 
 # PS3.5 section 7.1.2: these explicit VRs have two reserved bytes and a 32-bit length.
 _LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-_VRS = _LONG_VRS | frozenset(
-    b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split()
-)
+_VRS = _LONG_VRS | frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
 #: Groups a bare data set (no preamble, no "DICM") can begin with: file meta, identifying.
 _FIRST_GROUPS = (0x0002, 0x0008)
 #: Elements walked by the sniffer; two in ascending order are convincing.
@@ -184,9 +182,7 @@ def read_dicom(path: Path) -> MedicalImage:
     path = Path(path)
     size, head = probe(path, SNIFF_BYTES)
     if not sniff_dicom(head):
-        raise UnsupportedImageError(
-            f"{path}: not a DICOM file (no 'DICM' marker and no DICOM data set at its start)"
-        )
+        raise UnsupportedImageError(f"{path}: not a DICOM file (no 'DICM' marker and no DICOM data set at its start)")
     with translated_failures(path, "not a readable DICOM file"), warnings.catch_warnings():
         # pydicom warns about every non-conformant value; the reader either
         # succeeds or says plainly why not, so the warnings are noise here.
@@ -249,8 +245,7 @@ class _PixelModule(NamedTuple):
             planar=_integer(path, ds, "PlanarConfiguration", default=0) if samples > 1 else 0,
             bits_allocated=_integer(path, ds, "BitsAllocated"),
             pixel_representation=_integer(path, ds, "PixelRepresentation", default=0),
-            photometric=_text(ds, "PhotometricInterpretation").upper()
-            or ("MONOCHROME2" if samples == 1 else "RGB"),
+            photometric=_text(ds, "PhotometricInterpretation").upper() or ("MONOCHROME2" if samples == 1 else "RGB"),
         )
         if min(module.rows, module.cols, module.frames, module.samples, module.bits_allocated) <= 0:
             raise UnsupportedImageError(
@@ -287,8 +282,7 @@ def _image_from_dataset(path: Path, size: int, ds: Dataset) -> MedicalImage:
     if tag is None:
         if "Rows" in ds:
             raise UnsupportedImageError(
-                f"{path}: the DICOM file describes an image but its pixel data is missing "
-                "(is the file truncated?)"
+                f"{path}: the DICOM file describes an image but its pixel data is missing (is the file truncated?)"
             )
         kind = _text(ds, "SOPClassUID")
         kind = f" (SOP class {pydicom.uid.UID(kind).name})" if kind else ""
@@ -300,9 +294,7 @@ def _image_from_dataset(path: Path, size: int, ds: Dataset) -> MedicalImage:
     length = getattr(raw, "length", _UNDEFINED_LENGTH)
     native = syntax in _NATIVE_SYNTAXES or (syntax is None and length != _UNDEFINED_LENGTH)
     if native and length == _UNDEFINED_LENGTH:
-        raise UnsupportedImageError(
-            f"{path}: encapsulated pixel data under an uncompressed transfer syntax"
-        )
+        raise UnsupportedImageError(f"{path}: encapsulated pixel data under an uncompressed transfer syntax")
     stored = _splice_dtype(raw, tag, module) if native else None
     pixels: np.ndarray  # a memory map of the file, or the decoder's array
     if stored is not None:
@@ -355,9 +347,7 @@ def _image_from_dataset(path: Path, size: int, ds: Dataset) -> MedicalImage:
     )
 
 
-def _mapped(
-    path: Path, size: int, raw: Any, stored: np.dtype, module: _PixelModule
-) -> tuple[np.memmap, SourceLayout]:
+def _mapped(path: Path, size: int, raw: Any, stored: np.dtype, module: _PixelModule) -> tuple[np.memmap, SourceLayout]:
     """The native pixel words mapped where they lie in the file."""
     expected = math.prod(module.shape) * stored.itemsize
     if raw.length < expected:
@@ -419,9 +409,7 @@ def _check_codestreams(path: Path, ds: Dataset, syntax: UID, module: _PixelModul
     for count, frame in enumerate(generate_frames(ds.PixelData, number_of_frames=module.frames), 1):
         geometry = header_of(frame)
         if geometry is None:
-            raise UnsupportedImageError(
-                f"{path}: frame {count} is not a valid {syntax.name} codestream"
-            )
+            raise UnsupportedImageError(f"{path}: frame {count} is not a valid {syntax.name} codestream")
         rows, cols, samples = geometry
         # JPEG may defer its height to a DNL marker (height 0).
         if (rows not in (0, module.rows)) or cols != module.cols or samples != module.samples:
@@ -430,9 +418,7 @@ def _check_codestreams(path: Path, ds: Dataset, syntax: UID, module: _PixelModul
                 f"but the data set says {module.rows} x {module.cols} of {module.samples}"
             )
     if count < module.frames:
-        raise UnsupportedImageError(
-            f"{path}: the pixel data holds {count} frames, the data set says {module.frames}"
-        )
+        raise UnsupportedImageError(f"{path}: the pixel data holds {count} frames, the data set says {module.frames}")
 
 
 def _j2k_geometry(frame: bytes) -> tuple[int, int, int] | None:
@@ -617,9 +603,19 @@ def write_dicom(image: MedicalImage, path: Path) -> None:
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     # Type 2 attributes of the patient, study and series modules: present, empty.
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                    "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-                    "SeriesNumber", "InstanceNumber"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+        "SeriesNumber",
+        "InstanceNumber",
+    ):
         setattr(ds, keyword, "")
     ds.Modality = image.modality or "OT"
     ds.ConversionType = "WSD"  # workstation: the image was made by software
@@ -637,8 +633,7 @@ def write_dicom(image: MedicalImage, path: Path) -> None:
     ds.Rows, ds.Columns = rows, cols
     ds.BitsAllocated = bits_allocated
     if pixels.dtype.kind == "f":
-        ds.add_new(0x7FE00008 if bits_allocated == 32 else 0x7FE00009,
-                   "OF" if bits_allocated == 32 else "OD", data)
+        ds.add_new(0x7FE00008 if bits_allocated == 32 else 0x7FE00009, "OF" if bits_allocated == 32 else "OD", data)
     else:
         bits_stored = _bits_stored_for(pixels, bits_stored)
         ds.BitsStored = bits_stored
@@ -668,9 +663,7 @@ def _photometric_for(image: MedicalImage, pixels: np.ndarray, samples: int) -> s
     return "MONOCHROME2"
 
 
-def _sop_class_for(
-    pixels: np.ndarray, samples: int, frames: int, photometric: str, bits_stored: int | None
-) -> UID:
+def _sop_class_for(pixels: np.ndarray, samples: int, frames: int, photometric: str, bits_stored: int | None) -> UID:
     # The multi-frame SC objects constrain their pixels (PS3.3 A.8.3-A.8.5); anything
     # outside those constraints is still a valid Secondary Capture image.
     if frames > 1:

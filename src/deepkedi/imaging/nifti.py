@@ -184,8 +184,22 @@ def _stored_header(image_class: type[nib.Nifti1Image], fh: io.IOBase) -> Any:
 
 #: Bytes per voxel of each NIfTI datatype code (NIfTI-1 header, field ``datatype``).
 _DATATYPE_BYTES = {
-    2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4,
-    1024: 8, 1280: 8, 1536: 16, 1792: 16, 2048: 32, 2304: 4,
+    2: 1,
+    4: 2,
+    8: 4,
+    16: 4,
+    32: 8,
+    64: 8,
+    128: 3,
+    256: 1,
+    512: 2,
+    768: 4,
+    1024: 8,
+    1280: 8,
+    1536: 16,
+    1792: 16,
+    2048: 32,
+    2304: 4,
 }
 
 

@@ -71,9 +71,7 @@ def read_npy(path: Path) -> MedicalImage:
         if dtype.kind not in "uifb":
             raise UnsupportedImageError(f"{path}: pixels of type {dtype} are not supported")
         if len(shape) < 2:
-            raise UnsupportedImageError(
-                f"{path}: an image needs at least two dimensions; the array has shape {shape}"
-            )
+            raise UnsupportedImageError(f"{path}: an image needs at least two dimensions; the array has shape {shape}")
         stored_shape = shape[::-1] if fortran_order else shape
         mapped, layout = map_splice(path, size=size, offset=offset, dtype=dtype, shape=stored_shape)
         if fortran_order:

@@ -135,9 +135,7 @@ def _page_bytes(path: Path, frame: Image.Image) -> int:
     return width * height * _MODES[frame.mode][1] * itemsize
 
 
-def _decoded_pages(
-    path: Path, image: Image.Image, *, file_size: int, all_pages: bool
-) -> tuple[np.ndarray, int]:
+def _decoded_pages(path: Path, image: Image.Image, *, file_size: int, all_pages: bool) -> tuple[np.ndarray, int]:
     """The first page, or every page stacked, and the page count.
 
     The size every page will decode to is checked from the headers before the
@@ -152,9 +150,7 @@ def _decoded_pages(
     index = 0
     for index, frame in enumerate(ImageSequence.Iterator(image)):
         if index >= count or (frame.size, frame.mode) != first:
-            raise UnsupportedImageError(
-                f"{path}: its pages differ in size or type; only uniform stacks are supported"
-            )
+            raise UnsupportedImageError(f"{path}: its pages differ in size or type; only uniform stacks are supported")
         if stack is None:
             plane = _plane(frame, path)
             stack = np.empty((count, *plane.shape), dtype=plane.dtype)
@@ -169,9 +165,7 @@ def _decoded_pages(
     return stack, count
 
 
-def _read_raster(
-    path: Path, *, name: str, description: str, sniff: Callable[[bytes], bool]
-) -> MedicalImage:
+def _read_raster(path: Path, *, name: str, description: str, sniff: Callable[[bytes], bool]) -> MedicalImage:
     path = Path(path)
     size, head = probe(path, SNIFF_BYTES)
     if not sniff(head):
@@ -274,9 +268,7 @@ def read_jpeg(path: Path) -> MedicalImage:
 # --------------------------------------------------------------------------- write
 
 
-def _to_pillow(
-    image: MedicalImage, plane: np.ndarray, *, colour: bool, allowed: tuple[type, ...]
-) -> Image.Image:
+def _to_pillow(image: MedicalImage, plane: np.ndarray, *, colour: bool, allowed: tuple[type, ...]) -> Image.Image:
     if plane.dtype == np.bool_:
         plane = plane.astype(np.uint8)
     if plane.dtype.type not in allowed:
@@ -341,7 +333,5 @@ for _name, _suffixes, _sniff, _read, _write, _description in (
     ("jpeg", (".jpg", ".jpeg"), sniff_jpeg, read_jpeg, write_jpeg, "JPEG image"),
 ):
     register_format(
-        ImageFormat(
-            name=_name, suffixes=_suffixes, sniff=_sniff, read=_read, write=_write, description=_description
-        )
+        ImageFormat(name=_name, suffixes=_suffixes, sniff=_sniff, read=_read, write=_write, description=_description)
     )

@@ -122,9 +122,7 @@ def detect_format(path: str | Path) -> ImageFormat:
         if claimed.sniff(head):
             return claimed
         looks = f" (it looks like {found.description})" if found is not None else ""
-        raise UnsupportedImageError(
-            f"{path}: not a valid {claimed.description} file{looks}"
-        )
+        raise UnsupportedImageError(f"{path}: not a valid {claimed.description} file{looks}")
     if found is None:
         raise UnsupportedImageError(
             f"{path}: not a supported image (supported: "
@@ -134,9 +132,7 @@ def detect_format(path: str | Path) -> ImageFormat:
     return found
 
 
-def read_image(
-    path: str | Path, *, format: str | None = None, max_decoded_size: int | None = None
-) -> MedicalImage:
+def read_image(path: str | Path, *, format: str | None = None, max_decoded_size: int | None = None) -> MedicalImage:
     """Read the image at ``path``.
 
     Parameters

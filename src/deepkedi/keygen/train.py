@@ -416,8 +416,11 @@ class Trainer:
         image = torch.as_tensor(np.stack(crops)[:, None], device=self.device)
         latent = torch.as_tensor(np.stack(z1 + z2), device=self.device)
         plain_planes = _bit_planes(torch.stack(plain), 8)
-        return image, latent, plain_planes, torch.as_tensor(
-            _target_noise(cfg.seed, step, (cfg.batch_size, 1, cfg.crop, cfg.crop)), device=self.device
+        return (
+            image,
+            latent,
+            plain_planes,
+            torch.as_tensor(_target_noise(cfg.seed, step, (cfg.batch_size, 1, cfg.crop, cfg.crop)), device=self.device),
         )
 
     def train_step(self) -> StepReport:
@@ -447,8 +450,13 @@ class Trainer:
         self.step += 1
         return StepReport(self.step, cfg.steps, {name: float(v.detach()) for name, v in terms.items()}, d_loss)
 
-    def run(self, on_step: Callable[[StepReport], None] | None = None, *, checkpoint: str | Path | None = None,
-            checkpoint_every: int = 250) -> list[StepReport]:
+    def run(
+        self,
+        on_step: Callable[[StepReport], None] | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 250,
+    ) -> list[StepReport]:
         """Train until ``config.steps``; call ``on_step`` after each step; checkpoint periodically and at the end."""
         reports = []
         while self.step < self.config.steps:
@@ -477,8 +485,13 @@ class Trainer:
 
     @classmethod
     def resume(
-        cls, path: str | Path, planes: Sequence[tuple[str, np.ndarray]] | None = None, *, device: str | None = None,
-        steps: int | None = None, data_description: str = "sample corpus and phantoms",
+        cls,
+        path: str | Path,
+        planes: Sequence[tuple[str, np.ndarray]] | None = None,
+        *,
+        device: str | None = None,
+        steps: int | None = None,
+        data_description: str = "sample corpus and phantoms",
     ) -> Trainer:
         """A trainer restored from a checkpoint (``weights_only=True``); ``steps`` may extend the run."""
         try:

@@ -108,7 +108,9 @@ def load_key_image(path: str | Path) -> KeyImage:
                 mode = picture.mode
                 raw = _pixels_of(picture, mode, path) if KEY_IMAGE_CHUNK in text else None
     except Image.DecompressionBombError:
-        raise KeyFileError(f"{path}: the key image declares more pixels than Pillow decodes (a decompression bomb)") from None
+        raise KeyFileError(
+            f"{path}: the key image declares more pixels than Pillow decodes (a decompression bomb)"
+        ) from None
     except OSError as exc:
         if isinstance(exc, UnidentifiedImageError) or exc.filename is None:
             raise KeyFileError(f"{path}: not a readable PNG key image ({exc})") from None

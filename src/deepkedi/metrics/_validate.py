@@ -42,9 +42,7 @@ def check_image(image: object, *, name: str = "image", channel_axis: int | None 
     """
     array = np.asarray(image)
     if array.dtype.kind not in "buif":
-        raise TypeError(
-            f"{name} must hold numbers (bool, int, uint or float), not dtype {array.dtype}"
-        )
+        raise TypeError(f"{name} must hold numbers (bool, int, uint or float), not dtype {array.dtype}")
     spatial = array.ndim
     if channel_axis is not None:
         if not -array.ndim <= channel_axis < array.ndim:
@@ -75,9 +73,7 @@ def check_pair(a: object, b: object, *, channel_axis: int | None = None) -> tupl
     first = check_image(a, name="first image", channel_axis=channel_axis)
     second = check_image(b, name="second image", channel_axis=channel_axis)
     if first.shape != second.shape:
-        raise ValueError(
-            f"the two images must have the same shape; got {first.shape} and {second.shape}"
-        )
+        raise ValueError(f"the two images must have the same shape; got {first.shape} and {second.shape}")
     return first, second
 
 
@@ -154,8 +150,7 @@ def to_unsigned(array: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
     """
     if array.dtype.kind == "f":
         raise TypeError(
-            "histogram metrics need integer grey levels; convert first, e.g. "
-            "np.rint(image).astype(np.uint16)"
+            "histogram metrics need integer grey levels; convert first, e.g. np.rint(image).astype(np.uint16)"
         )
     bits = resolve_bits(array, bits, max_bits=MAX_HISTOGRAM_BITS)
     low, _ = level_range(array, bits)
@@ -170,9 +165,7 @@ def to_unsigned(array: np.ndarray, bits: int | None) -> tuple[np.ndarray, int]:
     return levels, bits
 
 
-def resolve_data_range(
-    a: np.ndarray, b: np.ndarray, data_range: float | None, *, func: str
-) -> float:
+def resolve_data_range(a: np.ndarray, b: np.ndarray, data_range: float | None, *, func: str) -> float:
     """Check ``data_range`` is a positive finite number that both images fit in.
 
     Raises
@@ -198,9 +191,7 @@ def resolve_data_range(
         if not math.isfinite(span):
             raise ValueError(f"{name} image holds NaN or infinite values")
         if span > value:
-            raise ValueError(
-                f"the {name} image spans {span:g} grey levels, more than data_range={value:g}"
-            )
+            raise ValueError(f"the {name} image spans {span:g} grey levels, more than data_range={value:g}")
     return value
 
 

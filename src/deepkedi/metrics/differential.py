@@ -94,9 +94,7 @@ def npcr_critical(size: int | tuple[int, ...], *, bits: int = 8, alpha: float = 
     return 100.0 * (mu - float(stats.norm.ppf(1 - alpha)) * sigma)
 
 
-def uaci_interval(
-    size: int | tuple[int, ...], *, bits: int = 8, alpha: float = 0.05
-) -> tuple[float, float]:
+def uaci_interval(size: int | tuple[int, ...], *, bits: int = 8, alpha: float = 0.05) -> tuple[float, float]:
     """Acceptance interval (U*₋, U*₊) of UACI in percent for images of ``size`` pixels.
 
     Examples
@@ -182,14 +180,10 @@ def uaci(c1: Any, c2: Any, *, bits: int | None = None, alpha: float = 0.05) -> U
     a, b = check_pair(c1, c2)
     bits = _pair_bits(a, b, bits)
     f = (1 << bits) - 1
-    if (
-        a.dtype.kind in "ui"
-        and a.dtype.itemsize <= 2
-        and b.dtype.kind in "ui"
-        and b.dtype.itemsize <= 2
-    ):
-        total = float(sum(int(np.abs(x.astype(np.int32) - y.astype(np.int32)).sum(dtype=np.int64))
-                          for x, y in pair_chunks(a, b)))
+    if a.dtype.kind in "ui" and a.dtype.itemsize <= 2 and b.dtype.kind in "ui" and b.dtype.itemsize <= 2:
+        total = float(
+            sum(int(np.abs(x.astype(np.int32) - y.astype(np.int32)).sum(dtype=np.int64)) for x, y in pair_chunks(a, b))
+        )
     else:
         total = sum(float(np.abs(x.astype(np.float64) - y.astype(np.float64)).sum()) for x, y in pair_chunks(a, b))
     value = 100.0 * total / (a.size * f)
@@ -267,12 +261,8 @@ def plaintext_sensitivity(
         position = tuple(int(rng.integers(0, extent)) for extent in plain.shape)
     else:
         position = tuple(int(i) for i in position)
-        if len(position) != plain.ndim or not all(
-            0 <= i < s for i, s in zip(position, plain.shape, strict=True)
-        ):
-            raise ValueError(
-                f"position {position} is not a pixel of an image of shape {plain.shape}"
-            )
+        if len(position) != plain.ndim or not all(0 <= i < s for i, s in zip(position, plain.shape, strict=True)):
+            raise ValueError(f"position {position} is not a pixel of an image of shape {plain.shape}")
     first = np.asarray(encrypt(plain.copy()))
     second = np.asarray(encrypt(_one_grey_level_up(plain, position, plain_bits)))
     return SensitivityResult(

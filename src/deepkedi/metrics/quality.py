@@ -44,12 +44,7 @@ _SSIM_SLAB_VOXELS = 1 << 21
 
 
 def _squared_error(a: np.ndarray, b: np.ndarray) -> float:
-    if (
-        a.dtype.kind in "uib"
-        and b.dtype.kind in "uib"
-        and a.dtype.itemsize <= 2
-        and b.dtype.itemsize <= 2
-    ):
+    if a.dtype.kind in "uib" and b.dtype.kind in "uib" and a.dtype.itemsize <= 2 and b.dtype.itemsize <= 2:
         total = 0  # exact: integer sums of squared integer differences
         for x, y in pair_chunks(a, b):
             difference = x.astype(np.int64) - y.astype(np.int64)
@@ -222,9 +217,7 @@ def ssim(a: Any, b: Any, *, data_range: float | None = None, channel_axis: int |
     return total / count
 
 
-def compare(
-    a: Any, b: Any, *, data_range: float | None = None, channel_axis: int | None = None
-) -> QualityResult:
+def compare(a: Any, b: Any, *, data_range: float | None = None, channel_axis: int | None = None) -> QualityResult:
     """MSE, PSNR and SSIM of two images on one stated ``data_range``.
 
     ``channel_axis`` names the colour samples axis of colour images (see :func:`ssim`);

@@ -301,9 +301,7 @@ def local_entropy(
     )
 
 
-def histogram_chi_square(
-    image: Any, *, bits: int | None = None, alpha: float = 0.05
-) -> ChiSquareResult:
+def histogram_chi_square(image: Any, *, bits: int | None = None, alpha: float = 0.05) -> ChiSquareResult:
     """χ² test of the grey-level histogram against the uniform distribution.
 
     χ² = Σ (o_i − e)²/e with e = n/2**bits, on 2**bits − 1 degrees of freedom; the
@@ -331,9 +329,7 @@ def histogram_chi_square(
     value = float(((counts - expected) ** 2).sum() / expected)
     dof = m - 1
     critical = float(stats.chi2.ppf(1 - alpha, dof))
-    return ChiSquareResult(
-        value=value, dof=dof, critical=critical, alpha=alpha, passed=value < critical
-    )
+    return ChiSquareResult(value=value, dof=dof, critical=critical, alpha=alpha, passed=value < critical)
 
 
 def _neighbours(stack: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndarray]:
@@ -416,15 +412,11 @@ def adjacent_correlation(
         coefficient = pearson(chosen_x, chosen_y)
         used, sample_from = pairs, (chosen_x, chosen_y)
     if used > SCATTER_PAIRS:
-        keep = np.unravel_index(
-            rng.choice(used, size=SCATTER_PAIRS, replace=False), sample_from[0].shape
-        )
+        keep = np.unravel_index(rng.choice(used, size=SCATTER_PAIRS, replace=False), sample_from[0].shape)
         scatter_x, scatter_y = sample_from[0][keep], sample_from[1][keep]
     else:
         scatter_x, scatter_y = sample_from[0].ravel().copy(), sample_from[1].ravel().copy()
-    return CorrelationResult(
-        coefficient=coefficient, direction=direction, pairs=used, x=scatter_x, y=scatter_y
-    )
+    return CorrelationResult(coefficient=coefficient, direction=direction, pairs=used, x=scatter_x, y=scatter_y)
 
 
 #: Pixels of float64 per batch of planes when correlations sum their moments (32 MiB).
@@ -435,9 +427,7 @@ def _moments(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """[n, Σx, Σy, Σxx, Σyy, Σxy] of two equally shaped arrays (any strides), without copying them."""
     axes = "ijk"[: x.ndim]
     spec = f"{axes},{axes}->"
-    return np.array(
-        [x.size, x.sum(), y.sum(), np.einsum(spec, x, x), np.einsum(spec, y, y), np.einsum(spec, x, y)]
-    )
+    return np.array([x.size, x.sum(), y.sum(), np.einsum(spec, x, x), np.einsum(spec, y, y), np.einsum(spec, x, y)])
 
 
 def pearson(x: Any, y: Any) -> float:
@@ -477,13 +467,8 @@ def adjacent_correlations(image: Any, **kwargs: Any) -> dict[str, CorrelationRes
     ['diagonal', 'horizontal', 'vertical']
     """
     if "direction" in kwargs:
-        raise TypeError(
-            "adjacent_correlations() computes every direction; use adjacent_correlation()"
-        )
-    return {
-        direction: adjacent_correlation(image, direction=direction, **kwargs)
-        for direction in DIRECTIONS
-    }
+        raise TypeError("adjacent_correlations() computes every direction; use adjacent_correlation()")
+    return {direction: adjacent_correlation(image, direction=direction, **kwargs) for direction in DIRECTIONS}
 
 
 def _check_alpha(alpha: float) -> None:

@@ -69,7 +69,7 @@ def _estimate_log_sigma(finest: tuple[np.ndarray, ...], gains: tuple[float, ...]
     is not measurable and 0 is returned (no band is then shrunk for noise).
     """
     estimates = []
-    for band, gain in zip(finest, gains):
+    for band, gain in zip(finest, gains, strict=True):
         if gain <= 0:
             continue
         values = np.abs(band[mask]) if mask.any() else np.abs(band).ravel()
@@ -259,7 +259,7 @@ def despeckle_ripplet(
     # Shrunk in place: a thresholded copy of every band would double the coefficients'
     # memory, the largest part of the peak (the frame is undecimated).
     for j, scale in enumerate(coefs.bands):
-        for l, band in enumerate(scale):
+        for l, band in enumerate(scale):  # noqa: E741 - band (j, l), the notation of the docstring
             _soft_in_place(band, _bayes_threshold(band, sigma * gains[j][l]))
     restored = ripplet_inverse(coefs)
 

@@ -43,7 +43,7 @@ References
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -77,7 +77,7 @@ PAPER_LEVEL: Final = 0.05
 # --------------------------------------------------------------------------- models
 
 
-def _check_model(model: object, level: object) -> tuple[str, float]:
+def _check_model(model: object, level: object) -> tuple[SpeckleModel, float]:
     if model not in SPECKLE_MODELS:
         raise ValueError(f"model must be one of {SPECKLE_MODELS}, got {model!r}")
     value = DEFAULT_LEVELS[str(model)] if level is None else level
@@ -90,7 +90,7 @@ def _check_model(model: object, level: object) -> tuple[str, float]:
     if model == "uniform" and value >= 1 / 3:
         # a = sqrt(3 v) >= 1 lets n reach 0: the image would be wiped out there.
         raise ValueError(f"uniform speckle needs variance < 1/3 (so that n > 0), got {value}")
-    return str(model), value
+    return cast(SpeckleModel, str(model)), value  # one of SPECKLE_MODELS, checked above
 
 
 def _multiplier_from_uniforms(u: NDArray[np.float64], model: str, level: float) -> NDArray[np.float64]:
@@ -101,7 +101,7 @@ def _multiplier_from_uniforms(u: NDArray[np.float64], model: str, level: float) 
         return 1.0 + math.sqrt(level) * special.ndtri(u)
     if model == "uniform":
         return 1.0 + math.sqrt(12.0 * level) * (u - 0.5)
-    return special.gammaincinv(level, u) / level
+    return np.asarray(special.gammaincinv(level, u) / level, dtype=np.float64)
 
 
 def _draw_multiplier(shape: tuple[int, ...], model: str, level: float, rng: np.random.Generator) -> NDArray[np.float64]:

@@ -163,9 +163,7 @@ def scan_order(rows: int, cols: int, pattern: ZigzagPattern | str) -> NDArray[np
     >>> scan_order(3, 3, "diagonal").tolist()
     [0, 1, 3, 6, 4, 2, 5, 7, 8]
     """
-    return _scan_order(
-        _plane_size("rows", rows), _plane_size("cols", cols), ZigzagPattern(pattern)
-    )
+    return _scan_order(_plane_size("rows", rows), _plane_size("cols", cols), ZigzagPattern(pattern))
 
 
 def inverse_order(rows: int, cols: int, pattern: ZigzagPattern | str) -> NDArray[np.intp]:
@@ -198,9 +196,7 @@ def inverse_order(rows: int, cols: int, pattern: ZigzagPattern | str) -> NDArray
     >>> inverse_order(3, 2, "vertical").tolist()
     [0, 5, 1, 4, 2, 3]
     """
-    return _inverse_order(
-        _plane_size("rows", rows), _plane_size("cols", cols), ZigzagPattern(pattern)
-    )
+    return _inverse_order(_plane_size("rows", rows), _plane_size("cols", cols), ZigzagPattern(pattern))
 
 
 @functools.lru_cache(maxsize=_ORDER_CACHE_SIZE)
@@ -385,9 +381,7 @@ def zigzag_unscan(
     source = np.asarray(sequences)
     sequence_ndim = 2 if channels_last else 1
     if source.ndim < sequence_ndim:
-        raise ValueError(
-            f"sequences need at least {sequence_ndim} dimension(s), got shape {source.shape}"
-        )
+        raise ValueError(f"sequences need at least {sequence_ndim} dimension(s), got shape {source.shape}")
     length_axis = source.ndim - sequence_ndim
     if source.shape[length_axis] != rows * cols:
         raise ValueError(
@@ -435,9 +429,7 @@ def _plane_shape(shape: tuple[int, ...], channels_last: bool) -> tuple[int, ...]
     return spatial
 
 
-def _checked_out(
-    out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype[Any]
-) -> np.ndarray:
+def _checked_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
     """``out`` checked against the result's shape, or a fresh result array."""
     if out is None:
         return np.empty(shape, dtype=dtype)
@@ -463,9 +455,7 @@ def _ready_source(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return source
 
 
-def _pixel_views(
-    source: np.ndarray, target: np.ndarray, channels_last: bool
-) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_views(source: np.ndarray, target: np.ndarray, channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
     """Views of ``source`` and ``target`` with one trailing axis of pixel samples.
 
     The samples of a pixel are folded into one unsigned integer when their
@@ -492,9 +482,7 @@ def _per_sample(dst: np.ndarray, src: np.ndarray) -> Iterator[tuple[np.ndarray, 
         yield dst[..., sample], src[..., sample]
 
 
-def _slice_batches(
-    dst: np.ndarray, src: np.ndarray
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _slice_batches(dst: np.ndarray, src: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(dst, src)`` as ``(n, A, B, S)`` stacks, cut into L2-sized batches of planes."""
     plane_shape = dst.shape[-3:]
     dst_stack = dst.reshape(-1, *plane_shape)

@@ -28,17 +28,12 @@ def bits_of(text: str) -> np.ndarray:
 
 
 #: §2.6.8 / §2.12.8 / §2.13.8: the first 100 bits of π's expansion.
-PI_100 = bits_of(
-    "11001001000011111101101010100010001000010110100011"
-    "00001000110100110001001100011001100010100010111000"
-)
+PI_100 = bits_of("1100100100001111110110101010001000100001011010001100001000110100110001001100011001100010100010111000")
 
 #: STS 2.1.2 ``linearComplexity.c`` class probabilities: π₀ = 0.01047, a rounding of
 #: 1/96 = 0.0104167 that rev 1a's text corrected to 0.010417 but that produced the
 #: §2.10.8 example and Appendix B.
-STS_LINEAR_COMPLEXITY_PI = np.array(
-    [0.01047, 0.03125, 0.125, 0.5, 0.25, 0.0625, 0.020833]
-)
+STS_LINEAR_COMPLEXITY_PI = np.array([0.01047, 0.03125, 0.125, 0.5, 0.25, 0.0625, 0.020833])
 
 
 # ----------------------------------------------------------------- registry, contract
@@ -114,9 +109,7 @@ def test_universal_block_length_from_n(n: int, L: int | None) -> None:
 
 def test_berlekamp_massey_example_2_10_4() -> None:
     # §2.10.4 step 2: the block 1101011110001 has linear complexity 4.
-    assert advanced._berlekamp_massey_lengths(
-        bits_of("1101011110001")[None, :]
-    ).tolist() == [4]
+    assert advanced._berlekamp_massey_lengths(bits_of("1101011110001")[None, :]).tolist() == [4]
 
 
 def _berlekamp_massey_reference(s: np.ndarray) -> int:
@@ -155,12 +148,8 @@ def test_serial_example_2_11_4() -> None:
 
 def test_approximate_entropy_examples() -> None:
     # §2.12.4: ε = 0100110101, m = 3; §2.12.8: 100 bits of π, m = 2.
-    assert approximate_entropy(bits_of("0100110101"), block_length=3).p_value == (
-        pytest.approx(0.261961, abs=1e-6)
-    )
-    assert approximate_entropy(PI_100, block_length=2).p_value == pytest.approx(
-        0.235301, abs=1e-6
-    )
+    assert approximate_entropy(bits_of("0100110101"), block_length=3).p_value == (pytest.approx(0.261961, abs=1e-6))
+    assert approximate_entropy(PI_100, block_length=2).p_value == pytest.approx(0.235301, abs=1e-6)
 
 
 def test_cumulative_sums_examples() -> None:
@@ -214,9 +203,7 @@ def test_random_excursions_mirror_under_complement() -> None:
 def test_examples_on_e(nist_expansion) -> None:
     e = nist_expansion("e")
     # §2.11.8: serial, m = 2.
-    assert serial(e, block_length=2).p_values == pytest.approx(
-        (0.843764, 0.561915), abs=1e-6
-    )
+    assert serial(e, block_length=2).p_values == pytest.approx((0.843764, 0.561915), abs=1e-6)
     # §2.14.8: all eight states, J = 1490.
     result = random_excursions(e)
     assert result.details["J"] == 1490
@@ -305,15 +292,9 @@ def test_appendix_b(nist_expansion, index: int) -> None:
         return APPENDIX_B[key][index]
 
     assert universal(bits).p_value == pytest.approx(ref("universal"), abs=1e-6)
-    assert approximate_entropy(bits).p_value == pytest.approx(
-        ref("approximate_entropy"), abs=1e-6
-    )
-    assert random_excursions(bits).p_values[4] == pytest.approx(
-        ref("random_excursions_x+1"), abs=1e-6
-    )
-    assert random_excursions_variant(bits).p_values[8] == pytest.approx(
-        ref("random_excursions_variant_x-1"), abs=1e-6
-    )
+    assert approximate_entropy(bits).p_value == pytest.approx(ref("approximate_entropy"), abs=1e-6)
+    assert random_excursions(bits).p_values[4] == pytest.approx(ref("random_excursions_x+1"), abs=1e-6)
+    assert random_excursions_variant(bits).p_values[8] == pytest.approx(ref("random_excursions_variant_x-1"), abs=1e-6)
     p1, p2 = serial(bits).p_values
     assert p1 == pytest.approx(ref("serial_1"), abs=1e-6)
     assert p2 == pytest.approx(SERIAL_2[index], abs=1e-6)
@@ -328,14 +309,10 @@ def test_appendix_b(nist_expansion, index: int) -> None:
 def test_appendix_b_linear_complexity(nist_expansion, index: int, monkeypatch) -> None:
     bits = nist_expansion(CONSTANTS[index])
     # Documented deviation: rev 1a's π values move P by up to 0.009 from Appendix B.
-    assert linear_complexity(bits).p_value == pytest.approx(
-        LINEAR_COMPLEXITY_REV1A[index], abs=1e-6
-    )
+    assert linear_complexity(bits).p_value == pytest.approx(LINEAR_COMPLEXITY_REV1A[index], abs=1e-6)
     # With STS 2.1.2's π₀ = 0.01047, Appendix B is reproduced to 6 decimals.
     monkeypatch.setattr(advanced, "_LINEAR_COMPLEXITY_PI", STS_LINEAR_COMPLEXITY_PI)
-    assert linear_complexity(bits).p_value == pytest.approx(
-        APPENDIX_B["linear_complexity"][index], abs=1e-6
-    )
+    assert linear_complexity(bits).p_value == pytest.approx(APPENDIX_B["linear_complexity"][index], abs=1e-6)
 
 
 def test_passes_over_chunks_give_the_one_pass_results(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -356,7 +333,8 @@ def test_walk_statistics_match_their_definitions(n: int) -> None:
         backward = np.abs(walk[-1] - np.concatenate([[0], walk[:-1]]))
         result = cumulative_sums(bits)
         assert (result.details["z_forward"], result.details["z_backward"]) == (
-            int(np.abs(walk).max()), int(backward.max())
+            int(np.abs(walk).max()),
+            int(backward.max()),
         )
         zero = walk == 0
         cycle = np.concatenate([[0], np.cumsum(zero[:-1])])

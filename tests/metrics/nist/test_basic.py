@@ -93,9 +93,7 @@ def test_rank_example_2_5_8_first_100000_bits_of_e(nist_expansion) -> None:
 
 
 def test_non_overlapping_template_example_2_7_4() -> None:
-    result = non_overlapping_template(
-        bits_of("10100100101110010110"), template="001", blocks=2
-    )
+    result = non_overlapping_template(bits_of("10100100101110010110"), template="001", blocks=2)
     assert result.name == "non_overlapping_template"
     assert result.details["templates"] == ["001"]
     assert result.p_value == pytest.approx(0.344154, abs=5e-7)
@@ -118,9 +116,7 @@ def test_overlapping_template_example_2_8_8_e(nist_expansion) -> None:
         (runs, {}, 0.500798),  # §2.3.8
     ],
 )
-def test_examples_on_first_100_bits_of_pi(
-    nist_expansion, test, kwargs, expected
-) -> None:
+def test_examples_on_first_100_bits_of_pi(nist_expansion, test, kwargs, expected) -> None:
     # The 100-bit ε of §2.x.8 is the start of π's expansion, 11.0010010000111111…₂.
     eps = nist_expansion("pi")[:100]
     assert "".join(map(str, eps[:20])) == "11001001000011111101"
@@ -169,9 +165,7 @@ def test_appendix_b(nist_expansion, name: str, constant: str) -> None:
     assert result.name == name
     assert result.applicable
     # Non-overlapping template: Appendix B quotes the first template, 000000001.
-    assert round(result.p_values[0], 6) == pytest.approx(
-        APPENDIX_B[name][constant], abs=1e-9
-    )
+    assert round(result.p_values[0], 6) == pytest.approx(APPENDIX_B[name][constant], abs=1e-9)
 
 
 def test_non_overlapping_template_runs_all_148_templates(nist_expansion) -> None:
@@ -186,9 +180,7 @@ def test_non_overlapping_template_runs_all_148_templates(nist_expansion) -> None
 def test_hamano_kaneko_probabilities_are_an_option(nist_expansion) -> None:
     eps = nist_expansion("e")
     default = overlapping_template(eps)
-    corrected = overlapping_template(
-        eps, probabilities=OVERLAPPING_PROBABILITIES_HAMANO_KANEKO
-    )
+    corrected = overlapping_template(eps, probabilities=OVERLAPPING_PROBABILITIES_HAMANO_KANEKO)
     assert default.details["counts"] == corrected.details["counts"]
     assert default.details["probabilities"][0] == pytest.approx(np.exp(-1.0))
     assert corrected.p_value == pytest.approx(0.159032, abs=5e-7)
@@ -224,9 +216,9 @@ def test_gf2_rank_matches_reference(seed: int, rows: int, cols: int) -> None:
     # Low-rank cases: duplicate rows, zero matrices, sparse matrices.
     matrices[:20, 1] = matrices[:20, 0]
     matrices[20:25] = 0
-    matrices[25:60] &= rng.integers(
+    matrices[25:60] &= rng.integers(0, 2, size=(35, rows, cols), dtype=np.uint8) & rng.integers(
         0, 2, size=(35, rows, cols), dtype=np.uint8
-    ) & rng.integers(0, 2, size=(35, rows, cols), dtype=np.uint8)
+    )
     weights = np.uint64(1) << np.arange(cols - 1, -1, -1, dtype=np.uint64)
     packed = (matrices.astype(np.uint64) * weights).sum(axis=2, dtype=np.uint64)
     ranks = basic._gf2_ranks(packed, cols)
@@ -288,9 +280,7 @@ def test_periodic_template_is_refused() -> None:
 
 
 def test_longest_run_per_row() -> None:
-    blocks = np.array(
-        [[0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 1]], dtype=np.uint8
-    )
+    blocks = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 1]], dtype=np.uint8)
     assert basic._longest_run_per_row(blocks).tolist() == [0, 4, 2, 2]
 
 
@@ -329,9 +319,7 @@ def test_runs_prerequisite_gives_zero() -> None:
 def test_input_dtypes_agree(dtype) -> None:
     eps = np.random.default_rng(3).integers(0, 2, size=20_000)
     for name, test in nist.BASIC_TESTS.items():
-        assert (
-            test(eps.astype(dtype)).p_values == test(eps.astype(np.uint8)).p_values
-        ), name
+        assert test(eps.astype(dtype)).p_values == test(eps.astype(np.uint8)).p_values, name
 
 
 def test_run_all_order_and_names() -> None:

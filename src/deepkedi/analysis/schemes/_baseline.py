@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from deepkedi.errors import FormatError
 _BASELINE_MAGIC = b"DKBL"
 _BASELINE_HEADER = struct.Struct(">4sBBII")
 _BASELINE_CODES = {"xor-fixed-key": 1, "logistic-map": 2, "arnold-cat-xor": 3, "aes-ctr-reused-nonce": 4}
-_DTYPE_CODES = {np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
+_DTYPE_CODES: dict[np.dtype[np.unsignedinteger[Any]], int] = {np.dtype(np.uint8): 1, np.dtype(np.uint16): 2}
 _DTYPES_BY_CODE = {code: dtype for dtype, code in _DTYPE_CODES.items()}
 
 

@@ -31,7 +31,7 @@ _SCHEMES: dict[str, str] = {
 
 SCHEME_NAMES: tuple[str, ...] = tuple(_SCHEMES)
 
-_DTYPES = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16)}
+_DTYPES: dict[int, np.dtype[np.unsignedinteger[Any]]] = {8: np.dtype(np.uint8), 16: np.dtype(np.uint16)}
 _KEY_LABEL = "deepkedi/analysis research key"
 
 

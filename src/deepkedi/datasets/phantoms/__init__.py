@@ -128,8 +128,9 @@ def phantom(organ: str, modality: str, *, seed: int = 0, shape: Sequence[int] | 
     )
 
 
-def phantom_volume(organ: str, modality: str, *, slices: int, seed: int = 0,
-                   shape: Sequence[int] | None = None) -> MedicalImage:
+def phantom_volume(
+    organ: str, modality: str, *, slices: int, seed: int = 0, shape: Sequence[int] | None = None
+) -> MedicalImage:
     """A stack of parallel slices through one synthetic patient.
 
     The anatomy is three-dimensional: organs are solids whose sections grow and

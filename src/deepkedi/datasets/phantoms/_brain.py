@@ -56,8 +56,10 @@ def _brain(canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _F
     # primary sulci, deep, and secondary ones in between at half the depth
     to_sulcus = np.full(grid.shape, np.inf, _F)
     half_width = np.zeros(grid.shape, _F)
-    for n, phase0, reach, wander, fold in ((p["n_gyri"], p["gyri_phase"], 1.0, 1.6, "fold"),
-                                           (2 * p["n_gyri"], p["gyri_phase"] + math.pi / 2, 0.5, 2.4, "fold2")):
+    for n, phase0, reach, wander, fold in (
+        (p["n_gyri"], p["gyri_phase"], 1.0, 1.6, "fold"),
+        (2 * p["n_gyri"], p["gyri_phase"] + math.pi / 2, 0.5, 2.4, "fold2"),
+    ):
         phase = _F(n) * theta + _F(phase0) + _F(wander) * fields[fold].at(z)
         wrapped = np.abs(np.mod(phase + _F(math.pi), _F(2 * math.pi)) - _F(math.pi))  # 0 on a sulcus
         arc = wrapped * np.maximum(radius, _F(0.05)) / _F(n)  # distance to the sulcus line, units
@@ -102,8 +104,10 @@ def _brain(canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _F
             canvas.solid(tissue, _Solid(shape, cz=cz, c=c))
     if p["calc"]:
         for side in (-1.0, 1.0):  # choroid plexus in the atria
-            canvas.solid("calcification", _Solid(_Ellipse(mid + side * 0.155 * s, cv + 0.21 + sv, 0.014, 0.018),
-                                                 cz=-0.02, c=0.06))
+            canvas.solid(
+                "calcification",
+                _Solid(_Ellipse(mid + side * 0.155 * s, cv + 0.21 + sv, 0.014, 0.018), cz=-0.02, c=0.06),
+            )
     canvas.solid("csf", _Solid(_Ellipse(mid, cv + 0.07, 0.009 * s, 0.08), cz=-0.15, c=0.17))  # third ventricle
     if p["calc"]:
         canvas.solid("calcification", _Solid(_Ellipse(mid, cv + 0.2, 0.012, 0.014), cz=-0.08, c=0.05))  # pineal

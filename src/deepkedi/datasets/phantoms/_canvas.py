@@ -29,8 +29,15 @@ class _Canvas:
         self.fine = fine  # parenchyma-scale smooth field
         self.img = np.full(grid.shape, tissues["air"][0], _F)
 
-    def paint(self, tissue: str, frac: np.ndarray, box: Box = _FULL, *, offset: np.ndarray | float = 0.0,
-              texture: str = "texture") -> None:
+    def paint(
+        self,
+        tissue: str,
+        frac: np.ndarray,
+        box: Box = _FULL,
+        *,
+        offset: np.ndarray | float = 0.0,
+        texture: str = "texture",
+    ) -> None:
         mean, amp = self.tissues[tissue]
         target = _F(mean) + offset
         if amp:
@@ -38,8 +45,7 @@ class _Canvas:
         region = self.img[box]
         region += frac * (target - region)
 
-    def shape(self, tissue: str, ellipse: _Ellipse | None, *, grow: float = 0.0,
-              texture: str = "texture") -> None:
+    def shape(self, tissue: str, ellipse: _Ellipse | None, *, grow: float = 0.0, texture: str = "texture") -> None:
         """Paint one ellipse, evaluated only over its bounding box."""
         if ellipse is None:
             return

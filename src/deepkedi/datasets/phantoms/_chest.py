@@ -20,23 +20,42 @@ def _chest_params(rng: np.random.Generator, px: float) -> dict:
     body = _Ellipse(0.0, 0.03, _jitter(rng, 0.84, 0.05), _jitter(rng, 0.58, 0.06), wobble=_wobble(rng, 0.05))
     hilum_v = -0.01
     # pulmonary arteries: lobar branches leave each hilum up, out and down into the lung
-    base = np.array([(0.5, -0.3, 0.9), (0.9, -0.5, 0.4), (1.0, 0.1, 0.0), (0.7, -0.6, -0.5),
-                     (0.6, 0.5, -0.7), (0.4, 0.4, -1.0)])
+    base = np.array(
+        [(0.5, -0.3, 0.9), (0.9, -0.5, 0.4), (1.0, 0.1, 0.0), (0.7, -0.6, -0.5), (0.6, 0.5, -0.7), (0.4, 0.4, -1.0)]
+    )
     roots = np.concatenate([np.tile((side * 0.14, hilum_v, -0.02), (len(base), 1)) for side in (-1.0, 1.0)])
     dirs = np.concatenate([base * (side, 1.0, 1.0) for side in (-1.0, 1.0)]) + rng.normal(0.0, 0.25, (2 * len(base), 3))
-    arteries = _grow_tree(rng, roots, dirs, length=0.12, radius=0.026, generations=9,
-                          spread=0.6, step=px / 2, centre=(0.0, hilum_v, 0.0), outward=0.45, decay=0.74)
+    arteries = _grow_tree(
+        rng,
+        roots,
+        dirs,
+        length=0.12,
+        radius=0.026,
+        generations=9,
+        spread=0.6,
+        step=px / 2,
+        centre=(0.0, hilum_v, 0.0),
+        outward=0.45,
+        decay=0.74,
+    )
     hila = np.array([(-0.14, hilum_v, -0.02), (0.14, hilum_v, -0.02)])
-    periphery = _scatter_vessels(rng, 9000, low=(-0.8, -0.5, -0.75), high=(0.8, 0.55, 0.85), hila=hila,
-                                 length=0.035, radius=0.007, step=px / 2)
+    periphery = _scatter_vessels(
+        rng, 9000, low=(-0.8, -0.5, -0.75), high=(0.8, 0.55, 0.85), hila=hila, length=0.035, radius=0.007, step=px / 2
+    )
     p.update(
         body=body,
         fat=_jitter(rng, 0.05, 0.35),
         wall=_jitter(rng, 0.085, 0.15),
         arteries=_merge_trees(arteries, periphery),
         airways=arteries.shifted(2.4, max_generation=4, radius_scale=0.8),
-        heart=_Ellipse(_jitter(rng, 0.14, 0.2), -0.15, _jitter(rng, 0.29, 0.08), _jitter(rng, 0.2, 0.08),
-                       angle=-0.5, wobble=_wobble(rng, 0.04)),
+        heart=_Ellipse(
+            _jitter(rng, 0.14, 0.2),
+            -0.15,
+            _jitter(rng, 0.29, 0.08),
+            _jitter(rng, 0.2, 0.08),
+            angle=-0.5,
+            wobble=_wobble(rng, 0.04),
+        ),
         spine_u=0.0,
         spine_phase=float(rng.uniform(0, 2 * math.pi)),
         rib_phase=float(rng.uniform(0, 2 * math.pi)),
@@ -45,8 +64,9 @@ def _chest_params(rng: np.random.Generator, px: float) -> dict:
     return p
 
 
-def _chest(canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _Field], *,
-           slab: float, modality: str) -> None:
+def _chest(
+    canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _Field], *, slab: float, modality: str
+) -> None:
     """An axial chest slice through the heart (z = 0); apices at z = +0.8, bases at -0.7."""
     body = p["body"]
     depth = _body_wall(canvas, grid, body, p["fat"], p["wall"], table=modality == "CT")
@@ -62,8 +82,10 @@ def _chest(canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _F
     # the lungs fill it but for the spine and the mediastinum: a thin strip in front,
     # the heart, and the block of aorta and oesophagus in front of the spine
     spine_block = grid.soft(_Ellipse(0.0, 0.37, 0.12, 0.17).depth(u, v))
-    mediastinum = np.maximum(grid.soft(_Ellipse(0.035, 0.15, 0.12, 0.12).depth(u, v)),
-                             grid.soft(_F(0.015) - np.abs(u)) * grid.soft(_F(-0.1) - v))
+    mediastinum = np.maximum(
+        grid.soft(_Ellipse(0.035, 0.15, 0.12, 0.12).depth(u, v)),
+        grid.soft(_F(0.015) - np.abs(u)) * grid.soft(_F(-0.1) - v),
+    )
     heart = _Solid(p["heart"], cz=-0.15, c=0.55).at(z)
     if heart is not None:
         mediastinum = np.maximum(mediastinum, grid.soft(heart.depth(u, v) + _F(0.012)))
@@ -85,10 +107,17 @@ def _chest(canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _F
     if heart is not None:
         canvas.shape("myocardium", heart)
         h = heart
+
         def inside(du: float, dv: float, a: float, b: float, ang: float) -> _Ellipse:
             c, s = math.cos(h.angle), math.sin(h.angle)
-            return _Ellipse(h.cu + (du * c - dv * s) * h.a / 0.25, h.cv + (du * s + dv * c) * h.b / 0.19,
-                            a * h.a / 0.25, b * h.b / 0.19, angle=h.angle + ang)
+            return _Ellipse(
+                h.cu + (du * c - dv * s) * h.a / 0.25,
+                h.cv + (du * s + dv * c) * h.b / 0.19,
+                a * h.a / 0.25,
+                b * h.b / 0.19,
+                angle=h.angle + ang,
+            )
+
         canvas.shape("blood", inside(0.08, 0.02, 0.1, 0.09, 0.2))  # left ventricle
         canvas.shape("blood", inside(-0.09, -0.06, 0.11, 0.06, -0.2))  # right ventricle
         canvas.shape("blood", inside(-0.04, 0.12, 0.12, 0.05, 0.0))  # atria

@@ -30,9 +30,11 @@ class _Field:
 
     def __init__(self, rng: np.random.Generator, grid: _Grid, corr: float, zs: Sequence[float]) -> None:
         sigma = corr / 2.0  # image units, since textures need not follow the anatomy's tilt
+
         def nodes(lo: float, hi: float) -> np.ndarray:
-            n = max(int(math.ceil((hi - lo) / sigma)) + 7, 2)
+            n = max(math.ceil((hi - lo) / sigma) + 7, 2)
             return lo - 3 * sigma + sigma * np.arange(n)
+
         ny, nx = nodes(float(grid.y[0]), float(grid.y[-1])), nodes(float(grid.x[0]), float(grid.x[-1]))
         self.wr = _interp_weights(grid.y.astype(np.float64), ny, sigma)
         self.wc = _interp_weights(grid.x.astype(np.float64), nx, sigma).T.copy()

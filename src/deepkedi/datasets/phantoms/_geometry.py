@@ -29,8 +29,9 @@ class _Grid:
     (image units: the shorter side spans [-1, 1]); the seed draws the three.
     """
 
-    def __init__(self, shape: tuple[int, int], *, scale: float = 1.0, angle: float = 0.0,
-                 shift: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(
+        self, shape: tuple[int, int], *, scale: float = 1.0, angle: float = 0.0, shift: tuple[float, float] = (0.0, 0.0)
+    ) -> None:
         rows, cols = shape
         self.shape = shape
         self.step = 2.0 / min(rows, cols)  # image units per pixel
@@ -52,8 +53,8 @@ class _Grid:
         u = np.array([umin, umax, umin, umax])
         v = np.array([vmin, vmin, vmax, vmax])
         r, c = self.to_image(u, v)
-        r0, r1 = max(int(math.floor(r.min())) - 2, 0), min(int(math.ceil(r.max())) + 3, self.shape[0])
-        c0, c1 = max(int(math.floor(c.min())) - 2, 0), min(int(math.ceil(c.max())) + 3, self.shape[1])
+        r0, r1 = max(math.floor(r.min()) - 2, 0), min(math.ceil(r.max()) + 3, self.shape[0])
+        c0, c1 = max(math.floor(c.min()) - 2, 0), min(math.ceil(c.max()) + 3, self.shape[1])
         if r0 >= r1 or c0 >= c1:
             return None
         return slice(r0, r1), slice(c0, c1)
@@ -155,8 +156,9 @@ def _jitter(rng: np.random.Generator, value: float, rel: float) -> float:
     return float(value * (1.0 + rel * rng.uniform(-1.0, 1.0)))
 
 
-def _wobble(rng: np.random.Generator, amount: float,
-            orders: Sequence[int] = (2, 3, 4, 5)) -> tuple[tuple[int, float, float], ...]:
+def _wobble(
+    rng: np.random.Generator, amount: float, orders: Sequence[int] = (2, 3, 4, 5)
+) -> tuple[tuple[int, float, float], ...]:
     """Random outline harmonics: higher orders get smaller amplitudes, so outlines stay smooth."""
     return tuple((k, float(amount * rng.uniform(0.3, 1.0) / k), float(rng.uniform(0, 2 * math.pi))) for k in orders)
 

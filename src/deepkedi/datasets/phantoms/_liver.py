@@ -19,38 +19,84 @@ from deepkedi.datasets.phantoms._vessels import _grow_tree, _slice_tubes, _tube_
 def _liver_params(rng: np.random.Generator, px: float) -> dict:
     p: dict = {}
     body = _Ellipse(0.0, 0.03, _jitter(rng, 0.82, 0.05), _jitter(rng, 0.6, 0.06), wobble=_wobble(rng, 0.05))
-    liver_main = _Ellipse(_jitter(rng, -0.34, 0.08), -0.02, _jitter(rng, 0.45, 0.06), _jitter(rng, 0.45, 0.06),
-                          wobble=_wobble(rng, 0.06))
-    left_lobe = _Ellipse(0.05, -0.3, _jitter(rng, 0.3, 0.15), _jitter(rng, 0.13, 0.15), angle=-0.2,
-                         wobble=_wobble(rng, 0.05))
+    liver_main = _Ellipse(
+        _jitter(rng, -0.34, 0.08), -0.02, _jitter(rng, 0.45, 0.06), _jitter(rng, 0.45, 0.06), wobble=_wobble(rng, 0.06)
+    )
+    left_lobe = _Ellipse(
+        0.05, -0.3, _jitter(rng, 0.3, 0.15), _jitter(rng, 0.13, 0.15), angle=-0.2, wobble=_wobble(rng, 0.05)
+    )
     # portal veins fan out from the porta hepatis, hepatic veins converge on the cava
     portal = (-0.12, 0.06, -0.02)
     ivc = (-0.1, 0.22, 0.1)
     roots = np.array([portal] * 4 + [ivc] * 3)
-    dirs = np.array([(-1.0, 0.2, 0.3), (-0.7, -0.6, -0.5), (-0.4, -0.3, 0.8), (1.0, -0.7, 0.2),
-                     (-0.7, -0.5, 0.7), (0.0, -1.0, 0.7), (0.6, -0.8, 0.6)]) + rng.normal(0.0, 0.25, (7, 3))
-    vessels = _grow_tree(rng, roots, dirs, length=0.1, radius=0.026, generations=8, spread=0.55,
-                         step=px / 2, centre=(-0.15, 0.08, 0.0), outward=0.6, decay=0.8)
+    dirs = np.array(
+        [
+            (-1.0, 0.2, 0.3),
+            (-0.7, -0.6, -0.5),
+            (-0.4, -0.3, 0.8),
+            (1.0, -0.7, 0.2),
+            (-0.7, -0.5, 0.7),
+            (0.0, -1.0, 0.7),
+            (0.6, -0.8, 0.6),
+        ]
+    ) + rng.normal(0.0, 0.25, (7, 3))
+    vessels = _grow_tree(
+        rng,
+        roots,
+        dirs,
+        length=0.1,
+        radius=0.026,
+        generations=8,
+        spread=0.55,
+        step=px / 2,
+        centre=(-0.15, 0.08, 0.0),
+        outward=0.6,
+        decay=0.8,
+    )
     # lesions: a cyst and a metastasis or two, somewhere in the right lobe, near the default slice
     lesions = []
     kinds = ["cyst"] + ["lesion"] * int(rng.integers(1, 3))
     for kind in kinds:
         t = rng.uniform(0, 2 * math.pi)
         rr = math.sqrt(rng.uniform(0.05, 0.45))
-        lesions.append((kind, liver_main.cu + rr * 0.5 * math.cos(t), liver_main.cv + rr * 0.45 * math.sin(t),
-                        float(rng.uniform(-0.08, 0.08)), float(rng.uniform(0.03, 0.07))))
-    p.update(body=body, spleen_wobble=_wobble(rng, 0.05), fat=_jitter(rng, 0.06, 0.35),
-             wall=_jitter(rng, 0.045, 0.2), liver_main=liver_main,
-             left_lobe=left_lobe, vessels=vessels, lesions=lesions,
-             spine_u=0.0, spine_phase=float(rng.uniform(0, 2 * math.pi)),
-             rib_phase=float(rng.uniform(0, 2 * math.pi)), air_level=float(rng.uniform(-0.2, -0.12)),
-             bowel=[(float(rng.uniform(0.05, 0.45)), float(rng.uniform(-0.35, 0.05)), float(rng.uniform(0.045, 0.07)),
-                     bool(rng.random() < 0.6)) for _ in range(4)])
+        lesions.append(
+            (
+                kind,
+                liver_main.cu + rr * 0.5 * math.cos(t),
+                liver_main.cv + rr * 0.45 * math.sin(t),
+                float(rng.uniform(-0.08, 0.08)),
+                float(rng.uniform(0.03, 0.07)),
+            )
+        )
+    p.update(
+        body=body,
+        spleen_wobble=_wobble(rng, 0.05),
+        fat=_jitter(rng, 0.06, 0.35),
+        wall=_jitter(rng, 0.045, 0.2),
+        liver_main=liver_main,
+        left_lobe=left_lobe,
+        vessels=vessels,
+        lesions=lesions,
+        spine_u=0.0,
+        spine_phase=float(rng.uniform(0, 2 * math.pi)),
+        rib_phase=float(rng.uniform(0, 2 * math.pi)),
+        air_level=float(rng.uniform(-0.2, -0.12)),
+        bowel=[
+            (
+                float(rng.uniform(0.05, 0.45)),
+                float(rng.uniform(-0.35, 0.05)),
+                float(rng.uniform(0.045, 0.07)),
+                bool(rng.random() < 0.6),
+            )
+            for _ in range(4)
+        ],
+    )
     return p
 
 
-def _liver(canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _Field], *,
-           slab: float, modality: str) -> None:
+def _liver(
+    canvas: _Canvas, grid: _Grid, p: dict, z: float, fields: dict[str, _Field], *, slab: float, modality: str
+) -> None:
     """An axial upper-abdomen slice at the porta hepatis (z = 0); dome at +0.6, kidneys below."""
     body = p["body"]
     depth = _body_wall(canvas, grid, body, p["fat"], p["wall"], table=modality == "CT")

@@ -34,11 +34,26 @@ def _cxr_params(rng: np.random.Generator, px: float) -> dict:
     # pulmonary vessels seen from the front: a tree per lung from each hilum
     base = np.array([(0.3, -1.0, 0.2), (0.9, -0.6, -0.2), (1.0, 0.1, 0.3), (0.8, 0.7, -0.2), (0.3, 1.0, 0.1)])
     # roots spread down each hilum rather than from one point
-    roots = np.concatenate([np.column_stack([np.full(len(base), side * 0.14), np.linspace(-0.17, 0.0, len(base)),
-                                             np.zeros(len(base))]) for side in (-1.0, 1.0)])
+    roots = np.concatenate(
+        [
+            np.column_stack([np.full(len(base), side * 0.14), np.linspace(-0.17, 0.0, len(base)), np.zeros(len(base))])
+            for side in (-1.0, 1.0)
+        ]
+    )
     dirs = np.concatenate([base * (side, 1.0, 1.0) for side in (-1.0, 1.0)]) + rng.normal(0.0, 0.15, (2 * len(base), 3))
-    vessels = _grow_tree(rng, roots, dirs, length=0.13, radius=0.016, generations=9, spread=0.65,
-                         step=px, centre=(0.0, -0.1, 0.0), outward=0.45, decay=0.72)
+    vessels = _grow_tree(
+        rng,
+        roots,
+        dirs,
+        length=0.13,
+        radius=0.016,
+        generations=9,
+        spread=0.65,
+        step=px,
+        centre=(0.0, -0.1, 0.0),
+        outward=0.45,
+        decay=0.72,
+    )
     return {
         "width": _jitter(rng, 0.78, 0.05),
         "apex": _jitter(rng, -0.68, 0.04),
@@ -74,8 +89,13 @@ def _cxr_attenuation(grid: _Grid, p: dict, fields: dict[str, _Field]) -> np.ndar
     lungs = np.zeros(grid.shape, _F)
     for side, dome in ((-1.0, p["dome_r"]), (1.0, p["dome_l"])):
         su = u * _F(side)
-        outline = _Ellipse(side * 0.37 * w / 0.78, 0.02, 0.34 * w / 0.78, 0.74 - (p["apex"] + 0.68),
-                           wobble=((2, 0.03, 0.0), (3, 0.015, 1.0)))
+        outline = _Ellipse(
+            side * 0.37 * w / 0.78,
+            0.02,
+            0.34 * w / 0.78,
+            0.74 - (p["apex"] + 0.68),
+            wobble=((2, 0.03, 0.0), (3, 0.015, 1.0)),
+        )
         wall = outline.depth(u, v) / _F(0.1)
         med_edge = _F(0.07) + _F(0.04) * np.clip((v + _F(0.1)) / _F(0.3), 0.0, 1.0) * (side < 0)
         medial = (su - med_edge) / _F(0.06)
@@ -172,8 +192,7 @@ def _cxr(scene: _Scene) -> np.ndarray:
     att = _cxr_attenuation(scene.grid, scene.params, scene.fields)
     out = scene.out_shape
     if att.shape != out:
-        att = ndimage.zoom(att, (out[0] / att.shape[0], out[1] / att.shape[1]), order=1, mode="nearest",
-                           grid_mode=True)
+        att = ndimage.zoom(att, (out[0] / att.shape[0], out[1] / att.shape[1]), order=1, mode="nearest", grid_mode=True)
     # detector log signal through the processing curve; the heel effect dims the top a little
     signal = _F(100.0) + _F(3700.0) * (_F(1.0) - np.exp(-np.clip(att, 0.0, None) / _F(0.75)))
     rows = np.linspace(-1.0, 1.0, out[0], dtype=_F)[:, None]

@@ -13,8 +13,9 @@ from deepkedi.datasets.phantoms._geometry import _F, _Ellipse, _Grid
 # ----------------------------------------------------------------- common parts
 
 
-def _body_wall(canvas: _Canvas, grid: _Grid, body: _Ellipse, fat: float, muscle: float,
-               *, table: bool = True) -> np.ndarray:
+def _body_wall(
+    canvas: _Canvas, grid: _Grid, body: _Ellipse, fat: float, muscle: float, *, table: bool = True
+) -> np.ndarray:
     """Skin, subcutaneous fat and the muscle wall of a trunk; returns the depth map.
 
     The trunk outline is evaluated once; each layer is a threshold of the same
@@ -44,8 +45,9 @@ def _vertebra(canvas: _Canvas, p: Mapping[str, float], *, cv: float, r: float) -
     canal_v = cv + r * 1.55
     canvas.shape("bone", _Ellipse(cu, canal_v + r * 0.05, r * 0.85, r * 0.75))  # neural arch
     for side in (-1, 1):
-        canvas.shape("bone", _Ellipse(cu + side * r * 1.05, canal_v - r * 0.2, r * 0.85, r * 0.26,
-                                      angle=side * 0.35))  # transverse processes
+        canvas.shape(
+            "bone", _Ellipse(cu + side * r * 1.05, canal_v - r * 0.2, r * 0.85, r * 0.26, angle=side * 0.35)
+        )  # transverse processes
     canvas.shape("bone", _Ellipse(cu, canal_v + r * 1.05, r * 0.2, r * 0.75))  # spinous process
     canvas.shape("cancellous", _Ellipse(cu, canal_v + r * 1.0, r * 0.1, r * 0.6))
     canvas.shape("csf", _Ellipse(cu, canal_v, r * 0.46, r * 0.42))
@@ -55,8 +57,17 @@ def _vertebra(canvas: _Canvas, p: Mapping[str, float], *, cv: float, r: float) -
     canvas.shape("cancellous", body, grow=-0.008)
 
 
-def _ribs(canvas: _Canvas, body: _Ellipse, p: Mapping[str, float], *, inset: float, z: float,
-          count: int, front_gap: float, back_gap: float) -> None:
+def _ribs(
+    canvas: _Canvas,
+    body: _Ellipse,
+    p: Mapping[str, float],
+    *,
+    inset: float,
+    z: float,
+    count: int,
+    front_gap: float,
+    back_gap: float,
+) -> None:
     """Rib sections around the chest wall, each a cortical shell around marrow.
 
     The ribs slope down towards the front, so their sections drift around the

@@ -34,9 +34,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarray, *,
-               length: float, radius: float, generations: int, spread: float, step: float,
-               centre: Sequence[float], outward: float = 0.5, decay: float = 0.8) -> _Tree:
+def _grow_tree(
+    rng: np.random.Generator,
+    roots: np.ndarray,
+    directions: np.ndarray,
+    *,
+    length: float,
+    radius: float,
+    generations: int,
+    spread: float,
+    step: float,
+    centre: Sequence[float],
+    outward: float = 0.5,
+    decay: float = 0.8,
+) -> _Tree:
     """Grow a bifurcating tree, one generation of all branches at a time.
 
     Children turn by about ``spread`` radians to either side of their parent in a
@@ -49,7 +60,7 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
     n = len(starts)
     lengths = np.full(n, length)
     radii = np.full(n, radius)
-    centre = np.asarray(centre, dtype=np.float64)
+    origin = np.asarray(centre, dtype=np.float64)
     segs: list[tuple[np.ndarray, ...]] = []
     for g in range(generations):
         seg_len = lengths * rng.uniform(0.75, 1.25, n)
@@ -61,13 +72,13 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
         turn = spread * rng.uniform(0.6, 1.3, (n, 2))
         turn[:, 1] *= -1.0
         kids = np.cos(turn)[..., None] * dirs[:, None, :] + np.sin(turn)[..., None] * side[:, None, :]
-        away = _unit(np.repeat(ends, 2, axis=0) - centre + 1e-9)
+        away = _unit(np.repeat(ends, 2, axis=0) - origin + 1e-9)
         dirs = _unit(kids.reshape(-1, 3) + outward * away)
         starts = np.repeat(ends, 2, axis=0)
         lengths = np.repeat(lengths * decay, 2)
         radii = np.repeat(radii * 2.0 ** (-1.0 / 3.0), 2)
         n *= 2
-    a, b, r, gen, side = (np.concatenate(parts) for parts in zip(*segs))
+    a, b, r, gen, side = (np.concatenate(parts) for parts in zip(*segs, strict=True))
     counts = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / step).astype(np.int64), 1) + 1
     idx = np.repeat(np.arange(len(a)), counts)
     first = np.cumsum(counts) - counts
@@ -78,8 +89,17 @@ def _grow_tree(rng: np.random.Generator, roots: np.ndarray, directions: np.ndarr
     return _Tree(pts.astype(_F), rad.astype(_F), gen[idx], side[idx].astype(_F))
 
 
-def _scatter_vessels(rng: np.random.Generator, n: int, *, low: Sequence[float], high: Sequence[float],
-                     hila: np.ndarray, length: float, radius: float, step: float) -> _Tree:
+def _scatter_vessels(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    low: Sequence[float],
+    high: Sequence[float],
+    hila: np.ndarray,
+    length: float,
+    radius: float,
+    step: float,
+) -> _Tree:
     """Short peripheral vessel segments scattered through a box, pointing away from the hila.
 
     A grown tree thins out towards the periphery faster than real lungs do at

@@ -47,8 +47,13 @@ class AuditEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "seq": self.seq, "time": self.time, "actor": self.actor, "operation": self.operation,
-            "key_id": self.key_id, "file_sha256": self.file_sha256, "details": dict(self.details),
+            "seq": self.seq,
+            "time": self.time,
+            "actor": self.actor,
+            "operation": self.operation,
+            "key_id": self.key_id,
+            "file_sha256": self.file_sha256,
+            "details": dict(self.details),
         }
 
 
@@ -83,8 +88,15 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _audit_row_bytes(seq: int, time: str, actor: str, operation: str, key_id: str | None,
-                     file_sha256: str | None, details: Mapping[str, Any]) -> bytes:
+def _audit_row_bytes(
+    seq: int,
+    time: str,
+    actor: str,
+    operation: str,
+    key_id: str | None,
+    file_sha256: str | None,
+    details: Mapping[str, Any],
+) -> bytes:
     return _canonical([seq, time, actor, operation, key_id, file_sha256, dict(details)])
 
 
@@ -98,8 +110,9 @@ def _now_precise() -> str:
 
 def _head_json(audit_key: bytes, head: _Head) -> str:
     mac = _hmac(audit_key, _head_bytes(head.count, head.last_seq, head.last_mac))
-    return json.dumps({"count": head.count, "last_seq": head.last_seq, "last_mac": head.last_mac.hex(),
-                       "mac": mac.hex()})
+    return json.dumps(
+        {"count": head.count, "last_seq": head.last_seq, "last_mac": head.last_mac.hex(), "mac": mac.hex()}
+    )
 
 
 def _wrapped_audit_secret(kek: bytes, version: int, audit_secret: bytes) -> str:
@@ -115,14 +128,16 @@ def _open_audit_secret(kek: bytes, value: str | None) -> bytes:
     try:
         doc = loads_bounded(value)
         sealed = _unb64(doc["wrapped"])
-        return AESGCM(kek).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],
-                                   AUDIT_SECRET_AAD + _u32(int(doc["kek_version"])))
+        return AESGCM(kek).decrypt(
+            sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], AUDIT_SECRET_AAD + _u32(int(doc["kek_version"]))
+        )
     except (InvalidTag, KeyError, TypeError, ValueError, binascii.Error):
         raise AuthenticationError("wrong passphrase or KEK for this keystore") from None
 
 
-def _chain_rows(audit_key: bytes, head: _Head, actor: str,
-                events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+def _chain_rows(
+    audit_key: bytes, head: _Head, actor: str, events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
     """Audit rows for ``events`` (operation, key id, file SHA-256, details), chained from ``head``.
 
     Chained from the head, not from the last row, so that a cut tail stays visible.
@@ -134,9 +149,18 @@ def _chain_rows(audit_key: bytes, head: _Head, actor: str,
         seq += 1
         time = _now_precise()
         mac = _hmac(audit_key, prev + _audit_row_bytes(seq, time, actor, operation, key_id, file_sha256, details))
-        rows.append({"seq": seq, "time": time, "actor": actor, "operation": operation, "key_id": key_id,
-                     "file_sha256": file_sha256, "details": json.dumps(dict(details), sort_keys=True),
-                     "mac": mac})
+        rows.append(
+            {
+                "seq": seq,
+                "time": time,
+                "actor": actor,
+                "operation": operation,
+                "key_id": key_id,
+                "file_sha256": file_sha256,
+                "details": json.dumps(dict(details), sort_keys=True),
+                "mac": mac,
+            }
+        )
         prev = mac
     return rows
 
@@ -154,8 +178,15 @@ def _verify_chain(audit_key: bytes, rows: Sequence[Any], head_value: str) -> tup
             details = loads_bounded(row.details)
         except (TypeError, ValueError):
             return False, row.seq
-        data = prev + _audit_row_bytes(row.seq, row.time, row.actor, row.operation, row.key_id,
-                                       row.file_sha256, details if isinstance(details, dict) else {})
+        data = prev + _audit_row_bytes(
+            row.seq,
+            row.time,
+            row.actor,
+            row.operation,
+            row.key_id,
+            row.file_sha256,
+            details if isinstance(details, dict) else {},
+        )
         if not isinstance(details, dict) or not _hmac_ok(audit_key, data, bytes(row.mac)):
             return False, row.seq
         prev, expected = bytes(row.mac), expected + 1
@@ -177,5 +208,12 @@ def _entry(row: Any) -> AuditEntry:
         details = loads_bounded(row.details)
     except (TypeError, ValueError):
         details = {"unreadable": True}
-    return AuditEntry(seq=row.seq, time=row.time, actor=row.actor, operation=row.operation, key_id=row.key_id,
-                      file_sha256=row.file_sha256, details=details if isinstance(details, dict) else {})
+    return AuditEntry(
+        seq=row.seq,
+        time=row.time,
+        actor=row.actor,
+        operation=row.operation,
+        key_id=row.key_id,
+        file_sha256=row.file_sha256,
+        details=details if isinstance(details, dict) else {},
+    )

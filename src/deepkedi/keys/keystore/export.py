@@ -47,9 +47,11 @@ def recipient_keypair() -> tuple[bytes, bytes]:
     """
     private = X25519PrivateKey.generate()
     private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private_pem, public_pem
 
 
@@ -77,8 +79,11 @@ def recipient_private_key_from_pem(pem: bytes) -> X25519PrivateKey:
 
 def recipient_public_key(private_pem: bytes) -> bytes:
     """The public PEM belonging to a recipient private PEM."""
-    return recipient_private_key_from_pem(private_pem).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return (
+        recipient_private_key_from_pem(private_pem)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def _recipient_raw(recipient: bytes | X25519PublicKey) -> bytes:
@@ -101,8 +106,17 @@ def _recipient_private(private: bytes | X25519PrivateKey) -> X25519PrivateKey:
 
 def _export_payload(keys: Sequence[tuple[Key, str | None]]) -> bytes:
     """The plaintext of an export: a JSON list with one object per ``(key, label)``."""
-    entries = [{"key_id": key.key_id_hex, "secret": _b64(key.secret), "created": key.created,
-                "suite": key.suite, "label": label, "provenance": dict(key.provenance)} for key, label in keys]
+    entries = [
+        {
+            "key_id": key.key_id_hex,
+            "secret": _b64(key.secret),
+            "created": key.created,
+            "suite": key.suite,
+            "label": label,
+            "provenance": dict(key.provenance),
+        }
+        for key, label in keys
+    ]
     return json.dumps(entries, sort_keys=True).encode("utf-8")
 
 
@@ -115,12 +129,19 @@ def _parse_export_payload(plaintext: bytes) -> list[tuple[Key, str | None]]:
         for e in entries:
             provenance = e.get("provenance") or {}
             label = e.get("label")
-            keys.append((Key(key_id=bytes.fromhex(e["key_id"]), secret=_unb64(e["secret"]), created=str(e["created"]),
-                             suite=str(e.get("suite", "hybrid")),
-                             provenance=provenance if isinstance(provenance, dict) else {}),
-                         label if isinstance(label, str) else None))
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError,
-            binascii.Error):
+            keys.append(
+                (
+                    Key(
+                        key_id=bytes.fromhex(e["key_id"]),
+                        secret=_unb64(e["secret"]),
+                        created=str(e["created"]),
+                        suite=str(e.get("suite", "hybrid")),
+                        provenance=provenance if isinstance(provenance, dict) else {},
+                    ),
+                    label if isinstance(label, str) else None,
+                )
+            )
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError, binascii.Error):
         # Authenticated yet malformed: a writer bug, not an attack; never echo the content (it holds secrets).
         raise FormatError("the key export is malformed") from None
     return keys
@@ -130,8 +151,9 @@ def _parse_export_payload(plaintext: bytes) -> list[tuple[Key, str | None]]:
 
 
 def _export_key(shared: bytes, ephemeral_raw: bytes, recipient_raw: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_raw + recipient_raw,
-                info=EXPORT_INFO).derive(shared)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=ephemeral_raw + recipient_raw, info=EXPORT_INFO).derive(
+        shared
+    )
 
 
 def _seal_export(plaintext: bytes, recipient_raw: bytes) -> bytes:
@@ -152,17 +174,19 @@ def _open_export(blob: bytes, private: X25519PrivateKey) -> bytes:
     if len(blob) < len(EXPORT_MAGIC) + 1 or blob[: len(EXPORT_MAGIC)] != EXPORT_MAGIC:
         raise FormatError("not a deepkedi key export")
     if blob[len(EXPORT_MAGIC)] != EXPORT_VERSION:
-        raise FormatError(f"key export version {blob[len(EXPORT_MAGIC)]} is not supported by this release "
-                          f"(it reads version {EXPORT_VERSION})")
+        raise FormatError(
+            f"key export version {blob[len(EXPORT_MAGIC)]} is not supported by this release "
+            f"(it reads version {EXPORT_VERSION})"
+        )
     if len(blob) < _EXPORT_HEADER + NONCE_BYTES + 16:
         raise AuthenticationError("cannot open the key export: not sealed to this recipient, or modified")
-    header, nonce = blob[:_EXPORT_HEADER], blob[_EXPORT_HEADER:_EXPORT_HEADER + NONCE_BYTES]
-    ephemeral_raw = header[len(EXPORT_MAGIC) + 1:]
+    header, nonce = blob[:_EXPORT_HEADER], blob[_EXPORT_HEADER : _EXPORT_HEADER + NONCE_BYTES]
+    ephemeral_raw = header[len(EXPORT_MAGIC) + 1 :]
     recipient_raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     try:
         shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_raw))
         key = _export_key(shared, ephemeral_raw, recipient_raw)
-        return AESGCM(key).decrypt(nonce, blob[_EXPORT_HEADER + NONCE_BYTES:], header)
+        return AESGCM(key).decrypt(nonce, blob[_EXPORT_HEADER + NONCE_BYTES :], header)
     except (InvalidTag, ValueError):
         # ValueError: a low-order ephemeral point (all-zero shared secret); as opaque as a bad tag.
         raise AuthenticationError("cannot open the key export: not sealed to this recipient, or modified") from None

@@ -88,8 +88,13 @@ class KeyInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "key_id": self.key_id, "created": self.created, "suite": self.suite, "kek_version": self.kek_version,
-            "state": self.state, "revoked_at": self.revoked_at, "label": self.label,
+            "key_id": self.key_id,
+            "created": self.created,
+            "suite": self.suite,
+            "kek_version": self.kek_version,
+            "state": self.state,
+            "revoked_at": self.revoked_at,
+            "label": self.label,
             "provenance": dict(self.provenance),
         }
 
@@ -100,8 +105,14 @@ def _info_from_row(row: Any) -> KeyInfo:
     except (TypeError, ValueError):
         provenance = {}
     return KeyInfo(
-        key_id=row.key_id, created=row.created, suite=row.suite, kek_version=row.kek_version, state=row.state,
-        revoked_at=row.revoked_at, label=row.label, provenance=provenance if isinstance(provenance, dict) else {},
+        key_id=row.key_id,
+        created=row.created,
+        suite=row.suite,
+        kek_version=row.kek_version,
+        state=row.state,
+        revoked_at=row.revoked_at,
+        label=row.label,
+        provenance=provenance if isinstance(provenance, dict) else {},
     )
 
 
@@ -122,8 +133,9 @@ class Keystore:
     True
     """
 
-    def __init__(self, engine: sa.Engine, *, kek: bytes | None, kek_version: int | None,
-                 audit_key: bytes | None) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, kek: bytes | None, kek_version: int | None, audit_key: bytes | None
+    ) -> None:
         # Private: use Keystore.open / Keystore.init, which check the KEK before handing out a store.
         self._engine = engine
         self._is_sqlite = engine.dialect.name == "sqlite"
@@ -163,14 +175,20 @@ class Keystore:
                 if sa.inspect(conn).has_table(_meta.name):
                     raise KeystoreError(f"a keystore already exists at {_display(url)}; open it instead")
                 _metadata.create_all(conn)
-                conn.execute(sa.insert(_kek_versions).values(
-                    version=1, created=_now(), kdf=json.dumps(params), check_value=_check_value(kek, 1)))
-                conn.execute(sa.insert(_meta), [
-                    {"name": "format_version", "value": str(KEYSTORE_VERSION)},
-                    {"name": "current_kek_version", "value": "1"},
-                    {"name": "audit_secret", "value": _wrapped_audit_secret(kek, 1, audit_secret)},
-                    {"name": "audit_head", "value": _head_json(_audit_key(audit_secret), _Head(0, 0, bytes(32)))},
-                ])
+                conn.execute(
+                    sa.insert(_kek_versions).values(
+                        version=1, created=_now(), kdf=json.dumps(params), check_value=_check_value(kek, 1)
+                    )
+                )
+                conn.execute(
+                    sa.insert(_meta),
+                    [
+                        {"name": "format_version", "value": str(KEYSTORE_VERSION)},
+                        {"name": "current_kek_version", "value": "1"},
+                        {"name": "audit_secret", "value": _wrapped_audit_secret(kek, 1, audit_secret)},
+                        {"name": "audit_head", "value": _head_json(_audit_key(audit_secret), _Head(0, 0, bytes(32)))},
+                    ],
+                )
             store = cls(engine, kek=kek, kek_version=1, audit_key=_audit_key(audit_secret))
             with store._write() as (conn, head):
                 store._append(conn, head, actor, [("init", None, None, {"kek_version": 1, "kdf": params["kdf"]})])
@@ -205,7 +223,8 @@ class Keystore:
                 if version != str(KEYSTORE_VERSION):
                     raise KeystoreError(
                         f"keystore format version {version!r} is not supported by this release "
-                        f"(it reads version {KEYSTORE_VERSION})")
+                        f"(it reads version {KEYSTORE_VERSION})"
+                    )
                 if kek_source is None:
                     return cls(engine, kek=None, kek_version=None, audit_key=None)
                 try:
@@ -267,12 +286,14 @@ class Keystore:
                 sa.select(_meta.c.value).where(_meta.c.name == "audit_head").with_for_update()
             ).scalar_one_or_none()
             current = conn.execute(
-                sa.select(_meta.c.value).where(_meta.c.name == "current_kek_version")).scalar_one_or_none()
+                sa.select(_meta.c.value).where(_meta.c.name == "current_kek_version")
+            ).scalar_one_or_none()
             if value is None or current is None:
                 raise KeystoreError("the keystore is damaged: its metadata is missing")
             if self._kek_version is not None and int(current) != self._kek_version:
                 raise KeystoreError(
-                    f"the KEK was rotated to version {current} by another process; open the keystore again")
+                    f"the KEK was rotated to version {current} by another process; open the keystore again"
+                )
             try:
                 doc = loads_bounded(value)
                 head = _Head(int(doc["count"]), int(doc["last_seq"]), bytes.fromhex(doc["last_mac"]))
@@ -280,8 +301,13 @@ class Keystore:
                 raise KeystoreError("the keystore is damaged: its audit head is malformed") from None
             yield conn, head
 
-    def _append(self, conn: sa.Connection, head: _Head, actor: str,
-                events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]]) -> None:
+    def _append(
+        self,
+        conn: sa.Connection,
+        head: _Head,
+        actor: str,
+        events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]],
+    ) -> None:
         """Append audit rows chained from the head (not from the last row, so a cut tail stays visible)."""
         assert self._audit_key is not None
         rows = _chain_rows(self._audit_key, head, actor, events)
@@ -289,8 +315,9 @@ class Keystore:
             return
         conn.execute(sa.insert(_audit), rows)
         head.count, head.last_seq, head.last_mac = head.count + len(rows), rows[-1]["seq"], rows[-1]["mac"]
-        conn.execute(sa.update(_meta).where(_meta.c.name == "audit_head").values(
-            value=_head_json(self._audit_key, head)))
+        conn.execute(
+            sa.update(_meta).where(_meta.c.name == "audit_head").values(value=_head_json(self._audit_key, head))
+        )
 
     def _row(self, conn: sa.Connection, key_id: str) -> Any:
         return conn.execute(sa.select(_data_keys).where(_data_keys.c.key_id == key_id)).one_or_none()
@@ -304,33 +331,62 @@ class Keystore:
         info = _info_from_row(row)
         return Key(key_id=raw_id, secret=secret, created=row.created, suite=row.suite, provenance=info.provenance)
 
-    def _insert_keys(self, conn: sa.Connection, head: _Head, keys: Sequence[tuple[Key, str | None]], actor: str,
-                     operation: str, details: Mapping[str, Any]) -> None:
+    def _insert_keys(
+        self,
+        conn: sa.Connection,
+        head: _Head,
+        keys: Sequence[tuple[Key, str | None]],
+        actor: str,
+        operation: str,
+        details: Mapping[str, Any],
+    ) -> None:
         aead, version = self._need_kek()
         rows = []
         for key, label in keys:
             if key.suite != "hybrid":
                 raise ValueError(f"the keystore holds hybrid master keys, not {key.suite!r} keys")
-            rows.append({
-                "key_id": key.key_id_hex, "created": key.created or _now(), "suite": key.suite,
-                "kek_version": version, "wrapped": _wrap(aead, key.key_id, version, key.secret), "state": ACTIVE,
-                "revoked_at": None, "label": label, "provenance": json.dumps(dict(key.provenance), sort_keys=True),
-            })
+            rows.append(
+                {
+                    "key_id": key.key_id_hex,
+                    "created": key.created or _now(),
+                    "suite": key.suite,
+                    "kek_version": version,
+                    "wrapped": _wrap(aead, key.key_id, version, key.secret),
+                    "state": ACTIVE,
+                    "revoked_at": None,
+                    "label": label,
+                    "provenance": json.dumps(dict(key.provenance), sort_keys=True),
+                }
+            )
         if rows:
             try:
                 conn.execute(sa.insert(_data_keys), rows)
             except sa.exc.IntegrityError:
                 raise KeystoreError("a key with one of these ids is already in the keystore") from None
-        self._append(conn, head, actor, [
-            (operation, key.key_id_hex, None, {**details, **({"label": label} if label else {})})
-            for key, label in keys
-        ])
+        self._append(
+            conn,
+            head,
+            actor,
+            [
+                (operation, key.key_id_hex, None, {**details, **({"label": label} if label else {})})
+                for key, label in keys
+            ],
+        )
 
-    def _rewrap_rows(self, conn: sa.Connection, old: AESGCM, old_version: int, new: AESGCM, new_version: int,
-                     limit: int | None = None) -> int:
-        query = (sa.select(_data_keys.c.key_id, _data_keys.c.wrapped)
-                 .where(_data_keys.c.kek_version == old_version, _data_keys.c.state == ACTIVE)
-                 .order_by(_data_keys.c.key_id))
+    def _rewrap_rows(
+        self,
+        conn: sa.Connection,
+        old: AESGCM,
+        old_version: int,
+        new: AESGCM,
+        new_version: int,
+        limit: int | None = None,
+    ) -> int:
+        query = (
+            sa.select(_data_keys.c.key_id, _data_keys.c.wrapped)
+            .where(_data_keys.c.kek_version == old_version, _data_keys.c.state == ACTIVE)
+            .order_by(_data_keys.c.key_id)
+        )
         if limit is not None:
             query = query.limit(limit)
         updates = []
@@ -354,8 +410,14 @@ class Keystore:
 
     # ------------------------------------------------------------------------------------ keys
 
-    def new_key(self, *, label: str | None = None, provenance: Mapping[str, Any] | None = None, actor: str,
-                gan: bool | None = None) -> Key:
+    def new_key(
+        self,
+        *,
+        label: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        actor: str,
+        gan: bool | None = None,
+    ) -> Key:
         """Create, store and return a new hybrid master key.
 
         The secret comes from :func:`deepkedi.keys.generate_key`: OS randomness, mixed
@@ -365,8 +427,13 @@ class Keystore:
         _check_actor(actor)
         key = generate_key(gan=gan)
         if provenance:
-            key = Key(key_id=key.key_id, secret=key.secret, created=key.created, suite=key.suite,
-                      provenance={**key.provenance, **provenance})
+            key = Key(
+                key_id=key.key_id,
+                secret=key.secret,
+                created=key.created,
+                suite=key.suite,
+                provenance={**key.provenance, **provenance},
+            )
         self.add_key(key, label=label, actor=actor, _operation="new")
         return key
 
@@ -432,7 +499,8 @@ class Keystore:
             elif row.kek_version != version:
                 refusal = KeystoreError(
                     f"key {key_hex} is still wrapped under KEK version {row.kek_version} (an interrupted rotation); "
-                    "run rewrap with that version's passphrase or KEK")
+                    "run rewrap with that version's passphrase or KEK"
+                )
                 details = {"refused": f"kek version {row.kek_version}"}
             else:
                 key = self._key_from_row(aead, row)
@@ -476,8 +544,11 @@ class Keystore:
             if row.state == REVOKED:
                 return _info_from_row(row)
             when = _now()
-            conn.execute(sa.update(_data_keys).where(_data_keys.c.key_id == key_hex).values(
-                wrapped=b"", state=REVOKED, revoked_at=when))
+            conn.execute(
+                sa.update(_data_keys)
+                .where(_data_keys.c.key_id == key_hex)
+                .values(wrapped=b"", state=REVOKED, revoked_at=when)
+            )
             self._append(conn, head, actor, [("revoke", key_hex, None, {})])
             row = self._row(conn, key_hex)
         if self._is_sqlite:
@@ -520,20 +591,43 @@ class Keystore:
         assert self._kek is not None
         with self._write() as (conn, head):
             new_version = (conn.execute(sa.select(sa.func.max(_kek_versions.c.version))).scalar_one() or 0) + 1
-            conn.execute(sa.insert(_kek_versions).values(
-                version=new_version, created=_now(), kdf=json.dumps(params),
-                check_value=_check_value(new_kek, new_version)))
+            conn.execute(
+                sa.insert(_kek_versions).values(
+                    version=new_version,
+                    created=_now(),
+                    kdf=json.dumps(params),
+                    check_value=_check_value(new_kek, new_version),
+                )
+            )
             audit_secret = _open_audit_secret(self._kek, _meta_value(conn, "audit_secret"))
-            conn.execute(sa.update(_meta).where(_meta.c.name == "audit_secret").values(
-                value=_wrapped_audit_secret(new_kek, new_version, audit_secret)))
-            conn.execute(sa.update(_meta).where(_meta.c.name == "current_kek_version").values(
-                value=str(new_version)))
+            conn.execute(
+                sa.update(_meta)
+                .where(_meta.c.name == "audit_secret")
+                .values(value=_wrapped_audit_secret(new_kek, new_version, audit_secret))
+            )
+            conn.execute(sa.update(_meta).where(_meta.c.name == "current_kek_version").values(value=str(new_version)))
             moved = 0
             if batch_size is None:
                 moved = self._rewrap_rows(conn, old_aead, old_version, new_aead, new_version)
-            self._append(conn, head, actor, [("rotate", None, None, {
-                "from_kek_version": old_version, "to_kek_version": new_version, "kdf": params["kdf"],
-                "rewrapped": moved, "batched": batch_size is not None})])
+            self._append(
+                conn,
+                head,
+                actor,
+                [
+                    (
+                        "rotate",
+                        None,
+                        None,
+                        {
+                            "from_kek_version": old_version,
+                            "to_kek_version": new_version,
+                            "kdf": params["kdf"],
+                            "rewrapped": moved,
+                            "batched": batch_size is not None,
+                        },
+                    )
+                ],
+            )
         self._kek, self._kek_version = new_kek, new_version
         if batch_size is not None:
             moved = 0
@@ -543,9 +637,23 @@ class Keystore:
                     if done:
                         moved += done
                     else:
-                        self._append(conn, head, actor, [("rewrap", None, None, {
-                            "from_kek_versions": [old_version], "to_kek_version": new_version,
-                            "rewrapped": moved})])
+                        self._append(
+                            conn,
+                            head,
+                            actor,
+                            [
+                                (
+                                    "rewrap",
+                                    None,
+                                    None,
+                                    {
+                                        "from_kek_versions": [old_version],
+                                        "to_kek_version": new_version,
+                                        "rewrapped": moved,
+                                    },
+                                )
+                            ],
+                        )
                 if not done:
                     break
         return new_version
@@ -557,7 +665,8 @@ class Keystore:
             rows = conn.execute(
                 sa.select(_data_keys.c.kek_version, sa.func.count())
                 .where(_data_keys.c.state == ACTIVE, _data_keys.c.kek_version != current)
-                .group_by(_data_keys.c.kek_version)).all()
+                .group_by(_data_keys.c.kek_version)
+            ).all()
         return {int(version): int(count) for version, count in rows}
 
     def rewrap(self, old_kek_sources: Iterable[KekSource] = (), *, actor: str) -> int:
@@ -579,8 +688,10 @@ class Keystore:
             return 0
         sources = [_as_source(s) for s in old_kek_sources]
         with _database_errors(self._engine.url), self._engine.begin() as conn:
-            versions = {row.version: row for row in conn.execute(
-                sa.select(_kek_versions).where(_kek_versions.c.version.in_(list(pending))))}
+            versions = {
+                row.version: row
+                for row in conn.execute(sa.select(_kek_versions).where(_kek_versions.c.version.in_(list(pending))))
+            }
         openers: dict[int, AESGCM] = {}
         for version in pending:
             row = versions.get(version)
@@ -598,19 +709,32 @@ class Keystore:
             else:
                 raise AuthenticationError(
                     f"{pending[version]} key(s) are still wrapped under KEK version {version}; "
-                    "give that version's passphrase or KEK")
+                    "give that version's passphrase or KEK"
+                )
         moved = 0
         with self._write() as (conn, head):
             for version, aead in openers.items():
                 moved += self._rewrap_rows(conn, aead, version, new_aead, new_version)
-            self._append(conn, head, actor, [("rewrap", None, None, {
-                "from_kek_versions": sorted(openers), "to_kek_version": new_version, "rewrapped": moved})])
+            self._append(
+                conn,
+                head,
+                actor,
+                [
+                    (
+                        "rewrap",
+                        None,
+                        None,
+                        {"from_kek_versions": sorted(openers), "to_kek_version": new_version, "rewrapped": moved},
+                    )
+                ],
+            )
         return moved
 
     # ---------------------------------------------------------------------------- export/import
 
-    def export(self, key_ids: Iterable[str | bytes], recipient_public_key: bytes | X25519PublicKey, *,
-               actor: str) -> bytes:
+    def export(
+        self, key_ids: Iterable[str | bytes], recipient_public_key: bytes | X25519PublicKey, *, actor: str
+    ) -> bytes:
         """Seal keys for another site's recipient key (X25519 ECIES; docs/FORMAT.md, "Key export").
 
         The blob holds the secrets: anyone with the recipient's private key reads them.
@@ -636,15 +760,19 @@ class Keystore:
                 if row.state == REVOKED:
                     raise KeyRevokedError(key_hex, row.revoked_at)
                 if row.kek_version != version:
-                    raise KeystoreError(f"key {key_hex} is still wrapped under KEK version {row.kek_version}; "
-                                        "run rewrap first")
+                    raise KeystoreError(
+                        f"key {key_hex} is still wrapped under KEK version {row.kek_version}; run rewrap first"
+                    )
                 entries.append((self._key_from_row(aead, row), row.label))
-            self._append(conn, head, actor, [
-                ("export", key.key_id_hex, None, {"recipient": fingerprint}) for key, _label in entries])
+            self._append(
+                conn,
+                head,
+                actor,
+                [("export", key.key_id_hex, None, {"recipient": fingerprint}) for key, _label in entries],
+            )
         return _seal_export(_export_payload(entries), recipient_raw)
 
-    def import_(self, blob: bytes, recipient_private_key: bytes | X25519PrivateKey, *,
-                actor: str) -> dict[str, str]:
+    def import_(self, blob: bytes, recipient_private_key: bytes | X25519PrivateKey, *, actor: str) -> dict[str, str]:
         """Store the keys of an export sealed to us; returns ``{key_id: outcome}``.
 
         Outcomes: ``"imported"``; ``"present"`` (the same key is already here);
@@ -675,8 +803,9 @@ class Keystore:
                 else:
                     here = self._key_from_row(aead, row) if row.kek_version == version else None
                     if here is None or not constant_time.bytes_eq(here.secret, key.secret):
-                        raise KeystoreError(f"key {key.key_id_hex} is already in the keystore with a different "
-                                            "secret; nothing imported")
+                        raise KeystoreError(
+                            f"key {key.key_id_hex} is already in the keystore with a different secret; nothing imported"
+                        )
                     outcome[key.key_id_hex] = "present"
             self._insert_keys(conn, head, fresh, actor, "import", {})
         return outcome
@@ -736,4 +865,3 @@ def _stored_json(value: Any, what: str) -> Any:
         return loads_bounded(value)
     except (TypeError, ValueError):
         raise KeystoreError(f"the keystore is damaged: its {what} are malformed") from None
-

@@ -99,9 +99,7 @@ BASIC_TESTS: dict[str, Callable[..., NistTestResult]] = {
 }
 
 #: All 15 tests, name → function, in :data:`TEST_NAMES` order.
-TESTS: dict[str, Callable[..., NistTestResult]] = {
-    name: {**BASIC_TESTS, **ADVANCED_TESTS}[name] for name in TEST_NAMES
-}
+TESTS: dict[str, Callable[..., NistTestResult]] = {name: {**BASIC_TESTS, **ADVANCED_TESTS}[name] for name in TEST_NAMES}
 
 
 def run_all(bits: Any) -> dict[str, NistTestResult]:

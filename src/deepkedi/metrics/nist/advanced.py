@@ -58,12 +58,8 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def _not_applicable(
-    name: str, reason: str, alpha: float, **details: Any
-) -> NistTestResult:
-    return NistTestResult(
-        name, (), alpha=alpha, applicable=False, reason=reason, details=details
-    )
+def _not_applicable(name: str, reason: str, alpha: float, **details: Any) -> NistTestResult:
+    return NistTestResult(name, (), alpha=alpha, applicable=False, reason=reason, details=details)
 
 
 def _cyclic_pattern_counts(bits: np.ndarray, m: int) -> np.ndarray:
@@ -238,21 +234,15 @@ def universal(
     n = bits.size
     L = block_length
     if L is None:
-        L = max(
-            (ell for ell, n_min in _UNIVERSAL_MIN_N.items() if n >= n_min), default=None
-        )
+        L = max((ell for ell, n_min in _UNIVERSAL_MIN_N.items() if n >= n_min), default=None)
         if L is None:
-            return _not_applicable(
-                "universal", f"n = {n} < 387840, the least length §2.9.7 allows", alpha
-            )
+            return _not_applicable("universal", f"n = {n} < 387840, the least length §2.9.7 allows", alpha)
     if not 1 <= L <= 16:
         raise ValueError(f"block_length must be in 1..16, got {L}")
     Q = 10 * (1 << L) if init_blocks is None else int(init_blocks)
     K = n // L - Q
     if Q < 1 or K < 1:
-        return _not_applicable(
-            "universal", f"n = {n} leaves no test block after Q = {Q}", alpha
-        )
+        return _not_applicable("universal", f"n = {n} leaves no test block after Q = {Q}", alpha)
     fn, K = _universal_statistic(bits, L, Q)
     # Maurer's correction for the dependence between distances (§2.9.4 step 5, STS).
     c = 0.7 - 0.8 / L + (4 + 32 / L) * K ** (-3 / L) / 15
@@ -277,9 +267,7 @@ def universal(
 
 #: P(T ∈ class i), i = 0..6: the exact 1/96, 1/32, 1/8, 1/2, 1/4, 1/16, 1/48 to six
 #: decimals. STS 2.1.2 uses π₀ = 0.01047 instead (see the module notes).
-_LINEAR_COMPLEXITY_PI = np.array(
-    [0.010417, 0.03125, 0.125, 0.5, 0.25, 0.0625, 0.020833]
-)
+_LINEAR_COMPLEXITY_PI = np.array([0.010417, 0.03125, 0.125, 0.5, 0.25, 0.0625, 0.020833])
 
 
 def _berlekamp_massey_lengths(blocks: np.ndarray) -> np.ndarray:
@@ -302,9 +290,7 @@ def _berlekamp_massey_lengths(blocks: np.ndarray) -> np.ndarray:
         # Discrepancy d = Σ_{i=0..L} C_i s_{n−i}; C_i = 0 above the largest L.
         top = int(lengths.max())
         window = reversed_blocks[:, M - 1 - n : M - 1 - n + top + 1]
-        d = (np.count_nonzero(C[:, : window.shape[1]] & window, axis=1) & 1).astype(
-            bool
-        )
+        d = (np.count_nonzero(C[:, : window.shape[1]] & window, axis=1) & 1).astype(bool)
         if d.any():
             grow = d & (2 * lengths <= n)
             previous_c = C[grow]
@@ -316,9 +302,7 @@ def _berlekamp_massey_lengths(blocks: np.ndarray) -> np.ndarray:
     return lengths
 
 
-def linear_complexity(
-    bits: Any, *, block_size: int = 500, alpha: float = DEFAULT_ALPHA
-) -> NistTestResult:
+def linear_complexity(bits: Any, *, block_size: int = 500, alpha: float = DEFAULT_ALPHA) -> NistTestResult:
     """Linear complexity test (SP 800-22 §2.10).
 
     Parameters
@@ -347,16 +331,12 @@ def linear_complexity(
         raise ValueError(f"block_size must be at least 2, got {M}")
     N = bits.size // M
     if N < 1:
-        return _not_applicable(
-            "linear_complexity", f"n = {bits.size} < block size {M}", alpha
-        )
+        return _not_applicable("linear_complexity", f"n = {bits.size} < block size {M}", alpha)
     lengths = _berlekamp_massey_lengths(bits[: N * M].reshape(N, M))
     mu = M / 2 + (9 + (-1) ** (M + 1)) / 36 - (M / 3 + 2 / 9) / 2.0**M
     T = (-1) ** M * (lengths - mu) + 2 / 9
     # Classes (−∞, −2.5], (−2.5, −1.5], …, (2.5, ∞): T is an integer plus 2/9 − frac(μ).
-    classes = np.searchsorted(
-        np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]), T, side="left"
-    )
+    classes = np.searchsorted(np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]), T, side="left")
     nu = np.bincount(classes, minlength=7)
     expected = N * _LINEAR_COMPLEXITY_PI
     chi2 = float(np.sum((nu - expected) ** 2 / expected))
@@ -379,9 +359,7 @@ def _psi_squared(counts: np.ndarray, n: int) -> float:
     return float(counts.size / n * np.sum(counts.astype(np.float64) ** 2) - n)
 
 
-def serial(
-    bits: Any, *, block_length: int = 16, alpha: float = DEFAULT_ALPHA
-) -> NistTestResult:
+def serial(bits: Any, *, block_length: int = 16, alpha: float = DEFAULT_ALPHA) -> NistTestResult:
     """Serial test (SP 800-22 §2.11): two P-values, for ∇ψ²_m and ∇²ψ²_m.
 
     Parameters
@@ -438,9 +416,7 @@ def _phi(counts: np.ndarray, n: int) -> float:
     return float(np.sum(c * np.log(c / n)) / n)
 
 
-def approximate_entropy(
-    bits: Any, *, block_length: int = 10, alpha: float = DEFAULT_ALPHA
-) -> NistTestResult:
+def approximate_entropy(bits: Any, *, block_length: int = 10, alpha: float = DEFAULT_ALPHA) -> NistTestResult:
     """Approximate entropy test (SP 800-22 §2.12).
 
     Parameters
@@ -471,9 +447,7 @@ def approximate_entropy(
     if m < 1:
         raise ValueError(f"block_length must be at least 1, got {m}")
     if m + 1 > n:
-        return _not_applicable(
-            "approximate_entropy", f"n = {n} < m + 1 = {m + 1}", alpha
-        )
+        return _not_applicable("approximate_entropy", f"n = {n} < m + 1 = {m + 1}", alpha)
     counts_m1 = _cyclic_pattern_counts(bits, m + 1)
     counts_m = _marginal_counts(counts_m1)
     apen = _phi(counts_m, n) - _phi(counts_m1, n)
@@ -549,9 +523,7 @@ def cumulative_sums(bits: Any, *, alpha: float = DEFAULT_ALPHA) -> NistTestResul
 # --------------------------------------------------------------------------- §2.14, §2.15
 
 _EXCURSION_STATES = np.array([-4, -3, -2, -1, 1, 2, 3, 4])
-_VARIANT_STATES = np.array(
-    [-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
-)
+_VARIANT_STATES = np.array([-9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 
 
 def _excursion_pi(x: int) -> np.ndarray:
@@ -616,9 +588,7 @@ def random_excursions(bits: Any, *, alpha: float = DEFAULT_ALPHA) -> NistTestRes
     bits = as_bits(bits)
     J, _, chi2 = _excursion_statistics(bits)
     if _excursion_constraint(bits.size) > J:
-        return _not_applicable(
-            "random_excursions", f"J = {J} cycles < 500 (§2.14.7)", alpha, J=J
-        )
+        return _not_applicable("random_excursions", f"J = {J} cycles < 500 (§2.14.7)", alpha, J=J)
     p = tuple(float(v) for v in gammaincc(2.5, chi2 / 2))
     return NistTestResult(
         "random_excursions",
@@ -642,9 +612,7 @@ def _variant_statistics(bits: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return J, xi, p
 
 
-def random_excursions_variant(
-    bits: Any, *, alpha: float = DEFAULT_ALPHA
-) -> NistTestResult:
+def random_excursions_variant(bits: Any, *, alpha: float = DEFAULT_ALPHA) -> NistTestResult:
     """Random excursions variant test (SP 800-22 §2.15): 18 P-values, −9..−1, 1..9.
 
     Parameters
@@ -667,9 +635,7 @@ def random_excursions_variant(
     bits = as_bits(bits)
     J, xi, p = _variant_statistics(bits)
     if _excursion_constraint(bits.size) > J:
-        return _not_applicable(
-            "random_excursions_variant", f"J = {J} cycles < 500 (§2.15.7)", alpha, J=J
-        )
+        return _not_applicable("random_excursions_variant", f"J = {J} cycles < 500 (§2.15.7)", alpha, J=J)
     return NistTestResult(
         "random_excursions_variant",
         tuple(float(v) for v in p),

@@ -93,9 +93,7 @@ def frequency(bits: Any) -> NistTestResult:
     s_n = 2 * int(np.count_nonzero(eps)) - n
     s_obs = abs(s_n) / math.sqrt(n)
     p = float(erfc(s_obs / math.sqrt(2)))
-    return NistTestResult(
-        "frequency", (p,), details={"n": n, "s_n": s_n, "s_obs": s_obs}
-    )
+    return NistTestResult("frequency", (p,), details={"n": n, "s_n": s_n, "s_obs": s_obs})
 
 
 # --------------------------------------------------------------------------- 2.2
@@ -228,9 +226,7 @@ def _longest_run_per_row(blocks: np.ndarray) -> np.ndarray:
     """The longest run of ones in each row of a 2-D 0/1 array, about 2²⁰ bits per pass."""
     rows = max(1, _CHUNK_BITS // max(1, blocks.shape[1]))
     if blocks.shape[0] > rows:
-        return np.concatenate(
-            [_longest_run_per_row(blocks[i : i + rows]) for i in range(0, blocks.shape[0], rows)]
-        )
+        return np.concatenate([_longest_run_per_row(blocks[i : i + rows]) for i in range(0, blocks.shape[0], rows)])
     n_rows = blocks.shape[0]
     padded = np.zeros((n_rows, blocks.shape[1] + 2), dtype=np.int8)
     padded[:, 1:-1] = blocks
@@ -342,9 +338,7 @@ def _rank_probabilities(n_rows: int, n_cols: int) -> tuple[float, float, float]:
 
     def p_rank(r: int) -> float:
         i = np.arange(r, dtype=np.float64)
-        product = np.prod(
-            (1 - 2.0 ** (i - n_rows)) * (1 - 2.0 ** (i - n_cols)) / (1 - 2.0 ** (i - r))
-        )
+        product = np.prod((1 - 2.0 ** (i - n_rows)) * (1 - 2.0 ** (i - n_cols)) / (1 - 2.0 ** (i - r)))
         return float(2.0 ** (r * (n_rows + n_cols - r) - n_rows * n_cols) * product)
 
     p_full, p_minus1 = p_rank(full), p_rank(full - 1)
@@ -391,20 +385,13 @@ def rank(
     size = matrix_rows * matrix_cols
     n_mat = n // size
     if n_mat < 1:
-        return _not_applicable(
-            "rank", f"n = {n} is shorter than one {matrix_rows}×{matrix_cols} matrix"
-        )
+        return _not_applicable("rank", f"n = {n} is shorter than one {matrix_rows}×{matrix_cols} matrix")
     dtype = np.uint32 if matrix_cols <= 32 else np.uint64
-    weights = (
-        np.uint64(1) << np.arange(matrix_cols - 1, -1, -1, dtype=np.uint64)
-    ).astype(dtype)
+    weights = (np.uint64(1) << np.arange(matrix_cols - 1, -1, -1, dtype=np.uint64)).astype(dtype)
     matrices = eps[: n_mat * size].reshape(n_mat, matrix_rows, matrix_cols)
     step = max(1, _CHUNK_BITS // size)  # pack about 2²⁰ bits per pass
     packed = np.concatenate(
-        [
-            (matrices[i : i + step].astype(dtype) * weights).sum(axis=2, dtype=dtype)
-            for i in range(0, n_mat, step)
-        ]
+        [(matrices[i : i + step].astype(dtype) * weights).sum(axis=2, dtype=dtype) for i in range(0, n_mat, step)]
     )
     ranks = _gf2_ranks(packed, matrix_cols)
     full = min(matrix_rows, matrix_cols)
@@ -413,11 +400,7 @@ def rank(
         dtype=np.int64,
     )
     counts[2] = n_mat - counts[0] - counts[1]
-    probs = np.asarray(
-        probabilities
-        if probabilities is not None
-        else _rank_probabilities(matrix_rows, matrix_cols)
-    )
+    probs = np.asarray(probabilities if probabilities is not None else _rank_probabilities(matrix_rows, matrix_cols))
     if probs.shape != (3,):
         raise ValueError("probabilities must hold 3 values: full rank, full − 1, lower")
 
@@ -584,9 +567,7 @@ def non_overlapping_template(
     if template is not None:
         value, m = _template_value(template)
         if m < 2 or value not in aperiodic_templates(m):
-            raise ValueError(
-                f"template {template!r} is periodic; SP 800-22 §2.7 needs an aperiodic one"
-            )
+            raise ValueError(f"template {template!r} is periodic; SP 800-22 §2.7 needs an aperiodic one")
         templates = np.array([value], dtype=np.int64)
     else:
         m = template_length
@@ -730,9 +711,7 @@ def overlapping_template(
     if probabilities is not None:
         probs = np.asarray(probabilities, dtype=np.float64)
         if probs.shape != (k + 1,):
-            raise ValueError(
-                f"probabilities must hold {k + 1} values (classes 0…{k - 1}, ≥{k})"
-            )
+            raise ValueError(f"probabilities must hold {k + 1} values (classes 0…{k - 1}, ≥{k})")
         source = "given"
     else:
         probs = _overlapping_probabilities((block_size - m + 1) / 2.0 ** (m + 1), k)

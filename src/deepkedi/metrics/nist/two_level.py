@@ -126,9 +126,7 @@ def _validated(p_values: ArrayLike, name: str) -> np.ndarray:
     return p
 
 
-def proportion_check(
-    p_values: ArrayLike, *, alpha: float = DEFAULT_ALPHA
-) -> ProportionCheck:
+def proportion_check(p_values: ArrayLike, *, alpha: float = DEFAULT_ALPHA) -> ProportionCheck:
     """The proportion of sequences passing at level ``alpha`` and its range (§4.2.1).
 
     Examples
@@ -193,8 +191,7 @@ def uniformity_check(p_values: ArrayLike) -> UniformityCheck:
 
 
 def two_level_analysis(
-    p_value_lists: Mapping[str, ArrayLike]
-    | Iterable[tuple[str, ArrayLike]],
+    p_value_lists: Mapping[str, ArrayLike] | Iterable[tuple[str, ArrayLike]],
     *,
     alpha: float = DEFAULT_ALPHA,
 ) -> tuple[TwoLevelRecord, ...]:
@@ -229,9 +226,7 @@ def two_level_analysis(
     >>> record.proportion.proportion, record.uniformity.applicable
     (1.0, False)
     """
-    items = (
-        p_value_lists.items() if isinstance(p_value_lists, Mapping) else p_value_lists
-    )
+    items = p_value_lists.items() if isinstance(p_value_lists, Mapping) else p_value_lists
     records = []
     for name, p_values in items:
         p = _validated(p_values, name)
