@@ -92,7 +92,7 @@ TreeProgress = Callable[[int, int, Path], None]
 #: What decrypts: a hybrid key, a paper key image, or an open keystore (with ``actor``).
 Decryptor = Union[Key, KeyImage, "Keystore"]
 PathLike = Union[str, "os.PathLike[str]"]
-Data = Union[bytes, bytearray, memoryview]
+Data = bytes | bytearray | memoryview
 
 encrypt_image = hybrid.encrypt_image
 decrypt_image = hybrid.decrypt_image
@@ -816,7 +816,6 @@ def decrypt_dataset(ds: Dataset, key: Decryptor, *, actor: str | None = None) ->
     decrypt_dicom_native_stream(native, out, chosen)
     out.seek(0)
     return pydicom.dcmread(out)
-
 
 
 def deidentification_summary(original: PathLike, protected: PathLike) -> DeidentificationSummary:
