@@ -42,7 +42,9 @@ def test_hostile_inputs_keep_the_contract(tmp_path: Path) -> None:
 
 @pytest.fixture
 def inspect_module(monkeypatch: pytest.MonkeyPatch):
-    import deepkedi.cli.inspect as module
+    """Where `kedi inspect` finds ``read_image`` when it runs (it imports it then, from the package)."""
+    import deepkedi.cli.inspect  # noqa: F401 - the command must be registered
+    import deepkedi.imaging as module
 
     return module
 

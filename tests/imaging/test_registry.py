@@ -229,3 +229,16 @@ def test_fifo_is_refused_before_it_is_opened(fifo: Path) -> None:
         read_image(fifo, format="npy")
     with pytest.raises(UnsupportedImageError, match="character device"):
         read_image("/dev/zero", format="npy")
+
+
+def test_the_builtin_table_names_real_readers_writers_and_sniffers() -> None:
+    """The registry lists the built-in formats without importing them: each entry must exist."""
+    import importlib
+
+    from deepkedi.imaging import registry, sniff
+
+    for name, _suffixes, module, reader, writer, _description in registry._BUILTIN:
+        loaded = importlib.import_module(f"deepkedi.imaging.{module}")
+        assert callable(getattr(loaded, reader)) and callable(getattr(loaded, writer)), name
+        assert callable(getattr(sniff, f"sniff_{name}")), name
+        assert available_formats()[name].read.__name__ == reader

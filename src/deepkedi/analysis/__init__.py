@@ -15,20 +15,27 @@ Only the despeckling names are imported here; the others are imported from their
 modules (they pull in the cipher suites, and the figures need matplotlib).
 """
 
-from deepkedi.analysis.despeckle import (
-    BASELINES,
-    DRT_SETTINGS,
-    DespeckleRow,
-    compare_despecklers,
-    despeckle_methods,
-    estimate_speckle_variance,
-    frost_filter,
-    lee_filter,
-    median_despeckle,
-    nl_means,
-    normalise_unit,
-    wavelet_bayes,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepkedi._lazy import attach
+
+if TYPE_CHECKING:
+    from deepkedi.analysis.despeckle import (
+        BASELINES,
+        DRT_SETTINGS,
+        DespeckleRow,
+        compare_despecklers,
+        despeckle_methods,
+        estimate_speckle_variance,
+        frost_filter,
+        lee_filter,
+        median_despeckle,
+        nl_means,
+        normalise_unit,
+        wavelet_bayes,
+    )
 
 __all__ = [
     "BASELINES",
@@ -44,3 +51,21 @@ __all__ = [
     "normalise_unit",
     "wavelet_bayes",
 ]
+
+__getattr__, __dir__ = attach(
+    __name__,
+    {
+        "BASELINES": "despeckle",
+        "DRT_SETTINGS": "despeckle",
+        "DespeckleRow": "despeckle",
+        "compare_despecklers": "despeckle",
+        "despeckle_methods": "despeckle",
+        "estimate_speckle_variance": "despeckle",
+        "frost_filter": "despeckle",
+        "lee_filter": "despeckle",
+        "median_despeckle": "despeckle",
+        "nl_means": "despeckle",
+        "normalise_unit": "despeckle",
+        "wavelet_bayes": "despeckle",
+    },
+)

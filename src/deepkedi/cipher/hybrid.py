@@ -53,6 +53,7 @@ from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageEr
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
+from deepkedi.transforms.patterns import DEFAULT_PATTERN
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
 __all__ = [
@@ -69,9 +70,6 @@ __all__ = [
 ]
 
 HKDF_INFO = b"deepkedi/v1 hybrid payload key"
-#: Under AES-GCM every scan order is equally secure; horizontal follows memory
-#: order and is the cheapest to apply, so it is the default.
-DEFAULT_PATTERN = ZigzagPattern.HORIZONTAL
 
 #: Called with (bytes done, bytes total) as a file is processed.
 Progress = Callable[[int, int], None]

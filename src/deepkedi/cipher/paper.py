@@ -62,6 +62,7 @@ from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageEr
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
+from deepkedi.transforms.patterns import DEFAULT_PATTERN
 from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
 from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
@@ -81,7 +82,6 @@ __all__ = [
 
 #: The paper shows all three patterns; horizontal is the default here only
 #: because it follows memory order (no pattern makes this suite secure).
-DEFAULT_PATTERN = ZigzagPattern.HORIZONTAL
 #: What the command line prints (once) whenever this suite is used.
 PAPER_WARNING = (
     "suite 'paper' is Deep-KEDI as published — for research only, not secure "

@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -42,7 +42,9 @@ from deepkedi.errors import (
 )
 from deepkedi.imaging.limits import DEFAULT_WORKING_MEMORY, decoded_size_limit, format_size, parse_size
 from deepkedi.inputs import check_regular_input
-from deepkedi.keys import Key, key_file_is_sealed, load_key
+
+if TYPE_CHECKING:
+    from deepkedi.cipher.keytypes import Key
 
 __all__ = [
     "EXIT_AUTH",
@@ -219,6 +221,8 @@ def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:
 
 def load_key_for_cli(path: Path, passphrase_file: Path | None) -> Key:
     """Load a key file, asking for its passphrase when it is sealed."""
+    from deepkedi.keys.keyfile import key_file_is_sealed, load_key
+
     with guarded():
         sealed = key_file_is_sealed(path)
     with guarded():

@@ -18,9 +18,6 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from deepkedi import api
-from deepkedi.cipher.hybrid import DEFAULT_PATTERN
-from deepkedi.cipher.paper import PAPER_WARNING, UNVERIFIED_WARNING
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -37,16 +34,14 @@ from deepkedi.cli._common import (
 )
 from deepkedi.errors import DeepKediError, KeyFileError, KeyNotFoundError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
-from deepkedi.imaging import read_image
-from deepkedi.imaging.montage import display_plane, montage
 from deepkedi.inputs import check_regular_input, open_input
-from deepkedi.keys import Key, KeyImage, load_key_image
-from deepkedi.transforms.zigzag import ZigzagPattern
+from deepkedi.transforms.patterns import DEFAULT_PATTERN, ZigzagPattern
 
 if TYPE_CHECKING:
+    from deepkedi import api
+    from deepkedi.cipher.keytypes import Key, KeyImage
     from deepkedi.keys.keystore import Keystore
 
-CONTAINER_SUFFIX = api.CONTAINER_SUFFIX
 FIGURE_NAME = "cipher_images.png"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _KEYGEN_PAPER = "make one with `kedi keygen --suite paper --like IMAGE`"
@@ -150,6 +145,8 @@ def _check_input_file(path: Path | None, error: type[DeepKediError] = Unsupporte
 
 
 def _warn_paper() -> None:
+    from deepkedi.cipher.paper import PAPER_WARNING
+
     err_console.print(f"warning: {PAPER_WARNING}", markup=False)
 
 
@@ -169,6 +166,8 @@ def _load_key_image_for_cli(path: Path) -> KeyImage:
             EXIT_USAGE,
         )
     with guarded():
+        from deepkedi.keys import load_key_image
+
         return load_key_image(path)
 
 
@@ -182,6 +181,10 @@ def _image_stem(path: Path) -> str:
 
 def _encrypt_all_patterns(input: Path, outdir: Path, key_image: KeyImage, *, seed: int | None, force: bool) -> None:
     """The paper's figure: the three patterns' containers and the plain image beside its cipher images."""
+    from deepkedi import api
+    from deepkedi.imaging import read_image
+    from deepkedi.imaging.montage import display_plane, montage
+
     if outdir.exists() and not outdir.is_dir():
         fail(f"{outdir}: --all-patterns writes into a folder, and this is a file", EXIT_USAGE)
     # One speckle draw for all three, so the figure compares the patterns on the same speckled image.
@@ -192,7 +195,7 @@ def _encrypt_all_patterns(input: Path, outdir: Path, key_image: KeyImage, *, see
         make_output_folder(outdir)
         panels = [("plain", display_plane(plain))]
         for pattern in ZigzagPattern:
-            target = outdir / f"{stem}.{pattern.value}{CONTAINER_SUFFIX}"
+            target = outdir / f"{stem}.{pattern.value}{api.CONTAINER_SUFFIX}"
             api.encrypt_file(input, target, key_image, pattern=pattern, seed=seed, force=force)
             panels.append((f"{pattern.value} zigzag", display_plane(api.cipher_image(target))))
             console.print(f"wrote {printable(target)}", markup=False)
@@ -253,6 +256,8 @@ def encrypt(
     the PS3.15 Basic Profile, whose pixels are the cipher image and whose
     Encrypted Attributes Sequence holds the original (see docs/DICOM_NATIVE.md).
     """
+    from deepkedi import api
+
     if as_dicom and suite is SuiteChoice.paper:
         fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
     protected = _protected_files(input, key, keystore, passphrase_file)
@@ -397,6 +402,9 @@ def decrypt(
     Without --key, the keystore gives the key each container names.
     DICOM-native files are recognised automatically and restored byte for byte.
     """
+    from deepkedi import api
+    from deepkedi.cipher.paper import UNVERIFIED_WARNING
+
     if key is not None and (key_id is not None or keystore is not None):
         fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
     if not input.exists():

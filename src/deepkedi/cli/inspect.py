@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from deepkedi import api
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -25,8 +23,12 @@ from deepkedi.cli._common import (
     printable,
 )
 from deepkedi.errors import DeepKediError, FormatError
-from deepkedi.fileio import atomic_output_path
-from deepkedi.imaging import MedicalImage, read_image, write_image
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from deepkedi import api
+    from deepkedi.imaging import MedicalImage
 
 
 def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:
@@ -47,6 +49,8 @@ def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:
 
 def _to_display(pixels: np.ndarray) -> np.ndarray:
     """The first plane as 8- or 16-bit grey/RGB for PNG (cipher words are uniform, so no windowing)."""
+    import numpy as np
+
     plane = pixels
     while plane.ndim > 3 or (plane.ndim == 3 and plane.shape[-1] not in (3, 4)):
         plane = plane[0]
@@ -66,6 +70,12 @@ def _to_display(pixels: np.ndarray) -> np.ndarray:
 
 
 def _write_cipher_image(file: Path, info: api.ContainerInfo, target: Path, force: bool) -> None:
+    import numpy as np
+
+    from deepkedi import api
+    from deepkedi.fileio import atomic_output_path
+    from deepkedi.imaging import MedicalImage, write_image
+
     header = info.header
     suffix = target.suffix.lower()
     if suffix not in (".npy", ".png"):
@@ -111,6 +121,9 @@ def inspect(
 
     Secrets never appear: the header holds none.
     """
+    from deepkedi import api
+    from deepkedi.imaging import read_image
+
     try:
         info = api.read_header(file)
     except FormatError:

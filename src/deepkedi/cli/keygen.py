@@ -21,7 +21,6 @@ from deepkedi.cli._common import (
     printable,
     refuse_special_file,
 )
-from deepkedi.keys import generate_key, save_key
 
 
 class KeySuite(str, enum.Enum):
@@ -106,6 +105,8 @@ def keygen(
     the size and bit depth of --like. Either file is the secret: keep it apart from
     the images it protects.
     """
+    from deepkedi.keys import generate_key, save_key
+
     if suite is KeySuite.paper:
         if passphrase_file is not None or no_gan:
             fail("--passphrase-file and --no-gan apply to hybrid key files only", EXIT_USAGE)

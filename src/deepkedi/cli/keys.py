@@ -39,9 +39,9 @@ from deepkedi.cli._common import (
 )
 from deepkedi.errors import DeepKediError, KeyNotFoundError
 from deepkedi.fileio import atomic_output, make_output_folder
-from deepkedi.keys import Key
 
 if TYPE_CHECKING:
+    from deepkedi.cipher.keytypes import Key
     from deepkedi.keys.keystore import KekSource, Keystore
 
 __all__ = [

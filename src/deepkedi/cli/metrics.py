@@ -6,16 +6,13 @@ import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from deepkedi.analysis.planes import leading_bytes
-from deepkedi.analysis.planes import load_planes as _load_planes
 from deepkedi.cli import app
 from deepkedi.cli._common import (
     EXIT_INPUT,
@@ -29,6 +26,9 @@ from deepkedi.cli._common import (
     printable,
 )
 from deepkedi.errors import DeepKediError, UnsupportedImageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Bits `kedi nist` tests unless told otherwise: the sequence length of NIST's own
 #: examples and Appendix B (n = 10⁶), read from the start of the file.
@@ -51,6 +51,8 @@ MetricsDecodedSize = Annotated[int | None, max_decoded_size_option(METRICS_MEMOR
 
 def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
     """:func:`deepkedi.analysis.planes.load_planes`, its failures as one line and an exit code."""
+    from deepkedi.analysis.planes import load_planes as _load_planes
+
     with guarded():
         return _load_planes(path)
 
@@ -77,6 +79,8 @@ def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: in
     needs 3 planes), and the mean of the planes' 2-D scores for a stack of one or two;
     colour samples are channels throughout.
     """
+    import numpy as np
+
     from deepkedi import metrics as m
 
     a, channel_axis = _colour_volume(first, samples)
@@ -113,6 +117,8 @@ def _bits_for(pixels: np.ndarray, bits: int | None) -> int:
 
 def _local_entropy(pixels: np.ndarray, depth: int, seed: int, alpha: float) -> dict[str, Any] | None:
     """Wu et al.'s k = 30 blocks of 44×44, or as many as the image holds (a 256² slice holds 25)."""
+    import numpy as np
+
     from deepkedi.metrics import local_entropy
 
     planes = int(np.prod(pixels.shape[:-2])) if pixels.ndim > 2 else 1
@@ -225,6 +231,8 @@ def metrics(
 
 def _bits_of_file(path: Path, n_bits: int) -> tuple[bytes, str]:
     """The bytes holding the first ``n_bits`` bits to test, and what they are (:func:`leading_bytes`)."""
+    from deepkedi.analysis.planes import leading_bytes
+
     with guarded():
         return leading_bytes(path, -(-n_bits // 8))
 

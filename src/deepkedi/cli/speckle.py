@@ -5,16 +5,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, max_decoded_size_option, printable
 from deepkedi.errors import InputTooLargeError
-from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct
-from deepkedi.imaging import MedicalImage, read_image, write_image
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from deepkedi.imaging import MedicalImage
 
 #: Default working-memory budget of `kedi despeckle`, in MiB: one 512² plane's transform
 #: (678 MiB) with the image and its float32 result beside it (about 120 MiB at most), and
@@ -41,6 +43,8 @@ class SpeckleModel(str, enum.Enum):
 
 def _output_dtype(image: MedicalImage, output: Path) -> tuple[np.dtype, str]:
     """Float32 into .npy/NIfTI/MGH as computed; otherwise the input's integer type, rounded and clipped."""
+    import numpy as np
+
     if output.name.lower().endswith(_FLOAT_SUFFIXES):
         return np.dtype(np.float32), "float32, as computed"
     if image.pixels.dtype.kind in "iu":
@@ -58,6 +62,8 @@ def _per_plane(image: MedicalImage, action: Callable[[np.ndarray], np.ndarray], 
     clipped for an integer type), so the working memory is the input, the result and one
     plane's computation, not float64 copies of the whole volume.
     """
+    import numpy as np
+
     pixels = np.asarray(image.pixels)
     if image.channels_last:
         pixels = np.moveaxis(pixels, -1, 0)
@@ -71,6 +77,11 @@ def _per_plane(image: MedicalImage, action: Callable[[np.ndarray], np.ndarray], 
 
 def _write(image: MedicalImage, result: np.ndarray, output: Path, force: bool) -> None:
     """Write ``result`` (from :func:`_per_plane`) as .npy, or in the format the output's name says."""
+    import numpy as np
+
+    from deepkedi.fileio import atomic_output, atomic_output_path
+    from deepkedi.imaging import write_image
+
     if output.name.lower().endswith(".npy"):
         with atomic_output(output, force=force) as fh:
             np.save(fh, result)
@@ -92,6 +103,10 @@ def speckle(
     max_decoded_size: SpeckleDecodedSize = None,
 ) -> None:
     """Multiply an image by speckle noise g = f·n (the paper's pre-processing step)."""
+    import numpy as np
+
+    from deepkedi.fileio import check_distinct
+    from deepkedi.imaging import read_image
     from deepkedi.transforms.speckle import add_speckle
 
     with guarded():
@@ -124,6 +139,8 @@ def despeckle(
     ] = DESPECKLE_MEMORY_MIB,
 ) -> None:
     """Remove speckle blindly: log, discrete ripplet transform, per-band thresholding, inverse, exp."""
+    from deepkedi.fileio import check_distinct
+    from deepkedi.imaging import read_image
     from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet, despeckle_working_bytes
 
     with guarded():

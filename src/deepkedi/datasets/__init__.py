@@ -7,17 +7,24 @@ brain, lung and liver images in CT, MR and chest radiography at clinical sizes
 and bit depths, deterministically from a seed.
 """
 
-from deepkedi.datasets.corpus import (
-    COMPRESSIONS,
-    CONTENTS,
-    MODALITIES,
-    ORGANS,
-    SampleImage,
-    sample_corpus,
-    sample_names,
-    sample_path,
-)
-from deepkedi.datasets.phantoms import PHANTOM_KINDS, phantom, phantom_volume
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepkedi._lazy import attach
+
+if TYPE_CHECKING:
+    from deepkedi.datasets.corpus import (
+        COMPRESSIONS,
+        CONTENTS,
+        MODALITIES,
+        ORGANS,
+        SampleImage,
+        sample_corpus,
+        sample_names,
+        sample_path,
+    )
+    from deepkedi.datasets.phantoms import PHANTOM_KINDS, phantom, phantom_volume
 
 __all__ = [
     "COMPRESSIONS",
@@ -32,3 +39,20 @@ __all__ = [
     "sample_names",
     "sample_path",
 ]
+
+__getattr__, __dir__ = attach(
+    __name__,
+    {
+        "COMPRESSIONS": "corpus",
+        "CONTENTS": "corpus",
+        "MODALITIES": "corpus",
+        "ORGANS": "corpus",
+        "SampleImage": "corpus",
+        "sample_corpus": "corpus",
+        "sample_names": "corpus",
+        "sample_path": "corpus",
+        "PHANTOM_KINDS": "phantoms",
+        "phantom": "phantoms",
+        "phantom_volume": "phantoms",
+    },
+)

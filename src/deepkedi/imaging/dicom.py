@@ -63,7 +63,8 @@ from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 from deepkedi.imaging._reading import finite_or_none, map_splice, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size, inflated_size_within
-from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
+from deepkedi.imaging.registry import SNIFF_BYTES
+from deepkedi.imaging.sniff import sniff_dicom
 
 __all__ = ["check_deflated_size", "read_dicom", "sniff_dicom", "write_dicom"]
 
@@ -89,63 +90,6 @@ _JPEG_SYNTAXES = frozenset(
 _SOF_MARKERS = frozenset(set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}) | {0xF7}
 
 # PS3.5 section 7.1.2: these explicit VRs have two reserved bytes and a 32-bit length.
-_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
-_VRS = _LONG_VRS | frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
-#: Groups a bare data set (no preamble, no "DICM") can begin with: file meta, identifying.
-_FIRST_GROUPS = (0x0002, 0x0008)
-#: Elements walked by the sniffer; two in ascending order are convincing.
-_SNIFF_ELEMENTS = 4
-
-
-# --------------------------------------------------------------------------- sniff
-
-
-def sniff_dicom(head: bytes) -> bool:
-    """Whether ``head`` starts a DICOM file.
-
-    True for a PS3.10 file (``b"DICM"`` after the 128-byte preamble) and for a
-    bare data set whose first elements parse as group 0x0002 or 0x0008 elements
-    in ascending tag order, in any of the three native encodings.
-    """
-    if head[128:132] == b"DICM":
-        return True
-    return _walks_like_dataset(head, "<") or _walks_like_dataset(head, ">")
-
-
-def _walks_like_dataset(head: bytes, order: str) -> bool:
-    pos, previous, walked = 0, -1, 0
-    while walked < _SNIFF_ELEMENTS and pos + 8 <= len(head):
-        group, element = struct.unpack_from(order + "HH", head, pos)
-        tag = group << 16 | element
-        if (walked == 0 and group not in _FIRST_GROUPS) or tag <= previous:
-            return False
-        vr = head[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            if pos + 12 > len(head):
-                break
-            if head[pos + 6 : pos + 8] != b"\0\0":
-                return False
-            (length,) = struct.unpack_from(order + "I", head, pos + 8)
-            pos += 12
-        elif vr in _VRS:
-            (length,) = struct.unpack_from(order + "H", head, pos + 6)
-            pos += 8
-        elif order == "<":  # implicit VR exists only in little endian
-            (length,) = struct.unpack_from("<I", head, pos + 4)
-            pos += 8
-        else:
-            return False
-        walked += 1
-        if length == _UNDEFINED_LENGTH:
-            # A sequence of undefined length: its items cannot be skipped cheaply.
-            return True
-        # Values have even length (PS3.5 7.1.1); a huge first one is random bytes.
-        if length % 2 or (walked == 1 and length >= 0x10000):
-            return False
-        pos += length
-        previous = tag
-    # One element is enough only when the head ends before a second one could start.
-    return walked >= 2 or (walked == 1 and pos + 8 > len(head))
 
 
 # --------------------------------------------------------------------------- read
@@ -725,15 +669,3 @@ def _add_presentation(ds: Dataset, image: MedicalImage) -> None:
 def _ds(value: float) -> str:
     """A Decimal String value: at most 16 characters (PS3.5 6.2)."""
     return pydicom.valuerep.format_number_as_ds(float(value))
-
-
-register_format(
-    ImageFormat(
-        name="dicom",
-        suffixes=(".dcm", ".dicom"),
-        sniff=sniff_dicom,
-        read=read_dicom,
-        write=write_dicom,
-        description="DICOM",
-    )
-)

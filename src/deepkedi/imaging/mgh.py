@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import gzip
 import math
-import struct
 import warnings
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +41,13 @@ from deepkedi.imaging._reading import (
 )
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size
-from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
+from deepkedi.imaging.registry import SNIFF_BYTES
+from deepkedi.imaging.sniff import MGH_START, mgh_gunzipped, sniff_mgh
 
 __all__ = ["read_mgh", "sniff_mgh", "write_mgh"]
 
 #: Version, width, height, depth, frames, type: the first 24 bytes of every MGH header.
-_START = struct.Struct(">6i")
+
 #: MGH voxel type codes nibabel reads, with their stored (big-endian) dtypes.
 _TYPES: dict[int, np.dtype] = {0: np.dtype(">u1"), 1: np.dtype(">i4"), 3: np.dtype(">f4"), 4: np.dtype(">i2")}
 #: Bytes before the first voxel.
@@ -64,28 +63,6 @@ _WRITE_AS = {
     np.dtype(np.float16): np.float32,
     np.dtype(np.float32): np.float32,
 }
-
-
-def _plausible(head: bytes) -> bool:
-    if len(head) < _START.size:
-        return False
-    version, *dims, kind = _START.unpack_from(head)
-    return version == 1 and kind in _TYPES and all(0 < d < 1 << 24 for d in dims)
-
-
-def _gunzipped(head: bytes) -> bytes | None:
-    if not head.startswith(b"\x1f\x8b"):
-        return None
-    try:
-        return zlib.decompressobj(wbits=31).decompress(head, _START.size)
-    except zlib.error:
-        return None
-
-
-def sniff_mgh(head: bytes) -> bool:
-    """Whether ``head`` starts an MGH volume, plain or gzipped (version 1, a known voxel type, sane sizes)."""
-    inner = _gunzipped(head)
-    return _plausible(head if inner is None else inner)
 
 
 def read_mgh(path: Path) -> MedicalImage:
@@ -109,7 +86,7 @@ def read_mgh(path: Path) -> MedicalImage:
     """
     path = Path(path)
     size, head = probe(path, SNIFF_BYTES)
-    compressed = _gunzipped(head) is not None
+    compressed = mgh_gunzipped(head) is not None
     if not sniff_mgh(head):
         raise UnsupportedImageError(f"{path}: not a FreeSurfer MGH volume (no MGH header found)")
     # A damaged header can make nibabel's geometry overflow: that is a warning, not the
@@ -118,7 +95,7 @@ def read_mgh(path: Path) -> MedicalImage:
         warnings.simplefilter("ignore", RuntimeWarning)
         if compressed:
             # Before nibabel, which inflates the whole stream to find what follows the voxels.
-            check_decoded_size(path, _declared_bytes(_gunzipped(head) or b""), file_size=size)
+            check_decoded_size(path, _declared_bytes(mgh_gunzipped(head) or b""), file_size=size)
             with gzip.open(path, "rb") as fh:
                 img = nib.MGHImage.from_file_map({"image": FileHolder(fileobj=fh)})
                 stored, shape = _pixel_layout(img.header)
@@ -144,7 +121,7 @@ def read_mgh(path: Path) -> MedicalImage:
 
 def _declared_bytes(start: bytes) -> int:
     """Bytes of voxels the header's first 24 bytes declare (the sniffer has checked them)."""
-    _, *dims, kind = _START.unpack_from(start)
+    _, *dims, kind = MGH_START.unpack_from(start)
     return math.prod(dims) * _TYPES[kind].itemsize
 
 
@@ -209,15 +186,3 @@ def write_mgh(image: MedicalImage, path: Path) -> None:
     opener = gzip.open if str(path).lower().endswith(".mgz") else open
     with opener(path, "wb") as fh:
         fh.write(data)
-
-
-register_format(
-    ImageFormat(
-        name="mgh",
-        suffixes=(".mgh", ".mgz"),
-        sniff=sniff_mgh,
-        read=read_mgh,
-        write=write_mgh,
-        description="FreeSurfer MGH",
-    )
-)

@@ -20,7 +20,6 @@ import gzip
 import io
 import math
 import struct
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,41 +41,13 @@ from deepkedi.imaging._reading import (
 )
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size
-from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
+from deepkedi.imaging.registry import SNIFF_BYTES
+from deepkedi.imaging.sniff import NIFTI_HEADERS, gzipped_nifti_version, nifti_version, sniff_nifti
 
 __all__ = ["read_nifti", "sniff_nifti", "write_nifti"]
 
-_GZIP_MAGIC = b"\x1f\x8b"
-#: ``sizeof_hdr``, magic and its offset, per NIfTI version (single-file ``.nii`` magics only).
-_HEADERS = {1: (348, b"n+1\0", 344), 2: (540, b"n+2\0", 4)}
 #: Millimetres per unit of NIfTI's ``xyzt_units`` spatial codes, as nibabel names them.
 _MM_PER_UNIT = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3}
-
-
-def _version(head: bytes) -> int | None:
-    for version, (sizeof_hdr, magic, at) in _HEADERS.items():
-        if len(head) < 4 or head[at : at + 4] != magic:
-            continue
-        if sizeof_hdr in (struct.unpack("<i", head[:4])[0], struct.unpack(">i", head[:4])[0]):
-            return version
-    return None
-
-
-def _gzipped_version(head: bytes) -> int | None:
-    if not head.startswith(_GZIP_MAGIC):
-        return None
-    try:
-        # wbits=31: a gzip stream. The head is a partial stream, which is fine:
-        # decompressobj returns what it could inflate.
-        inner = zlib.decompressobj(wbits=31).decompress(head, 1024)
-    except zlib.error:
-        return None
-    return _version(inner)
-
-
-def sniff_nifti(head: bytes) -> bool:
-    """Whether ``head`` starts a single-file NIfTI-1 or NIfTI-2 image, plain or gzipped."""
-    return _version(head) is not None or _gzipped_version(head) is not None
 
 
 @contextmanager
@@ -127,9 +98,9 @@ def read_nifti(path: Path) -> MedicalImage:
     """
     path = Path(path)
     size, head = probe(path, SNIFF_BYTES)
-    version, compressed = _version(head), False
+    version, compressed = nifti_version(head), False
     if version is None:
-        version, compressed = _gzipped_version(head), True
+        version, compressed = gzipped_nifti_version(head), True
     if version is None:
         raise UnsupportedImageError(f"{path}: not a NIfTI-1 or NIfTI-2 image (no NIfTI header found)")
     image_class = nib.Nifti2Image if version == 2 else nib.Nifti1Image
@@ -139,7 +110,7 @@ def read_nifti(path: Path) -> MedicalImage:
                 # nibabel inflates what the header declares: extensions up to vox_offset
                 # (into memory, even while reading the header), then the voxels. Both
                 # are checked from the raw header before nibabel reads a byte.
-                check_decoded_size(path, _declared_stream_bytes(fh.read(_HEADERS[2][0])), file_size=size)
+                check_decoded_size(path, _declared_stream_bytes(fh.read(NIFTI_HEADERS[2][0])), file_size=size)
                 fh.seek(0)
                 header = _stored_header(image_class, fh)
                 img = image_class.from_file_map(_file_map(fh))
@@ -210,10 +181,10 @@ def _declared_stream_bytes(raw: bytes) -> int:
     Fields as the NIfTI-1 and NIfTI-2 specifications place them; a header too
     damaged to say gives 0 and is left for nibabel to refuse.
     """
-    version = _version(raw)
+    version = nifti_version(raw)
     if version is None:
         return 0
-    sizeof_hdr = _HEADERS[version][0]
+    sizeof_hdr = NIFTI_HEADERS[version][0]
     order = "<" if struct.unpack_from("<i", raw)[0] == sizeof_hdr else ">"
     if version == 1:
         dims = struct.unpack_from(order + "8h", raw, 40)
@@ -314,15 +285,3 @@ def write_nifti(image: MedicalImage, path: Path) -> None:
     opener = gzip.open if str(path).lower().endswith(".gz") else open
     with opener(path, "wb") as fh:
         img.to_file_map(_file_map(fh))
-
-
-register_format(
-    ImageFormat(
-        name="nifti",
-        suffixes=(".nii", ".nii.gz"),
-        sniff=sniff_nifti,
-        read=read_nifti,
-        write=write_nifti,
-        description="NIfTI",
-    )
-)

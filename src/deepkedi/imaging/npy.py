@@ -16,16 +16,10 @@ from numpy.lib import format as npformat
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging._reading import map_splice, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
-from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
+from deepkedi.imaging.registry import SNIFF_BYTES
+from deepkedi.imaging.sniff import sniff_npy
 
 __all__ = ["read_npy", "sniff_npy", "write_npy"]
-
-_MAGIC = b"\x93NUMPY"
-
-
-def sniff_npy(head: bytes) -> bool:
-    """Whether ``head`` starts with the ``.npy`` magic string."""
-    return head.startswith(_MAGIC)
 
 
 def read_npy(path: Path) -> MedicalImage:
@@ -89,15 +83,3 @@ def write_npy(image: MedicalImage, path: Path) -> None:
     with open(path, "wb") as fh:
         # Through a handle, so that np.save does not append ".npy" to the name.
         np.save(fh, np.ascontiguousarray(image.pixels), allow_pickle=False)
-
-
-register_format(
-    ImageFormat(
-        name="npy",
-        suffixes=(".npy",),
-        sniff=sniff_npy,
-        read=read_npy,
-        write=write_npy,
-        description="NumPy array",
-    )
-)

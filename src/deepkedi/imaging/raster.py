@@ -28,7 +28,8 @@ from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 from deepkedi.imaging._reading import finite_or_none, probe, translated_failures
 from deepkedi.imaging.image import MedicalImage, SourceLayout
 from deepkedi.imaging.limits import check_decoded_size
-from deepkedi.imaging.registry import SNIFF_BYTES, ImageFormat, register_format
+from deepkedi.imaging.registry import SNIFF_BYTES
+from deepkedi.imaging.sniff import sniff_jpeg, sniff_png, sniff_tiff
 
 __all__ = [
     "read_jpeg",
@@ -42,10 +43,7 @@ __all__ = [
     "write_tiff",
 ]
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Classic TIFF (42) and BigTIFF (43), little and big endian.
-_TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 #: Pillow mode -> (photometric interpretation, samples per pixel) for the modes read.
 _MODES = {
@@ -68,21 +66,6 @@ _MODES = {
 
 #: Pillow plugins allowed to open each format.
 _PLUGINS = {"png": ("PNG",), "tiff": ("TIFF",), "jpeg": ("JPEG", "MPO")}
-
-
-def sniff_png(head: bytes) -> bool:
-    """Whether ``head`` starts with the PNG signature."""
-    return head.startswith(_PNG_MAGIC)
-
-
-def sniff_tiff(head: bytes) -> bool:
-    """Whether ``head`` starts with a TIFF or BigTIFF byte-order mark and magic number."""
-    return head[:4] in _TIFF_MAGICS
-
-
-def sniff_jpeg(head: bytes) -> bool:
-    """Whether ``head`` starts with a JPEG start-of-image marker and another marker."""
-    return head.startswith(_JPEG_MAGIC)
 
 
 #: Bytes of rows copied from Pillow to NumPy at a time.
@@ -325,13 +308,3 @@ def write_jpeg(image: MedicalImage, path: Path, *, quality: int = 95) -> None:
     if picture.mode not in ("L", "RGB"):
         raise ValueError(f"JPEG stores greyscale or RGB, not {picture.mode}")
     picture.save(path, format="JPEG", quality=quality)
-
-
-for _name, _suffixes, _sniff, _read, _write, _description in (
-    ("png", (".png",), sniff_png, read_png, write_png, "PNG image"),
-    ("tiff", (".tif", ".tiff"), sniff_tiff, read_tiff, write_tiff, "TIFF image"),
-    ("jpeg", (".jpg", ".jpeg"), sniff_jpeg, read_jpeg, write_jpeg, "JPEG image"),
-):
-    register_format(
-        ImageFormat(name=_name, suffixes=_suffixes, sniff=_sniff, read=_read, write=_write, description=_description)
-    )

@@ -9,9 +9,11 @@ suffix no format claims is identified by its content alone.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging.image import MedicalImage
@@ -73,9 +75,49 @@ def available_formats() -> dict[str, ImageFormat]:
     return dict(_FORMATS)
 
 
+#: The built-in formats, in the order content sniffing tries them: name, suffixes, module
+#: (under deepkedi.imaging) with its reader and writer, description. Sniffers are in
+#: deepkedi.imaging.sniff (standard library only); a format's module, and the library
+#: it needs (pydicom, nibabel, Pillow), is imported when a file of that format is read
+#: or written.
+_BUILTIN: tuple[tuple[str, tuple[str, ...], str, str, str, str], ...] = (
+    ("dicom", (".dcm", ".dicom"), "dicom", "read_dicom", "write_dicom", "DICOM"),
+    ("mgh", (".mgh", ".mgz"), "mgh", "read_mgh", "write_mgh", "FreeSurfer MGH"),
+    ("nifti", (".nii", ".nii.gz"), "nifti", "read_nifti", "write_nifti", "NIfTI"),
+    ("npy", (".npy",), "npy", "read_npy", "write_npy", "NumPy array"),
+    ("png", (".png",), "raster", "read_png", "write_png", "PNG image"),
+    ("tiff", (".tif", ".tiff"), "raster", "read_tiff", "write_tiff", "TIFF image"),
+    ("jpeg", (".jpg", ".jpeg"), "raster", "read_jpeg", "write_jpeg", "JPEG image"),
+)
+
+
+def _deferred(module: str, name: str) -> Callable[..., Any]:
+    """``deepkedi.imaging.<module>.<name>``, imported on the first call."""
+
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(f"deepkedi.imaging.{module}"), name)(*args)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
 def _load_builtin_formats() -> None:
-    # Imported here, not at module level, so each format module can import this one.
-    from deepkedi.imaging import dicom, mgh, nifti, npy, raster  # noqa: F401
+    if all(entry[0] in _FORMATS for entry in _BUILTIN):
+        return
+    from deepkedi.imaging import sniff
+
+    for name, suffixes, module, reader, writer, description in _BUILTIN:
+        _FORMATS.setdefault(
+            name,
+            ImageFormat(
+                name=name,
+                suffixes=suffixes,
+                sniff=getattr(sniff, f"sniff_{name}"),
+                read=_deferred(module, reader),
+                write=_deferred(module, writer),
+                description=description,
+            ),
+        )
 
 
 def _by_suffix(path: Path) -> ImageFormat | None:

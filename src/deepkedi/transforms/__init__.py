@@ -17,29 +17,36 @@ Keyed speckle that the key holder removes exactly is research code outside any
 suite: :mod:`deepkedi.analysis.reversible_speckle`.
 """
 
-from deepkedi.transforms.ripplet import (
-    RippletCoefficients,
-    RippletWindows,
-    angles_per_scale,
-    default_scales,
-    ripplet_forward,
-    ripplet_inverse,
-    ripplet_windows,
-)
-from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
-from deepkedi.transforms.speckle import (
-    PAPER_LEVEL,
-    PAPER_MODEL,
-    add_speckle,
-    log_multiplier_moments,
-)
-from deepkedi.transforms.zigzag import (
-    ZigzagPattern,
-    inverse_order,
-    scan_order,
-    zigzag_scan,
-    zigzag_unscan,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepkedi._lazy import attach
+
+if TYPE_CHECKING:
+    from deepkedi.transforms.ripplet import (
+        RippletCoefficients,
+        RippletWindows,
+        angles_per_scale,
+        default_scales,
+        ripplet_forward,
+        ripplet_inverse,
+        ripplet_windows,
+    )
+    from deepkedi.transforms.ripplet_despeckle import despeckle_ripplet
+    from deepkedi.transforms.speckle import (
+        PAPER_LEVEL,
+        PAPER_MODEL,
+        add_speckle,
+        log_multiplier_moments,
+    )
+    from deepkedi.transforms.zigzag import (
+        ZigzagPattern,
+        inverse_order,
+        scan_order,
+        zigzag_scan,
+        zigzag_unscan,
+    )
 
 __all__ = [
     "PAPER_LEVEL",
@@ -60,3 +67,26 @@ __all__ = [
     "zigzag_scan",
     "zigzag_unscan",
 ]
+
+__getattr__, __dir__ = attach(
+    __name__,
+    {
+        "RippletCoefficients": "ripplet",
+        "RippletWindows": "ripplet",
+        "angles_per_scale": "ripplet",
+        "default_scales": "ripplet",
+        "ripplet_forward": "ripplet",
+        "ripplet_inverse": "ripplet",
+        "ripplet_windows": "ripplet",
+        "despeckle_ripplet": "ripplet_despeckle",
+        "PAPER_LEVEL": "speckle",
+        "PAPER_MODEL": "speckle",
+        "add_speckle": "speckle",
+        "log_multiplier_moments": "speckle",
+        "ZigzagPattern": "zigzag",
+        "inverse_order": "zigzag",
+        "scan_order": "zigzag",
+        "zigzag_scan": "zigzag",
+        "zigzag_unscan": "zigzag",
+    },
+)

@@ -45,7 +45,6 @@ References
 
 from __future__ import annotations
 
-import enum
 import functools
 import operator
 from collections.abc import Iterator
@@ -53,6 +52,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from deepkedi.transforms.patterns import ZigzagPattern
 
 __all__ = [
     "ZigzagPattern",
@@ -79,38 +80,6 @@ _TRANSPOSE_BATCH_BYTES = 512 * 1024
 # Bound on cached permutations per function: an entry for a 2048 x 2048 plane
 # holds 32 MiB, and a study rarely mixes more than a few plane shapes.
 _ORDER_CACHE_SIZE = 64
-
-
-class ZigzagPattern(str, enum.Enum):
-    """The three zigzag scan patterns of the Deep-KEDI cipher [1]_.
-
-    Members compare equal to their string values, and every function that takes
-    a pattern also accepts the string (``"vertical"``, ``"horizontal"``,
-    ``"diagonal"``, in any letter case).
-
-    References
-    ----------
-    .. [1] K. Selvakumar and S. Lokesh, Technology and Health Care 32(5),
-       3231-3251 (2024), Figs. 3-4. :doi:`10.3233/THC-231927`
-
-    Examples
-    --------
-    >>> ZigzagPattern("diagonal") is ZigzagPattern.DIAGONAL
-    True
-    """
-
-    VERTICAL = "vertical"
-    HORIZONTAL = "horizontal"
-    DIAGONAL = "diagonal"
-
-    @classmethod
-    def _missing_(cls, value: object) -> ZigzagPattern:
-        if isinstance(value, str):
-            for member in cls:
-                if member.value == value.strip().lower():
-                    return member
-        valid = ", ".join(repr(member.value) for member in cls)
-        raise ValueError(f"{value!r} is not a zigzag pattern; use one of {valid}")
 
 
 def _plane_size(name: str, value: Any) -> int:
