@@ -117,6 +117,31 @@ def test_a_dicom_native_decrypt_parses_the_input_once(tmp_path: Path, monkeypatc
     assert calls == [tmp_path / "native.dcm"]
 
 
+def test_a_dicom_native_encrypt_parses_once_and_syncs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    parses: list[object] = []
+    syncs: list[int] = []
+    real_read, real_fsync = pydicom.dcmread, os.fsync
+
+    def counting_read(*args: object, **kwargs: object) -> object:
+        parses.append(args[0])
+        return real_read(*args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_fsync(fd: int) -> None:
+        syncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting_read)
+    monkeypatch.setattr(pydicom.filereader, "dcmread", counting_read)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    deepkedi.encrypt_file(CT, tmp_path / "native.dcm", KEY, as_dicom=True)
+    assert len(parses) == 1 and len(syncs) == 1  # the scratch container is neither parsed nor synced
+    monkeypatch.undo()
+    deepkedi.decrypt_file(tmp_path / "native.dcm", tmp_path / "back.dcm", KEY)
+    assert _sha(tmp_path / "back.dcm") == _sha(CT)
+
+
 def test_the_key_must_fit_the_suite(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     np.save(tmp_path / "s.npy", rng.integers(0, 256, (16, 16), dtype=np.uint8))

@@ -79,9 +79,10 @@ from deepkedi.cipher.layout import (
 )
 from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, check_distinct
-from deepkedi.imaging import MedicalImage, read_image
+from deepkedi.imaging import MedicalImage
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
-from deepkedi.imaging.dicom import check_deflated_size, sniff_dicom
+from deepkedi.imaging.dicom import check_deflated_size, read_dicom_dataset
+from deepkedi.imaging.sniff import sniff_dicom
 from deepkedi.inputs import check_regular_input
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
@@ -566,10 +567,12 @@ def encrypt_dicom_native(
     src, dst = Path(input), Path(output)
     check_distinct(src, dst)
     _require_dicom(src)
-    image = read_image(src)
-    if image.format != "dicom":
-        raise UnsupportedImageError(f"{src}: not a DICOM image; --as-dicom needs DICOM input")
-    ds = _read_dataset(src, stop_before_pixels=True)
+    # One parse: the image (pixels, layout) and the data set whose header is de-identified.
+    image, ds = read_dicom_dataset(src)
+    with _quiet():
+        # The pixels travel in the container; Pixel Data and anything after it are rewritten.
+        for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:  # noqa: SIM118 - tags, not elements
+            del ds[tag]
     sop_class = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
     if not sop_class:
         raise UnsupportedImageError(f"{src}: the DICOM file has no SOP Class UID to keep")
@@ -604,6 +607,7 @@ def encrypt_dicom_native(
             pattern=pattern,
             progress=None if progress is None else lambda done, total: progress(done, total + pixel_bytes),
             image=image,  # already read above: decoded once
+            scratch=True,  # ciphertext in our private folder: no sync, deleted below
         )
         with open(scratch, "rb") as container:
             skeleton = _skeleton(container, header)

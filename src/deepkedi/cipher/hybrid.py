@@ -50,7 +50,7 @@ from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import BATCH_BYTES, as_planes, scanned_view, scratch_bytes
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
-from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
+from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode, scratch_output
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
 from deepkedi.transforms.patterns import DEFAULT_PATTERN
@@ -547,6 +547,7 @@ def _encrypt_file_from_parts(
     force: bool = False,
     progress: Progress | None = None,
     image: MedicalImage | None = None,
+    scratch: bool = False,
 ) -> ContainerHeader:
     """Deterministic core of :func:`encrypt_file` (salt and nonce prefix given).
 
@@ -589,7 +590,8 @@ def _encrypt_file_from_parts(
     sha_at = _sha256_offset(head)
     sha256 = hashlib.sha256(source.prefix)
     splice = source.meta["restore"] == "splice"
-    with atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666)) as fh:
+    output = scratch_output(dst) if scratch else atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666))
+    with output as fh:
         fh.write(aad)
         writer = SegmentWriter(
             AESGCM(derive_file_key(key.secret, salt)),
@@ -622,6 +624,7 @@ def encrypt_file(
     force: bool = False,
     progress: Progress | None = None,
     image: MedicalImage | None = None,
+    scratch: bool = False,
 ) -> ContainerHeader:
     """Encrypt the image file ``src`` into the container ``dst``.
 
@@ -647,6 +650,10 @@ def encrypt_file(
         ``read_image(src)``, when the caller has read it already (the DICOM-native
         writer does, for the cipher image's layout): a compressed file is then
         decoded once, not twice.
+    scratch
+        ``dst`` is an intermediate file in the caller's private temporary folder
+        (the DICOM-native writer's): written directly, not synced to disk, since
+        the caller deletes it (:func:`deepkedi.fileio.scratch_output`).
 
     Raises
     ------
@@ -667,6 +674,7 @@ def encrypt_file(
         force=force,
         progress=progress,
         image=image,
+        scratch=scratch,
     )
 
 

@@ -66,7 +66,7 @@ from deepkedi.imaging.limits import check_decoded_size, inflated_size_within
 from deepkedi.imaging.registry import SNIFF_BYTES
 from deepkedi.imaging.sniff import sniff_dicom
 
-__all__ = ["check_deflated_size", "read_dicom", "sniff_dicom", "write_dicom"]
+__all__ = ["check_deflated_size", "read_dicom", "read_dicom_dataset", "sniff_dicom", "write_dicom"]
 
 #: Values longer than this stay on disk while the header is parsed, so reading a
 #: 1 GiB volume touches only its header; the pixel value is mapped, not loaded.
@@ -123,6 +123,15 @@ def read_dicom(path: Path) -> MedicalImage:
         Not DICOM, no pixel data, a damaged or truncated file, or a transfer
         syntax no installed decoder handles.
     """
+    return read_dicom_dataset(path)[0]
+
+
+def read_dicom_dataset(path: str | Path) -> tuple[MedicalImage, Dataset]:
+    """:func:`read_dicom`, and the data set it parsed: for callers that need both, parsed once.
+
+    The data set's values over 1 MiB stay in the file until asked for. Raises as
+    :func:`read_dicom` does.
+    """
     path = Path(path)
     size, head = probe(path, SNIFF_BYTES)
     if not sniff_dicom(head):
@@ -133,7 +142,7 @@ def read_dicom(path: Path) -> MedicalImage:
         warnings.simplefilter("ignore")
         check_deflated_size(path)
         dataset = pydicom.dcmread(path, defer_size=_DEFER_BYTES, force=True)
-        return _image_from_dataset(path, size, dataset)
+        return _image_from_dataset(path, size, dataset), dataset
 
 
 def check_deflated_size(path: str | Path) -> None:
