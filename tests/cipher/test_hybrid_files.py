@@ -95,3 +95,30 @@ def test_memory_stays_bounded_on_a_large_volume(tmp_path: Path) -> None:
     with open(src, "rb") as a, open(tmp_path / "back.npy", "rb") as b:
         while chunk := a.read(1 << 24):
             assert chunk == b.read(1 << 24)
+
+
+def test_many_batches_hash_on_a_second_thread_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past one batch, SHA-256 runs on a second thread for encryption and decryption: the
+    digest must still cover every byte in file order (a wrong order fails the restore)."""
+    import concurrent.futures
+
+    from deepkedi.cipher import hybrid
+
+    pixels = np.random.default_rng(7).integers(0, 2**16, (9, 64, 48), dtype=np.uint16)
+    src = tmp_path / "volume.npy"
+    np.save(src, pixels)
+    monkeypatch.setattr(hybrid, "BATCH_BYTES", 64 * 48 * 2)  # one plane a batch: 9 batches
+    submitted: list[int] = []
+    real_submit = concurrent.futures.ThreadPoolExecutor.submit
+
+    def counting_submit(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        submitted.append(len(memoryview(args[0]).cast("B")))
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", counting_submit)
+    hybrid.encrypt_file(src, tmp_path / "v.kedi", KEY)
+    assert submitted == [64 * 48 * 2] * 9
+    submitted.clear()
+    hybrid.decrypt_file(tmp_path / "v.kedi", tmp_path / "back.npy", KEY)
+    assert len(submitted) == 9
+    assert (tmp_path / "back.npy").read_bytes() == src.read_bytes()

@@ -20,6 +20,7 @@ arguments, for known-answer vectors only (Fernet's ``_encrypt_from_parts``).
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import hashlib
 import json
@@ -503,17 +504,36 @@ def _plane_batches(image: MedicalImage, batch: int, sha256: Any = None) -> Itera
         return
     plane_shape = planes.shape[1:]
     plane_bytes = planes[0].nbytes
-    buffer = np.empty(min(batch, len(planes)) * plane_bytes, dtype=np.uint8)
-    with open(layout.path, "rb") as fh:
-        fh.seek(layout.pixel_offset)
-        for start in range(0, len(planes), batch):
-            count = min(batch, len(planes) - start)
-            view = buffer[: count * plane_bytes]
-            if fh.readinto(view.data) != len(view):
-                raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
-            if sha256 is not None:
-                sha256.update(view)
-            yield view.view(planes.dtype).reshape((count, *plane_shape))
+    # With more than one batch, SHA-256 (the costliest step) runs on a second thread
+    # (hashlib releases the GIL) over one buffer while the next is read, scanned and
+    # sealed: two buffers take turns, and one is reused only once its hash is done.
+    threaded = sha256 is not None and len(planes) > batch
+    buffers = [np.empty(min(batch, len(planes)) * plane_bytes, dtype=np.uint8) for _ in range(2 if threaded else 1)]
+    pending: list[concurrent.futures.Future[None] | None] = [None] * len(buffers)
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kedi-sha256") if threaded else None
+    try:
+        with open(layout.path, "rb") as fh:
+            fh.seek(layout.pixel_offset)
+            for number, start in enumerate(range(0, len(planes), batch)):
+                slot = number % len(buffers)
+                job = pending[slot]
+                if job is not None:
+                    job.result()  # this buffer's bytes are hashed: it may be refilled
+                count = min(batch, len(planes) - start)
+                view = buffers[slot][: count * plane_bytes]
+                if fh.readinto(view.data) != len(view):
+                    raise UnsupportedImageError(f"{layout.path}: the file changed while it was being read")
+                if pool is not None:
+                    pending[slot] = pool.submit(sha256.update, view)  # one worker: the order is kept
+                elif sha256 is not None:
+                    sha256.update(view)
+                yield view.view(planes.dtype).reshape((count, *plane_shape))
+        for job in pending:
+            if job is not None:
+                job.result()  # every byte read is hashed before the caller finishes the digest
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def _write_planes(
@@ -678,18 +698,55 @@ def encrypt_file(
     )
 
 
+#: Buffers waiting to be hashed on the second thread, at most.
+_HASH_QUEUE = 2
+
+
 class _HashingSink:
-    """Writes through to a file while hashing what passes."""
+    """Writes through to a file while hashing what passes, in order.
+
+    :meth:`write_owned` hands the hashing of a buffer nobody will change again to a
+    second thread (hashlib releases the GIL), so SHA-256, the costliest step of a
+    large restore, runs beside the decryption and the writing; :meth:`write` hashes
+    inline once the pending buffers are hashed. :meth:`digest` waits for all of them.
+    """
 
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
-        self.sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: list[concurrent.futures.Future[None]] = []
         self.size = 0
 
+    def _drain(self) -> None:
+        for job in self._pending:
+            job.result()
+        self._pending.clear()
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self.sha256.update(data)
+        self._drain()
+        self._sha256.update(data)
         self.size += len(memoryview(data).cast("B"))
         return self._fh.write(data)
+
+    def write_owned(self, data: np.ndarray) -> int:
+        """Write ``data``, which the caller keeps unchanged, hashing it on the second thread."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kedi-sha256")
+        view = data.data.cast("B")
+        while len(self._pending) >= _HASH_QUEUE:  # bounded: memory stays a few batches
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(self._sha256.update, view))
+        self.size += len(view)
+        return self._fh.write(view)
+
+    def hexdigest(self) -> str:
+        self._drain()
+        return self._sha256.hexdigest()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def decrypt_file(
@@ -804,21 +861,24 @@ def _restore_file(opened: _Opened, out: BinaryIO, progress: Progress | None) -> 
             progress(total - reader.remaining, total)
 
     sink = _HashingSink(out)
-    if opened.prefix_length > reader.remaining:
-        raise AuthenticationError()
-    reader.copy_to(opened.prefix_length, sink)
-    (suffix_length,) = _U64.unpack(reader.read(8))
-    if suffix_length > reader.remaining:
-        raise AuthenticationError()
-    suffix = reader.read(suffix_length)
-    report()
-    splice = meta["restore"] == "splice"
-    stored = _pixel_dtype(meta["stored_dtype"]) if splice else None
-    _read_planes(reader, header, sink if splice else None, stored, report)
-    sink.write(suffix)
-    reader.finish()
-    if sink.sha256.hexdigest() != meta.get("sha256") or sink.size != meta.get("size"):
-        raise AuthenticationError()
+    try:
+        if opened.prefix_length > reader.remaining:
+            raise AuthenticationError()
+        reader.copy_to(opened.prefix_length, sink)
+        (suffix_length,) = _U64.unpack(reader.read(8))
+        if suffix_length > reader.remaining:
+            raise AuthenticationError()
+        suffix = reader.read(suffix_length)
+        report()
+        splice = meta["restore"] == "splice"
+        stored = _pixel_dtype(meta["stored_dtype"]) if splice else None
+        _read_planes(reader, header, sink if splice else None, stored, report)
+        sink.write(suffix)
+        reader.finish()
+        if sink.hexdigest() != meta.get("sha256") or sink.size != meta.get("size"):
+            raise AuthenticationError()
+    finally:
+        sink.close()
 
 
 def _read_planes(
@@ -842,7 +902,7 @@ def _read_planes(
             planes = zigzag_unscan(
                 scanned_view(view, header), rows, cols, header.pattern, channels_last=header.channels_last
             )
-            sink.write(np.ascontiguousarray(planes, dtype=stored).data.cast("B"))
+            sink.write_owned(np.ascontiguousarray(planes, dtype=stored))
         report()
 
 
