@@ -260,3 +260,27 @@ def test_first_output_into_a_folder_sweeps_it(tmp_path: Path) -> None:
     with atomic_output(tmp_path / "b") as fh:
         fh.write(b"x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_a_large_output_reaches_the_disk_while_it_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The background flusher syncs a growing output every _FLUSH_BYTES; small outputs are left alone."""
+    import time
+
+    from deepkedi import fileio
+
+    synced: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(fileio, "_FLUSH_BYTES", 1 << 20)
+    monkeypatch.setattr(fileio, "_FLUSH_POLL", 0.01)
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(os.fstat(fd).st_size), real(fd))[1])
+    with fileio.atomic_output(tmp_path / "small.bin") as fh:
+        fh.write(b"x" * 1000)
+        time.sleep(0.05)
+    assert synced == []
+    with fileio.atomic_output(tmp_path / "large.bin") as fh:
+        for _ in range(4):
+            fh.write(b"y" * (1 << 20))
+            fh.flush()
+            time.sleep(0.1)
+    assert len(synced) >= 2 and all(size >= 1 << 20 for size in synced)
+    assert (tmp_path / "large.bin").read_bytes() == b"y" * (4 << 20)

@@ -261,6 +261,44 @@ def _open_private(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
 
 
+#: Dirty bytes of an output past which the background flusher writes them to disk.
+_FLUSH_BYTES = 64 << 20
+#: How often the flusher looks at an output's size, seconds.
+_FLUSH_POLL = 0.2
+
+
+@contextlib.contextmanager
+def _background_flush(fd: int) -> Iterator[None]:
+    """Write a growing output to disk while it is being written, so the final sync is short.
+
+    A large output would otherwise reach the disk only at the ``fsync`` before it is
+    moved into place: the encryption would stop and wait for the whole file. A thread
+    polls the file's size and, every :data:`_FLUSH_BYTES` written, syncs what is there
+    (``fdatasync`` releases the GIL and lets the writer go on). Durability is the same:
+    the commit still syncs the whole file before the rename. Small outputs never wake it.
+    """
+    stop = threading.Event()
+
+    def flush() -> None:
+        flushed = 0
+        while not stop.wait(_FLUSH_POLL):
+            try:
+                size = os.fstat(fd).st_size
+                if size - flushed >= _FLUSH_BYTES:
+                    os.fdatasync(fd)
+                    flushed = size
+            except OSError:
+                return  # the writer sees and reports its own errors
+
+    worker = threading.Thread(target=flush, name="kedi-flush", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+
+
 @contextlib.contextmanager
 def scratch_output(path: str | Path) -> Iterator[BinaryIO]:
     """A new private file (0600) for intermediate data the caller deletes: not synced to disk.
@@ -327,7 +365,7 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_
                     tmp = None  # not ours
             else:
                 raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
-        with _writer_body(path), os.fdopen(fd, "wb") as fh:
+        with _writer_body(path), os.fdopen(fd, "wb") as fh, _background_flush(fh.fileno()):
             yield fh
         with _writing(path):
             _commit(tmp, path, force, mode)
