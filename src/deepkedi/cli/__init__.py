@@ -1,7 +1,5 @@
 """`kedi`: the deepkedi command line (Typer + rich). One module per command group."""
 
-from __future__ import annotations
-
 import signal
 from types import FrameType
 

@@ -13,8 +13,6 @@ code  meaning
 ====  =====================================================================
 """
 
-from __future__ import annotations
-
 import contextlib
 import errno
 import functools
@@ -219,7 +217,7 @@ def _passphrase(passphrase_file: Path | None, prompt_for: Path) -> str:
     )
 
 
-def load_key_for_cli(path: Path, passphrase_file: Path | None) -> Key:
+def load_key_for_cli(path: Path, passphrase_file: Path | None) -> "Key":
     """Load a key file, asking for its passphrase when it is sealed."""
     from deepkedi.keys.keyfile import key_file_is_sealed, load_key
 

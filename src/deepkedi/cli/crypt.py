@@ -5,8 +5,6 @@ keystore), call :mod:`deepkedi.api` and render what it returns; which kind of
 container a file is and how it decrypts is the library's to know.
 """
 
-from __future__ import annotations
-
 import contextlib
 import enum
 import os
@@ -101,7 +99,7 @@ def _refuse_overwriting(outputs: Iterable[Path], protected: Sequence[tuple[Path,
                 fail(f"the output {output} is {what} ({path}); choose another output path", EXIT_USAGE)
 
 
-def _run_one(input: Path, call: Callable[[api.Progress | None], api.FileResult]) -> api.FileResult:
+def _run_one(input: Path, call: "Callable[[api.Progress | None], api.FileResult]") -> "api.FileResult":
     """One file through the library, with a progress bar when it is large and stderr a terminal."""
     size = input.stat().st_size if input.exists() else 0
     if size < _PROGRESS_MIN_BYTES or not err_console.is_terminal:
@@ -113,7 +111,7 @@ def _run_one(input: Path, call: Callable[[api.Progress | None], api.FileResult])
 
 
 @contextlib.contextmanager
-def _tree_progress(verb: str) -> Iterator[api.TreeProgress]:
+def _tree_progress(verb: str) -> "Iterator[api.TreeProgress]":
     with _progress() as bar:
         task = bar.add_task(verb, total=None)
 
@@ -124,7 +122,7 @@ def _tree_progress(verb: str) -> Iterator[api.TreeProgress]:
         yield report
 
 
-def _render_tree(result: api.TreeResult, verb: str) -> None:
+def _render_tree(result: "api.TreeResult", verb: str) -> None:
     """A folder run's summary; exit with the most serious failure's code (authentication before input)."""
     total = len(result.done) + len(result.failed)
     console.print(f"{verb}: {len(result.done)} of {total} files", markup=False)
@@ -159,7 +157,7 @@ def _is_key_image(path: Path) -> bool:
         return False  # the key loader reports the missing, unreadable or special file
 
 
-def _load_key_image_for_cli(path: Path) -> KeyImage:
+def _load_key_image_for_cli(path: Path) -> "KeyImage":
     if path.exists() and not _is_key_image(path):
         fail(
             f"{path} is a key file of the hybrid suite; suite 'paper' needs a key image (PNG): {_KEYGEN_PAPER}",
@@ -179,7 +177,7 @@ def _image_stem(path: Path) -> str:
     return path.stem
 
 
-def _encrypt_all_patterns(input: Path, outdir: Path, key_image: KeyImage, *, seed: int | None, force: bool) -> None:
+def _encrypt_all_patterns(input: Path, outdir: Path, key_image: "KeyImage", *, seed: int | None, force: bool) -> None:
     """The paper's figure: the three patterns' containers and the plain image beside its cipher images."""
     from deepkedi import api
     from deepkedi.imaging import read_image
@@ -325,7 +323,7 @@ def encrypt(
     )
 
 
-def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> Key:
+def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> "Key":
     """The hybrid master key from a key file or from the keystore (the access is audited there)."""
     if key is not None:
         return load_key_for_cli(key, passphrase_file)
@@ -338,7 +336,7 @@ def _master(key: Path | None, keystore: str | None, key_id: str | None, passphra
 @contextlib.contextmanager
 def _decryptor(
     key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None
-) -> Iterator[tuple[Key | KeyImage | Keystore, str | None]]:
+) -> "Iterator[tuple[Key | KeyImage | Keystore, str | None]]":
     """What decrypts, and who asks: a key file, a key image, one keystore key, or the open keystore.
 
     With the keystore and no ``--key-id``, the library takes the key each container's

@@ -1,7 +1,5 @@
 """`kedi demo`: an end-to-end tour on the bundled samples (the tour itself is cli/_demo_tour.py)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`kedi inspect`: what a container (or an image file) is, without the key."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,7 +29,7 @@ if TYPE_CHECKING:
     from deepkedi.imaging import MedicalImage
 
 
-def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:
+def _image_record(path: Path, image: "MedicalImage") -> dict[str, Any]:
     return {
         "path": str(path),
         "kind": "image",
@@ -47,7 +45,7 @@ def _image_record(path: Path, image: MedicalImage) -> dict[str, Any]:
     }
 
 
-def _to_display(pixels: np.ndarray) -> np.ndarray:
+def _to_display(pixels: "np.ndarray") -> "np.ndarray":
     """The first plane as 8- or 16-bit grey/RGB for PNG (cipher words are uniform, so no windowing)."""
     import numpy as np
 
@@ -69,7 +67,7 @@ def _to_display(pixels: np.ndarray) -> np.ndarray:
     return (words >> (8 * plane.dtype.itemsize - 8)).astype(np.uint8)
 
 
-def _write_cipher_image(file: Path, info: api.ContainerInfo, target: Path, force: bool) -> None:
+def _write_cipher_image(file: Path, info: "api.ContainerInfo", target: Path, force: bool) -> None:
     import numpy as np
 
     from deepkedi import api

@@ -1,7 +1,5 @@
 """`kedi keygen`: a hybrid key file, or a paper-suite key image from the ZZ-GAN."""
 
-from __future__ import annotations
-
 import enum
 import json
 from datetime import datetime, timezone

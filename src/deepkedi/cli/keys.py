@@ -9,8 +9,6 @@ when stdin is a terminal. A passphrase-sealed key file used as a KEK file is ope
 ``KEDI_KEYFILE_PASSPHRASE``.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import getpass
@@ -141,7 +139,7 @@ def _kek_material(path: Path) -> bytes:
     return material
 
 
-def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> KekSource:
+def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> "KekSource":
     """The current KEK: --kek-file, --passphrase-file, KEDI_KEK, KEDI_PASSPHRASE, or a prompt on a terminal."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
@@ -160,7 +158,7 @@ def _kek_source(passphrase_file: Path | None, kek_file: Path | None) -> KekSourc
     return PassphraseKek(passphrase)
 
 
-def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env: str, what: str) -> KekSource:
+def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env: str, what: str) -> "KekSource":
     """A KEK for a new version: file options, then ``env``, then a confirmed prompt on a terminal."""
     from deepkedi.keys.keystore import PassphraseKek, RawKek
 
@@ -182,7 +180,7 @@ def _new_kek_source(passphrase_file: Path | None, kek_file: Path | None, *, env:
 
 def open_keystore(
     keystore: str | None, passphrase_file: Path | None = None, kek_file: Path | None = None, *, locked: bool = False
-) -> Keystore:
+) -> "Keystore":
     """The keystore at ``--keystore`` (or the default), unlocked with the KEK the options resolve to."""
     from deepkedi.keys.keystore import Keystore
 
@@ -461,7 +459,7 @@ def audit(
 
 def key_from_keystore(
     url: str | None, key_id: str, passphrase_file: Path | None, *, file_sha256: str | None = None
-) -> Key:
+) -> "Key":
     """The master key ``key_id`` from the keystore, for ``kedi encrypt`` / ``kedi decrypt``.
 
     ``url`` ``None`` means ``KEDI_KEYSTORE`` or the default. The access is audited

@@ -1,7 +1,5 @@
 """`kedi metrics` and `kedi nist`: the paper's measures, with the tests they belong to."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 from collections.abc import Iterator
@@ -49,7 +47,7 @@ METRICS_MEMORY_FACTOR = 4
 MetricsDecodedSize = Annotated[int | None, max_decoded_size_option(METRICS_MEMORY_FACTOR)]
 
 
-def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
+def load_planes(path: Path) -> "tuple[np.ndarray, str, int]":
     """:func:`deepkedi.analysis.planes.load_planes`, its failures as one line and an exit code."""
     from deepkedi.analysis.planes import load_planes as _load_planes
 
@@ -57,7 +55,7 @@ def load_planes(path: Path) -> tuple[np.ndarray, str, int]:
         return _load_planes(path)
 
 
-def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | None]:
+def _colour_volume(planes: "np.ndarray", samples: int) -> "tuple[np.ndarray, int | None]":
     """Planes from :func:`load_planes` with the colour samples on an axis of their own.
 
     SSIM is computed per colour channel (scikit-image's ``channel_axis``), never across
@@ -72,7 +70,7 @@ def _colour_volume(planes: np.ndarray, samples: int) -> tuple[np.ndarray, int | 
     return volume, 1
 
 
-def _quality(first: np.ndarray, second: np.ndarray, samples: int, data_range: int) -> dict[str, Any]:
+def _quality(first: "np.ndarray", second: "np.ndarray", samples: int, data_range: int) -> dict[str, Any]:
     """MSE, PSNR and SSIM of two images from :func:`load_planes`.
 
     SSIM is 2-D for one plane, 3-D for a stack of three or more (scikit-image's window
@@ -111,11 +109,11 @@ def _about(path: Path) -> Iterator[None]:
         raise UnsupportedImageError(f"{path}: {exc}") from None
 
 
-def _bits_for(pixels: np.ndarray, bits: int | None) -> int:
+def _bits_for(pixels: "np.ndarray", bits: int | None) -> int:
     return bits if bits is not None else 8 * pixels.dtype.itemsize
 
 
-def _local_entropy(pixels: np.ndarray, depth: int, seed: int, alpha: float) -> dict[str, Any] | None:
+def _local_entropy(pixels: "np.ndarray", depth: int, seed: int, alpha: float) -> dict[str, Any] | None:
     """Wu et al.'s k = 30 blocks of 44×44, or as many as the image holds (a 256² slice holds 25)."""
     import numpy as np
 

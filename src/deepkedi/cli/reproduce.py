@@ -1,7 +1,5 @@
 """`kedi reproduce`: the paper's tables and figures, the baselines and the attack suite, as one report."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`kedi speckle` and `kedi despeckle`: the paper's speckle pipeline on image files."""
 
-from __future__ import annotations
-
 import enum
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +39,7 @@ class SpeckleModel(str, enum.Enum):
     gamma = "gamma"
 
 
-def _output_dtype(image: MedicalImage, output: Path) -> tuple[np.dtype, str]:
+def _output_dtype(image: "MedicalImage", output: Path) -> "tuple[np.dtype, str]":
     """Float32 into .npy/NIfTI/MGH as computed; otherwise the input's integer type, rounded and clipped."""
     import numpy as np
 
@@ -55,7 +53,7 @@ def _output_dtype(image: MedicalImage, output: Path) -> tuple[np.dtype, str]:
     )
 
 
-def _per_plane(image: MedicalImage, action: Callable[[np.ndarray], np.ndarray], dtype: np.dtype) -> np.ndarray:
+def _per_plane(image: "MedicalImage", action: "Callable[[np.ndarray], np.ndarray]", dtype: "np.dtype") -> "np.ndarray":
     """Apply ``action`` to every 2-D plane (colour samples are planes of their own), in ``dtype``.
 
     Each plane is computed in float64 and stored straight away in ``dtype`` (rounded and
@@ -75,7 +73,7 @@ def _per_plane(image: MedicalImage, action: Callable[[np.ndarray], np.ndarray], 
     return np.moveaxis(out, 0, -1) if image.channels_last else out
 
 
-def _write(image: MedicalImage, result: np.ndarray, output: Path, force: bool) -> None:
+def _write(image: "MedicalImage", result: "np.ndarray", output: Path, force: bool) -> None:
     """Write ``result`` (from :func:`_per_plane`) as .npy, or in the format the output's name says."""
     import numpy as np
 

@@ -1,7 +1,5 @@
 """`kedi train`: train the ZZ-GAN key generator and export its weights."""
 
-from __future__ import annotations
-
 import enum
 import json
 from dataclasses import replace
