@@ -117,7 +117,9 @@ def test_a_dicom_native_decrypt_parses_the_input_once(tmp_path: Path, monkeypatc
     assert calls == [tmp_path / "native.dcm"]
 
 
-def test_a_dicom_native_encrypt_parses_once_and_syncs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dicom_native_encrypt_parses_once_writes_once_and_syncs_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     parses: list[object] = []
@@ -135,8 +137,14 @@ def test_a_dicom_native_encrypt_parses_once_and_syncs_once(tmp_path: Path, monke
     monkeypatch.setattr(pydicom, "dcmread", counting_read)
     monkeypatch.setattr(pydicom.filereader, "dcmread", counting_read)
     monkeypatch.setattr(os, "fsync", counting_fsync)
+    import tempfile
+
+    def no_scratch(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a DICOM-native encryption writes no scratch copy")
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", no_scratch)
     deepkedi.encrypt_file(CT, tmp_path / "native.dcm", KEY, as_dicom=True)
-    assert len(parses) == 1 and len(syncs) == 1  # the scratch container is neither parsed nor synced
+    assert len(parses) == 1 and len(syncs) == 1  # one parse, one write (no scratch container), one sync
     monkeypatch.undo()
     deepkedi.decrypt_file(tmp_path / "native.dcm", tmp_path / "back.dcm", KEY)
     assert _sha(tmp_path / "back.dcm") == _sha(CT)

@@ -300,26 +300,6 @@ def _background_flush(fd: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def scratch_output(path: str | Path) -> Iterator[BinaryIO]:
-    """A new private file (0600) for intermediate data the caller deletes: not synced to disk.
-
-    For scratch copies inside a private temporary folder (a container rebuilt or
-    written on the way to the real output), which no crash needs to survive. The
-    file must not exist; it is removed if the body raises.
-    """
-    path = Path(path)
-    with _writing(path):
-        fd = _open_private(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        raise
-
-
-@contextlib.contextmanager
 def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_MODE) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; on success move it to ``path``.
 

@@ -274,19 +274,21 @@ def test_pixel_data_streams_in_batches_across_segments(
     plane = 301 * 257 * channels * np.dtype(dtype).itemsize
     monkeypatch.setattr(dicom_native, "_BATCH_BYTES", 2 * plane)
     kept = tmp_path / "container.kedi"
-    original_encrypt_file = dicom_native.encrypt_file
+    original_seal = dicom_native.seal_file
 
-    def keep_container(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
-        header = original_encrypt_file(src, dst, *args, **kwargs)
-        shutil.copyfile(dst, kept)
-        return header
+    def keep_container(prepared, sink, **kwargs):  # type: ignore[no-untyped-def]
+        # The same prepared header (salt, nonce) and input seal to the same bytes: a plain copy of
+        # the container the DICOM-native writer lays out, to check its Pixel Data against.
+        with open(kept, "wb") as copy:
+            original_seal(prepared, copy)
+        return original_seal(prepared, sink, **kwargs)
 
-    monkeypatch.setattr(dicom_native, "encrypt_file", keep_container)
+    monkeypatch.setattr(dicom_native, "seal_file", keep_container)
     native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
     reports: list[tuple[int, int]] = []
     header = encrypt_dicom_native(source, native, key, progress=lambda done, total: reports.append((done, total)))
     assert header.segment_count > 1
-    # One bar over both passes: the container, then Pixel Data batch by batch, ending full.
+    # One bar over the one pass: the container sealed and its Pixel Data written, ending full.
     assert {total for _, total in reports} == {header.payload_length + header.pixel_length}
     assert [done for done, _ in reports] == sorted(done for done, _ in reports)
     assert reports[-1][0] == reports[-1][1] and len(reports) >= 4

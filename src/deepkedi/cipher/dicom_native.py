@@ -19,7 +19,8 @@ SOP Class as ``IN.dcm`` in which
 - Encrypted Attributes Sequence (0400,0500) holds one item whose Encrypted
   Content (0400,0520) is that container *without its pixel ciphertext* (the
   pixel words already sit in Pixel Data; decryption puts them back). Pixel Data
-  moves in batches of whole planes both ways, so memory stays bounded.
+  is written straight from the container as it is sealed (one pass, no scratch copy)
+  and read back in batches of whole planes to decrypt, so memory stays bounded.
 
 ``decrypt_dicom_native`` rebuilds the container from those two parts and
 decrypts it: the original file comes back byte for byte (its SHA-256 is checked),
@@ -44,10 +45,13 @@ or many. A per-run secret (``uid_secret``) breaks the link between runs.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import hmac
 import io
+import math
+import os
 import struct
 import tempfile
 import warnings
@@ -66,15 +70,23 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
-from deepkedi.cipher.format import ContainerHeader, Suite, parse_header
-from deepkedi.cipher.hybrid import DEFAULT_PATTERN, Progress, decrypt_file, decrypt_stream, encrypt_file
+from deepkedi.cipher.format import TAG_SIZE, ContainerHeader, Suite, parse_header
+from deepkedi.cipher.hybrid import (
+    DEFAULT_PATTERN,
+    Progress,
+    decrypt_file,
+    decrypt_stream,
+    held_length,
+    prepare_file,
+    seal_file,
+)
 from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import (
     batch_sizes,
     pixel_ranges,
     plane_layout,
     read_exactly,
-    scanned_batches,
+    scanned_view,
     unscan_batch,
 )
 from deepkedi.errors import AuthenticationError, DeepKediError, FormatError, UnsupportedImageError
@@ -111,7 +123,7 @@ _UID_HMAC_LABEL = b"deepkedi/v1 dicom-native uid\x00"
 _PATIENT_ID_HMAC_LABEL = b"deepkedi/v1 dicom-native patient id\x00"
 
 _ENCRYPTED_ATTRIBUTES = 0x04000500
-#: Pixel words move between the container and Pixel Data in batches of whole planes of about this size.
+#: Decryption reads Pixel Data back into the container in batches of whole planes of about this size.
 _BATCH_BYTES = 16 << 20
 _ENCRYPTED_SYNTAX = 0x04000510
 _ENCRYPTED_CONTENT = 0x04000520
@@ -419,33 +431,6 @@ def _mark(ds: Dataset, content: bytes, original_syntax: str | None) -> None:
 # --------------------------------------------------------------------------- container <-> pixels
 
 
-def _skeleton(container: BinaryIO, header: ContainerHeader) -> bytes:
-    """The container without its pixel ciphertext: what Encrypted Content carries."""
-    parts, position = [], 0
-    for offset, length in pixel_ranges(header):
-        parts.append(read_exactly(container, position, offset - position))
-        position = offset + length
-    parts.append(read_exactly(container, position, header.container_length - position))
-    return b"".join(parts)
-
-
-def _write_pixel_data(
-    fh: BinaryIO,
-    tag: int,
-    vr: str,
-    header: ContainerHeader,
-    container: io.BufferedIOBase,
-    advance: Callable[[int], None],
-) -> None:
-    """Append the Pixel Data element (Explicit VR Little Endian), its value streamed from the container."""
-    pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
-    fh.write(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), 0, header.pixel_length + pad))
-    for scanned in scanned_batches(container, header, _BATCH_BYTES):
-        fh.write(unscan_batch(scanned, header).tobytes())
-        advance(scanned.nbytes)
-    fh.write(b"\x00" * pad)
-
-
 def _payload_batches(pixels: BinaryIO, start: int, header: ContainerHeader) -> Iterator[bytes]:
     """Pixel Data words (from ``start`` in ``pixels``) back in payload order, batch by batch: the inverse of
     what :func:`_write_pixel_data` writes."""
@@ -475,6 +460,96 @@ def _rebuild(out: BinaryIO, skeleton: bytes, header: ContainerHeader, words: Ite
             out.write(pending[:n])
             pending, left = pending[n:], left - n
     out.write(skeleton[taken:])
+
+
+class _NativeSink:
+    """Lays the container out as the DICOM-native file while :func:`~deepkedi.cipher.hybrid.seal_file` writes it.
+
+    The container arrives as one stream (``write``, and ``seek`` back for the
+    segments sealed last). Its bytes outside the pixel ciphertext are kept: they are
+    Encrypted Content (the *skeleton*). The pixel ciphertext, in the pattern's zigzag
+    order, is put back in raster order plane by plane and written straight into the
+    output's Pixel Data, at ``pixel_start``. Nothing is written twice, and memory
+    holds the skeleton and a few planes (those of the segments sealed last wait for
+    them, about one segment's worth).
+    """
+
+    def __init__(
+        self, header: ContainerHeader, out: BinaryIO, pixel_start: int, held_bytes: int, advance: Callable[[int], None]
+    ) -> None:
+        self._header = header
+        self._out = out
+        self._pixel_start = pixel_start
+        self._advance = advance
+        self.skeleton = bytearray(header.container_length - header.pixel_length)
+        # (container offset, length, pixel-stream offset) of every run of pixel ciphertext.
+        self._runs: list[tuple[int, int, int]] = []
+        pixels = 0
+        for offset, length in pixel_ranges(header):
+            self._runs.append((offset, length, pixels))
+            pixels += length
+        self._starts = [run[0] for run in self._runs]
+        self._plane_bytes = math.prod(plane_layout(header)) * header.dtype.itemsize
+        self._planes: dict[int, tuple[bytearray, list[int]]] = {}
+        # The room of the segments sealed last is first written as zeros: their pixel bytes
+        # are taken only when the real ciphertext comes, after the seek back.
+        self._held = (header.encoded_length, header.encoded_length + held_bytes)
+        self._late = False
+        self._pos = 0
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise ValueError("only absolute seeks")
+        self._late = True
+        self._pos = offset
+        return offset
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        pos, end = self._pos, self._pos + len(view)
+        placeholder = not self._late and self._held[0] <= pos < self._held[1]
+        while pos < end:
+            index = bisect.bisect_right(self._starts, pos) - 1
+            run = self._runs[index] if index >= 0 else None
+            if run is not None and pos < run[0] + run[1]:
+                take = min(end, run[0] + run[1]) - pos
+                if not placeholder:
+                    self._pixels(run[2] + pos - run[0], view[pos - self._pos : pos - self._pos + take])
+            else:
+                following = self._starts[index + 1] if index + 1 < len(self._starts) else end
+                take = min(end, following) - pos
+                at = pos - (run[2] + run[1] if run is not None else 0)  # less the pixel bytes before pos
+                self.skeleton[at : at + take] = view[pos - self._pos : pos - self._pos + take]
+            pos += take
+        self._pos = end
+        return len(view)
+
+    def _pixels(self, offset: int, data: memoryview) -> None:
+        """Pixel ciphertext bytes at ``offset`` of the pixel stream (planes in zigzag order)."""
+        done = 0
+        while done < len(data):
+            plane, within = divmod(offset + done, self._plane_bytes)
+            take = min(len(data) - done, self._plane_bytes - within)
+            buffer, filled = self._planes.setdefault(plane, (bytearray(self._plane_bytes), [0]))
+            buffer[within : within + take] = data[done : done + take]
+            filled[0] += take
+            done += take
+            if filled[0] == self._plane_bytes:
+                del self._planes[plane]
+                scanned = scanned_view(np.frombuffer(buffer, dtype=np.uint8), self._header)
+                raster = unscan_batch(scanned, self._header)
+                self._out.seek(self._pixel_start + plane * self._plane_bytes)
+                self._out.write(raster.tobytes())
+                self._advance(self._plane_bytes)
+
+    def finish(self) -> bytes:
+        """The skeleton, once every pixel byte has arrived."""
+        if self._planes:
+            raise AssertionError("pixel planes left incomplete")
+        return bytes(self.skeleton)
 
 
 # --------------------------------------------------------------------------- public API
@@ -586,61 +661,85 @@ def encrypt_dicom_native(
             uid_map[old] = deidentified_uid(uid_key, old)
         return uid_map[old]
 
-    # Progress covers both passes: the container, then the Pixel Data written from it.
-    pixel_bytes = int(image.pixels.nbytes)
-    written = 0
+    # One pass over the input: the container is sealed straight into the output, its pixel
+    # ciphertext put back in raster order as Pixel Data and the rest kept for Encrypted Content.
+    prepared = prepare_file(src, key, pattern=pattern, image=image)  # the image, read above: decoded once
+    header = prepared.header
+    sealed = written = 0
 
-    def advance(nbytes: int) -> None:
+    def report() -> None:
+        if progress is not None:
+            progress(sealed + written, header.payload_length + header.pixel_length)
+
+    def on_sealed(done: int, total: int) -> None:
+        nonlocal sealed
+        sealed = done
+        report()
+
+    def on_written(nbytes: int) -> None:
         nonlocal written
         written += nbytes
-        if progress is not None:
-            progress(header.payload_length + written, header.payload_length + pixel_bytes)
+        report()
 
-    with tempfile.TemporaryDirectory(prefix="kedi-dicom-native-") as tmp:
-        # The container is ciphertext, so a scratch copy in the temporary folder leaks nothing.
-        # It is read back in batches of whole planes: memory stays bounded for volumes of any size.
-        scratch = Path(tmp) / "original.kedi"
-        header = encrypt_file(
-            src,
-            scratch,
-            key,
-            pattern=pattern,
-            progress=None if progress is None else lambda done, total: progress(done, total + pixel_bytes),
-            image=image,  # already read above: decoded once
-            scratch=True,  # ciphertext in our private folder: no sync, deleted below
-        )
-        with open(scratch, "rb") as container:
-            skeleton = _skeleton(container, header)
-            with _quiet():
-                _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
-                ds.SOPClassUID = sop_class
-                if not _uid_value(ds.get("SOPInstanceUID")):
-                    # Type 1, and the file meta needs it: an input without one (or with an empty
-                    # one) gets a new UID made from its Media Storage SOP Instance UID, or else
-                    # from its content, so that one file always maps to one new UID under a key.
-                    media = _uid_value(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None))
-                    ds.SOPInstanceUID = new_uid(media or "sha256:" + _content_sha256(src))
-                if big_endian:
-                    _words_to_little_endian(ds)
-                pixel_tag, pixel_vr = _describe_pixels(ds, image, header)
-                _mark(ds, skeleton, original_syntax)
-                # Pixel Data is appended last: nothing may follow it (trailing padding, signatures).
-                # Iterating a Dataset converts every element; its keys are the tags.
-                for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:  # noqa: SIM118 - see above
-                    del ds[tag]
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = ds.SOPClassUID
-            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-            meta.ImplementationVersionName = "DEEPKEDI_1"
-            ds.file_meta = meta
-            ds.preamble = b"\x00" * 128
-            with atomic_output(dst, force=force) as fh:
-                with _quiet():
-                    pydicom.dcmwrite(fh, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
-                _write_pixel_data(fh, pixel_tag, pixel_vr, header, container, advance)
+    skeleton_length = header.container_length - header.pixel_length
+    # Encrypted Content is written with a placeholder of the skeleton's length, found again by its
+    # random first bytes, and filled in once the skeleton is known (after the last segment is sealed).
+    placeholder = os.urandom(32) + bytes(max(0, skeleton_length - 32))
+    with _quiet():
+        _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
+        ds.SOPClassUID = sop_class
+        if not _uid_value(ds.get("SOPInstanceUID")):
+            # Type 1, and the file meta needs it: an input without one (or with an empty
+            # one) gets a new UID made from its Media Storage SOP Instance UID, or else
+            # from its content, so that one file always maps to one new UID under a key.
+            media = _uid_value(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None))
+            ds.SOPInstanceUID = new_uid(media or "sha256:" + _content_sha256(src))
+        if big_endian:
+            _words_to_little_endian(ds)
+        pixel_tag, pixel_vr = _describe_pixels(ds, image, header)
+        _mark(ds, placeholder[:skeleton_length], original_syntax)
+        # Pixel Data is appended last: nothing may follow it (trailing padding, signatures).
+        # Iterating a Dataset converts every element; its keys are the tags.
+        for tag in [t for t in ds.keys() if int(t) >= min(_PIXEL_TAGS.values())]:  # noqa: SIM118 - see above
+            del ds[tag]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "DEEPKEDI_1"
+    ds.file_meta = meta
+    ds.preamble = b"\x00" * 128
+    dataset = io.BytesIO()
+    with _quiet():
+        pydicom.dcmwrite(dataset, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    head = dataset.getvalue()
+    content_at = head.find(placeholder[:32]) if skeleton_length >= 32 else head.find(placeholder[:skeleton_length])
+    if content_at < 0 or head.find(placeholder[:32], content_at + 1) >= 0:
+        raise AssertionError("the Encrypted Content placeholder is not where it was put")
+    pad = header.pixel_length % 2  # PS3.5 7.1.1: values have even length
+    element = struct.pack(
+        "<HH2sHI", pixel_tag >> 16, pixel_tag & 0xFFFF, pixel_vr.encode("ascii"), 0, header.pixel_length + pad
+    )
+    with atomic_output(dst, force=force) as fh:
+        fh.write(head)
+        fh.write(element)
+        pixel_start = len(head) + len(element)
+        sink = _NativeSink(header, fh, pixel_start, _held_container_bytes(header, held_length(prepared)), on_written)
+        seal_file(prepared, sink, progress=on_sealed)  # type: ignore[arg-type]
+        skeleton = sink.finish()
+        fh.seek(content_at)
+        fh.write(skeleton)
+        fh.seek(pixel_start + header.pixel_length)
+        fh.write(b"\x00" * pad)
     return header
+
+
+def _held_container_bytes(header: ContainerHeader, held_payload: int) -> int:
+    """Container bytes (ciphertext and tags) of the segments covering the first ``held_payload`` payload bytes."""
+    segments = -(-held_payload // header.segment_size)
+    payload = min(segments * header.segment_size, header.payload_length)
+    return payload + segments * TAG_SIZE
 
 
 def _native_item(ds: Dataset) -> Dataset | None:

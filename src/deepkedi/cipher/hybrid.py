@@ -51,7 +51,7 @@ from deepkedi.cipher.keytypes import Key
 from deepkedi.cipher.layout import BATCH_BYTES, as_planes, scanned_view, scratch_bytes
 from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, seal_segments
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
-from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode, scratch_output
+from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
 from deepkedi.inputs import check_regular_input
 from deepkedi.transforms.patterns import DEFAULT_PATTERN
@@ -60,6 +60,7 @@ from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 __all__ = [
     "DEFAULT_PATTERN",
     "HKDF_INFO",
+    "PreparedFile",
     "Progress",
     "decrypt_file",
     "decrypt_image",
@@ -68,6 +69,9 @@ __all__ = [
     "derive_file_key",
     "encrypt_file",
     "encrypt_image",
+    "held_length",
+    "prepare_file",
+    "seal_file",
 ]
 
 HKDF_INFO = b"deepkedi/v1 hybrid payload key"
@@ -555,28 +559,38 @@ def _write_planes(
         progress(nbytes)
 
 
-def _encrypt_file_from_parts(
+@dataclass(frozen=True)
+class PreparedFile:
+    """An image file about to be encrypted: its container header, known before any byte is sealed.
+
+    Made by :func:`prepare_file`; :func:`seal_file` writes the container. The
+    DICOM-native writer uses the pair to lay out its output around the header first.
+    """
+
+    src: Path
+    image: MedicalImage
+    header: ContainerHeader
+    key: Key
+    source: _Source
+    head: bytes
+    seen: tuple[int, int, int, int] | None
+
+
+def prepare_file(
     src: str | Path,
-    dst: str | Path,
     key: Key,
     *,
-    pattern: ZigzagPattern | str,
-    salt: bytes,
-    nonce_prefix: bytes,
+    pattern: ZigzagPattern | str = DEFAULT_PATTERN,
+    salt: bytes | None = None,
+    nonce_prefix: bytes | None = None,
     segment_size: int = DEFAULT_SEGMENT_SIZE,
-    force: bool = False,
-    progress: Progress | None = None,
     image: MedicalImage | None = None,
-    scratch: bool = False,
-) -> ContainerHeader:
-    """Deterministic core of :func:`encrypt_file` (salt and nonce prefix given).
+) -> PreparedFile:
+    """Read ``src`` (unless ``image`` is it, read already) and fix the container's header.
 
-    ``image`` is ``read_image(src)`` when the caller has already read it (the
-    DICOM-native writer does, for the cipher image's layout): a compressed file is
-    then decoded once, not twice.
+    Salt and nonce prefix are fresh OS randomness unless given (known-answer vectors only).
     """
-    src, dst = Path(src), Path(dst)
-    check_distinct(src, dst)
+    src = Path(src)
     if image is None:
         image = read_image(src)
     seen = _file_identity(image)
@@ -589,12 +603,34 @@ def _encrypt_file_from_parts(
         image.format,
         key,
         pattern=pattern,
-        salt=salt,
-        nonce_prefix=nonce_prefix,
+        salt=os.urandom(SALT_SIZE) if salt is None else salt,
+        nonce_prefix=os.urandom(NONCE_PREFIX_SIZE) if nonce_prefix is None else nonce_prefix,
         segment_size=segment_size,
         residual_length=residual_length,
         source=src,
     )
+    return PreparedFile(src, image, header, key, source, head, seen)
+
+
+def held_length(prepared: PreparedFile) -> int:
+    """Payload bytes at the start whose segments :func:`seal_file` seals last (they hold the SHA-256)."""
+    return _sha256_offset(prepared.head) + len(_SHA256_PLACEHOLDER)
+
+
+def seal_file(prepared: PreparedFile, sink: BinaryIO, *, progress: Progress | None = None) -> None:
+    """Write the container of ``prepared`` to ``sink``, in one pass over the input.
+
+    ``sink`` receives the header, then the segments in order, except those covering
+    the first :func:`held_length` payload bytes: their room is written as zeros
+    first and their ciphertext at the end (``sink.seek`` back), once the SHA-256 of
+    the original, computed in the same pass, is known.
+
+    Raises
+    ------
+    UnsupportedImageError
+        The input changed while it was being encrypted (the caller discards ``sink``).
+    """
+    header, image, source, head, key = prepared.header, prepared.image, prepared.source, prepared.head, prepared.key
     aad = header.encode()
     total, done = header.payload_length, 0
 
@@ -610,29 +646,50 @@ def _encrypt_file_from_parts(
     sha_at = _sha256_offset(head)
     sha256 = hashlib.sha256(source.prefix)
     splice = source.meta["restore"] == "splice"
-    output = scratch_output(dst) if scratch else atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666))
-    with output as fh:
-        fh.write(aad)
-        writer = SegmentWriter(
-            AESGCM(derive_file_key(key.secret, salt)),
-            nonce_prefix,
-            aad,
-            segment_size,
-            header.payload_length,
-            fh,
-            hold=sha_at + len(_SHA256_PLACEHOLDER),
-        )
-        for part in (head, source.prefix, _U64.pack(len(source.suffix)), source.suffix):
-            writer.write(part)
-        advance(residual_length)
-        _write_planes(writer, image, header, advance, sha256 if splice else None)
-        if _file_identity(image) != seen:
-            # The container would restore a mix of two versions: refuse, nothing is written.
-            raise UnsupportedImageError(f"{src}: the file changed while it was being encrypted; try again")
-        sha256.update(source.suffix)
-        writer.patch(sha_at, sha256.hexdigest().encode("ascii"))
-        writer.close()
-    return header
+    sink.write(aad)
+    writer = SegmentWriter(
+        AESGCM(derive_file_key(key.secret, header.salt)),
+        header.nonce_prefix,
+        aad,
+        header.segment_size,
+        header.payload_length,
+        sink,
+        hold=held_length(prepared),
+    )
+    for part in (head, source.prefix, _U64.pack(len(source.suffix)), source.suffix):
+        writer.write(part)
+    advance(header.residual_length)
+    _write_planes(writer, image, header, advance, sha256 if splice else None)
+    if _file_identity(image) != prepared.seen:
+        # The container would restore a mix of two versions: refuse, nothing is written.
+        raise UnsupportedImageError(f"{prepared.src}: the file changed while it was being encrypted; try again")
+    sha256.update(source.suffix)
+    writer.patch(sha_at, sha256.hexdigest().encode("ascii"))
+    writer.close()
+
+
+def _encrypt_file_from_parts(
+    src: str | Path,
+    dst: str | Path,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str,
+    salt: bytes,
+    nonce_prefix: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    force: bool = False,
+    progress: Progress | None = None,
+    image: MedicalImage | None = None,
+) -> ContainerHeader:
+    """Deterministic core of :func:`encrypt_file` (salt and nonce prefix given)."""
+    src, dst = Path(src), Path(dst)
+    check_distinct(src, dst)
+    prepared = prepare_file(
+        src, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix, segment_size=segment_size, image=image
+    )
+    with atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666)) as fh:
+        seal_file(prepared, fh, progress=progress)
+    return prepared.header
 
 
 def encrypt_file(
@@ -644,7 +701,6 @@ def encrypt_file(
     force: bool = False,
     progress: Progress | None = None,
     image: MedicalImage | None = None,
-    scratch: bool = False,
 ) -> ContainerHeader:
     """Encrypt the image file ``src`` into the container ``dst``.
 
@@ -670,10 +726,6 @@ def encrypt_file(
         ``read_image(src)``, when the caller has read it already (the DICOM-native
         writer does, for the cipher image's layout): a compressed file is then
         decoded once, not twice.
-    scratch
-        ``dst`` is an intermediate file in the caller's private temporary folder
-        (the DICOM-native writer's): written directly, not synced to disk, since
-        the caller deletes it (:func:`deepkedi.fileio.scratch_output`).
 
     Raises
     ------
@@ -694,7 +746,6 @@ def encrypt_file(
         force=force,
         progress=progress,
         image=image,
-        scratch=scratch,
     )
 
 
