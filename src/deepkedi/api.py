@@ -230,7 +230,7 @@ def _open(path: Path) -> _Opened:
 
 
 def _sniff_dicom(head: bytes) -> bool:
-    from deepkedi.imaging.dicom import sniff_dicom
+    from deepkedi.imaging.sniff import sniff_dicom
 
     return sniff_dicom(head)
 

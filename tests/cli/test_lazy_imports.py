@@ -81,3 +81,10 @@ def test_encrypting_an_image_loads_only_its_own_format_library(tmp_path: Path) -
     code, modules = loaded("encrypt", tmp_path / "b.png", "-o", tmp_path / "b.kedi", "--key", tmp_path / "k.key")
     assert code == 0 and modules == {"numpy", "cryptography", "PIL"}, modules
     # (nibabel, for NIfTI and MGH, itself imports SciPy, Pillow and pydicom when it loads.)
+
+
+def test_telling_a_container_from_other_files_loads_no_dicom_library(tmp_path: Path) -> None:
+    """`kedi inspect` of a non-container falls back to the image reader: a .npy loads no pydicom."""
+    np.save(tmp_path / "a.npy", np.arange(64, dtype=np.uint16).reshape(8, 8))
+    code, modules = loaded("inspect", tmp_path / "a.npy", "--json")
+    assert code == 0 and "pydicom" not in modules, modules
