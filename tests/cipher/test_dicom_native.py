@@ -701,3 +701,50 @@ def test_file_rewritten_during_encryption_still_restores(tmp_path: Path, key: Ke
     encrypt_dicom_native(src, tmp_path / "enc.dcm", key, progress=rewrite_pixels)
     decrypt_dicom_native(tmp_path / "enc.dcm", tmp_path / "back.dcm", key)
     assert (tmp_path / "back.dcm").read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize(("rows", "cols", "frames"), [(1100, 1000, 2), (3, 5, 1), (700, 9, 3)])
+def test_planes_larger_and_smaller_than_a_segment_land_in_pixel_data_exactly(
+    key: Key, tmp_path: Path, rows: int, cols: int, frames: int
+) -> None:
+    """The one-pass writer puts each plane's ciphertext back in raster order even when a plane spans
+    several segments, starts in the segment sealed last, or the whole payload is that one segment."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from deepkedi.cipher import hybrid, layout
+
+    source = tmp_path / "plane.dcm"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(source), {}, file_meta=meta, preamble=b"\x00" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.Modality = "Roe^Richard", "OT"
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.SamplesPerPixel = rows, cols, frames, 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.random.default_rng(rows).integers(0, 2**16, (frames, rows, cols), dtype=np.uint16).tobytes()
+    ds.save_as(source, enforce_file_format=True)
+
+    native, back = tmp_path / "native.dcm", tmp_path / "back.dcm"
+    header = encrypt_dicom_native(source, native, key)
+    # The reference: the same container sealed into a plain file, its cipher image read the usual way.
+    written = pydicom.dcmread(native)
+    item = written.EncryptedAttributesSequence[0]
+    assert len(item.EncryptedContent) in (
+        header.container_length - header.pixel_length,
+        header.container_length - header.pixel_length + 1,
+    )
+    decrypt_dicom_native(native, back, key)
+    assert _sha256(back) == _sha256(source)
+    rebuilt = tmp_path / "rebuilt.kedi"
+    from deepkedi.cipher.dicom_native import _rebuilt, open_dicom_native
+
+    with _rebuilt(open_dicom_native(native)) as container:
+        rebuilt.write_bytes(container.read_bytes())
+    expected = layout.cipher_image(rebuilt).tobytes()
+    assert written.PixelData[: len(expected)] == expected
+    assert hybrid.decrypt_file(rebuilt, tmp_path / "again.dcm", key) is not None
+    assert _sha256(tmp_path / "again.dcm") == _sha256(source)
