@@ -15,7 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HEAVY = ("numpy", "scipy", "torch", "pydicom", "sqlalchemy", "nibabel", "PIL", "skimage", "matplotlib", "cryptography")
+HEAVY = (
+    "numpy",
+    "scipy",
+    "torch",
+    "pydicom",
+    "sqlalchemy",
+    "nibabel",
+    "PIL",
+    "skimage",
+    "matplotlib",
+    "cryptography",
+    "cv2",
+)
 
 PROBE = """
 import sys

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from deepkedi.transforms import _cv2_scan
 from deepkedi.transforms.patterns import ZigzagPattern
 
 __all__ = [
@@ -274,6 +275,12 @@ def zigzag_scan(
     if target.size == 0:
         return target
     src, dst = _pixel_views(_ready_source(source, target), target, channels_last)
+    if src.shape[-1] == 1 and _cv2_scan.wanted(target.nbytes):
+        sequences = dst[..., 0].reshape(-1, rows * cols)
+        if np.shares_memory(sequences, target) and _cv2_scan.scan_planes(
+            src[..., 0].reshape(-1, rows, cols), sequences, pattern
+        ):
+            return target
     if pattern is ZigzagPattern.HORIZONTAL:
         grid = dst.reshape(*lead, rows, cols, -1)
         for dst_plane, src_plane in _per_sample(grid, src):
@@ -363,6 +370,12 @@ def zigzag_unscan(
     if target.size == 0:
         return target
     src, dst = _pixel_views(_ready_source(source, target), target, channels_last)
+    if src.shape[-1] == 1 and _cv2_scan.wanted(target.nbytes):
+        planes = dst[..., 0].reshape(-1, rows, cols)
+        if np.shares_memory(planes, target) and _cv2_scan.unscan_planes(
+            src[..., 0].reshape(-1, rows * cols), planes, pattern
+        ):
+            return target
     if pattern is ZigzagPattern.HORIZONTAL:
         # The row boustrophedon is its own inverse on the (H, W) grid.
         grid = src.reshape(*lead, rows, cols, -1)
