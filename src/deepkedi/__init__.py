@@ -19,9 +19,9 @@ for research.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from deepkedi._lazy import attach
 from deepkedi._version import __version__
 
 if TYPE_CHECKING:
@@ -68,38 +68,13 @@ if TYPE_CHECKING:
     from deepkedi.keys.keystore import Keystore
     from deepkedi.transforms.zigzag import ZigzagPattern
 
-#: Every public name, and the module that defines it.
-_EXPORTS: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "ContainerInfo",
-            "ContainerKind",
-            "FileFailure",
-            "FileResult",
-            "TreeResult",
-            "cipher_image",
-            "decrypt_bytes",
-            "decrypt_dataset",
-            "decrypt_file",
-            "decrypt_image",
-            "decrypt_pixels",
-            "decrypt_stream",
-            "decrypt_tree",
-            "deidentification_summary",
-            "encrypt_bytes",
-            "encrypt_dataset",
-            "encrypt_file",
-            "encrypt_image",
-            "encrypt_stream",
-            "encrypt_tree",
-            "read_header",
-        ],
-        "deepkedi.api",
-    ),
-    "ContainerHeader": "deepkedi.cipher.format",
-    "Suite": "deepkedi.cipher.format",
-    "Key": "deepkedi.cipher.keytypes",
-    "KeyImage": "deepkedi.cipher.keytypes",
+#: The public names defined outside the front door, with their module (relative to ``deepkedi``);
+#: every other name of ``__all__`` comes from :mod:`deepkedi.api`.
+_ELSEWHERE: dict[str, str] = {
+    "ContainerHeader": "cipher.format",
+    "Suite": "cipher.format",
+    "Key": "cipher.keytypes",
+    "KeyImage": "cipher.keytypes",
     **dict.fromkeys(
         [
             "AuthenticationError",
@@ -114,14 +89,14 @@ _EXPORTS: dict[str, str] = {
             "OutputExistsError",
             "UnsupportedImageError",
         ],
-        "deepkedi.errors",
+        "errors",
     ),
-    "MedicalImage": "deepkedi.imaging",
-    "read_image": "deepkedi.imaging",
-    "write_image": "deepkedi.imaging",
-    **dict.fromkeys(["generate_key", "load_key", "load_key_image", "save_key", "save_key_image"], "deepkedi.keys"),
-    "Keystore": "deepkedi.keys.keystore",
-    "ZigzagPattern": "deepkedi.transforms.zigzag",
+    "MedicalImage": "imaging",
+    "read_image": "imaging",
+    "write_image": "imaging",
+    **dict.fromkeys(["generate_key", "load_key", "load_key_image", "save_key", "save_key_image"], "keys"),
+    "Keystore": "keys.keystore",
+    "ZigzagPattern": "transforms.patterns",
 }
 
 __all__ = [
@@ -174,15 +149,7 @@ __all__ = [
     "write_image",
 ]
 
+#: Every public name and the module that defines it.
+_EXPORTS = {name: _ELSEWHERE.get(name, "api") for name in __all__ if name != "__version__"}
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'deepkedi' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = attach(__name__, _EXPORTS)
