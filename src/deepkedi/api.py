@@ -641,14 +641,11 @@ def _staging(tmp_dir: PathLike | None) -> Iterator[Path]:
         yield Path(folder)
 
 
-def _write_private(path: Path, chunks: Iterator[bytes] | bytes) -> None:
+def _write_private(path: Path, chunks: Iterator[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        if isinstance(chunks, (bytes, bytearray, memoryview)):
-            fh.write(chunks)
-        else:
-            for chunk in chunks:
-                fh.write(chunk)
+        for chunk in chunks:
+            fh.write(chunk)
 
 
 def _chunks(stream: BinaryIO) -> Iterator[bytes]:
@@ -673,11 +670,9 @@ def encrypt_bytes(
     filesystem (``/dev/shm``) when the plaintext must not reach a disk. ``name``
     (a file name) helps recognise formats that only a suffix tells apart.
     """
-    with _staging(tmp_dir) as folder:
-        src, dst = folder / (Path(name).name or "image"), folder / "out"
-        _write_private(src, bytes(memoryview(data).cast("B")))
-        encrypt_file(src, dst, key, as_dicom=as_dicom, pattern=pattern)
-        return dst.read_bytes()
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(data), out, key, as_dicom=as_dicom, pattern=pattern, name=name, tmp_dir=tmp_dir)
+    return out.getvalue()
 
 
 def decrypt_bytes(data: Data, key: Decryptor, *, actor: str | None = None) -> bytes:
@@ -713,6 +708,7 @@ def encrypt_stream(
     *,
     as_dicom: bool = False,
     pattern: ZigzagPattern | str | None = None,
+    uid_secret: bytes | None = None,
     name: str = "image",
     tmp_dir: PathLike | None = None,
 ) -> ContainerInfo:
@@ -724,7 +720,7 @@ def encrypt_stream(
     with _staging(tmp_dir) as folder:
         source, out = folder / (Path(name).name or "image"), folder / "out"
         _write_private(source, _chunks(src))
-        result = encrypt_file(source, out, key, as_dicom=as_dicom, pattern=pattern)
+        result = encrypt_file(source, out, key, as_dicom=as_dicom, pattern=pattern, uid_secret=uid_secret)
         with open(out, "rb") as fh:
             shutil.copyfileobj(fh, dst, _COPY_CHUNK)
     return result.info
@@ -795,11 +791,13 @@ def encrypt_dataset(
         from deepkedi.errors import UnsupportedImageError
 
         raise UnsupportedImageError(f"the data set cannot be written as a DICOM file: {exc}") from None
-    with _staging(tmp_dir) as folder:
-        src, dst = folder / "in.dcm", folder / "out.dcm"
-        _write_private(src, buffer.getvalue())
-        encrypt_file(src, dst, key, as_dicom=True, pattern=pattern, uid_secret=uid_secret)
-        return pydicom.dcmread(dst)
+    buffer.seek(0)
+    protected = io.BytesIO()
+    encrypt_stream(
+        buffer, protected, key, as_dicom=True, pattern=pattern, uid_secret=uid_secret, name="in.dcm", tmp_dir=tmp_dir
+    )
+    protected.seek(0)
+    return pydicom.dcmread(protected)
 
 
 def decrypt_dataset(ds: Dataset, key: Decryptor, *, actor: str | None = None) -> Dataset:
