@@ -30,7 +30,7 @@ from deepkedi.cli._common import (
     message_for,
     printable,
 )
-from deepkedi.errors import DeepKediError, KeyFileError, KeyNotFoundError, UnsupportedImageError
+from deepkedi.errors import DeepKediError, KeyFileError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.transforms.patterns import DEFAULT_PATTERN, ZigzagPattern
@@ -355,10 +355,7 @@ def _decryptor(
     from deepkedi.cli.keys import actor, open_keystore
 
     with open_keystore(keystore, passphrase_file) as store:
-        try:
-            yield store, actor()
-        except KeyNotFoundError as exc:
-            fail(f"{exc} ({store.url})", exit_code_for(exc))
+        yield store, actor()
 
 
 @app.command()
