@@ -50,3 +50,13 @@ def test_open_input_checks_the_open_descriptor_too(fifo: Path, monkeypatch: pyte
     with pytest.raises(FormatError, match="FIFO"):
         open_input(fifo, error=FormatError)
     assert time.monotonic() - start < 5
+
+
+def test_file_sha256_reads_past_one_chunk(tmp_path: Path) -> None:
+    import hashlib
+
+    from deepkedi.inputs import file_sha256
+
+    data = bytes(range(256)) * ((3 << 20) // 256 + 7)  # over three 1 MiB reads, ending mid-chunk
+    (tmp_path / "f.bin").write_bytes(data)
+    assert file_sha256(tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()

@@ -10,6 +10,7 @@ error, which names the file (DESIGN.md, "Fail clearly": exit code 4).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import BinaryIO
 
 from deepkedi.errors import DeepKediError, UnsupportedImageError
 
-__all__ = ["check_regular_input", "open_input"]
+__all__ = ["check_regular_input", "file_sha256", "open_input"]
 
 _KINDS = (
     (stat.S_ISDIR, "is a directory"),
@@ -88,3 +89,12 @@ def open_input(path: str | Path, *, error: type[DeepKediError] = UnsupportedImag
     except BaseException:
         os.close(fd)
         raise
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

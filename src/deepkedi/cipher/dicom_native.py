@@ -95,7 +95,7 @@ from deepkedi.imaging import MedicalImage
 from deepkedi.imaging.confidentiality import BASIC_PROFILE_VERSION, basic_profile_action
 from deepkedi.imaging.dicom import check_deflated_size, read_dicom_dataset
 from deepkedi.imaging.sniff import sniff_dicom
-from deepkedi.inputs import check_regular_input
+from deepkedi.inputs import check_regular_input, file_sha256
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan
 
 __all__ = [
@@ -590,15 +590,6 @@ def _require_dicom(path: Path) -> None:
         )
 
 
-def _content_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex): names an input that carries no UID of its own."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def encrypt_dicom_native(
     input: str | Path,
     output: str | Path,
@@ -693,7 +684,7 @@ def encrypt_dicom_native(
             # one) gets a new UID made from its Media Storage SOP Instance UID, or else
             # from its content, so that one file always maps to one new UID under a key.
             media = _uid_value(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPInstanceUID", None))
-            ds.SOPInstanceUID = new_uid(media or "sha256:" + _content_sha256(src))
+            ds.SOPInstanceUID = new_uid(media or "sha256:" + file_sha256(src))
         if big_endian:
             _words_to_little_endian(ds)
         pixel_tag, pixel_vr = _describe_pixels(ds, image, header)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -19,6 +18,7 @@ from deepkedi.errors import AuthenticationError, DeepKediError, OutputExistsErro
 from deepkedi.fileio import make_output_folder
 from deepkedi.imaging import read_image, write_image
 from deepkedi.imaging.montage import display_plane, montage
+from deepkedi.inputs import file_sha256
 from deepkedi.keys import Key, generate_key, save_key
 from deepkedi.transforms.zigzag import ZigzagPattern
 
@@ -31,14 +31,6 @@ NIST_REJECTIONS_TOLERATED = 3
 def _shown(path: Path) -> str:
     """A path inside rich markup: control characters and markup escaped (``--out`` is the user's)."""
     return escape(printable(path))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _demo_inputs(out: Path) -> list[tuple[str, str, Path]]:
@@ -281,7 +273,7 @@ def _dicom_native_tour(out: Path, key: Key) -> int:
     api.decrypt_file(encrypted, restored, key)
     summary = deidentification_summary(source, encrypted)
     in_clear = summary.left_in_clear
-    exact = _sha256(restored) == _sha256(source)
+    exact = file_sha256(restored) == file_sha256(source)
     console.print(
         f"DICOM-native: {encrypted} is {summary.sop_class} with Patient Identity Removed = "
         f"{summary.identity_removed}, Patient ID → pseudonym {summary.patient_id}, "
@@ -311,7 +303,7 @@ def _keystore_tour(out: Path) -> int:
         rotate_ms = 1e3 * (time.perf_counter() - t0)
     with Keystore.open(url, kek_source=second) as store:
         api.decrypt_file(container, restored, store.get_key(key.key_id_hex, actor=actor))
-        exact = _sha256(restored) == _sha256(source)
+        exact = file_sha256(restored) == file_sha256(source)
         store.revoke(key.key_id_hex, actor=actor)
         try:
             store.get_key(key.key_id_hex, actor=actor)
@@ -361,7 +353,7 @@ def run(out: Path, force: bool) -> None:
     panels: list[tuple[str, np.ndarray]] = []
     for name, label, path in inputs:
         image = read_image(path)
-        original = _sha256(path)
+        original = file_sha256(path)
         enc_ms, dec_ms, exact = [], [], 0
         for pattern in ZigzagPattern:
             container = out / "containers" / f"{name}.{pattern.value}.kedi"
@@ -373,7 +365,7 @@ def run(out: Path, force: bool) -> None:
             t1 = time.perf_counter()
             api.decrypt_file(container, restored, key)
             t2 = time.perf_counter()
-            exact += _sha256(restored) == original
+            exact += file_sha256(restored) == original
             enc_ms.append(f"{1e3 * (t1 - t0):.0f}")
             dec_ms.append(f"{1e3 * (t2 - t1):.0f}")
             if pattern is ZigzagPattern.HORIZONTAL and len(panels) < 16:
