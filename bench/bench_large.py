@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import run_process
 
 KEDI = [sys.executable, "-m", "deepkedi.cli"]
 REFERENCE = """
@@ -37,13 +37,8 @@ with open(sys.argv[1], "rb") as src, open(sys.argv[2], "wb") as dst:
 
 def run(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()}")
-    return wall, usage.ru_maxrss / 1024
+    usage = run_process(command)
+    return usage.wall, usage.peak_mib
 
 
 def sha256(path: Path) -> str:

@@ -15,44 +15,16 @@ Run: ``.venv/bin/python bench/bench_openssl.py [--gb 2] [--rounds 3] [--dir DIR]
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _timing import run_process
+
 KEDI = [sys.executable, "-m", "deepkedi.cli"]
-
-
-def run(command: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, user CPU seconds and peak RSS (MiB) of one child process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()}")
-    return wall, usage.ru_utime, usage.ru_maxrss / 1024
-
-
-def make_nifti(path: Path, nbytes: int) -> None:
-    import nibabel as nib
-    import numpy as np
-
-    slices = max(1, nbytes // (512 * 512 * 2))
-    header = nib.Nifti1Header()
-    header.set_data_shape((512, 512, slices))
-    header.set_data_dtype(np.int16)
-    header["vox_offset"] = 352
-    block = np.random.default_rng(0).integers(-1000, 2000, (64, 512, 512), dtype=np.int16)
-    with open(path, "wb") as fh:
-        header.write_to(fh)
-        fh.write(b"\x00" * (352 - fh.tell()))
-        for start in range(0, slices, 64):
-            fh.write(block[: min(64, slices - start)].tobytes())
 
 
 def main() -> None:
@@ -60,11 +32,7 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=2.0, help="volume size in GB (10^9 bytes)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--make", nargs=2, metavar=("PATH", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.make:
-        make_nifti(Path(args.make[0]), int(args.make[1]))
-        return
     if not shutil.which("openssl"):
         raise SystemExit("openssl is not installed")
     scratch = Path(tempfile.mkdtemp(dir=args.dir, prefix="kedi-openssl-"))
@@ -72,7 +40,9 @@ def main() -> None:
         volume, key = scratch / "volume.nii", scratch / "bench.key"
         # Built in a child process: a child's peak RSS starts from its parent's (Linux carries
         # it across fork and exec), so this process stays small and the peaks below are each step's.
-        subprocess.run([sys.executable, __file__, "--make", str(volume), str(int(args.gb * 1e9))], check=True)
+        slices = max(1, int(args.gb * 1e9) // (512 * 512 * 2))
+        maker = Path(__file__).with_name("bench_large.py")
+        subprocess.run([sys.executable, str(maker), "--make", "nifti", str(volume), str(slices)], check=True)
         subprocess.run([*KEDI, "keygen", "-o", str(key), "--no-gan"], check=True, stdout=subprocess.DEVNULL)
         container, restored, reference = scratch / "c.kedi", scratch / "restored.nii", scratch / "ref.bin"
         steps = {
@@ -95,7 +65,8 @@ def main() -> None:
         samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in steps}
         for _ in range(args.rounds):
             for name, command in steps.items():
-                samples[name].append(run(command))
+                usage = run_process(command)
+                samples[name].append((usage.wall, usage.user, usage.peak_mib))
         same = volume.read_bytes() == restored.read_bytes() if volume.stat().st_size < 1 << 28 else None
         size = volume.stat().st_size
         ref_wall = statistics.median(s[0] for s in samples["openssl enc -aes-256-ctr"])

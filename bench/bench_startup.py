@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _timing import run_process
+
 HEAVY = ("scipy", "torch", "pydicom", "sqlalchemy", "nibabel", "PIL", "skimage", "matplotlib", "numpy")
 KEDI = Path(sys.executable).with_name("kedi")
 
@@ -34,11 +36,7 @@ ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTW
 
 def cpu(command: list[str]) -> float:
     """User + system CPU seconds of one child process."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed: {process.stderr.read().decode()}")
-    return usage.ru_utime + usage.ru_stime
+    return run_process(command, env=ENV).cpu
 
 
 def imported(args: list[str]) -> list[str]:
