@@ -80,3 +80,19 @@ def test_small_planes_in_a_short_process_stay_on_numpy(monkeypatch: pytest.Monke
     monkeypatch.delitem(sys.modules, "cv2", raising=False)
     assert not _cv2_scan.wanted(_cv2_scan.MIN_BYTES - 1)
     assert _cv2_scan.wanted(_cv2_scan.MIN_BYTES)
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(512, 512), (37, 1024), (300, 7)])
+def test_the_vertical_staging_buffers_keep_no_pixels(rows: int, cols: int) -> None:
+    """The transpose goes through per-thread buffers that outlive the call: they are zeroed after it."""
+    planes = np.random.default_rng(2).integers(1, 2**16, (2, rows, cols), dtype=np.uint16)
+    sequences = np.empty((2, rows * cols), dtype=np.uint16)
+    assert _cv2_scan.scan_planes(planes, sequences, ZigzagPattern.VERTICAL)
+    back = np.empty_like(planes)
+    assert _cv2_scan.unscan_planes(sequences, back, ZigzagPattern.VERTICAL)
+    assert np.array_equal(back, planes)
+    carrier = np.dtype(np.uint16)
+    for shape, slot in (((cols, rows), "first"), ((rows, cols), "first"), ((cols, rows), "second")):
+        staged = _cv2_scan._staging(*shape, carrier, slot)
+        assert staged.strides[0] % 256 != 0
+        assert not staged.any()

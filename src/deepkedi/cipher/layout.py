@@ -66,12 +66,13 @@ def scratch_bytes(name: str, length: int, align_at: int) -> np.ndarray:
     words would sit at an odd address and NumPy would take its slow unaligned
     copies. Buffers up to :data:`_SCRATCH_LIMIT` are kept per thread and reused.
     """
-    raw = getattr(_scratch, name, None)
+    raw, address = _scratch.__dict__.get(name, (None, 0))
     if raw is None or len(raw) < length + _ALIGN:
         raw = np.empty(length + _ALIGN, dtype=np.uint8)
+        address = raw.__array_interface__["data"][0]
         if length <= _SCRATCH_LIMIT:
-            setattr(_scratch, name, raw)
-    shift = (-(raw.ctypes.data + align_at)) % _ALIGN
+            setattr(_scratch, name, (raw, address))
+    shift = (-(address + align_at)) % _ALIGN
     return raw[shift : shift + length]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+import threading
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,49 @@ def wanted(nbytes: int) -> bool:
     return available() and (nbytes >= MIN_BYTES or "cv2" in sys.modules)
 
 
+#: Row padding of the transpose buffer, in bytes: see :func:`_staging`.
+_ROW_PAD = 64
+#: Staging buffers up to this size stay with their thread for the next call (as the cipher's scratch).
+_KEEP_LIMIT = 64 << 20
+_KEEP_VIEWS = 16
+_local = threading.local()
+
+
+def _staging(rows: int, cols: int, carrier: np.dtype[Any], slot: str = "first") -> np.ndarray:
+    """A per-thread (rows, cols) buffer whose row stride is *not* a multiple of 256 bytes.
+
+    A transpose writes one element per destination row; with a row stride of a
+    power of two (a 512-wide 16-bit plane: 1024 bytes) every write lands in the same
+    few cache sets and OpenCV's transpose runs at a quarter of its speed (measured:
+    69 µs against 16 µs for a 512² 16-bit plane). Transposing into this buffer and
+    copying the rows out costs less than the conflicts. The caller zeroes it after
+    use: it holds pixels.
+    """
+    views: dict[tuple[str, int, int, str], np.ndarray] = _local.__dict__.setdefault("views", {})
+    view = views.get((slot, rows, cols, carrier.char))
+    if view is not None:
+        return view
+    stride = -(-cols * carrier.itemsize // _ROW_PAD) * _ROW_PAD
+    if stride % 256 == 0:
+        stride += _ROW_PAD
+    need = rows * stride
+    raw = _local.__dict__.get(slot)
+    keep = need <= _KEEP_LIMIT
+    if raw is None or raw.nbytes < need:
+        raw = np.empty(need, dtype=np.uint8)
+        if keep:
+            setattr(_local, slot, raw)
+            views.clear()
+    view = np.lib.stride_tricks.as_strided(
+        raw[:need].view(carrier), shape=(rows, cols), strides=(stride, carrier.itemsize), writeable=True
+    )
+    if keep:
+        if len(views) >= _KEEP_VIEWS:
+            views.clear()
+        views[(slot, rows, cols, carrier.char)] = view
+    return view
+
+
 def _cv2() -> Any:
     import cv2
 
@@ -56,7 +100,7 @@ def _cv2() -> Any:
 
 def _into(result: np.ndarray, target: np.ndarray) -> None:
     """OpenCV writes into ``dst=`` when it can; should it ever return a new array instead, copy it."""
-    if not np.shares_memory(result, target):
+    if result is not target and not np.shares_memory(result, target):
         target[...] = result
 
 
@@ -83,7 +127,19 @@ def scan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> boo
     carrier = _CARRIERS[src.dtype.itemsize]
     cv2 = _cv2()
     planes = src.view(carrier)
-    grids = dst.view(carrier).reshape(-1, cols, rows) if pattern is ZigzagPattern.VERTICAL else None
+    if pattern is ZigzagPattern.VERTICAL:
+        grids = dst.view(carrier).reshape(-1, cols, rows)
+        staged = _staging(cols, rows, carrier)
+        try:
+            for n in range(len(planes)):
+                # Columns become rows, then every other one is reversed on its way out.
+                _into(cv2.transpose(np.ascontiguousarray(planes[n]), dst=staged), staged)
+                grids[n][0::2] = staged[0::2]
+                if cols > 1:
+                    _into(cv2.flip(staged[1::2], 1, dst=grids[n][1::2]), grids[n][1::2])
+        finally:
+            staged.fill(0)
+        return True
     for n in range(len(planes)):
         plane = planes[n]
         if pattern is ZigzagPattern.HORIZONTAL:
@@ -91,12 +147,6 @@ def scan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> boo
             grid[0::2] = plane[0::2]
             if rows > 1:
                 _into(cv2.flip(plane[1::2], 1, dst=grid[1::2]), grid[1::2])
-        elif pattern is ZigzagPattern.VERTICAL:
-            assert grids is not None
-            grid = grids[n]
-            _into(cv2.transpose(np.ascontiguousarray(plane), dst=grid), grid)
-            if cols > 1:
-                _into(cv2.flip(grid[1::2], 1, dst=grid[1::2]), grid[1::2])
         else:
             x, y = _maps(rows, cols, pattern, inverse=False)
             grid = dst[n].view(carrier).reshape(rows, cols)
@@ -112,6 +162,22 @@ def unscan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> b
     carrier = _CARRIERS[dst.dtype.itemsize]
     cv2 = _cv2()
     planes = dst.view(carrier)
+    if pattern is ZigzagPattern.VERTICAL:
+        # Straighten the reversed rows into one buffer, transpose into another, copy out.
+        straight = _staging(cols, rows, carrier, "second")
+        staged = _staging(rows, cols, carrier)
+        try:
+            for n in range(len(planes)):
+                grid = src[n].view(carrier).reshape(cols, rows)
+                straight[0::2] = grid[0::2]
+                if cols > 1:
+                    _into(cv2.flip(grid[1::2], 1, dst=straight[1::2]), straight[1::2])
+                _into(cv2.transpose(straight, dst=staged), staged)
+                planes[n][...] = staged
+        finally:
+            straight.fill(0)
+            staged.fill(0)
+        return True
     for n in range(len(planes)):
         plane = planes[n]
         if pattern is ZigzagPattern.HORIZONTAL:
@@ -119,13 +185,6 @@ def unscan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> b
             plane[0::2] = grid[0::2]
             if rows > 1:
                 _into(cv2.flip(grid[1::2], 1, dst=plane[1::2]), plane[1::2])
-        elif pattern is ZigzagPattern.VERTICAL:
-            grid = src[n].view(carrier).reshape(cols, rows)
-            staged = np.empty_like(grid)
-            staged[0::2] = grid[0::2]
-            if cols > 1:
-                _into(cv2.flip(grid[1::2], 1, dst=staged[1::2]), staged[1::2])
-            _into(cv2.transpose(staged, dst=plane), plane)
         else:
             x, y = _maps(rows, cols, pattern, inverse=True)
             sequence = np.ascontiguousarray(src[n].view(carrier)).reshape(rows, cols)
