@@ -36,7 +36,7 @@ def _root(
 
 
 def _register() -> None:
-    from deepkedi.cli import crypt, demo, inspect, keygen, keys, metrics, reproduce, speckle, train  # noqa: F401
+    from deepkedi.cli import crypt, demo, inspect, keygen, keys, metrics, reproduce, samples, speckle, train  # noqa: F401
 
 
 _register()

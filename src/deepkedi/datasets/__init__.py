@@ -4,7 +4,8 @@
 nibabel and scikit-image ship inside their installed packages (found at run
 time, never downloaded). :mod:`~deepkedi.datasets.phantoms` makes synthetic
 brain, lung and liver images in CT, MR and chest radiography at clinical sizes
-and bit depths, deterministically from a seed.
+and bit depths, deterministically from a seed. :mod:`~deepkedi.datasets.samples` writes the
+files the README and docs/ use into one folder (``kedi samples DIR``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         sample_path,
     )
     from deepkedi.datasets.phantoms import PHANTOM_KINDS, phantom, phantom_volume
+    from deepkedi.datasets.samples import SAMPLE_FILES, write_samples
 
 __all__ = [
     "COMPRESSIONS",
@@ -32,12 +34,14 @@ __all__ = [
     "MODALITIES",
     "ORGANS",
     "PHANTOM_KINDS",
+    "SAMPLE_FILES",
     "SampleImage",
     "phantom",
     "phantom_volume",
     "sample_corpus",
     "sample_names",
     "sample_path",
+    "write_samples",
 ]
 
 __getattr__, __dir__ = attach(
@@ -54,5 +58,7 @@ __getattr__, __dir__ = attach(
         "PHANTOM_KINDS": "phantoms",
         "phantom": "phantoms",
         "phantom_volume": "phantoms",
+        "SAMPLE_FILES": "samples",
+        "write_samples": "samples",
     },
 )
