@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz setup bench vectors conformance killtest clean
+.PHONY: demo test lint fuzz setup bench vectors conformance killtest tour clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ vectors: $(STAMP)
 # (a few minutes; `make test` runs a reduced version).
 killtest: $(STAMP)
 	$(BIN)/python tests/killtest.py --mib 500 --kills 20
+
+# docs/TOUR.md: README.md followed command by command in an empty folder, with every output.
+tour: $(STAMP)
+	$(BIN)/python docs/scripts/run_docs.py --tour docs/TOUR.md
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis .mypy_cache .ruff_cache

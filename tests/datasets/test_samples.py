@@ -41,8 +41,12 @@ def test_existing_samples_are_kept_without_force(tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError, match="--force"):
         write_samples(tmp_path)
     assert (tmp_path / "keystream.bin").read_bytes() == b"mine"
+    first = (tmp_path / "study" / "slice-01.dcm").read_bytes()
     write_samples(tmp_path, force=True)
     assert (tmp_path / "keystream.bin").stat().st_size == 125_000
+    # The keystream is the same in every samples folder (a public key); the DICOM UIDs are new.
+    assert (tmp_path / "keystream.bin").read_bytes() == (write_samples(tmp_path / "again")[-1]).read_bytes()
+    assert (tmp_path / "study" / "slice-01.dcm").read_bytes() != first
 
 
 def test_the_command_lists_what_it_wrote(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ tour can be followed literally in an empty folder:
 ``brain.nii.gz``              nibabel's 4-D NIfTI example, byte for byte
 ``pixels.npy``                a brain MR phantom slice (256², uint16, 12 bits stored)
 ``keystream.bin``             125,000 bytes (10⁶ bits) of ChaCha20 keystream under a
-                              fresh random key: the hybrid suite's kind of keystream,
-                              for ``kedi nist``
+                              fixed, public demo key (so every samples folder holds the
+                              same bytes), for ``kedi nist``
 ============================  =========================================================
 
 Nothing is downloaded: the real files ship inside pydicom and nibabel, the rest
@@ -110,9 +110,12 @@ def _pixels(target: Path) -> None:
 
 
 def _keystream(target: Path) -> None:
+    import hashlib
+
     from deepkedi.keystream import chacha20_keystream
 
-    target.write_bytes(chacha20_keystream(os.urandom(32), KEYSTREAM_BYTES))
+    # A public key: the bytes are a sample to test, not a secret.
+    target.write_bytes(chacha20_keystream(hashlib.sha256(b"deepkedi samples keystream").digest(), KEYSTREAM_BYTES))
 
 
 _WRITERS: dict[str, tuple[str, Callable[[Path], None]]] = {
@@ -122,7 +125,7 @@ _WRITERS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "study": (f"CT liver phantom study, {STUDY_SLICES} DICOM slices of 256x256", _study),
     "brain.nii.gz": ("nibabel's 4-D NIfTI example", _copy("nibabel-example4d.nii.gz")),
     "pixels.npy": ("brain MR phantom slice, 256x256 uint16 (12 bits stored)", _pixels),
-    "keystream.bin": (f"{KEYSTREAM_BYTES * 8:,} bits of ChaCha20 keystream under a random key", _keystream),
+    "keystream.bin": (f"{KEYSTREAM_BYTES * 8:,} bits of ChaCha20 keystream (a public demo key)", _keystream),
 }
 
 #: What :func:`write_samples` writes, in order.
