@@ -684,7 +684,10 @@ def reproduce(
                 "key_reuse",
                 "Key reuse — XOR of two cipher images under one key",
                 figures.image_grid(
-                    leaks, columns=min(len(leaks), 6), title="c1 ⊕ c2 (brain MR and lung CT phantoms)", stretch=True
+                    leaks,
+                    columns=min(len(leaks), 6),
+                    title="c1 ⊕ c2: brain MR and lung CT phantoms encrypted under one key (key-reuse verdict)",
+                    stretch=True,
                 ),
                 "Each panel is the XOR of one scheme's cipher images of two phantoms under one key, with that "
                 "scheme's key-reuse verdict. Where the key cancels, the two images show through; `hybrid` draws "

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from rich.markup import escape
 from rich.table import Table
 
@@ -53,6 +54,18 @@ def _caption(name: str, label: str) -> str:
     if source in ("pydicom", "nibabel", "skimage") and file:  # the prefixes sample_corpus() gives
         return f"{file}\n{source}: {label}"
     return f"{name}\n{label}"
+
+
+def cipher_montage(panels: list[tuple[str, np.ndarray]]) -> Image.Image:
+    """The demo's ``cipher_images.png``: every sample beside its cipher image, three pairs a row."""
+    return montage(
+        panels,
+        tile=192,
+        columns=6,
+        group=2,
+        font_size=13,
+        title=f"all {len(panels) // 2} samples, each beside its hybrid cipher image (AES-256-GCM, horizontal zigzag)",
+    )
 
 
 def _metrics_tour(out: Path, key: Key) -> int:
@@ -410,14 +423,7 @@ def run(out: Path, force: bool) -> None:
     console.print(table)
 
     figure = out / "cipher_images.png"
-    montage(
-        panels,
-        tile=192,
-        columns=6,
-        group=2,
-        font_size=13,
-        title=f"all {len(inputs)} samples, each beside its hybrid cipher image (AES-256-GCM, horizontal zigzag)",
-    ).save(figure)
+    cipher_montage(panels).save(figure)
     console.print(
         f"\nall {len(inputs)} samples beside their cipher images (middle plane of volumes, first frame of series): "
         f"{_shown(figure)}"
