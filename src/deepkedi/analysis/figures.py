@@ -565,11 +565,9 @@ def bar_chart(
         if array.shape != (len(groups),):
             raise ValueError(f"bar_chart: series {name!r} has {array.size} values for {len(groups)} groups")
         values[str(name)] = array
-    references: np.ndarray | None = None
-    if reference is not None and np.ndim(reference) > 0:
-        references = np.asarray(reference, dtype=np.float64)
-        if references.shape != (len(groups),):
-            raise ValueError(f"bar_chart: reference has {references.size} values for {len(groups)} groups")
+    references = None if reference is None else np.asarray(reference, dtype=np.float64)
+    if references is not None and references.ndim > 0 and references.shape != (len(groups),):
+        raise ValueError(f"bar_chart: reference has {references.size} values for {len(groups)} groups")
     width = min(0.8 / len(values), 0.35)
     positions = np.arange(len(groups), dtype=np.float64)
     # About 0.22 in per bar, between 5 and 12 in wide; the legend takes rows of up to four entries below.
@@ -582,7 +580,7 @@ def bar_chart(
     for index, (name, heights) in enumerate(values.items()):
         offset = (index - (len(values) - 1) / 2) * width
         axes.bar(positions + offset, heights, width=width, label=name)
-    if references is not None:
+    if references is not None and references.ndim > 0:
         half = width * len(values) / 2
         axes.hlines(
             references,
@@ -591,10 +589,11 @@ def bar_chart(
             colors="black",
             linestyles="--",
             linewidth=1.2,
-            label=reference_label or None,
+            label=reference_label or "_reference",  # a leading underscore keeps it out of the legend
         )
-    elif reference is not None:
-        axes.axhline(float(reference), color="black", linestyle="--", linewidth=1, label=reference_label or None)
+    elif references is not None:
+        axes.axhline(float(references), color="black", linestyle="--", linewidth=1, label=reference_label or None)
+
     axes.set_xticks(
         positions,
         groups,
