@@ -117,8 +117,54 @@ def test_images_with_histograms_takes_float_and_mixed_shapes(drawn: list) -> Non
         expected, expected_edges = np.histogram(image, bins=256, range=(0.0, 256.0))
         assert np.array_equal(counts, expected) and np.array_equal(edges, expected_edges)
         assert counts.sum() == image.size
-        assert axes.get_xlim() == (0.0, 256.0) and axes.get_xlabel() == "grey level"
+        assert axes.get_xlim() == (0.0, 256.0) and axes.get_xlabel() == "grey level (8-bit range)"
     assert histograms[0].get_ylabel() == "count" and histograms[1].get_ylabel() == ""
+
+
+def test_histograms_span_the_range_the_data_use(drawn: list) -> None:
+    """A 12-bit CT in 16-bit words spans 0 … 4096, not squashed into 0 … 65536; a 16-bit key keeps 0 … 65536."""
+    rng = np.random.default_rng(5)
+    ct = rng.integers(0, 2192, (40, 40), dtype=np.uint16)  # CT_small.dcm's values: 0 … 2191
+    key = rng.integers(0, 2**16, (40, 40), dtype=np.uint16)
+    dark = rng.integers(0, 200, (40, 40), dtype=np.uint16)  # values under 256: still an 8-bit axis
+    images_with_histograms([("CT", ct), ("key", key), ("dark", dark)], bits=16, title="t")
+    [(figure, _)] = drawn
+    histograms = [axes for axes in figure.axes if not axes.images]
+    assert [axes.get_xlim() for axes in histograms] == [(0.0, 4096.0), (0.0, 65536.0), (0.0, 256.0)]
+    assert [axes.get_xlabel() for axes in histograms] == [
+        "grey level (12-bit range)",
+        "grey level (16-bit range)",
+        "grey level (8-bit range)",
+    ]
+    for axes, image in zip(histograms, (ct, key, dark), strict=True):
+        [stairs] = axes.patches
+        counts, edges, _ = stairs.get_data()
+        assert counts.sum() == image.size and len(counts) == figures.HISTOGRAM_BINS
+        assert (edges[0], edges[-1]) == axes.get_xlim()
+    assert histograms[0].patches[0].get_data()[0].astype(bool).sum() > 100  # the CT fills its axis, not 1/16 of it
+
+
+def test_histogram_range() -> None:
+    assert figures.histogram_range(np.array([[0, 2191]], np.uint16), bits=16) == (0.0, 4096.0)
+    assert figures.histogram_range(np.array([[0, 4095]], np.uint16), bits=16) == (0.0, 4096.0)
+    assert figures.histogram_range(np.array([[0, 4096]], np.uint16), bits=16) == (0.0, 8192.0)
+    assert figures.histogram_range(np.array([[0, 65535]], np.uint16), bits=16) == (0.0, 65536.0)
+    assert figures.histogram_range(np.array([[3, 9]], np.uint8), bits=8) == (0.0, 256.0)
+    assert figures.histogram_range(np.array([[-2000, 1896]], np.int16), bits=16) == (-2048.0, 2048.0)
+    assert figures.histogram_range(np.array([[0.0, 255.0]]), bits=8) == (0.0, 256.0)
+    assert figures.histogram_range(np.array([[0, 70000]], np.uint32), bits=16) == (0.0, 65536.0)  # capped at bits
+
+
+def test_a_towering_bin_is_cut_and_labelled(drawn: list) -> None:
+    """A black background in one bin would flatten the rest: the axis stops above the next bin and says so."""
+    image = np.zeros((50, 50), np.uint8)
+    image[:10] = np.arange(100, 150, dtype=np.uint8)  # 500 pixels over 50 levels: 10 a level
+    images_with_histograms([("mostly black", image)], bits=8, title="t")
+    [(figure, _)] = drawn
+    [axes] = [axes for axes in figure.axes if not axes.images]
+    assert axes.get_ylim() == (0.0, 12.5)  # 1.25 × the second-tallest bin (10), not 2000
+    [label] = axes.texts
+    assert label.get_text() == "2,000 (80%) ↑"
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -244,12 +290,35 @@ def test_bar_chart(drawn: list) -> None:
     [line] = axes.get_lines()
     assert set(line.get_ydata()) == {7.9986} and line.get_linestyle() == "--"
     assert sorted(text.get_text() for text in axes.get_legend().get_texts()) == ["aead", "paper", "paper, Table 3"]
+    # The legend sits below the axes (under the group labels), so it hides no bar.
+    assert axes.get_legend().get_window_extent().y1 <= axes.get_window_extent().y0
     assert [bar.get_height() for bar in single.axes[0].containers[0].patches] == [1.0]
     assert single.axes[0].get_lines() == []  # no reference, no line
     with pytest.raises(ValueError):
         bar_chart(groups, {"short": [1.0]}, ylabel="y", title="t")
     with pytest.raises(ValueError):
         bar_chart([], {}, ylabel="y", title="t")
+
+
+def test_bar_chart_reference_per_group(drawn: list) -> None:
+    """One reference per group (the entropy expected of random words at that group's size), across its bars."""
+    groups = ["brain, CT", "lung, CT", "liver, MR", "eye, OP", "head, MR"]
+    series = {name: [13.8, 13.7, 15.8, 7.99, 11.9] for name in ("paper", "hybrid", "xor-fixed-key")}
+    bar_chart(
+        groups, series, ylabel="bits", title="t", reference=[13.8, 13.8, 15.8, 7.997, 11.94], reference_label="random"
+    )
+    [(figure, _)] = drawn
+    [axes] = figure.axes
+    [lines] = axes.collections
+    segments = lines.get_segments()
+    assert [segment[0][1] for segment in segments] == [13.8, 13.8, 15.8, 7.997, 11.94]
+    for centre, segment in enumerate(segments):
+        (x0, _), (x1, _) = segment
+        assert x0 < centre < x1 and x1 - x0 < 1.0  # across that group's bars only
+    assert "random" in [text.get_text() for text in axes.get_legend().get_texts()]
+    assert axes.get_legend().get_window_extent().y1 <= axes.get_window_extent().y0
+    with pytest.raises(ValueError, match="reference"):
+        bar_chart(groups, series, ylabel="bits", title="t", reference=[1.0, 2.0])
 
 
 def test_png_data_uri_round_trips() -> None:

@@ -142,3 +142,89 @@ def test_an_existing_report_is_not_replaced_without_force(report: tuple[Path, ob
     out, _ = report
     result = CliRunner().invoke(app, ["reproduce", "--quick", "--out", str(out)])
     assert result.exit_code == 2
+
+
+def _prose(html: str) -> str:
+    """The HTML without its embedded figures (base64) and its style sheet."""
+    html = re.sub(r'src="data:image/png;base64,[^"]+"', 'src=""', html)
+    return re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+
+
+def test_html_renders_markdown_instead_of_showing_it(report: tuple[Path, object]) -> None:
+    out, _ = report
+    html = _prose((out / "report.html").read_text(encoding="utf-8"))
+    assert "`" not in html and "**" not in html
+    assert "*quoted" not in html and "here*" not in html  # italic markers rendered, not shown
+    assert "<code>hybrid</code>" in html and "<em>quoted from the paper, not measured here</em>" in html
+    assert "<strong>broken</strong>" in html
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "`hybrid`" in markdown and "*quoted from the paper" in markdown  # report.md stays Markdown
+
+
+def test_verdicts_and_attack_matrix_come_before_the_tables(report: tuple[Path, object]) -> None:
+    out, _ = report
+    html = (out / "report.html").read_text(encoding="utf-8")
+    verdicts, matrix, first_table = html.index('id="verdicts"'), html.index('id="attack_matrix"'), html.index("<table")
+    assert verdicts < matrix < first_table
+    section = html[verdicts:first_table]
+    for scheme in SCHEMES:
+        assert f"<code>{scheme}</code>" in section
+    assert "resisted every attack" in section  # hybrid
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert markdown.index("## Verdicts") < markdown.index("](attack_matrix.png)") < markdown.index("\n| ")
+    # The attack evidence follows the paper's tables; the figures and references come last.
+    headings = re.findall(r"^(#{2,3} .+)$", markdown, flags=re.M)
+    order = [h for h in headings if h.startswith("## ")]
+    assert order == ["## Verdicts", "## The paper's tables", "## Attack evidence", "## Figures", "## References"]
+    assert markdown.index("### Table 6") < markdown.index("### Attack suite") < markdown.index("### Fig. 6")
+
+
+def test_text_cells_are_left_aligned_and_numbers_right_aligned(report: tuple[Path, object]) -> None:
+    out, _ = report
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert ".text{text-align:left}" in html and ".num{text-align:right" in html
+    evidence = re.findall(r'<td class="text">((?:second image|the key cancels|every modification)[^<]*)</td>', html)
+    assert evidence  # evidence sentences are text cells
+    assert not re.search(r'<td class="num[^"]*">[^<]*[a-z]{4}', html)  # no word sits in a number cell
+    assert re.search(r'<td class="num">\d+\.\d{4}</td>', html)  # measured numbers do
+
+
+def test_the_report_cites_its_sources_and_no_missing_file(report: tuple[Path, object]) -> None:
+    out, _ = report
+    for path in out.iterdir():
+        if path.suffix in (".md", ".html", ".json", ".csv"):
+            assert "REFERENCES.md" not in path.read_text(encoding="utf-8"), path.name
+    html = (out / "report.html").read_text(encoding="utf-8")
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    for text in (html, markdown):
+        assert "Selvakumar and S. Lokesh" in text and "Technology and Health Care" in text
+        assert "3231–3251 (2024)" in text and "10.3233/THC-231927" in text
+        assert "Y. Wu, J. P. Noonan and S. Agaian" in text and "2011" in text
+    assert '<a href="https://doi.org/10.3233/THC-231927">' in html
+
+
+def test_histogram_figures_span_the_data_range_in_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figs. 8-9 of a CT: the plain image's histogram axis ends at 2^(its stored bits), the 16-bit cipher's at 65536."""
+    from deepkedi.analysis import experiments, figures
+
+    axes_seen: list[tuple[str, tuple[float, float]]] = []
+    real = figures._png_bytes
+
+    def record(figure, dpi: int) -> bytes:  # type: ignore[no-untyped-def]
+        if any(not a.images for a in figure.axes) and any(a.images for a in figure.axes):
+            titles = [a.get_title() for a in figure.axes if a.images]
+            limits = [a.get_xlim() for a in figure.axes if not a.images]
+            axes_seen.extend(zip(titles, limits, strict=True))
+        return real(figure, dpi)
+
+    monkeypatch.setattr(figures, "_png_bytes", record)
+    ct = phantom("brain", "CT", seed=0, shape=(48, 48)).pixels
+    plane, _ = experiments.to_plane(ct)
+    image = experiments.ExperimentImage("ct", "brain, CT", plane)
+    stored = 2.0**image.stored_bits
+    assert image.bits == 16 and stored <= 4096  # a CT's 11-12 bits in 16-bit words
+    experiments.paper_figures(image, seed=0, step=lambda _: None)
+    limits = dict(axes_seen)
+    assert limits["input"] == (0.0, stored)
+    assert limits["speckled plain"] in ((0.0, stored), (0.0, 2 * stored))  # speckle may add a bit, no more
+    assert limits["key A"] == (0.0, 65536.0) and limits["encrypted"] == (0.0, 65536.0)

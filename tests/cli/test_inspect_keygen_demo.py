@@ -60,7 +60,15 @@ def test_demo_runs_end_to_end(tmp_path: Path, kedi) -> None:
     result = kedi("demo", "--out", out)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "all restorations byte-identical" in result.stdout
-    assert (out / "cipher_images.png").exists()
+    # Every sample (the corpus and the CT phantom) is shown beside its cipher image, and the output says so.
+    from deepkedi.cli._demo_tour import cipher_montage
+    from deepkedi.datasets import sample_corpus
+
+    samples = len(sample_corpus()) + 1
+    assert f"all {samples} samples beside their cipher images" in " ".join(result.stdout.split())
+    every_pair = cipher_montage([("name\nlabel", np.zeros((4, 4), np.uint8))] * (2 * samples))
+    with Image.open(out / "cipher_images.png") as figure:
+        assert figure.size == every_pair.size  # rows for all 2 × samples tiles, not 16 of them
     assert (out / "speckle.png").exists()
     from deepkedi.keygen import torch_available
 

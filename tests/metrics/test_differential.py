@@ -125,7 +125,7 @@ def xor_cipher(pad: np.ndarray):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_xor_cipher_changes_one_pixel(dtype: type, seed: int) -> None:
-    """REFERENCES: for C = P xor K the plaintext-sensitivity NPCR is 1/(MN)."""
+    """For C = P xor K (K independent of P) the plaintext-sensitivity NPCR is 1/(MN)."""
     pad = random_image(dtype, (128, 128), 100 + seed)
     image = random_image(dtype, (128, 128), seed)
     result = plaintext_sensitivity(xor_cipher(pad), image, seed=seed)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "attack_matrix_figure",
     "bar_chart",
+    "histogram_range",
     "image_grid",
     "images_with_histograms",
     "pipeline_strip",
@@ -128,6 +129,35 @@ def _full_range(image: np.ndarray, bits: int | None) -> tuple[float, float]:
         return 0.0, 1.0
     lo, hi = float(finite.min()), float(finite.max())
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def histogram_range(image: np.ndarray, *, bits: int) -> tuple[float, float]:
+    """The grey levels a histogram spans: ``0 … 2^k`` for the bits ``k`` the image's values need.
+
+    ``k`` is the bit length of the image's largest value, at least 8 and at most ``bits``: a
+    12-bit CT stored in 16-bit words spans 0 … 4096, a 16-bit key 0 … 65536, an 8-bit image
+    0 … 256. So a histogram is not squashed into the first sixteenth of a 16-bit axis, and
+    images of one stored depth (a plain image and its cipher image at 8 bits) share an axis.
+    Negative values (signed data) extend the range down to ``−2^j`` in the same way.
+
+    Examples
+    --------
+    >>> histogram_range(np.array([[0, 2191]], dtype=np.uint16), bits=16)
+    (0.0, 4096.0)
+    >>> histogram_range(np.array([[3, 200]], dtype=np.uint8), bits=8)
+    (0.0, 256.0)
+    """
+    values = np.asarray(image, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, float(2 ** min(8, bits))
+
+    def span(magnitude: float) -> float:
+        return float(2 ** min(max(8, int(np.ceil(magnitude)).bit_length()), bits))
+
+    high = span(max(float(finite.max()), 0.0))
+    low = -span(-float(finite.min())) if finite.min() < 0 else 0.0
+    return low, high
 
 
 def _display_range(image: np.ndarray, *, stretch: bool, bits: int | None) -> tuple[float, float]:
@@ -238,7 +268,8 @@ def images_with_histograms(
 
     Fig. 8 sets the keys' flat histograms beside the input's; Fig. 9 the encrypted images'
     beside the noisy plain images'. Every histogram has :data:`HISTOGRAM_BINS` (256) bins over
-    ``0 … 2^bits`` — for 16-bit images too, so that the shapes compare — and counts pixels on
+    the range its image's values use (:func:`histogram_range`: 0 … 4096 for 12-bit CT in
+    16-bit words, 0 … 65536 for a 16-bit key), named under its x axis, and counts pixels on
     its y axis.
 
     Parameters
@@ -246,7 +277,7 @@ def images_with_histograms(
     panels
         ``(label, image)`` pairs, each a 2-D grey plane (uint8, uint16 or float); shapes may differ.
     bits
-        Bit depth of the images: the histograms' range and, unless stretched, the display range.
+        Bit depth of the images: the widest histogram range and, unless stretched, the display range.
     title
         The figure's suptitle.
     stretch
@@ -278,17 +309,24 @@ def images_with_histograms(
     if bits is None:
         raise ValueError("images_with_histograms: pass bits, the images' bit depth (8 or 16)")
     _check_bits(bits, "images_with_histograms")
-    top = float(2**bits)
+    from matplotlib.ticker import MaxNLocator
+
     figure = _new_figure(_PANEL_INCHES * len(checked), 2 * _PANEL_INCHES + 0.5)
     grid = figure.subplots(2, len(checked), squeeze=False, gridspec_kw={"height_ratios": [3, 2]})
     for column, ((label, image), flag) in enumerate(zip(checked, flags, strict=True)):
         _show_image(grid[0, column], label, image, stretch=flag, bits=bits)
         values = image.astype(np.float64).ravel()
-        counts, edges = np.histogram(values[np.isfinite(values)], bins=HISTOGRAM_BINS, range=(0.0, top))
+        low, high = histogram_range(image, bits=bits)
+        counts, edges = np.histogram(values[np.isfinite(values)], bins=HISTOGRAM_BINS, range=(low, high))
         axes = grid[1, column]
-        axes.stairs(counts, edges, fill=True, color="0.3")
-        axes.set_xlim(0.0, top)
-        axes.set_xlabel("grey level", fontsize=8)
+        # Outlined as well as filled, so that a peak one bin wide (a phantom's flat tissue) stays visible.
+        axes.stairs(counts, edges, fill=True, facecolor="0.3", edgecolor="0.3", linewidth=0.8)
+        _clip_spike(axes, counts, edges)
+
+        axes.set_xlim(low, high)
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        axes.set_xlabel(f"grey level ({int(high - 1).bit_length()}-bit range)", fontsize=8)
+
         if column == 0:
             axes.set_ylabel("count", fontsize=8)
         axes.tick_params(labelsize=7)
@@ -296,6 +334,34 @@ def images_with_histograms(
     figure.suptitle(title)
     figure.tight_layout()
     return _png_bytes(figure, dpi)
+
+
+#: A histogram's tallest bin is cut off, and labelled with its count, when it is more than this
+#: many times the next tallest (a black background in one bin would flatten everything else).
+SPIKE_RATIO = 3.0
+
+
+def _clip_spike(axes: Axes, counts: np.ndarray, edges: np.ndarray) -> None:
+    """Cut the y axis above the second-tallest bin when one bin towers over it, and say so on the plot."""
+    if counts.size < 2:
+        return
+    order = np.argsort(counts)
+    tallest, second = int(order[-1]), float(counts[order[-2]])
+    if second <= 0 or counts[tallest] <= SPIKE_RATIO * second:
+        return
+    top = 1.25 * second
+    axes.set_ylim(0.0, top)
+    centre = 0.5 * (edges[tallest] + edges[tallest + 1])
+    share = counts[tallest] / counts.sum()
+    axes.annotate(
+        f"{int(counts[tallest]):,} ({share:.0%}) ↑",
+        xy=(centre, top),
+        xytext=(3, -2),
+        textcoords="offset points",
+        ha="left",
+        va="top",
+        fontsize=7,
+    )
 
 
 def image_grid(
@@ -441,15 +507,16 @@ def bar_chart(
     *,
     ylabel: str,
     title: str,
-    reference: float | None = None,
+    reference: float | Sequence[float] | None = None,
     reference_label: str = "",
     dpi: int = 100,
 ) -> bytes:
     """Grouped bars, one group per entry of ``groups`` and one bar per series in each group.
 
     Serves the report's comparison charts beside Tables 1–3 of the paper, e.g. cipher-image
-    entropy per organ or modality for each scheme, with the paper's reported value as the
-    ``reference`` line.
+    entropy per organ or modality for each scheme, with the entropy expected of random words
+    (one value per group) or the paper's reported value as the ``reference``. The legend sits
+    below the axes, where it hides no bar.
 
     Parameters
     ----------
@@ -462,7 +529,9 @@ def bar_chart(
     title
         The figure's suptitle.
     reference
-        Draw a dashed horizontal line at this value (e.g. the paper's figure); none by default.
+        A dashed black line at this value across the chart (e.g. the paper's figure), or one
+        value per group, drawn as a dashed line across that group's bars (NaN: none); none by
+        default.
     reference_label
         The line's legend entry.
     dpi
@@ -476,7 +545,7 @@ def bar_chart(
     Raises
     ------
     ValueError
-        No groups, no series, or a series whose length differs from ``groups``.
+        No groups, no series, or a series or per-group reference whose length differs from ``groups``.
 
     Examples
     --------
@@ -496,20 +565,51 @@ def bar_chart(
         if array.shape != (len(groups),):
             raise ValueError(f"bar_chart: series {name!r} has {array.size} values for {len(groups)} groups")
         values[str(name)] = array
+    references = None if reference is None else np.asarray(reference, dtype=np.float64)
+    if references is not None and references.ndim > 0 and references.shape != (len(groups),):
+        raise ValueError(f"bar_chart: reference has {references.size} values for {len(groups)} groups")
     width = min(0.8 / len(values), 0.35)
     positions = np.arange(len(groups), dtype=np.float64)
-    figure = _new_figure(max(4.0, 1.0 + 0.9 * len(groups) * max(1.0, len(values) / 2)), 3.6)
+    # About 0.22 in per bar, between 5 and 12 in wide; the legend takes rows of up to four entries below.
+    bars = len(groups) * len(values)
+    entries = len(values) + (reference is not None)
+    legend_rows = -(-entries // 4)
+    figure = _new_figure(min(12.0, max(5.0, 1.2 + 0.22 * bars)), 3.4 + 0.25 * legend_rows)
+    figure.set_layout_engine("constrained")
     axes = figure.subplots()
     for index, (name, heights) in enumerate(values.items()):
         offset = (index - (len(values) - 1) / 2) * width
         axes.bar(positions + offset, heights, width=width, label=name)
-    if reference is not None:
-        axes.axhline(float(reference), color="black", linestyle="--", linewidth=1, label=reference_label or None)
-    axes.set_xticks(positions, groups, rotation=20 if len(groups) > 4 else 0, fontsize=8)
+    if references is not None and references.ndim > 0:
+        half = width * len(values) / 2
+        axes.hlines(
+            references,
+            positions - half,
+            positions + half,
+            colors="black",
+            linestyles="--",
+            linewidth=1.2,
+            label=reference_label or "_reference",  # a leading underscore keeps it out of the legend
+        )
+    elif references is not None:
+        axes.axhline(float(references), color="black", linestyle="--", linewidth=1, label=reference_label or None)
+
+    axes.set_xticks(
+        positions,
+        groups,
+        rotation=20 if len(groups) > 4 else 0,
+        ha="right" if len(groups) > 4 else "center",
+        fontsize=8,
+    )
     axes.set_ylabel(ylabel)
-    axes.legend(fontsize=7, loc="best")
+    axes.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18 if len(groups) > 4 else -0.1),
+        ncols=min(entries, 4),
+        frameon=False,
+    )
     figure.suptitle(title)
-    figure.tight_layout()
     return _png_bytes(figure, dpi)
 
 

@@ -40,7 +40,7 @@ def reproduce(
     appear only in rows marked as quoted.
     """
     from deepkedi.analysis import experiments
-    from deepkedi.analysis.report import write_report
+    from deepkedi.analysis.report import broken_by, write_report
     from deepkedi.analysis.schemes import SCHEME_NAMES
 
     try:
@@ -80,10 +80,7 @@ def reproduce(
             result = experiments.reproduce(images, quick=quick, seed=seed, skipped=skipped, step=step)
     with guarded():
         written = write_report(result, out, force=force)
-    broken: dict[str, list[str]] = {}
-    for r in result.attacks:
-        if r.verdict == "broken":
-            broken.setdefault(r.scheme, []).append(r.attack)
+    broken = broken_by(result)
     console.print(
         f"wrote {len(written)} files to {printable(out)}: report.md, report.html, results.json, "
         f"{len(result.tables)} tables (CSV), {len(result.figures)} figures (PNG) in {result.meta['seconds']} s",
