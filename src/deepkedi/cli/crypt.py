@@ -203,7 +203,13 @@ def _encrypt_all_patterns(input: Path, outdir: Path, key_image: "KeyImage", *, s
         console.print(f"wrote {printable(figure)}", markup=False)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
+        "kedi encrypt study -o study-encrypted --key site.key",
+    )
+)
 def encrypt(
     input: Annotated[Path, typer.Argument(help="Image file (DICOM, NIfTI, MGH, PNG, TIFF, JPEG, .npy) or folder.")],
     output: Annotated[
@@ -358,7 +364,13 @@ def _decryptor(
         yield store, actor()
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
+        "kedi decrypt ct.kedi -o ct-restored.dcm --key site.key",
+    )
+)
 def decrypt(
     input: Annotated[
         Path, typer.Argument(help="Container or DICOM-native file, or a folder of them ('.kedi' and DICOM-native).")

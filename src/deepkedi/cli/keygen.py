@@ -74,7 +74,12 @@ def _paper_key(
         )
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi keygen --suite paper --like CT_small.dcm -o ct-key.png",
+    )
+)
 def keygen(
     output: Annotated[Path, typer.Option("-o", "--output", help="Key file (hybrid) or key image .png (paper); 0600.")],
     suite: Annotated[KeySuite, typer.Option(help="Cipher suite the key is for.")] = KeySuite.hybrid,

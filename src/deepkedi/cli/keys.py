@@ -25,6 +25,7 @@ from deepkedi.cli._common import (
     EXIT_USAGE,
     GuardedTyper,
     _passphrase,
+    examples_epilog,
     console,
     err_console,
     exit_code_for,
@@ -54,6 +55,13 @@ __all__ = [
 keys_app = GuardedTyper(
     name="keys",
     help="The keystore: many master keys wrapped under one passphrase or KEK, with an audit trail.",
+    epilog=examples_epilog(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --label study-1 --passphrase-file pw)",
+        'kedi encrypt CT_small.dcm -o ct.kedi --key-id "$KEY" --passphrase-file pw',
+        "kedi decrypt ct.kedi -o ct-restored.dcm --passphrase-file pw",
+    ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -197,7 +205,13 @@ def _echo_json(value: object) -> None:
 # --------------------------------------------------------------------------------------- commands
 
 
-@keys_app.command("init")
+@keys_app.command(
+    "init",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+    ),
+)
 def init(
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
@@ -227,7 +241,14 @@ def init(
             console.print(f"created keystore {store.url} (KEK version {store.kek_version})", markup=False)
 
 
-@keys_app.command("new")
+@keys_app.command(
+    "new",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "kedi keys new --label study-1 --passphrase-file pw",
+    ),
+)
 def new(
     label: Annotated[str | None, typer.Option("--label", help="A public label (study, site, period).")] = None,
     no_gan: Annotated[bool, typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material.")] = False,
@@ -247,7 +268,15 @@ def new(
         err_console.print(f"note: {key.provenance['note']}", markup=False)
 
 
-@keys_app.command("list")
+@keys_app.command(
+    "list",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "kedi keys new --label study-1 --passphrase-file pw",
+        "kedi keys list",
+    ),
+)
 def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """List the keys (ids, states, labels; never secrets). Needs no passphrase."""
     with open_keystore(keystore, locked=True) as store, guarded():
@@ -266,7 +295,15 @@ def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
         )
 
 
-@keys_app.command("show")
+@keys_app.command(
+    "show",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        'kedi keys show "$KEY"',
+    ),
+)
 def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """Show one key's public record (never the secret). Needs no passphrase."""
     with open_keystore(keystore, locked=True) as store, guarded():
@@ -279,7 +316,15 @@ def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) ->
         console.print(printable(f"{name}: {shown if shown is not None else '-'}"), markup=False)
 
 
-@keys_app.command("rotate")
+@keys_app.command(
+    "rotate",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "echo 'a new, longer passphrase' > new-pw",
+        "kedi keys rotate --passphrase-file pw --new-passphrase-file new-pw",
+    ),
+)
 def rotate(
     new_passphrase_file: Annotated[
         Path | None, typer.Option("--new-passphrase-file", help="File holding the new passphrase.")
@@ -305,7 +350,16 @@ def rotate(
         console.print(f"rotated the keystore to KEK version {version}", markup=False)
 
 
-@keys_app.command("rewrap")
+@keys_app.command(
+    "rewrap",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "echo 'a new, longer passphrase' > new-pw",
+        "kedi keys rotate --passphrase-file pw --new-passphrase-file new-pw \\\n    --batch-size 100",
+        "kedi keys rewrap --passphrase-file new-pw --old-passphrase-file pw",
+    ),
+)
 def rewrap(
     old_passphrase_file: Annotated[
         list[Path] | None, typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
@@ -335,7 +389,15 @@ def rewrap(
         fail(f"keys still under older KEK versions: {left}", EXIT_AUTH)
 
 
-@keys_app.command("revoke")
+@keys_app.command(
+    "revoke",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        'kedi keys revoke "$KEY" --yes --passphrase-file pw',
+    ),
+)
 def revoke(
     key_id: str,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the key's secret is destroyed for good.")] = False,
@@ -355,7 +417,12 @@ def revoke(
         console.print(f"revoked key {info.key_id} at {info.revoked_at}", markup=False)
 
 
-@keys_app.command("recipient")
+@keys_app.command(
+    "recipient",
+    examples=(
+        "kedi keys recipient -o partner",
+    ),
+)
 def recipient(
     output: Annotated[Path, typer.Option("-o", "--output", help="NAME: writes NAME.key (0600) and NAME.pub.")],
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
@@ -377,7 +444,16 @@ def recipient(
     )
 
 
-@keys_app.command("export")
+@keys_app.command(
+    "export",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        "kedi keys recipient -o partner",
+        'kedi keys export "$KEY" --to partner.pub -o out.kexp --passphrase-file pw',
+    ),
+)
 def export(
     key_ids: Annotated[list[str], typer.Argument(help="Key ids to export.")],
     to: Annotated[Path, typer.Option("--to", help="The recipient's public key (NAME.pub).")],
@@ -398,7 +474,19 @@ def export(
     console.print(f"exported {len(set(key_ids))} key(s) to {printable(output)}", markup=False)
 
 
-@keys_app.command("import")
+@keys_app.command(
+    "import",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        "kedi keys recipient -o partner",
+        'kedi keys export "$KEY" --to partner.pub -o out.kexp --passphrase-file pw',
+        "export KEDI_KEYSTORE=sqlite:///partner.db",
+        "kedi keys init --passphrase-file pw",
+        "kedi keys import out.kexp --identity partner.key --passphrase-file pw",
+    ),
+)
 def import_(
     file: Annotated[Path, typer.Argument(help="Export file written by 'kedi keys export'.")],
     identity: Annotated[Path, typer.Option("--identity", help="Our recipient private key (NAME.key).")],
@@ -421,7 +509,15 @@ def import_(
         console.print(printable(f"{key_id}  {what}"), markup=False)
 
 
-@keys_app.command("audit")
+@keys_app.command(
+    "audit",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        "kedi keys audit --verify --passphrase-file pw",
+    ),
+)
 def audit(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check the MAC chain (needs the passphrase or KEK).")

@@ -88,7 +88,12 @@ def _write(image: "MedicalImage", result: "np.ndarray", output: Path, force: boo
             write_image(image.with_pixels(result), tmp)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi speckle CT_small.dcm -o noisy.npy",
+        "kedi speckle CT_small.dcm -o noisy-gamma.npy --model gamma --level 4",
+    )
+)
 def speckle(
     input: Annotated[Path, typer.Argument(help="Image file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Speckled image (.npy, NIfTI or MGH keeps float32).")],
@@ -117,7 +122,12 @@ def speckle(
     console.print(f"wrote {printable(output)} ({model.value} speckle, seed {seed}; {note})", markup=False)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi speckle CT_small.dcm -o noisy.npy",
+        "kedi despeckle noisy.npy -o clean.npy",
+    )
+)
 def despeckle(
     input: Annotated[Path, typer.Argument(help="Speckled image file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Despeckled image.")],
