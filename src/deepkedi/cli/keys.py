@@ -238,7 +238,7 @@ def init(
         if as_json:
             _echo_json({"keystore": store.url, "kek_version": store.kek_version})
         else:
-            console.print(f"created keystore {store.url} (KEK version {store.kek_version})", markup=False)
+            console.print(f"created keystore {store.url} (KEK version {store.kek_version})", markup=False, soft_wrap=True)
 
 
 @keys_app.command(
@@ -263,7 +263,7 @@ def new(
     if as_json:
         _echo_json({"key_id": key.key_id_hex})
     else:
-        console.print(key.key_id_hex, markup=False)
+        console.print(key.key_id_hex, markup=False, soft_wrap=True)
     if "note" in key.provenance:
         err_console.print(f"note: {key.provenance['note']}", markup=False)
 
@@ -313,7 +313,7 @@ def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) ->
         return
     for name, value in info.to_dict().items():
         shown = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-        console.print(printable(f"{name}: {shown if shown is not None else '-'}"), markup=False)
+        console.print(printable(f"{name}: {shown if shown is not None else '-'}"), markup=False, soft_wrap=True)
 
 
 @keys_app.command(
@@ -347,7 +347,7 @@ def rotate(
     if as_json:
         _echo_json({"kek_version": version})
     else:
-        console.print(f"rotated the keystore to KEK version {version}", markup=False)
+        console.print(f"rotated the keystore to KEK version {version}", markup=False, soft_wrap=True)
 
 
 @keys_app.command(
@@ -384,7 +384,7 @@ def rewrap(
     if as_json:
         _echo_json({"rewrapped": moved, "kek_version": store.kek_version})
     else:
-        console.print(f"re-wrapped {moved} key(s) under KEK version {store.kek_version}", markup=False)
+        console.print(f"re-wrapped {moved} key(s) under KEK version {store.kek_version}", markup=False, soft_wrap=True)
     if left:
         fail(f"keys still under older KEK versions: {left}", EXIT_AUTH)
 
@@ -414,7 +414,7 @@ def revoke(
     if as_json:
         _echo_json(info.to_dict())
     else:
-        console.print(f"revoked key {info.key_id} at {info.revoked_at}", markup=False)
+        console.print(f"revoked key {info.key_id} at {info.revoked_at}", markup=False, soft_wrap=True)
 
 
 @keys_app.command(
@@ -440,8 +440,7 @@ def recipient(
     console.print(
         f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
         "(give this one to exporting sites)",
-        markup=False,
-    )
+        markup=False, soft_wrap=True)
 
 
 @keys_app.command(
@@ -506,7 +505,7 @@ def import_(
         _echo_json(outcome)
         return
     for key_id, what in outcome.items():
-        console.print(printable(f"{key_id}  {what}"), markup=False)
+        console.print(printable(f"{key_id}  {what}"), markup=False, soft_wrap=True)
 
 
 @keys_app.command(
@@ -545,7 +544,7 @@ def audit(
             line = f"{e.seq:>6} {e.time} {e.actor} {e.operation} {e.key_id or '-'}{file_part} {details}".rstrip()
             typer.echo(printable(line))
         if verify and ok:
-            console.print(f"audit trail verified: {len(entries)} entries", markup=False)
+            console.print(f"audit trail verified: {len(entries)} entries", markup=False, soft_wrap=True)
     if verify and not ok:
         fail(f"the audit trail was modified: first bad entry at sequence {first_bad}", EXIT_AUTH)
 

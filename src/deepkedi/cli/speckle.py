@@ -119,7 +119,7 @@ def speckle(
         dtype, note = _output_dtype(image, output)
         noisy = _per_plane(image, lambda plane: add_speckle(plane, model=model.value, level=level, rng=rng), dtype)
         _write(image, noisy, output, force)
-    console.print(f"wrote {printable(output)} ({model.value} speckle, seed {seed}; {note})", markup=False)
+    console.print(f"wrote {printable(output)} ({model.value} speckle, seed {seed}; {note})", markup=False, soft_wrap=True)
 
 
 @app.command(
@@ -166,4 +166,4 @@ def despeckle(
             )
         clean = _per_plane(image, lambda plane: despeckle_ripplet(plane, c=c, d=d), dtype)
         _write(image, clean, output, force)
-    console.print(f"wrote {printable(output)} (ripplet c={c:g}, d={d:g}; {note})", markup=False)
+    console.print(f"wrote {printable(output)} (ripplet c={c:g}, d={d:g}; {note})", markup=False, soft_wrap=True)
