@@ -160,9 +160,7 @@ def _run_examples(path: tuple[str, ...], samples: Path, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in SCREENS if p not in LONG], ids=lambda path: " ".join(("kedi", *path))
-)
+@pytest.mark.parametrize("path", [p for p in SCREENS if p not in LONG], ids=lambda path: " ".join(("kedi", *path)))
 def test_examples_run_as_written(path: tuple[str, ...], samples: Path, tmp_path: Path) -> None:
     _run_examples(path, samples, tmp_path)
 

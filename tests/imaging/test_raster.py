@@ -304,5 +304,5 @@ def test_a_signed_offset_chunk_deepkedi_never_writes_is_refused(tmp_path: Path, 
     info = PngImagePlugin.PngInfo()
     info.add_text(SIGNED_OFFSET_CHUNK, offset)
     Image.fromarray(np.zeros((4, 4), dtype=np.uint16)).save(tmp_path / "odd.png", pnginfo=info)
-    with pytest.raises(UnsupportedImageError, match="odd.png: its deepkedi-signed-offset chunk"):
+    with pytest.raises(UnsupportedImageError, match=r"odd\.png: its deepkedi-signed-offset chunk"):
         read_png(tmp_path / "odd.png")

@@ -70,7 +70,9 @@ def _paper_key(
             f"wrote {rows}×{cols} {generated.bits}-bit key image to {printable(output)} "
             f"(ZZ-GAN {generated.model_sha256[:12]}…; "
             "the file and its seed are secret)",
-            markup=False, soft_wrap=True)
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command(
@@ -140,6 +142,10 @@ def keygen(
         )
     else:
         sealed = " (sealed with a passphrase)" if passphrase else ""
-        console.print(f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}", markup=False, soft_wrap=True)
+        console.print(
+            f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}",
+            markup=False,
+            soft_wrap=True,
+        )
     if "note" in key.provenance:
         err_console.print(f"note: {key.provenance['note']}", markup=False)

@@ -25,9 +25,9 @@ from deepkedi.cli._common import (
     EXIT_USAGE,
     GuardedTyper,
     _passphrase,
-    examples_epilog,
     console,
     err_console,
+    examples_epilog,
     exit_code_for,
     fail,
     guarded,
@@ -238,7 +238,9 @@ def init(
         if as_json:
             _echo_json({"keystore": store.url, "kek_version": store.kek_version})
         else:
-            console.print(f"created keystore {store.url} (KEK version {store.kek_version})", markup=False, soft_wrap=True)
+            console.print(
+                f"created keystore {store.url} (KEK version {store.kek_version})", markup=False, soft_wrap=True
+            )
 
 
 @keys_app.command(
@@ -419,9 +421,7 @@ def revoke(
 
 @keys_app.command(
     "recipient",
-    examples=(
-        "kedi keys recipient -o partner",
-    ),
+    examples=("kedi keys recipient -o partner",),
 )
 def recipient(
     output: Annotated[Path, typer.Option("-o", "--output", help="NAME: writes NAME.key (0600) and NAME.pub.")],
@@ -440,7 +440,9 @@ def recipient(
     console.print(
         f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
         "(give this one to exporting sites)",
-        markup=False, soft_wrap=True)
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @keys_app.command(
