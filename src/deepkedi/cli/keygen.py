@@ -93,7 +93,10 @@ def keygen(
     weights: Annotated[
         Path | None, typer.Option(help="Generator weights (.safetensors + .json; default: the shipped ones).")
     ] = None,
-    no_gan: Annotated[bool, typer.Option("--no-gan", help="hybrid: OS CSPRNG only, no ZZ-GAN material.")] = False,
+    no_gan: Annotated[
+        bool,
+        typer.Option("--no-gan", help="hybrid: OS CSPRNG only, no ZZ-GAN material: no PyTorch to load, and as strong."),
+    ] = False,
     passphrase_file: Annotated[
         Path | None, typer.Option(help="Seal the key with the passphrase in this file (scrypt + AES-GCM).")
     ] = None,

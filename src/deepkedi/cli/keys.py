@@ -54,7 +54,10 @@ __all__ = [
 
 keys_app = GuardedTyper(
     name="keys",
-    help="The keystore: many master keys wrapped under one passphrase or KEK, with an audit trail.",
+    help="The keystore: many master keys wrapped under one passphrase or KEK, with an audit trail.\n\n"
+    "Unlocking it with a passphrase costs 0.27 s of scrypt, on purpose: the price of each guess for "
+    "whoever copies the database. `kedi keys new` takes seconds more when it loads PyTorch for the "
+    "ZZ-GAN key material; --no-gan gives as strong a key without it (docs/KEYSTORE.md).",
     epilog=examples_epilog(
         "echo 'correct horse battery staple' > pw",
         "kedi keys init --passphrase-file pw",
@@ -253,13 +256,24 @@ def init(
 )
 def new(
     label: Annotated[str | None, typer.Option("--label", help="A public label (study, site, period).")] = None,
-    no_gan: Annotated[bool, typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material.")] = False,
+    no_gan: Annotated[
+        bool,
+        typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material: no PyTorch to load, and as strong."),
+    ] = False,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a new master key in the keystore and print its id."""
+    """Create a new master key in the keystore and print its id.
+
+    With PyTorch installed the secret mixes a ZZ-GAN key image into 32 bytes of OS
+    randomness, as `kedi keygen` does: loading PyTorch and running the generator once
+    is most of this command's time (about 2 of its 2.8 s of CPU on a 2-core machine;
+    more on a first run after a reboot). --no-gan skips it (0.9 s) and gives a key
+    as strong: its strength rests on the OS randomness. Unlocking the keystore with a
+    passphrase costs 0.27 s of scrypt, on purpose (docs/KEYSTORE.md).
+    """
     with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
         key = store.new_key(label=label, actor=actor(), gan=False if no_gan else None)
     if as_json:
