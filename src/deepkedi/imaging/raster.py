@@ -75,7 +75,10 @@ _MODES = {
 #: PNG ``tEXt`` keyword of the offset added to signed samples (see the module docstring).
 SIGNED_OFFSET_CHUNK = "deepkedi-signed-offset"
 #: Signed type of each unsigned PNG sample type, for files carrying SIGNED_OFFSET_CHUNK.
-_SIGNED_OF = {np.dtype(np.uint8): np.dtype(np.int8), np.dtype(np.uint16): np.dtype(np.int16)}
+_SIGNED_OF: dict[np.dtype[Any], np.dtype[Any]] = {
+    np.dtype(np.uint8): np.dtype(np.int8),
+    np.dtype(np.uint16): np.dtype(np.int16),
+}
 
 #: Pillow plugins allowed to open each format.
 _PLUGINS = {"png": ("PNG",), "tiff": ("TIFF",), "jpeg": ("JPEG", "MPO")}
@@ -221,7 +224,7 @@ def _read_raster(path: Path, *, name: str, description: str, sniff: Callable[[by
 def _signed(pixels: np.ndarray, offset: object, path: Path, samples: int) -> np.ndarray:
     """The signed values of a PNG written with :data:`SIGNED_OFFSET_CHUNK`: stored words minus the offset."""
     signed = _SIGNED_OF.get(pixels.dtype)
-    expected = None if signed is None else 1 << (8 * pixels.itemsize - 1)
+    expected = 1 << (8 * pixels.itemsize - 1)
     if signed is None or samples != 1 or str(offset).strip() != str(expected):
         raise UnsupportedImageError(
             f"{path}: its {SIGNED_OFFSET_CHUNK} chunk says {str(offset)[:20]!r}; deepkedi writes 128 for "
