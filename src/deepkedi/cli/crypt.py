@@ -290,10 +290,6 @@ def encrypt(
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
 
-    On success one line on stdout says what was encrypted, where to, and with
-    what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows
-    (for a folder: how many files). -q silences it.
-
     Suite hybrid (default): the container restores the original file byte for
     byte with `kedi decrypt`. Folders are mirrored under OUTPUT with '.kedi'
     appended to each name.
@@ -304,6 +300,10 @@ def encrypt(
     --as-dicom: OUTPUT is a DICOM file of the same SOP Class, de-identified with
     the PS3.15 Basic Profile, whose pixels are the cipher image and whose
     Encrypted Attributes Sequence holds the original (see docs/DICOM_NATIVE.md).
+
+    On success one line on stdout says what was encrypted, where to, and with
+    what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows
+    (for a folder: how many files). -q silences it.
     """
     from deepkedi import api
 
