@@ -41,8 +41,6 @@ def _screens() -> list[tuple[str, ...]]:
 
 
 SCREENS = _screens()
-#: Screens whose examples take more than a few seconds (a training run, a report, the tour).
-LONG = {("demo",), ("reproduce",), ("train",)}
 
 
 def _help(path: tuple[str, ...], columns: int = 80) -> str:
@@ -133,6 +131,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run_examples(path: tuple[str, ...], samples: Path, tmp_path: Path) -> None:
+    """The screen's examples as one bash script (`set -e`) in a copy of the samples, with a keystore of their own."""
     work = tmp_path / "work"
     shutil.copytree(samples, work)
     script = "\n".join(line.strip() for line in _examples(_help(path)))
@@ -160,12 +159,7 @@ def _run_examples(path: tuple[str, ...], samples: Path, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("path", [p for p in SCREENS if p not in LONG], ids=lambda path: " ".join(("kedi", *path)))
+@pytest.mark.slow  # some sixty `kedi` processes, a training run and a report among them: about 3 minutes
+@pytest.mark.parametrize("path", SCREENS, ids=lambda path: " ".join(("kedi", *path)))
 def test_examples_run_as_written(path: tuple[str, ...], samples: Path, tmp_path: Path) -> None:
-    _run_examples(path, samples, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", sorted(LONG), ids=lambda path: " ".join(("kedi", *path)))
-def test_long_examples_run_as_written(path: tuple[str, ...], samples: Path, tmp_path: Path) -> None:
     _run_examples(path, samples, tmp_path)
