@@ -276,3 +276,50 @@ def test_folder_output_never_replaces_the_key(tmp_path: Path, kedi, keyfile: Pat
     result = kedi("decrypt", tmp_path, "-o", tmp_path, "--key", keyfile, "--force")
     assert result.exit_code == 2 and "the key file" in result.stderr
     assert keyfile.read_bytes() == before
+
+
+# ------------------------------------------------------------------------------- summary lines
+
+
+def test_success_prints_one_summary_line_with_the_containers_key_id(tmp_path: Path, kedi, keyfile: Path) -> None:
+    import json
+
+    # A long path: the line must not wrap at the console's 80 columns (scripts read it).
+    folder = tmp_path / ("a-rather-long-folder-name-" * 3)
+    folder.mkdir()
+    src = folder / "slice.npy"
+    np.save(src, np.arange(40 * 50, dtype=np.uint16).reshape(40, 50))
+    out = folder / "slice.kedi"
+    result = kedi("encrypt", src, "-o", out, "--key", keyfile, "--pattern", "diagonal")
+    assert result.exit_code == 0 and result.stderr == ""
+    key_id = json.loads(kedi("inspect", out, "--json").stdout)["key_id"]
+    assert result.stdout == f"encrypted {src} to {out} (hybrid suite, diagonal zigzag, key {key_id})\n"
+    back = folder / "back.npy"
+    result = kedi("decrypt", out, "-o", back, "--key", keyfile)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == f"decrypted {out} to {back} (hybrid suite, diagonal zigzag, key {key_id})\n"
+
+
+def test_a_folder_run_says_how_many_files(tmp_path: Path, kedi, keyfile: Path) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    for index in range(3):
+        np.save(study / f"s{index}.npy", np.full((8, 8), index, dtype=np.uint16))
+    result = kedi("encrypt", study, "-o", tmp_path / "enc", "--key", keyfile)
+    assert result.exit_code == 0, result.stderr
+    line, *rest = result.stdout.splitlines()
+    assert not rest and line.startswith(f"encrypted 3 of 3 files from {study} to {tmp_path / 'enc'} (hybrid suite,")
+    result = kedi("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key", keyfile)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"decrypted 3 of 3 files from {tmp_path / 'enc'} to {tmp_path / 'dec'} (")
+
+
+def test_quiet_prints_nothing_but_keeps_errors(tmp_path: Path, kedi, keyfile: Path) -> None:
+    src = tmp_path / "slice.npy"
+    np.save(src, np.arange(64, dtype=np.uint16).reshape(8, 8))
+    result = kedi("encrypt", src, "-o", tmp_path / "s.kedi", "--key", keyfile, "-q")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    result = kedi("decrypt", tmp_path / "s.kedi", "-o", tmp_path / "s.npy", "--key", keyfile, "--quiet")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    result = kedi("decrypt", tmp_path / "s.kedi", "-o", tmp_path / "s.npy", "--key", keyfile, "-q")
+    assert result.exit_code == 2 and "s.npy" in result.stderr  # exists: still said, on stderr

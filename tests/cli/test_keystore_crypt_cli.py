@@ -110,3 +110,22 @@ def test_decrypt_without_a_key_uses_the_default_keystore(tmp_path: Path, kedi) -
     result = kedi("decrypt", tmp_path / "p.kedi", "-o", tmp_path / "q.npy", env=env)
     assert result.exit_code == 0, result.stderr
     assert _sha(tmp_path / "q.npy") == _sha(plain)
+
+
+def test_decrypt_with_only_a_passphrase_file_uses_KEDI_KEYSTORE(tmp_path: Path, kedi) -> None:
+    """`kedi decrypt ks.kedi -o ks.dcm --passphrase-file pw`: no key named, the keystore KEDI_KEYSTORE names."""
+    from pydicom.data import get_testdata_file
+
+    env = {"KEDI_KEYSTORE": f"sqlite:///{tmp_path / 'ks.db'}", "KEDI_PASSPHRASE": "", "XDG_DATA_HOME": str(tmp_path)}
+    (tmp_path / "pw").write_text("correct horse battery staple\n")
+    assert kedi("keys", "init", "--passphrase-file", tmp_path / "pw", env=env).exit_code == 0
+    created = kedi("keys", "new", "--no-gan", "--passphrase-file", tmp_path / "pw", env=env)
+    key_id = created.stdout.strip()
+    plain = Path(str(get_testdata_file("CT_small.dcm")))
+    container = tmp_path / "ks.kedi"
+    args = ("--passphrase-file", tmp_path / "pw")
+    assert kedi("encrypt", plain, "-o", container, "--key-id", key_id, *args, env=env).exit_code == 0
+    result = kedi("decrypt", container, "-o", tmp_path / "ks.dcm", *args, env=env)
+    assert result.exit_code == 0, result.stderr
+    assert _sha(tmp_path / "ks.dcm") == _sha(plain)
+    assert key_id in result.stdout  # the summary names the key the container asked for

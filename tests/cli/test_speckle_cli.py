@@ -76,3 +76,22 @@ def test_despeckle_counts_the_image_and_its_result_in_its_memory_budget(tmp_path
     assert result.exit_code == 4, result.stderr
     assert "for the image and its result" in result.stderr and "--max-memory" in result.stderr
     assert not (tmp_path / "out.npy").exists()
+
+
+def test_the_default_is_the_papers_setting_uniform_variance_0_05(tmp_path: Path, kedi) -> None:
+    """One default, the paper suite's (docs/SPECKLE.md), and the help says which."""
+    from deepkedi.transforms.speckle import PAPER_LEVEL, PAPER_MODEL, add_speckle
+
+    assert (PAPER_MODEL, PAPER_LEVEL) == ("uniform", 0.05)
+    clean = np.linspace(10, 4000, 48 * 40).reshape(48, 40)
+    np.save(tmp_path / "clean.npy", clean)
+    result = kedi("speckle", tmp_path / "clean.npy", "-o", tmp_path / "noisy.npy", "--seed", "5")
+    assert result.exit_code == 0, result.stderr
+    assert "(uniform speckle, seed 5;" in result.stdout
+    expected = add_speckle(clean, model="uniform", level=0.05, rng=np.random.default_rng(5)).astype(np.float32)
+    np.testing.assert_array_equal(np.load(tmp_path / "noisy.npy"), expected)
+    # The multiplier is uniform of variance 0.05: bounded by 1 ± sqrt(3 · 0.05).
+    ratio = np.load(tmp_path / "noisy.npy") / clean
+    assert ratio.min() >= 1 - np.sqrt(0.15) - 1e-6 and ratio.max() <= 1 + np.sqrt(0.15) + 1e-6
+    help_text = " ".join(kedi("speckle", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "[default: uniform]" in help_text and "uniform 0.05" in help_text

@@ -11,6 +11,7 @@ from PIL import Image
 from deepkedi.errors import UnsupportedImageError
 from deepkedi.imaging import MedicalImage
 from deepkedi.imaging.raster import (
+    SIGNED_OFFSET_CHUNK,
     read_jpeg,
     read_png,
     read_tiff,
@@ -210,6 +211,8 @@ ROUND_TRIPS = {
         write_png,
         read_png,
     ),
+    "png i16": (MedicalImage(RNG.integers(-32768, 32768, (20, 30), dtype=np.int16)), write_png, read_png),
+    "png i8": (MedicalImage(RNG.integers(-128, 128, (20, 30), dtype=np.int8)), write_png, read_png),
     "tiff u8": (MedicalImage(RNG.integers(0, 256, (20, 30), dtype=np.uint8)), write_tiff, read_tiff),
     "tiff u16 pages": (MedicalImage(RNG.integers(0, 65536, (4, 20, 30), dtype=np.uint16)), write_tiff, read_tiff),
     "tiff rgb pages": (
@@ -252,16 +255,54 @@ def test_jpeg_round_trip_is_close(tmp_path: Path, channels: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("writer", "image"),
+    ("writer", "image", "fix"),
     [
-        (write_png, MedicalImage(np.zeros((4, 4), dtype=np.float32))),
-        (write_png, MedicalImage(np.zeros((4, 4), dtype=np.int16))),
-        (write_png, MedicalImage(np.zeros((2, 4, 4), dtype=np.uint8))),  # two planes
-        (write_jpeg, MedicalImage(np.zeros((4, 4), dtype=np.uint16))),
-        (write_tiff, MedicalImage(np.zeros((4, 4, 2), dtype=np.uint8), channels_last=True, samples_per_pixel=2)),
+        (write_png, MedicalImage(np.zeros((4, 4), dtype=np.float32)), ".npy or .nii.gz"),
+        (write_png, MedicalImage(np.zeros((4, 4), dtype=np.int32)), ".npy or .nii.gz"),
+        (write_png, MedicalImage(np.zeros((2, 4, 4), dtype=np.uint8)), ".tif"),  # two planes
+        (write_jpeg, MedicalImage(np.zeros((4, 4), dtype=np.uint16)), ".png"),
+        (write_jpeg, MedicalImage(np.zeros((4, 4), dtype=np.int16)), ".png file holds them (stored plus 32768"),
+        (write_tiff, MedicalImage(np.zeros((4, 4), dtype=np.int16)), ".png file holds them (stored plus 32768"),
+        (
+            write_tiff,
+            MedicalImage(np.zeros((4, 4, 2), dtype=np.uint8), channels_last=True, samples_per_pixel=2),
+            "RGB",
+        ),
     ],
-    ids=["png float", "png int16", "png stack", "jpeg 16-bit", "tiff two samples"],
+    ids=["png float", "png int32", "png stack", "jpeg 16-bit", "jpeg int16", "tiff int16", "tiff two samples"],
 )
-def test_writers_refuse_what_the_format_cannot_hold(tmp_path: Path, writer, image) -> None:
-    with pytest.raises(ValueError):
-        writer(image, tmp_path / "x")
+def test_writers_refuse_what_the_format_cannot_hold(tmp_path: Path, writer, image, fix: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        writer(image, tmp_path / "restored.img")
+    message = str(refused.value)
+    assert message.startswith("restored.img: ") and fix in message  # names the file and what to do
+    assert not (tmp_path / "restored.img").exists()
+
+
+def test_signed_png_stores_the_offset_values_and_says_so(tmp_path: Path) -> None:
+    # A CT's int16 words, both ends of the range included: other readers see value + 32768 and the chunk.
+    values = np.array([[-32768, -1024, -1], [0, 1, 32767]], dtype=np.int16)
+    write_png(MedicalImage(values), tmp_path / "ct.png")
+    with Image.open(tmp_path / "ct.png") as picture:
+        assert picture.info[SIGNED_OFFSET_CHUNK] == "32768"
+        stored = np.asarray(picture).astype(np.int64)
+    np.testing.assert_array_equal(stored, values.astype(np.int64) + 32768)
+    back = read_png(tmp_path / "ct.png")
+    assert back.pixels.dtype == np.int16 and back.metadata["signed_offset"] == 32768
+    np.testing.assert_array_equal(back.pixels, values)
+    # Unsigned images carry no chunk and read back unsigned.
+    write_png(MedicalImage(values.view(np.uint16)), tmp_path / "u.png")
+    with Image.open(tmp_path / "u.png") as picture:
+        assert SIGNED_OFFSET_CHUNK not in picture.info
+    assert read_png(tmp_path / "u.png").pixels.dtype == np.uint16
+
+
+@pytest.mark.parametrize("offset", ["0", "1024", "32767", "lots"])
+def test_a_signed_offset_chunk_deepkedi_never_writes_is_refused(tmp_path: Path, offset: str) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(SIGNED_OFFSET_CHUNK, offset)
+    Image.fromarray(np.zeros((4, 4), dtype=np.uint16)).save(tmp_path / "odd.png", pnginfo=info)
+    with pytest.raises(UnsupportedImageError, match=r"odd\.png: its deepkedi-signed-offset chunk"):
+        read_png(tmp_path / "odd.png")

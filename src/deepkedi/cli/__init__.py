@@ -6,15 +6,20 @@ from types import FrameType
 import typer
 
 from deepkedi._version import __version__
-from deepkedi.cli._common import GuardedTyper
+from deepkedi.cli._common import GuardedTyper, examples_epilog
 
 __all__ = ["app", "main"]
 
 app = GuardedTyper(
     name="kedi",
     help="Deep-KEDI medical image encryption: hybrid AES-256-GCM containers (default) and the paper's scheme.",
-    epilog="Exit codes: 0 success; 2 usage; 3 authentication (wrong key, modified or truncated container, "
-    "unknown or revoked key); 4 bad or unsupported input; 5 output failure (disk full, read-only, name too long).",
+    epilog=examples_epilog(
+        "kedi keygen -o site.key",
+        "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
+        "kedi decrypt ct.kedi -o ct-restored.dcm --key site.key",
+        note="Exit codes: 0 success; 2 usage; 3 authentication (wrong key, modified or truncated container, "
+        "unknown or revoked key); 4 bad or unsupported input; 5 output failure (disk full, read-only, name too long).",
+    ),
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,

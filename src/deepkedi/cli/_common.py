@@ -16,6 +16,7 @@ code  meaning
 import contextlib
 import errno
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
 from deepkedi.errors import (
@@ -50,9 +53,12 @@ __all__ = [
     "EXIT_OUTPUT",
     "EXIT_USAGE",
     "GuardedTyper",
+    "KediCommand",
+    "KediGroup",
     "MaxDecodedSize",
     "console",
     "err_console",
+    "examples_epilog",
     "exit_code_for",
     "fail",
     "guarded",
@@ -151,15 +157,145 @@ def guarded() -> Iterator[None]:
         fail(message_for(exc), exit_code_for(exc))
 
 
+# --------------------------------------------------------------------------- help screens
+#
+# Typer 0.29 labels every parameter with its Python type (``--force <bool>``,
+# ``--output <path>``) and writes a required argument as ``{input}`` in the
+# usage line. `kedi` reads like the rest of the command-line ecosystem instead
+# (click, git, pip): a flag has no placeholder, a value has an upper-case one
+# (``--output PATH``, ``--suite [hybrid|paper]``) and arguments are written
+# ``INPUT``. The two parameter classes below carry that style; KediCommand and
+# KediGroup give it to every parameter of every command, so no option declares
+# it. tests/cli/test_help.py renders every screen and holds it.
+
+#: Upper-case placeholders for Typer's type names, as click writes them.
+_VALUE_METAVARS = {"path": "PATH", "str": "TEXT", "int": "INTEGER", "float": "FLOAT", "int range": "INTEGER RANGE"}
+
+
+class _KediOption(TyperOption):
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None  # `--force`, not `--force <bool>`
+        if self.metavar is not None:
+            return str(self.metavar)
+        label = str(self.display_type(ctx)).removeprefix("<").removesuffix(">")
+        if self.type_descriptor.is_choice:
+            return f"[{label}]"
+        if label.startswith("list[") and label.endswith("]"):
+            label = label[len("list[") : -1]  # a repeatable option: each use takes one value
+        return _VALUE_METAVARS.get(label, label.upper())
+
+
+class _KediArgument(TyperArgument):
+    @property
+    def display_name_raw(self) -> str:
+        return str(self.metavar) if self.metavar is not None else str(self.name).upper()
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None  # the name (INPUT) and the help say what it is
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name if self.nargs == 1 else f"{name}..."
+
+    def get_usage_pieces(self, ctx: Any) -> list[str]:
+        return [self._usage_display_name()]
+
+
+_KEDI_PARAMETERS: dict[type, type] = {TyperOption: _KediOption, TyperArgument: _KediArgument}
+
+
+def _in_kedi_style(params: list[Any]) -> None:
+    """Give Typer's own parameters the help style above (they carry no state of their own to convert)."""
+    for param in params:
+        styled = _KEDI_PARAMETERS.get(type(param))
+        if styled is not None:
+            param.__class__ = styled
+
+
+def _reflow(help_text: str | None) -> str | None:
+    """Join the hard-wrapped lines of each paragraph: the console wraps them at its own width.
+
+    A paragraph that starts with ``\\b`` keeps its lines (click's convention for verbatim blocks).
+    """
+    if not help_text:
+        return help_text
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
+
+
+class KediCommand(TyperCommand):
+    """A `kedi` command: help in the ecosystem's style (see above), paragraphs reflowed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _reflow(self.help)
+        _in_kedi_style(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _in_kedi_style([option])
+        return option
+
+
+class KediGroup(TyperGroup):
+    """A `kedi` command group, in the same style as :class:`KediCommand`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _reflow(self.help)
+        _in_kedi_style(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _in_kedi_style([option])
+        return option
+
+
+def _literal(line: str) -> str:
+    """``line`` as rich markup that shows it as written (a trailing backslash included)."""
+    body, continued = (line[:-1], "\\") if line.endswith("\\") else (line, "")
+    return escape(body) + continued
+
+
+def examples_epilog(*commands: str, note: str | None = None) -> str:
+    """The "Examples" section that ends a help screen: one literal command line each.
+
+    The commands run as written in a folder made by ``kedi samples DIR``
+    (CT_small.dcm, MR_small.dcm, scan.dcm, study/, keystream.bin, pixels.npy); keys
+    are made in the example itself. A long command is continued on the next line after
+    a backslash, as in a shell, so that no line wraps in an 80-column terminal.
+    ``note`` (one paragraph) goes before them.
+    """
+    lines = [escape(note), ""] if note else []
+    # A command continued with a backslash keeps its continuation lines, indented under it.
+    rows = [f"  {_literal(line)}" for command in commands for line in command.split("\n")]
+    # The blank first line keeps the rows' indent: the help renderer dedents what follows it.
+    return "\n".join(["", *lines, "Examples:", *rows])
+
+
 class GuardedTyper(typer.Typer):
     """A Typer app whose every command ends an unexpected ``OSError`` or deepkedi error as :func:`guarded` does.
 
     Commands guard the calls they expect to fail; this is the net under the rest
     (a path name too long for ``Path.exists``, a file vanishing between checks),
-    so that no expected kind of failure ever ends in a traceback.
+    so that no expected kind of failure ever ends in a traceback. Its commands and
+    groups are :class:`KediCommand` and :class:`KediGroup`; ``examples=`` of
+    :meth:`command` ends the command's help with :func:`examples_epilog`.
     """
 
-    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", KediGroup)
+        super().__init__(*args, **kwargs)
+
+    def command(
+        self, name: str | None = None, *, examples: tuple[str, ...] = (), **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", KediCommand)
+        if examples:
+            kwargs["epilog"] = examples_epilog(*examples, note=kwargs.get("epilog"))
         register = super().command(name, **kwargs)
 
         def decorator(func: CommandFunctionType) -> CommandFunctionType:

@@ -122,10 +122,48 @@ def _tree_progress(verb: str) -> "Iterator[api.TreeProgress]":
         yield report
 
 
-def _render_tree(result: "api.TreeResult", verb: str) -> None:
-    """A folder run's summary; exit with the most serious failure's code (authentication before input)."""
+QuietOption = Annotated[
+    bool, typer.Option("-q", "--quiet", help="Print no summary line (warnings and errors still go to stderr).")
+]
+
+
+def _described(info: "api.ContainerInfo") -> str:
+    """What a summary line says of an encrypted file: its kind, suite, zigzag pattern and key id (hex)."""
+    header = info.header
+    suite = header.suite.name.lower()
+    # A paper container names its key image by fingerprint; a hybrid one names its master key's id.
+    key = f"key image {header.key_id.hex()}" if suite == "paper" else f"key {header.key_id.hex()}"
+    kind = "DICOM-native, " if info.kind.value == "dicom-native" else ""
+    return f"{kind}{suite} suite, {header.pattern.value} zigzag, {key}"
+
+
+def _summary(line: str, quiet: bool) -> None:
+    """The one line a successful command prints on stdout (never wrapped: scripts read it), unless quiet."""
+    if not quiet:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def _file_summary(verb: str, result: "api.FileResult", quiet: bool) -> None:
+    """``encrypted CT_small.dcm to ct.kedi (hybrid suite, horizontal zigzag, key 2593…)``."""
+    _summary(
+        f"{verb} {printable(result.source)} to {printable(result.output)} ({_described(result.info)})",
+        quiet,
+    )
+
+
+def _render_tree(result: "api.TreeResult", verb: str, source: Path, output: Path, quiet: bool) -> None:
+    """A folder run's summary line; exit with the most serious failure's code (authentication before input).
+
+    The line names the suite, pattern and key when every file shares them (one key encrypts
+    a folder; a folder decrypted from the keystore may hold several keys).
+    """
     total = len(result.done) + len(result.failed)
-    console.print(f"{verb}: {len(result.done)} of {total} files", markup=False)
+    described = {_described(done.info) for done in result.done}
+    detail = f" ({described.pop()})" if len(described) == 1 else f" ({len(described)} keys)" if described else ""
+    _summary(
+        f"{verb} {len(result.done)} of {total} files from {printable(source)} to {printable(output)}{detail}",
+        quiet and not result.failed,
+    )
     if result.failed:
         for failure in result.failed:
             err_console.print(f"kedi: error: {printable(message_for(failure.error))}", markup=False)
@@ -177,7 +215,9 @@ def _image_stem(path: Path) -> str:
     return path.stem
 
 
-def _encrypt_all_patterns(input: Path, outdir: Path, key_image: "KeyImage", *, seed: int | None, force: bool) -> None:
+def _encrypt_all_patterns(
+    input: Path, outdir: Path, key_image: "KeyImage", *, seed: int | None, force: bool, quiet: bool
+) -> None:
     """The paper's figure: the three patterns' containers and the plain image beside its cipher images."""
     from deepkedi import api
     from deepkedi.imaging import read_image
@@ -194,16 +234,22 @@ def _encrypt_all_patterns(input: Path, outdir: Path, key_image: "KeyImage", *, s
         panels = [("plain", display_plane(plain))]
         for pattern in ZigzagPattern:
             target = outdir / f"{stem}.{pattern.value}{api.CONTAINER_SUFFIX}"
-            api.encrypt_file(input, target, key_image, pattern=pattern, seed=seed, force=force)
+            done = api.encrypt_file(input, target, key_image, pattern=pattern, seed=seed, force=force)
             panels.append((f"{pattern.value} zigzag", display_plane(api.cipher_image(target))))
-            console.print(f"wrote {printable(target)}", markup=False)
+            _file_summary("encrypted", done, quiet)
         figure = outdir / FIGURE_NAME
         with atomic_output(figure, force=force) as fh:
             montage(panels, columns=len(panels)).save(fh, format="PNG")
-        console.print(f"wrote {printable(figure)}", markup=False)
+        _summary(f"wrote {printable(figure)}", quiet)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
+        "kedi encrypt study -o study-encrypted --key site.key",
+    )
+)
 def encrypt(
     input: Annotated[Path, typer.Argument(help="Image file (DICOM, NIfTI, MGH, PNG, TIFF, JPEG, .npy) or folder.")],
     output: Annotated[
@@ -240,6 +286,7 @@ def encrypt(
         ),
     ] = False,
     max_decoded_size: MaxDecodedSize = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
 
@@ -253,6 +300,10 @@ def encrypt(
     --as-dicom: OUTPUT is a DICOM file of the same SOP Class, de-identified with
     the PS3.15 Basic Profile, whose pixels are the cipher image and whose
     Encrypted Attributes Sequence holds the original (see docs/DICOM_NATIVE.md).
+
+    On success one line on stdout says what was encrypted, where to, and with
+    what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows
+    (for a folder: how many files). -q silences it.
     """
     from deepkedi import api
 
@@ -273,10 +324,11 @@ def encrypt(
             fail("--suite paper encrypts one file at a time; encrypt folders with --suite hybrid", EXIT_USAGE)
         key_image = _load_key_image_for_cli(key)
         if all_patterns:
-            _encrypt_all_patterns(input, output, key_image, seed=seed, force=force)
+            _encrypt_all_patterns(input, output, key_image, seed=seed, force=force, quiet=quiet)
             return
         with guarded():
-            api.encrypt_file(input, output, key_image, pattern=pattern, seed=seed, force=force)
+            done = api.encrypt_file(input, output, key_image, pattern=pattern, seed=seed, force=force)
+        _file_summary("encrypted", done, quiet)
         return
     if all_patterns or seed is not None:
         fail("--all-patterns and --seed belong to --suite paper", EXIT_USAGE)
@@ -313,14 +365,15 @@ def encrypt(
                 err_console.print(
                     f"kedi: note: skipped {len(result.skipped)} non-DICOM file(s) (--as-dicom)", markup=False
                 )
-        _render_tree(result, "encrypted")
+        _render_tree(result, "encrypted", input, output, quiet)
         return
-    _run_one(
+    done = _run_one(
         input,
         lambda progress: api.encrypt_file(
             input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
         ),
     )
+    _file_summary("encrypted", done, quiet)
 
 
 def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> "Key":
@@ -358,7 +411,13 @@ def _decryptor(
         yield store, actor()
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
+        "kedi decrypt ct.kedi -o ct-restored.dcm --key site.key",
+    )
+)
 def decrypt(
     input: Annotated[
         Path, typer.Argument(help="Container or DICOM-native file, or a folder of them ('.kedi' and DICOM-native).")
@@ -386,6 +445,7 @@ def decrypt(
     despeckle: Annotated[
         bool, typer.Option(help="Suite paper: remove the speckle after decryption (the paper's last step).")
     ] = True,
+    quiet: QuietOption = False,
 ) -> None:
     """Decrypt a container: hybrid restores the original file byte for byte; paper gives an estimate.
 
@@ -396,6 +456,10 @@ def decrypt(
     a paper container needs its key image (.png), a hybrid one its key file.
     Without --key, the keystore gives the key each container names.
     DICOM-native files are recognised automatically and restored byte for byte.
+
+    On success one line on stdout says what was decrypted, where to, and the
+    container's suite, pattern and key id (for a folder: how many files). -q
+    silences it.
     """
     from deepkedi import api
     from deepkedi.cipher.paper import UNVERIFIED_WARNING
@@ -424,7 +488,7 @@ def decrypt(
                     progress=report,
                     protect=dict(protected),
                 )
-            _render_tree(result, "decrypted")
+            _render_tree(result, "decrypted", input, output, quiet)
             return
         done = _run_one(
             input,
@@ -432,6 +496,7 @@ def decrypt(
                 input, output, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle
             ),
         )
+    _file_summary("decrypted", done, quiet)
     if not done.verified:
         # Every paper decryption: the key image's fingerprint matched, and that is all anyone can tell.
         err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)

@@ -8,7 +8,7 @@ import typer
 from deepkedi.cli import app
 
 
-@app.command()
+@app.command(examples=("kedi demo --out demo-out",))
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for the key, containers, restored files and figure.")] = Path(
         "demo-out"

@@ -102,7 +102,14 @@ def _write_cipher_image(file: Path, info: "api.ContainerInfo", target: Path, for
                 )
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
+        "kedi inspect ct.kedi",
+        "kedi inspect MR_small.dcm --json",
+    )
+)
 def inspect(
     file: Annotated[Path, typer.Argument(help="A container or an image file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,

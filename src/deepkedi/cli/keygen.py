@@ -71,10 +71,16 @@ def _paper_key(
             f"(ZZ-GAN {generated.model_sha256[:12]}…; "
             "the file and its seed are secret)",
             markup=False,
+            soft_wrap=True,
         )
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi keygen -o site.key",
+        "kedi keygen --suite paper --like CT_small.dcm -o ct-key.png",
+    )
+)
 def keygen(
     output: Annotated[Path, typer.Option("-o", "--output", help="Key file (hybrid) or key image .png (paper); 0600.")],
     suite: Annotated[KeySuite, typer.Option(help="Cipher suite the key is for.")] = KeySuite.hybrid,
@@ -87,7 +93,10 @@ def keygen(
     weights: Annotated[
         Path | None, typer.Option(help="Generator weights (.safetensors + .json; default: the shipped ones).")
     ] = None,
-    no_gan: Annotated[bool, typer.Option("--no-gan", help="hybrid: OS CSPRNG only, no ZZ-GAN material.")] = False,
+    no_gan: Annotated[
+        bool,
+        typer.Option("--no-gan", help="hybrid: OS CSPRNG only, no ZZ-GAN material: no PyTorch to load, and as strong."),
+    ] = False,
     passphrase_file: Annotated[
         Path | None, typer.Option(help="Seal the key with the passphrase in this file (scrypt + AES-GCM).")
     ] = None,
@@ -136,6 +145,10 @@ def keygen(
         )
     else:
         sealed = " (sealed with a passphrase)" if passphrase else ""
-        console.print(f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}", markup=False)
+        console.print(
+            f"wrote key {key.key_id_hex} to {printable(output)}{sealed}; secret from {sources}",
+            markup=False,
+            soft_wrap=True,
+        )
     if "note" in key.provenance:
         err_console.print(f"note: {key.provenance['note']}", markup=False)

@@ -27,6 +27,7 @@ from deepkedi.cli._common import (
     _passphrase,
     console,
     err_console,
+    examples_epilog,
     exit_code_for,
     fail,
     guarded,
@@ -53,7 +54,17 @@ __all__ = [
 
 keys_app = GuardedTyper(
     name="keys",
-    help="The keystore: many master keys wrapped under one passphrase or KEK, with an audit trail.",
+    help="The keystore: many master keys wrapped under one passphrase or KEK, with an audit trail.\n\n"
+    "Unlocking it with a passphrase costs 0.27 s of scrypt, on purpose: the price of each guess for "
+    "whoever copies the database. `kedi keys new` takes seconds more when it loads PyTorch for the "
+    "ZZ-GAN key material; --no-gan gives as strong a key without it (docs/KEYSTORE.md).",
+    epilog=examples_epilog(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --label study-1 --passphrase-file pw)",
+        'kedi encrypt CT_small.dcm -o ct.kedi --key-id "$KEY" --passphrase-file pw',
+        "kedi decrypt ct.kedi -o ct-restored.dcm --passphrase-file pw",
+    ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -197,7 +208,13 @@ def _echo_json(value: object) -> None:
 # --------------------------------------------------------------------------------------- commands
 
 
-@keys_app.command("init")
+@keys_app.command(
+    "init",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+    ),
+)
 def init(
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
@@ -224,30 +241,58 @@ def init(
         if as_json:
             _echo_json({"keystore": store.url, "kek_version": store.kek_version})
         else:
-            console.print(f"created keystore {store.url} (KEK version {store.kek_version})", markup=False)
+            console.print(
+                f"created keystore {store.url} (KEK version {store.kek_version})", markup=False, soft_wrap=True
+            )
 
 
-@keys_app.command("new")
+@keys_app.command(
+    "new",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "kedi keys new --label study-1 --passphrase-file pw",
+    ),
+)
 def new(
     label: Annotated[str | None, typer.Option("--label", help="A public label (study, site, period).")] = None,
-    no_gan: Annotated[bool, typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material.")] = False,
+    no_gan: Annotated[
+        bool,
+        typer.Option("--no-gan", help="OS CSPRNG only, no ZZ-GAN material: no PyTorch to load, and as strong."),
+    ] = False,
     keystore: KeystoreOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a new master key in the keystore and print its id."""
+    """Create a new master key in the keystore and print its id.
+
+    With PyTorch installed the secret mixes a ZZ-GAN key image into 32 bytes of OS
+    randomness, as `kedi keygen` does: loading PyTorch and running the generator once
+    is most of this command's time (about 2 of its 2.8 s of CPU on a 2-core machine;
+    more on a first run after a reboot). --no-gan skips it (0.9 s) and gives a key
+    as strong: its strength rests on the OS randomness. Unlocking the keystore with a
+    passphrase costs 0.27 s of scrypt, on purpose (docs/KEYSTORE.md).
+    """
     with open_keystore(keystore, passphrase_file, kek_file) as store, guarded():
         key = store.new_key(label=label, actor=actor(), gan=False if no_gan else None)
     if as_json:
         _echo_json({"key_id": key.key_id_hex})
     else:
-        console.print(key.key_id_hex, markup=False)
+        console.print(key.key_id_hex, markup=False, soft_wrap=True)
     if "note" in key.provenance:
         err_console.print(f"note: {key.provenance['note']}", markup=False)
 
 
-@keys_app.command("list")
+@keys_app.command(
+    "list",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "kedi keys new --label study-1 --passphrase-file pw",
+        "kedi keys list",
+    ),
+)
 def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """List the keys (ids, states, labels; never secrets). Needs no passphrase."""
     with open_keystore(keystore, locked=True) as store, guarded():
@@ -266,7 +311,15 @@ def list_(keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
         )
 
 
-@keys_app.command("show")
+@keys_app.command(
+    "show",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        'kedi keys show "$KEY"',
+    ),
+)
 def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) -> None:
     """Show one key's public record (never the secret). Needs no passphrase."""
     with open_keystore(keystore, locked=True) as store, guarded():
@@ -276,10 +329,18 @@ def show(key_id: str, keystore: KeystoreOpt = None, as_json: JsonOpt = False) ->
         return
     for name, value in info.to_dict().items():
         shown = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-        console.print(printable(f"{name}: {shown if shown is not None else '-'}"), markup=False)
+        console.print(printable(f"{name}: {shown if shown is not None else '-'}"), markup=False, soft_wrap=True)
 
 
-@keys_app.command("rotate")
+@keys_app.command(
+    "rotate",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "echo 'a new, longer passphrase' > new-pw",
+        "kedi keys rotate --passphrase-file pw --new-passphrase-file new-pw",
+    ),
+)
 def rotate(
     new_passphrase_file: Annotated[
         Path | None, typer.Option("--new-passphrase-file", help="File holding the new passphrase.")
@@ -302,10 +363,19 @@ def rotate(
     if as_json:
         _echo_json({"kek_version": version})
     else:
-        console.print(f"rotated the keystore to KEK version {version}", markup=False)
+        console.print(f"rotated the keystore to KEK version {version}", markup=False, soft_wrap=True)
 
 
-@keys_app.command("rewrap")
+@keys_app.command(
+    "rewrap",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "echo 'a new, longer passphrase' > new-pw",
+        "kedi keys rotate --passphrase-file pw --new-passphrase-file new-pw \\\n    --batch-size 100",
+        "kedi keys rewrap --passphrase-file new-pw --old-passphrase-file pw",
+    ),
+)
 def rewrap(
     old_passphrase_file: Annotated[
         list[Path] | None, typer.Option("--old-passphrase-file", help="Passphrase of an older KEK version.")
@@ -330,12 +400,20 @@ def rewrap(
     if as_json:
         _echo_json({"rewrapped": moved, "kek_version": store.kek_version})
     else:
-        console.print(f"re-wrapped {moved} key(s) under KEK version {store.kek_version}", markup=False)
+        console.print(f"re-wrapped {moved} key(s) under KEK version {store.kek_version}", markup=False, soft_wrap=True)
     if left:
         fail(f"keys still under older KEK versions: {left}", EXIT_AUTH)
 
 
-@keys_app.command("revoke")
+@keys_app.command(
+    "revoke",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        'kedi keys revoke "$KEY" --yes --passphrase-file pw',
+    ),
+)
 def revoke(
     key_id: str,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: the key's secret is destroyed for good.")] = False,
@@ -352,10 +430,13 @@ def revoke(
     if as_json:
         _echo_json(info.to_dict())
     else:
-        console.print(f"revoked key {info.key_id} at {info.revoked_at}", markup=False)
+        console.print(f"revoked key {info.key_id} at {info.revoked_at}", markup=False, soft_wrap=True)
 
 
-@keys_app.command("recipient")
+@keys_app.command(
+    "recipient",
+    examples=("kedi keys recipient -o partner",),
+)
 def recipient(
     output: Annotated[Path, typer.Option("-o", "--output", help="NAME: writes NAME.key (0600) and NAME.pub.")],
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
@@ -374,10 +455,20 @@ def recipient(
         f"wrote {printable(private_path)} (secret, 0600) and {printable(public_path)} "
         "(give this one to exporting sites)",
         markup=False,
+        soft_wrap=True,
     )
 
 
-@keys_app.command("export")
+@keys_app.command(
+    "export",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        "kedi keys recipient -o partner",
+        'kedi keys export "$KEY" --to partner.pub -o out.kexp --passphrase-file pw',
+    ),
+)
 def export(
     key_ids: Annotated[list[str], typer.Argument(help="Key ids to export.")],
     to: Annotated[Path, typer.Option("--to", help="The recipient's public key (NAME.pub).")],
@@ -398,7 +489,19 @@ def export(
     console.print(f"exported {len(set(key_ids))} key(s) to {printable(output)}", markup=False)
 
 
-@keys_app.command("import")
+@keys_app.command(
+    "import",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        "kedi keys recipient -o partner",
+        'kedi keys export "$KEY" --to partner.pub -o out.kexp --passphrase-file pw',
+        "export KEDI_KEYSTORE=sqlite:///partner.db",
+        "kedi keys init --passphrase-file pw",
+        "kedi keys import out.kexp --identity partner.key --passphrase-file pw",
+    ),
+)
 def import_(
     file: Annotated[Path, typer.Argument(help="Export file written by 'kedi keys export'.")],
     identity: Annotated[Path, typer.Option("--identity", help="Our recipient private key (NAME.key).")],
@@ -418,10 +521,18 @@ def import_(
         _echo_json(outcome)
         return
     for key_id, what in outcome.items():
-        console.print(printable(f"{key_id}  {what}"), markup=False)
+        console.print(printable(f"{key_id}  {what}"), markup=False, soft_wrap=True)
 
 
-@keys_app.command("audit")
+@keys_app.command(
+    "audit",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi keys init --passphrase-file pw",
+        "KEY=$(kedi keys new --passphrase-file pw)",
+        "kedi keys audit --verify --passphrase-file pw",
+    ),
+)
 def audit(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check the MAC chain (needs the passphrase or KEK).")
@@ -449,7 +560,7 @@ def audit(
             line = f"{e.seq:>6} {e.time} {e.actor} {e.operation} {e.key_id or '-'}{file_part} {details}".rstrip()
             typer.echo(printable(line))
         if verify and ok:
-            console.print(f"audit trail verified: {len(entries)} entries", markup=False)
+            console.print(f"audit trail verified: {len(entries)} entries", markup=False, soft_wrap=True)
     if verify and not ok:
         fail(f"the audit trail was modified: first bad entry at sequence {first_bad}", EXIT_AUTH)
 

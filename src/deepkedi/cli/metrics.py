@@ -136,7 +136,13 @@ def _row(table: Table, name: str, value: Any, critical: str = "", passed: bool |
     table.add_row(name, value if isinstance(value, str) else f"{value:.6g}", critical, verdict)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi metrics CT_small.dcm",
+        "kedi speckle CT_small.dcm -o noisy.dcm",
+        "kedi metrics noisy.dcm --against CT_small.dcm",
+    )
+)
 def metrics(
     image: Annotated[Path, typer.Argument(help="Image file or container (its cipher image is measured).")],
     against: Annotated[
@@ -235,7 +241,7 @@ def _bits_of_file(path: Path, n_bits: int) -> tuple[bytes, str]:
         return leading_bytes(path, -(-n_bits // 8))
 
 
-@app.command()
+@app.command(examples=("kedi nist keystream.bin", "kedi nist keystream.bin --bits 100000 --json"))
 def nist(
     bitfile: Annotated[
         Path,

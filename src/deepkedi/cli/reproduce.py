@@ -18,7 +18,7 @@ from deepkedi.cli._common import (
 )
 
 
-@app.command()
+@app.command(examples=("kedi reproduce --quick --out reproduce-out",))
 def reproduce(
     data: Annotated[
         Path | None, typer.Option(help="Folder of images, one sub-folder per group (default: bundled data).")

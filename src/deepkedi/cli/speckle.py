@@ -10,6 +10,7 @@ import typer
 from deepkedi.cli import app
 from deepkedi.cli._common import EXIT_USAGE, console, fail, guarded, max_decoded_size_option, printable
 from deepkedi.errors import InputTooLargeError
+from deepkedi.transforms.speckle_models import DEFAULT_LEVELS, PAPER_MODEL
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,6 +38,10 @@ class SpeckleModel(str, enum.Enum):
     gaussian = "gaussian"
     uniform = "uniform"
     gamma = "gamma"
+
+
+#: The paper suite's speckle (transforms/speckle_models.py), `kedi speckle`'s default.
+DEFAULT_MODEL = SpeckleModel(PAPER_MODEL)
 
 
 def _output_dtype(image: "MedicalImage", output: Path) -> "tuple[np.dtype, str]":
@@ -88,19 +93,38 @@ def _write(image: "MedicalImage", result: "np.ndarray", output: Path, force: boo
             write_image(image.with_pixels(result), tmp)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi speckle CT_small.dcm -o noisy.npy",
+        "kedi speckle CT_small.dcm -o noisy-gamma.npy --model gamma --level 4",
+    )
+)
 def speckle(
     input: Annotated[Path, typer.Argument(help="Image file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Speckled image (.npy, NIfTI or MGH keeps float32).")],
-    model: Annotated[SpeckleModel, typer.Option(help="Speckle model.")] = SpeckleModel.gaussian,
+    model: Annotated[
+        SpeckleModel,
+        typer.Option(help="Speckle model (uniform: MATLAB imnoise; gaussian: scikit-image; gamma: L looks)."),
+    ] = DEFAULT_MODEL,
     level: Annotated[
-        float | None, typer.Option(help="Variance (gaussian, uniform) or number of looks (gamma).")
+        float | None,
+        typer.Option(
+            help="Variance (gaussian, uniform) or number of looks (gamma). Default: the model's, "
+            + ", ".join(f"{name} {value:g}" for name, value in DEFAULT_LEVELS.items())
+            + ".",
+            show_default=False,
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise (research noise, not a secret).")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
     max_decoded_size: SpeckleDecodedSize = None,
 ) -> None:
-    """Multiply an image by speckle noise g = f·n (the paper's pre-processing step)."""
+    """Multiply an image by speckle noise g = f·n (the paper's pre-processing step, Eq. 2).
+
+    The default, uniform speckle of variance 0.05 (MATLAB's imnoise speckle), is the
+    setting the paper suite uses: the paper names neither the distribution nor the
+    variance, and this is our reading of its MATLAB-style tooling (docs/SPECKLE.md).
+    """
     import numpy as np
 
     from deepkedi.fileio import check_distinct
@@ -114,10 +138,17 @@ def speckle(
         dtype, note = _output_dtype(image, output)
         noisy = _per_plane(image, lambda plane: add_speckle(plane, model=model.value, level=level, rng=rng), dtype)
         _write(image, noisy, output, force)
-    console.print(f"wrote {printable(output)} ({model.value} speckle, seed {seed}; {note})", markup=False)
+    console.print(
+        f"wrote {printable(output)} ({model.value} speckle, seed {seed}; {note})", markup=False, soft_wrap=True
+    )
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi speckle CT_small.dcm -o noisy.npy",
+        "kedi despeckle noisy.npy -o clean.npy",
+    )
+)
 def despeckle(
     input: Annotated[Path, typer.Argument(help="Speckled image file.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Despeckled image.")],
@@ -156,4 +187,4 @@ def despeckle(
             )
         clean = _per_plane(image, lambda plane: despeckle_ripplet(plane, c=c, d=d), dtype)
         _write(image, clean, output, force)
-    console.print(f"wrote {printable(output)} (ripplet c={c:g}, d={d:g}; {note})", markup=False)
+    console.print(f"wrote {printable(output)} (ripplet c={c:g}, d={d:g}; {note})", markup=False, soft_wrap=True)

@@ -39,7 +39,12 @@ def _require_torch() -> None:
         fail("kedi train needs PyTorch and safetensors: pip install 'deepkedi[gan]'", EXIT_USAGE)
 
 
-@app.command()
+@app.command(
+    examples=(
+        "kedi train --preset tiny -o tiny.safetensors",
+        "kedi keygen --suite paper --like CT_small.dcm -o ct-key.png \\\n    --weights tiny.safetensors",
+    )
+)
 def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="Generator weights to write (.safetensors).")] = Path(
         "zzgan.safetensors"

@@ -6,6 +6,13 @@ verbatim and the decoded pixels travel beside them. Values stay as stored:
 palette in the metadata), a bilevel image gives 0 and 1. A multi-page TIFF gives
 one plane per page.
 
+PNG has no signed samples, so a signed greyscale plane (``int16``, the usual CT
+word, or ``int8``) is written shifted into the unsigned range, ``stored = value
++ 2**(bits - 1)`` (32768 for 16 bits), with a ``tEXt`` chunk
+``deepkedi-signed-offset`` naming the offset; reading such a file subtracts it
+again, so ``int16`` pixels round-trip exactly. Other readers see the shifted
+values and can undo them with the chunk.
+
 Every page's decoded size is checked against the limit of
 :mod:`deepkedi.imaging.limits` from the headers before the first page is
 decoded. Pillow's own decompression-bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``)
@@ -22,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageSequence
+from PIL import Image, ImageSequence, PngImagePlugin
 
 from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 from deepkedi.imaging._reading import finite_or_none, probe, translated_failures
@@ -32,6 +39,7 @@ from deepkedi.imaging.registry import SNIFF_BYTES
 from deepkedi.imaging.sniff import sniff_jpeg, sniff_png, sniff_tiff
 
 __all__ = [
+    "SIGNED_OFFSET_CHUNK",
     "read_jpeg",
     "read_png",
     "read_tiff",
@@ -63,6 +71,14 @@ _MODES = {
     "CMYK": ("CMYK", 4),
 }
 
+
+#: PNG ``tEXt`` keyword of the offset added to signed samples (see the module docstring).
+SIGNED_OFFSET_CHUNK = "deepkedi-signed-offset"
+#: Signed type of each unsigned PNG sample type, for files carrying SIGNED_OFFSET_CHUNK.
+_SIGNED_OF: dict[np.dtype[Any], np.dtype[Any]] = {
+    np.dtype(np.uint8): np.dtype(np.int8),
+    np.dtype(np.uint16): np.dtype(np.int16),
+}
 
 #: Pillow plugins allowed to open each format.
 _PLUGINS = {"png": ("PNG",), "tiff": ("TIFF",), "jpeg": ("JPEG", "MPO")}
@@ -185,6 +201,9 @@ def _read_raster(path: Path, *, name: str, description: str, sniff: Callable[[by
             raise UnsupportedImageError(f"{path}: the image has no pixels")
     photometric, samples = _MODES[mode]
     metadata: dict[str, Any] = {"mode": mode, "pages": pages}
+    if name == "png" and SIGNED_OFFSET_CHUNK in info:
+        pixels = _signed(pixels, info[SIGNED_OFFSET_CHUNK], path, samples)
+        metadata["signed_offset"] = 1 << (8 * pixels.itemsize - 1)
     if palette is not None:
         metadata["palette"] = [int(v) for v in palette]
     dpi = info.get("dpi")
@@ -202,6 +221,18 @@ def _read_raster(path: Path, *, name: str, description: str, sniff: Callable[[by
     )
 
 
+def _signed(pixels: np.ndarray, offset: object, path: Path, samples: int) -> np.ndarray:
+    """The signed values of a PNG written with :data:`SIGNED_OFFSET_CHUNK`: stored words minus the offset."""
+    signed = _SIGNED_OF.get(pixels.dtype)
+    expected = 1 << (8 * pixels.itemsize - 1)
+    if signed is None or samples != 1 or str(offset).strip() != str(expected):
+        raise UnsupportedImageError(
+            f"{path}: its {SIGNED_OFFSET_CHUNK} chunk says {str(offset)[:20]!r}; deepkedi writes 128 for "
+            "8-bit and 32768 for 16-bit greyscale, and reads no other"
+        )
+    return (pixels.astype(np.int32) - expected).astype(signed)
+
+
 def read_png(path: Path) -> MedicalImage:
     """Read a PNG image.
 
@@ -210,7 +241,9 @@ def read_png(path: Path) -> MedicalImage:
     MedicalImage
         ``uint8`` or ``uint16`` greyscale ``(rows, cols)``, ``uint8`` colour
         ``(rows, cols, samples)``, or palette indices with the palette in
-        ``metadata["palette"]``; always a verbatim layout.
+        ``metadata["palette"]``; always a verbatim layout. A file with a
+        ``deepkedi-signed-offset`` chunk (:func:`write_png` of signed pixels)
+        gives ``int8``/``int16``, the offset subtracted.
 
     Raises
     ------
@@ -251,17 +284,41 @@ def read_jpeg(path: Path) -> MedicalImage:
 # --------------------------------------------------------------------------- write
 
 
-def _to_pillow(image: MedicalImage, plane: np.ndarray, *, colour: bool, allowed: tuple[type, ...]) -> Image.Image:
+def _refusal(path: Path, description: str, dtype: np.dtype, allowed: tuple[type, ...]) -> ValueError:
+    """Why ``path`` cannot hold ``dtype`` pixels, and where they would fit (the message names the file)."""
+    names = " or ".join(np.dtype(t).name for t in allowed)
+    if description == "PNG":
+        names += " (int8 or int16 greyscale: stored with an offset)"
+    fits = ["a .npy or .nii.gz file keeps them as they are"]
+    if description != "PNG" and dtype in _SIGNED_OF.values():
+        offset = 1 << (8 * dtype.itemsize - 1)
+        fits.insert(0, f"a .png file holds them (stored plus {offset}, see docs/IMAGING.md)")
+    elif description != "PNG" and dtype in _SIGNED_OF:
+        fits.insert(0, "a .png file holds them")
+    return ValueError(
+        f"{path.name}: {description} holds {names} pixels, not {dtype}; {'; '.join(fits)}; "
+        "or convert the pixels first (MedicalImage.with_pixels)"
+    )
+
+
+def _to_pillow(
+    image: MedicalImage,
+    plane: np.ndarray,
+    *,
+    colour: bool,
+    allowed: tuple[type, ...],
+    path: Path,
+    description: str,
+) -> Image.Image:
     if plane.dtype == np.bool_:
         plane = plane.astype(np.uint8)
     if plane.dtype.type not in allowed:
-        names = ", ".join(np.dtype(t).name for t in allowed)
-        raise ValueError(f"this format stores {names} pixels, not {plane.dtype}; cast the image first")
+        raise _refusal(path, description, plane.dtype, allowed)
     # Native byte order: Pillow picks the mode from the array type (uint16 -> I;16).
     plane = np.ascontiguousarray(plane.astype(plane.dtype.newbyteorder("="), copy=False))
     if colour:
         if plane.dtype != np.uint8 or plane.shape[-1] not in (3, 4):
-            raise ValueError("colour is written as 3 (RGB) or 4 (RGBA) uint8 samples")
+            raise ValueError(f"{path.name}: colour is written as 3 (RGB) or 4 (RGBA) uint8 samples")
         return Image.fromarray(plane)
     palette = image.metadata.get("palette")
     if image.photometric == "PALETTE COLOR" and plane.dtype == np.uint8 and isinstance(palette, (list, tuple)):
@@ -283,28 +340,50 @@ def _planes(image: MedicalImage) -> tuple[list[np.ndarray], bool]:
     return list(pixels.reshape((-1, *pixels.shape[-plane_ndim:]))), colour
 
 
-def _single_plane(image: MedicalImage, description: str, allowed: tuple[type, ...]) -> Image.Image:
+def _single_plane(image: MedicalImage, path: Path, description: str, allowed: tuple[type, ...]) -> Image.Image:
     planes, colour = _planes(image)
     if len(planes) != 1:
-        raise ValueError(f"a {description} file holds one plane; this image has {len(planes)} (use TIFF)")
-    return _to_pillow(image, planes[0], colour=colour, allowed=allowed)
+        raise ValueError(
+            f"{path.name}: a {description} file holds one plane; this image has {len(planes)} "
+            "(write .tif, .npy or .nii.gz)"
+        )
+    return _to_pillow(image, planes[0], colour=colour, allowed=allowed, path=path, description=description)
 
 
 def write_png(image: MedicalImage, path: Path) -> None:
-    """Write one ``uint8``/``uint16`` greyscale, ``uint8`` RGB(A) or palette plane as PNG (lossless)."""
-    _single_plane(image, "PNG", (np.uint8, np.uint16)).save(path, format="PNG")
+    """Write one greyscale, ``uint8`` RGB(A) or palette plane as PNG (lossless).
+
+    Greyscale is ``uint8`` or ``uint16``; signed ``int8``/``int16`` is stored
+    plus 128 or 32768 in 8 or 16 bits, with a ``deepkedi-signed-offset`` text
+    chunk that :func:`read_png` undoes (module docstring).
+    """
+    path = Path(path)
+    planes, colour = _planes(image)
+    info = None
+    if len(planes) == 1 and not colour and planes[0].dtype in _SIGNED_OF.values():
+        unsigned = next(u for u, s in _SIGNED_OF.items() if s == planes[0].dtype)
+        offset = 1 << (8 * unsigned.itemsize - 1)
+        image = image.with_pixels((np.asarray(image.pixels, dtype=np.int32) + offset).astype(unsigned))
+        info = PngImagePlugin.PngInfo()
+        info.add_text(SIGNED_OFFSET_CHUNK, str(offset))
+    _single_plane(image, path, "PNG", (np.uint8, np.uint16)).save(path, format="PNG", pnginfo=info)
 
 
 def write_tiff(image: MedicalImage, path: Path) -> None:
     """Write ``uint8``/``uint16`` greyscale or ``uint8`` RGB(A) as TIFF, one page per plane (lossless)."""
+    path = Path(path)
     planes, colour = _planes(image)
-    first, *rest = [_to_pillow(image, p, colour=colour, allowed=(np.uint8, np.uint16)) for p in planes]
+    first, *rest = [
+        _to_pillow(image, p, colour=colour, allowed=(np.uint8, np.uint16), path=path, description="TIFF")
+        for p in planes
+    ]
     first.save(path, format="TIFF", save_all=bool(rest), append_images=rest)
 
 
 def write_jpeg(image: MedicalImage, path: Path, *, quality: int = 95) -> None:
     """Write one ``uint8`` greyscale or RGB plane as JPEG. Lossy: the pixels will not read back equal."""
-    picture = _single_plane(image, "JPEG", (np.uint8,))
+    path = Path(path)
+    picture = _single_plane(image, path, "JPEG", (np.uint8,))
     if picture.mode not in ("L", "RGB"):
-        raise ValueError(f"JPEG stores greyscale or RGB, not {picture.mode}")
+        raise ValueError(f"{path.name}: JPEG stores greyscale or RGB, not {picture.mode}")
     picture.save(path, format="JPEG", quality=quality)

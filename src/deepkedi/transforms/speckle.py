@@ -30,9 +30,10 @@ Paper default (our assumption)
 The paper gives neither the noise distribution nor its variance. Its figures
 and tooling are MATLAB-style (``imnoise``), so the pipeline default here is
 MATLAB's ``imnoise(I, 'speckle')``: uniform ``n`` of variance 0.05
-(:data:`PAPER_MODEL`, :data:`PAPER_LEVEL`). This is our choice, not the paper's
-statement. :func:`add_speckle` itself defaults to scikit-image's Gaussian
-``n`` of variance 0.01, the Python convention.
+(:data:`PAPER_MODEL`, :data:`PAPER_LEVEL`), and so is `kedi speckle`'s. This is
+our choice, not the paper's statement. :func:`add_speckle` called without
+``model`` keeps scikit-image's Gaussian ``n`` of variance 0.01, the Python
+convention.
 
 References
 ----------
@@ -43,10 +44,19 @@ References
 from __future__ import annotations
 
 import math
-from typing import Final, Literal, cast
+from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+# The names and default levels live apart, without NumPy, for the command line's options.
+from deepkedi.transforms.speckle_models import (
+    DEFAULT_LEVELS,
+    PAPER_LEVEL,
+    PAPER_MODEL,
+    SPECKLE_MODELS,
+    SpeckleModel,
+)
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -56,22 +66,6 @@ __all__ = [
     "add_speckle",
     "log_multiplier_moments",
 ]
-
-SpeckleModel = Literal["gaussian", "uniform", "gamma"]
-
-#: The speckle models: ``n = 1 + N(0, v)``, ``n = 1 + U(-a, a)`` with ``a^2/3 = v``,
-#: ``n ~ Gamma(L, 1/L)``.
-SPECKLE_MODELS: Final = ("gaussian", "uniform", "gamma")
-
-#: Default ``level`` per model: variance 0.01 (scikit-image ``random_noise``),
-#: variance 0.05 (MATLAB ``imnoise``), 4 looks.
-DEFAULT_LEVELS: Final = {"gaussian": 0.01, "uniform": 0.05, "gamma": 4.0}
-
-#: Model the Deep-KEDI pipeline uses by default: MATLAB ``imnoise`` speckle
-#: (our assumption; the paper names no distribution).
-PAPER_MODEL: Final = "uniform"
-#: Variance the pipeline uses by default (MATLAB's default; our assumption).
-PAPER_LEVEL: Final = 0.05
 
 
 # --------------------------------------------------------------------------- models
