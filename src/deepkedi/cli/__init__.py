@@ -14,6 +14,7 @@ app = GuardedTyper(
     name="kedi",
     help="Deep-KEDI medical image encryption: hybrid AES-256-GCM containers (default) and the paper's scheme.",
     epilog=examples_epilog(
+        "kedi samples tour && cd tour        # the files every example uses",
         "kedi keygen -o site.key",
         "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
         "kedi decrypt ct.kedi -o ct-restored.dcm --key site.key",

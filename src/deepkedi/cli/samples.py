@@ -10,8 +10,10 @@ from deepkedi.cli._common import console, guarded, printable
 
 
 @app.command(
-    epilog="Example: kedi samples tour && cd tour && kedi keygen -o site.key && "
-    "kedi encrypt CT_small.dcm -o ct.kedi --key site.key"
+    examples=(
+        "kedi samples tour",
+        "cd tour && kedi keygen --no-gan -o site.key",
+    )
 )
 def samples(
     folder: Annotated[Path, typer.Argument(metavar="DIR", help="Folder to write into (created if missing).")],
