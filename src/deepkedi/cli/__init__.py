@@ -13,7 +13,8 @@ __all__ = ["app", "main"]
 app = GuardedTyper(
     name="kedi",
     help="Deep-KEDI medical image encryption: hybrid AES-256-GCM containers (default) and the paper's scheme.",
-    epilog="Exit codes: 0 success; 2 usage; 3 authentication (wrong key, modified or truncated container, "
+    epilog="Documents (docs/*.md, installed with the package): kedi docs. "
+    "Exit codes: 0 success; 2 usage or a missing extra; 3 authentication (wrong key, modified or truncated container, "
     "unknown or revoked key); 4 bad or unsupported input; 5 output failure (disk full, read-only, name too long).",
     add_completion=False,
     no_args_is_help=True,
@@ -36,7 +37,7 @@ def _root(
 
 
 def _register() -> None:
-    from deepkedi.cli import crypt, demo, inspect, keygen, keys, metrics, reproduce, speckle, train  # noqa: F401
+    from deepkedi.cli import crypt, demo, docs, inspect, keygen, keys, metrics, reproduce, speckle, train  # noqa: F401
 
 
 _register()
