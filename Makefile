@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz setup bench vectors conformance killtest tour clean
+.PHONY: demo test lint fuzz setup bench vectors conformance killtest tour wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ killtest: $(STAMP)
 # docs/TOUR.md: README.md followed command by command in an empty folder, with every output.
 tour: $(STAMP)
 	$(BIN)/python docs/scripts/run_docs.py --tour docs/TOUR.md
+
+# Build the wheel and follow docs/INSTALL.md as a pip user, in fresh virtual environments under a
+# mktemp folder: the core install (Quick start, demo, one-line errors for missing extras), then
+# PyTorch's CPU build and `[all]` (WHEEL_CHECK_ALL=0 skips that part). Fails on any traceback.
+wheel-check:
+	.ci/wheel-check $(PYTHON)
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis .mypy_cache .ruff_cache

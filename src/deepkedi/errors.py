@@ -15,6 +15,7 @@ exception                   exit code  meaning
 ``KeystoreError``           4          no keystore, another version, damaged or in conflict
 ``InputTooLargeError``      4          the input would decode to more bytes than allowed
 ``OutputError``             5          the output cannot be written (disk full, read-only, name too long)
+``MissingExtraError``       2          an optional dependency (an extra) is not installed
 ==========================  =========  =======================================
 
 The whole table of exit codes (the command line's ``cli/_common.py`` applies it):
@@ -24,9 +25,17 @@ The whole table of exit codes (the command line's ``cli/_common.py`` applies it)
 Authentication failures stay opaque: a wrong key, a flipped bit and a
 truncation raise the same :class:`AuthenticationError` with the same message, as
 Fernet's ``InvalidToken`` does, so an attacker never learns which check failed.
+
+Optional dependencies (the extras of ``pyproject.toml``) are imported through
+:func:`require_extra`, the one place that turns a missing one into a
+:class:`MissingExtraError` naming the extra to install.
 """
 
 from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Final
 
 __all__ = [
     "AuthenticationError",
@@ -37,9 +46,11 @@ __all__ = [
     "KeyNotFoundError",
     "KeyRevokedError",
     "KeystoreError",
+    "MissingExtraError",
     "OutputError",
     "OutputExistsError",
     "UnsupportedImageError",
+    "require_extra",
 ]
 
 
@@ -117,3 +128,69 @@ class OutputError(DeepKediError):
 
     Nothing is left under the output's name when this is raised.
     """
+
+
+#: The distribution a person installs for each optional module, as its error names it.
+_DISTRIBUTIONS: Final = {
+    "torch": "PyTorch",
+    "safetensors": "safetensors",
+    "matplotlib": "matplotlib",
+    "cv2": "opencv-python-headless",
+    "psycopg": "psycopg",
+}
+#: What to know before installing it, where there is something.
+_NOTES: Final = {
+    "torch": " (without a GPU, install PyTorch's CPU build first: docs/INSTALL.md)",
+}
+
+
+class MissingExtraError(DeepKediError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it.
+
+    Also an :class:`ImportError`, so code that guards an optional import the usual
+    way keeps working. The command line ends it in one line and exit code 2: the
+    command asked for needs a package this installation lacks, and nothing is
+    wrong with the inputs.
+
+    Parameters
+    ----------
+    module
+        The module that failed to import (``"torch"``).
+    extra
+        The extra of ``deepkedi`` that installs it (``"gan"``).
+    feature
+        What needs it, as the message starts (``"the ZZ-GAN"``).
+    """
+
+    def __init__(self, module: str, extra: str, *, feature: str) -> None:
+        self.module = module
+        self.extra = extra
+        self.feature = feature
+        package = _DISTRIBUTIONS.get(module, module)
+        note = _NOTES.get(module, "")
+        super().__init__(f"{feature} needs {package}: pip install 'deepkedi[{extra}]'{note}", name=module)
+
+
+def require_extra(module: str, extra: str, *, feature: str) -> ModuleType:
+    """Import the optional ``module``; :class:`MissingExtraError` naming ``extra`` when it is absent.
+
+    The one way deepkedi imports an optional dependency, so every missing one ends
+    the same way: ``kedi: error: kedi reproduce (its figures) needs matplotlib: pip install 'deepkedi[report]'``.
+
+    Examples
+    --------
+    >>> require_extra("math", "none", feature="arithmetic").sqrt(4.0)
+    2.0
+    >>> try:
+    ...     require_extra("no_such_module_x", "gan", feature="the ZZ-GAN")
+    ... except MissingExtraError as error:
+    ...     print(error)
+    the ZZ-GAN needs no_such_module_x: pip install 'deepkedi[gan]'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        top = (error.name or module).partition(".")[0]
+        if top != module.partition(".")[0]:
+            raise  # the module is there but one of its own imports is broken: not a missing extra
+        raise MissingExtraError(module, extra, feature=feature) from error

@@ -88,7 +88,7 @@ def test_one_table_maps_every_error(exc: BaseException, code: int) -> None:
 def test_help_lists_the_codes(kedi) -> None:
     result = kedi("--help")
     assert result.exit_code == 0
-    assert "Exit codes: 0 success; 2 usage; 3 authentication" in " ".join(result.stdout.split())
+    assert "Exit codes: 0 success; 2 usage or a missing extra; 3 authentication" in " ".join(result.stdout.split())
 
 
 # ---------------------------------------------------------------------------------------------- 0, 2

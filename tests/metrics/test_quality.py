@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -99,13 +98,6 @@ def test_ssim_window_fits_small_images() -> None:
 def test_shapes_are_checked() -> None:
     with pytest.raises(ValueError, match="same shape"):
         mse(np.zeros((4, 4)), np.zeros((4, 5)))
-
-
-def test_missing_scikit_image_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "skimage.metrics", None)
-    x = np.zeros((8, 8), np.uint8)
-    with pytest.raises(ImportError, match=r"deepkedi\[samples\]"):
-        ssim(x, x, data_range=255)
 
 
 def test_records_write_non_finite_numbers_as_strings() -> None:

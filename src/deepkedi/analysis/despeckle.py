@@ -264,12 +264,10 @@ def frost_filter(image: Any, *, size: int = 7, damping: float = 2.0) -> np.ndarr
 
 
 def _skimage_restoration() -> Any:
-    try:
-        from skimage import restoration
-    except ImportError as error:
-        raise ImportError(
-            "wavelet_bayes() and nl_means() need scikit-image, an optional dependency: pip install 'deepkedi[samples]'"
-        ) from error
+    # scikit-image and PyWavelets (its wavelet denoiser's backend) are core dependencies,
+    # imported here so that importing this module stays light.
+    from skimage import restoration
+
     return restoration
 
 

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepkedi.errors import require_extra
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -64,13 +66,10 @@ _PANEL_INCHES = 2.6
 
 def _new_figure(width: float, height: float) -> Figure:
     """A figure on its own Agg canvas; matplotlib imported here so that it stays optional."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "deepkedi.analysis.figures needs matplotlib, an optional dependency: pip install 'deepkedi[report]'"
-        ) from error
+    require_extra("matplotlib", "report", feature="the report's figures")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)
     return figure

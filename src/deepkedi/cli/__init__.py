@@ -18,8 +18,10 @@ app = GuardedTyper(
         "kedi keygen -o site.key",
         "kedi encrypt CT_small.dcm -o ct.kedi --key site.key",
         "kedi decrypt ct.kedi -o ct-restored.dcm --key site.key",
-        note="Exit codes: 0 success; 2 usage; 3 authentication (wrong key, modified or truncated container, "
-        "unknown or revoked key); 4 bad or unsupported input; 5 output failure (disk full, read-only, name too long).",
+        note="Documents (docs/*.md, installed with the package): kedi docs. "
+        "Exit codes: 0 success; 2 usage or a missing extra; 3 authentication (wrong key, modified or truncated "
+        "container, unknown or revoked key); 4 bad or unsupported input; 5 output failure (disk full, read-only, "
+        "name too long).",
     ),
     add_completion=False,
     no_args_is_help=True,
@@ -42,7 +44,19 @@ def _root(
 
 
 def _register() -> None:
-    from deepkedi.cli import crypt, demo, inspect, keygen, keys, metrics, reproduce, samples, speckle, train  # noqa: F401
+    from deepkedi.cli import (  # noqa: F401
+        crypt,
+        demo,
+        docs,
+        inspect,
+        keygen,
+        keys,
+        metrics,
+        reproduce,
+        samples,
+        speckle,
+        train,
+    )
 
 
 _register()

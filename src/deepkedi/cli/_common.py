@@ -6,7 +6,8 @@ Exit codes (one table, applied by :func:`exit_code_for` for every command):
 code  meaning
 ====  =====================================================================
 0     success
-2     usage: bad command-line arguments, an existing output without ``--force``
+2     usage: bad command-line arguments, an existing output without ``--force``,
+      a command that needs an extra this installation lacks (``MissingExtraError``)
 3     authentication: wrong key, modified or truncated container, revoked or unknown key
 4     bad or unsupported input: unreadable, malformed, too large, not a container
 5     output or environment failure: disk full, read-only folder, name too long
@@ -37,6 +38,7 @@ from deepkedi.errors import (
     KeyNotFoundError,
     KeyRevokedError,
     KeystoreError,
+    MissingExtraError,
     OutputError,
     OutputExistsError,
     UnsupportedImageError,
@@ -94,7 +96,9 @@ def exit_code_for(exc: BaseException) -> int:
     else (missing, unreadable, name too long) concerns an input (4). Outputs
     written through :mod:`deepkedi.fileio` already arrive as :class:`OutputError`.
     A :class:`ValueError` is a bad argument (2); inputs that are malformed raise
-    the input errors of :mod:`deepkedi.errors` instead.
+    the input errors of :mod:`deepkedi.errors` instead. A missing optional
+    dependency (:class:`~deepkedi.errors.MissingExtraError`, naming the extra to
+    install) is 2 as well: the command cannot run as asked here, and no input is at fault.
     """
     if isinstance(exc, (AuthenticationError, KeyNotFoundError, KeyRevokedError)):
         return EXIT_AUTH
@@ -104,7 +108,7 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_INPUT
     if isinstance(exc, OSError):
         return EXIT_OUTPUT if exc.errno in _OUTPUT_ERRNOS else EXIT_INPUT
-    if isinstance(exc, (OutputExistsError, ValueError)):
+    if isinstance(exc, (OutputExistsError, MissingExtraError, ValueError)):
         return EXIT_USAGE
     return 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
@@ -232,7 +233,9 @@ def _paper_tour(out: Path) -> int:
     from deepkedi.keys import KeyImage, save_key_image
 
     if not torch_available():
-        console.print("ZZ-GAN and paper suite skipped: PyTorch is not installed (pip install 'deepkedi[gan]')\n")
+        console.print(
+            "ZZ-GAN and paper suite skipped: PyTorch is not installed (pip install 'deepkedi[gan]')\n", markup=False
+        )
         return 0
     from deepkedi.keygen.generate import generate_key_image
 
@@ -456,8 +459,9 @@ def run(out: Path, force: bool) -> None:
     if failures:
         fail(f"{failures} demo checks failed", 1)
     console.print("\n[bold green]all restorations byte-identical; tampering and wrong keys refused[/]")
+    needs = "" if importlib.util.find_spec("matplotlib") else " (it needs matplotlib: pip install 'deepkedi[report]')"
     console.print(
         "next: `kedi reproduce --quick --out report` re-runs the paper's tables and figures for every scheme, with "
-        "the attack matrix (report.html, results.json)",
+        f"the attack matrix (report.html, results.json){needs}",
         markup=False,
     )

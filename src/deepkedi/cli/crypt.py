@@ -299,7 +299,7 @@ def encrypt(
 
     --as-dicom: OUTPUT is a DICOM file of the same SOP Class, de-identified with
     the PS3.15 Basic Profile, whose pixels are the cipher image and whose
-    Encrypted Attributes Sequence holds the original (see docs/DICOM_NATIVE.md).
+    Encrypted Attributes Sequence holds the original (kedi docs DICOM_NATIVE).
 
     On success one line on stdout says what was encrypted, where to, and with
     what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows

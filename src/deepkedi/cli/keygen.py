@@ -31,18 +31,18 @@ def _paper_key(
 ) -> None:
     from deepkedi.cipher.paper import PAPER_WARNING
     from deepkedi.imaging import read_image
-    from deepkedi.keygen import torch_available
+    from deepkedi.keygen import require_gan
     from deepkedi.keys import KeyImage, save_key_image
 
     if like is None:
         fail("--suite paper needs --like IMAGE: the key image takes that image's size and bit depth", EXIT_USAGE)
     if output.suffix.lower() != ".png":
         fail(f"{output}: a paper key image is written as .png", EXIT_USAGE)
-    err_console.print(f"warning: {PAPER_WARNING}", markup=False)
     with guarded():
         image = read_image(like)  # a bad --like fails here, before PyTorch takes seconds to load
-    if not torch_available():
-        fail("paper keys come from the ZZ-GAN, which needs PyTorch: pip install 'deepkedi[gan]'", EXIT_USAGE)
+    with guarded():
+        require_gan("--suite paper (its key images come from the ZZ-GAN)")
+    err_console.print(f"warning: {PAPER_WARNING}", markup=False)
     from deepkedi.keygen.generate import generate_key_image, load_generator
 
     with guarded():

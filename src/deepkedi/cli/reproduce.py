@@ -42,11 +42,10 @@ def reproduce(
     from deepkedi.analysis import experiments
     from deepkedi.analysis.report import broken_by, write_report
     from deepkedi.analysis.schemes import SCHEME_NAMES
+    from deepkedi.errors import require_extra
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        fail("kedi reproduce draws its figures with matplotlib: pip install 'deepkedi[report]'", EXIT_USAGE)
+    with guarded():  # before minutes of experiments, not at the first figure
+        require_extra("matplotlib", "report", feature="kedi reproduce (its figures)")
     if out.exists() and not out.is_dir():
         fail(f"{out} is a file; --out names a folder", EXIT_USAGE)
     if (out / "report.md").exists() and not force:

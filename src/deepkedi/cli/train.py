@@ -33,10 +33,10 @@ class Device(str, enum.Enum):
 
 
 def _require_torch() -> None:
-    from deepkedi.keygen import torch_available
+    from deepkedi.keygen import require_gan
 
-    if not torch_available():
-        fail("kedi train needs PyTorch and safetensors: pip install 'deepkedi[gan]'", EXIT_USAGE)
+    with guarded():
+        require_gan("kedi train")
 
 
 @app.command(

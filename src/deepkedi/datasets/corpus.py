@@ -39,10 +39,10 @@ BodyPartExamined, StudyDescription and SeriesDescription, and the pixels).
     ``0.dcm``/``1.dcm`` hold a brain DTI header over a 0..4095 ramp).
     Statistics such as pixel correlation are meaningless on a test pattern.
 
-scikit-image is an optional dependency (the ``samples`` extra): its entries are
-left out when it is not installed, as is any of its files that a given release
-does not ship. pydicom and nibabel are required dependencies; a missing file of
-theirs raises :class:`FileNotFoundError` naming the package.
+pydicom, nibabel and scikit-image are core dependencies. scikit-image's entries
+are still optional: any of its files that a given release does not ship is left
+out (and all three when scikit-image is absent). A missing file of pydicom or
+nibabel raises :class:`FileNotFoundError` naming the package.
 
 References
 ----------
@@ -465,7 +465,7 @@ def sample_path(name: str) -> Path:
     path = _locate(entry)
     if path is None:
         raise FileNotFoundError(
-            f"sample {name!r} needs {entry.package!r} with its data files, which is not installed; "
-            f"install it with `pip install 'deepkedi[samples]'`"
+            f"sample {name!r} needs {entry.package!r} with its data files, which are not installed here; "
+            f"reinstall it with `pip install --force-reinstall {entry.package}`"
         )
     return path

@@ -27,6 +27,7 @@ import numpy as np
 from deepkedi.errors import FormatError
 from deepkedi.imaging import MedicalImage
 from deepkedi.inputs import check_regular_input
+from deepkedi.keygen import require_gan
 
 __all__ = [
     "MAX_SEED",
@@ -133,6 +134,8 @@ def load_generator(weights: str | Path | None = None) -> LoadedGenerator:
     ------
     FormatError
         If the config is missing or malformed, or the weights do not match its hash.
+    MissingExtraError
+        If PyTorch or safetensors is not installed (the ``gan`` extra).
     """
     path = Path(weights) if weights is not None else _weights_dir() / SHIPPED_WEIGHTS
     return _load_generator(str(path.resolve()))
@@ -140,6 +143,7 @@ def load_generator(weights: str | Path | None = None) -> LoadedGenerator:
 
 @functools.lru_cache(maxsize=4)
 def _load_generator(path_text: str) -> LoadedGenerator:
+    require_gan()
     from safetensors.torch import load as load_safetensors
 
     from deepkedi.keygen.models import build_generator
@@ -235,6 +239,7 @@ def generate_key_image(
     >>> key.pixels.shape, key.pixels.dtype  # doctest: +SKIP
     ((32, 48), dtype('uint8'))
     """
+    require_gan()
     import torch
 
     pixels = image.pixels if isinstance(image, MedicalImage) else np.asarray(image)

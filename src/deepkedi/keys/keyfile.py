@@ -120,7 +120,8 @@ def generate_key(*, suite: str = "hybrid", gan: bool | None = None, initial_imag
     gan
         ``None`` (default): mix in a ZZ-GAN key image when PyTorch is installed,
         otherwise use the OS CSPRNG alone and say so in the provenance;
-        ``True``: require the GAN (``ImportError`` without PyTorch); ``False``:
+        ``True``: require the GAN (:class:`~deepkedi.errors.MissingExtraError`,
+        an ``ImportError``, without PyTorch); ``False``:
         OS CSPRNG only.
     initial_image
         Image that conditions the GAN key (array or ``MedicalImage``); default
@@ -138,14 +139,14 @@ def generate_key(*, suite: str = "hybrid", gan: bool | None = None, initial_imag
     os_random = os.urandom(SECRET_BYTES)
     secret = os_random
     if gan is not False:
-        from deepkedi.keygen import torch_available
+        from deepkedi.keygen import require_gan, torch_available
 
-        if torch_available():
+        if gan:
+            require_gan("generate_key(gan=True)")
+        if gan or torch_available():
             material, about = _gan_material(initial_image)
             secret = mix_master_secret(os_random, material)
             provenance = {"sources": ["os-csprng", "zz-gan"], "mix": "HKDF-SHA256", "zz_gan": about}
-        elif gan:
-            raise ImportError("generate_key(gan=True) needs PyTorch: pip install 'deepkedi[gan]'")
         else:
             provenance["note"] = _NO_TORCH_NOTE
     return Key(

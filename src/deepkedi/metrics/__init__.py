@@ -4,7 +4,7 @@
   adjacent-pixel correlation of one image;
 * :mod:`~deepkedi.metrics.differential` — NPCR and UACI with Wu, Noonan and Agaian's
   critical values, plaintext and key sensitivity;
-* :mod:`~deepkedi.metrics.quality` — MSE, PSNR, SSIM (SSIM needs ``deepkedi[samples]``);
+* :mod:`~deepkedi.metrics.quality` — MSE, PSNR, SSIM;
 * :mod:`deepkedi.metrics.nist` — the NIST SP 800-22 suite, a subpackage imported on
   its own (``from deepkedi.metrics import nist``).
 

@@ -13,8 +13,8 @@ images. The last two cannot both hold on an 8-bit scale: PSNR = 10·log₁₀(25
 so MSE 2.62 is 43.9 dB and 25.32 dB is MSE 190. Any comparison with the paper must
 say which figure it reproduces.
 
-SSIM is :func:`skimage.metrics.structural_similarity`; scikit-image is an optional
-dependency (``pip install 'deepkedi[samples]'``) imported only when SSIM is computed.
+SSIM is :func:`skimage.metrics.structural_similarity` (scikit-image, a core
+dependency), imported only when SSIM is computed so that importing this module stays light.
 
 References
 ----------
@@ -115,12 +115,8 @@ def psnr(a: Any, b: Any, *, data_range: float | None = None) -> float:
 
 
 def _structural_similarity() -> Any:
-    try:
-        from skimage.metrics import structural_similarity
-    except ImportError as error:
-        raise ImportError(
-            "ssim() needs scikit-image, an optional dependency: pip install 'deepkedi[samples]'"
-        ) from error
+    from skimage.metrics import structural_similarity
+
     return structural_similarity
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from deepkedi.errors import KeystoreError
+from deepkedi.errors import KeystoreError, require_extra
 
 KEYSTORE_VERSION = 1
 
@@ -78,7 +78,7 @@ def _sqlite_path(url: sa.URL) -> Path | None:
 def _make_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed)
+        return _server_engine(parsed)
     if _sqlite_path(parsed) is None:
         raise ValueError("a SQLite keystore must be a file (sqlite:///PATH), not an in-memory database")
     # pysqlite's own transaction handling would BEGIN DEFERRED lazily; take control of it so that every
@@ -104,6 +104,30 @@ def _make_engine(url: str) -> sa.Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _server_engine(parsed: sa.URL) -> sa.Engine:
+    """The engine of a database server's URL; a missing driver or unknown database is one clear error.
+
+    ``postgresql+psycopg://`` is the supported server (the ``postgres`` extra brings psycopg 3);
+    another driver SQLAlchemy knows works when it is installed.
+    """
+    try:
+        scheme = f"{parsed.get_backend_name()}+{parsed.get_driver_name()}"  # loads the dialect
+    except sa.exc.NoSuchModuleError:
+        raise ValueError(
+            f"keystore URL: {parsed.drivername!r} is not a database SQLAlchemy knows; "
+            "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from None
+    if scheme == "postgresql+psycopg":
+        require_extra("psycopg", "postgres", feature="a PostgreSQL keystore")
+    try:
+        return sa.create_engine(parsed)
+    except ImportError as error:  # the driver of a database SQLAlchemy knows is not installed
+        raise ValueError(
+            f"keystore URL: the {scheme} driver ({error.name}) is not installed; "
+            "PostgreSQL keystores use postgresql+psycopg://USER@HOST/DB (pip install 'deepkedi[postgres]')"
+        ) from None
 
 
 def _display(url: str | sa.URL) -> str:
