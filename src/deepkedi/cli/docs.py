@@ -34,7 +34,7 @@ def _title(document: Traversable) -> str:
     return ""
 
 
-@app.command()
+@app.command(examples=("kedi docs", "kedi docs FORMAT > format.md", "kedi docs API --path"))
 def docs(
     name: Annotated[
         str | None,
