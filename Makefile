@@ -34,6 +34,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Two xdist workers. Each collects its garbage before reporting finished (tests/worker_shutdown.py):
+# execnet interrupts a worker that is still busy 5 s after the run ends.
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
