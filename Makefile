@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint fuzz setup bench vectors conformance killtest tour wheel-check clean
+.PHONY: demo test lint fuzz setup bench bench-docs vectors conformance killtest tour wheel-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Two xdist workers. Each collects its garbage before reporting finished (tests/worker_shutdown.py):
+# execnet interrupts a worker that is still busy 5 s after the run ends.
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
@@ -49,6 +51,9 @@ FUZZ_CASES ?= 1500
 fuzz: $(STAMP)
 	$(BIN)/python tests/hostile/harness.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --workers 2 --out bench/out/hostile
 
+# Benchmarks print their tables; whatever they write goes under bench/out/ (ignored by git), so a
+# run never changes a tracked file. The measurement pages committed under docs/ change only
+# through `make bench-docs`.
 bench: $(STAMP)
 	$(BIN)/python bench/bench_zigzag.py
 	$(BIN)/python bench/bench_cipher.py
@@ -59,6 +64,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_zzgan.py
 	$(BIN)/python bench/bench_large.py
 	$(BIN)/python bench/bench_keystore.py
+
+# Regenerate the measurement pages committed under docs/ on this machine, then review the diff:
+# docs/zzgan_keys.md (about 2 min on 2 cores), docs/despeckle_comparison.md, .csv and
+# docs/figures/despeckle_comparison.png (about 2 min), docs/zzgan_ablation.md (about 11 min).
+bench-docs: $(STAMP)
+	$(BIN)/python bench/bench_zzgan.py --out docs/zzgan_keys.md
+	$(BIN)/python bench/compare_despeckle.py --out docs
+	$(BIN)/python bench/ablation_zzgan.py --out docs/zzgan_ablation.md
 
 vectors: $(STAMP)
 	$(BIN)/python tests/vectors/generate.py

@@ -3,9 +3,10 @@
 Every variant trains the shipped recipe for ``--steps`` steps (default 500, a third
 of the shipped run, to keep the whole ablation near 10 minutes on two cores) and
 is scored by :func:`deepkedi.keygen.train.evaluate_generator` on ``--keys`` 256²
-8-bit keys. Writes ``docs/zzgan_ablation.md`` (``--out``) and prints it.
+8-bit keys. Writes ``bench/out/zzgan_ablation.md`` (ignored by git; ``--out`` to change)
+and prints it; ``make bench-docs`` regenerates the committed ``docs/zzgan_ablation.md``.
 
-Run: ``.venv/bin/python bench/ablation_zzgan.py [--steps 500] [--keys 16]``.
+Run: ``.venv/bin/python bench/ablation_zzgan.py [--steps 500] [--keys 16] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--keys", type=int, default=16)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "zzgan_ablation.md")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "zzgan_ablation.md")
     args = parser.parse_args()
     planes = default_training_planes()
     started = time.perf_counter()
@@ -91,6 +92,7 @@ def main() -> None:
             "",
         ]
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)
 

@@ -1,6 +1,7 @@
 """ZZ-GAN keys measured as the paper measures them, over 100 keys; key material through SP 800-22; speed.
 
-Writes ``docs/zzgan_keys.md`` (``--out``) and prints it. Parts:
+Writes ``bench/out/zzgan_keys.md`` (ignored by git; ``--out`` to change) and prints it.
+``make bench-docs`` regenerates the committed ``docs/zzgan_keys.md``. Parts:
 
 1. 100 raw 8-bit key images at 256², seeds 0..99, initial images cycling through
    the seven phantom kinds: global entropy, histogram χ² (α = 0.05), adjacent
@@ -14,7 +15,7 @@ Writes ``docs/zzgan_keys.md`` (``--out``) and prints it. Parts:
    a 512² 16-bit image without despeckling, against a NumPy XOR of the same
    arrays measured in the same run.
 
-Run: ``.venv/bin/python bench/bench_zzgan.py [--keys 100] [--sequences 100] [--out docs/zzgan_keys.md]``.
+Run: ``.venv/bin/python bench/bench_zzgan.py [--keys 100] [--sequences 100] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--sequences", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "zzgan_keys.md")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "zzgan_keys.md")
     args = parser.parse_args()
     started = time.perf_counter()
     generator = load_generator()
@@ -288,6 +289,7 @@ def main() -> None:
         "",
     ]
     text = "\n".join(lines)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)
 

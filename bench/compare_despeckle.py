@@ -8,7 +8,8 @@ table) are skipped. The seven phantom kinds are added at seed 0 (the radiograph 
 and with Gaussian speckle of variance 0.01, 0.04 and 0.1, seed fixed, then despeckled
 by every method of :func:`deepkedi.analysis.despeckle_methods`.
 
-Writes, under ``--out`` (default ``docs/``): ``despeckle_comparison.md`` (mean PSNR,
+Writes, under ``--out`` (default ``bench/out/despeckle/``, ignored by git; ``make bench-docs``
+writes the committed copies under ``docs/``): ``despeckle_comparison.md`` (mean PSNR,
 SSIM, MSE and runtime per method and setting, with the paper's quoted figures as a
 marked row), ``despeckle_comparison.csv`` (one row per image, method and setting) and
 ``figures/despeckle_comparison.png`` (clean, noisy and every method on one MR slice).
@@ -181,7 +182,12 @@ def write_figure(path: Path, name: str, clean: np.ndarray, *, model: str, level:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two small phantoms, one noise level")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="output folder (default docs/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "out" / "despeckle",
+        help="output folder (default bench/out/despeckle/)",
+    )
     args = parser.parse_args(argv)
     out: Path = args.out
     try:

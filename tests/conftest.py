@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from external_tools import in_ci
+from worker_shutdown import pytest_sessionfinish  # noqa: F401 - a hook: collect before an xdist worker reports
 
 #: Seconds before the `fifo` fixture lets a blocked reader go.
 FIFO_RELEASE_S = 10.0

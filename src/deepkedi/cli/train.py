@@ -2,11 +2,14 @@
 
 import enum
 import json
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from deepkedi.cli import app
@@ -20,6 +23,9 @@ from deepkedi.cli._common import (
     printable,
 )
 
+if TYPE_CHECKING:
+    from deepkedi.keygen.train import StepReport
+
 
 class Preset(str, enum.Enum):
     shipped = "shipped"
@@ -30,6 +36,70 @@ class Device(str, enum.Enum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+def _losses(report: "StepReport") -> str:
+    g = report.generator
+    return (
+        f"adv {g['adversarial']:.3f} rec {g['reconstruction']:.3f} uni {g['uniformity']:.4f} "
+        f"dec {g['decorrelation']:.4f} div {g['diversity']:.4f} D {report.discriminator:.3f}"
+    )
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+class PlainProgress:
+    """Training progress as plain lines, for a log file or CI where a live bar shows nothing.
+
+    A line (step/total, losses, elapsed, ETA) after the first step, at every tenth
+    of the run, whenever ``interval`` seconds have passed since the last line, and
+    after the last step. ``start`` is the step a resumed run begins at, so that the
+    ETA counts only the steps this run has timed.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        total: int,
+        start: int = 0,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._console, self._total, self._start, self._interval, self._clock = console, total, start, interval, clock
+        self._began = self._last = clock()
+        self._tenth = start * 10 // total if total else 0
+
+    def __call__(self, report: "StepReport") -> None:
+        now = self._clock()
+        tenth = report.step * 10 // report.steps if report.steps else 10
+        due = (
+            report.step == self._start + 1
+            or report.step >= report.steps
+            or tenth > self._tenth
+            or now - self._last >= self._interval
+        )
+        self._tenth = max(self._tenth, tenth)
+        if not due:
+            return
+        self._last = now
+        elapsed = now - self._began
+        done = report.step - self._start
+        eta = elapsed / done * (report.steps - report.step) if done > 0 else 0.0
+        self._console.print(
+            f"step {report.step}/{report.steps} ({100 * report.step // max(report.steps, 1)}%)  {_losses(report)}  "
+            f"elapsed {_clock(elapsed)}  eta {_clock(eta)}",
+            markup=False,
+            highlight=False,
+        )
+
+
+def live_progress(console: Console) -> bool:
+    """Whether ``console`` can redraw a progress bar in place (a terminal), rather than take plain lines."""
+    return console.is_terminal and not console.is_dumb_terminal
 
 
 def _require_torch() -> None:
@@ -69,6 +139,10 @@ def train(
 
     Seeded and reproducible: the same preset, data, torch build and thread count give
     the same weights (compare the SHA-256 printed at the end).
+
+    Progress goes to stderr: a live bar on a terminal; otherwise (a log file, CI) one
+    plain line (step/total, losses, elapsed, ETA) at every tenth of the run and at
+    least every 10 seconds.
     """
     _require_torch()
     import torch
@@ -104,28 +178,26 @@ def train(
         f"on {trainer.device} with {len(trainer.planes)} planes ({description})",
         markup=False,
     )
-    columns = (
-        TextColumn("[bold]ZZ-GAN"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[losses]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task("train", total=config.steps, completed=trainer.step, losses="")
-
-        def show(report) -> None:  # type: ignore[no-untyped-def]
-            g = report.generator
-            progress.update(
-                task,
-                completed=report.step,
-                losses=f"adv {g['adversarial']:.3f} rec {g['reconstruction']:.3f} uni {g['uniformity']:.4f} "
-                f"dec {g['decorrelation']:.4f} div {g['diversity']:.4f} D {report.discriminator:.3f}",
-            )
-
+    if not live_progress(err_console):
         with guarded():
-            trainer.run(show, checkpoint=checkpoint)
+            trainer.run(PlainProgress(err_console, total=config.steps, start=trainer.step), checkpoint=checkpoint)
+    else:
+        columns = (
+            TextColumn("[bold]ZZ-GAN"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            task = progress.add_task("train", total=config.steps, completed=trainer.step, losses="")
+
+            def show(report: "StepReport") -> None:
+                progress.update(task, completed=report.step, losses=_losses(report))
+
+            with guarded():
+                trainer.run(show, checkpoint=checkpoint)
     with guarded():
         metrics = evaluate_generator(trainer.generator)
         digest = export_generator(
@@ -138,7 +210,14 @@ def train(
             preset=preset.value if resume is None else None,
             force=force,
         )
+    # soft_wrap: a log or a pipe must get the digest and the JSON on one line each, not cut at 80 columns.
     console.print(
-        f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}", markup=False
+        f"wrote {printable(output)} and {printable(output.with_suffix('.json').name)}; SHA-256 {digest}",
+        markup=False,
+        soft_wrap=True,
     )
-    console.print(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}), markup=False)
+    console.print(
+        json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}),
+        markup=False,
+        soft_wrap=True,
+    )
