@@ -39,6 +39,9 @@ def test_pytorch_comes_with_the_cpu_build_note(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_missing_submodule_of_the_extra_counts_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another test may have imported psycopg for real: its cached submodules would answer the import.
+    for name in [name for name in sys.modules if name.startswith("psycopg.")]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingExtraError, match=r"deepkedi\[postgres\]"):
         require_extra("psycopg.pq", "postgres", feature="a PostgreSQL keystore")
