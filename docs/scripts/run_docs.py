@@ -138,18 +138,15 @@ def _environment(folder: Path) -> dict[str, str]:
     return env
 
 
-def _run_block(block: Block, folder: Path, env: dict[str, str], number: int) -> Outcome:
-    started = time.perf_counter()
-    if block.lang in SHELL:
-        command = ["bash", "-euo", "pipefail", "-c", block.text]
-    else:
-        script = folder / ".home" / f"block-{number}.py"
-        script.write_text(block.text, encoding="utf-8")
-        command = [sys.executable, str(script)]
+#: Printed by the end of every shell block: where it left the reader (a ``cd`` carries on).
+_CWD_MARK = "@@docs-cwd:"
+
+
+def _execute(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     try:
         done = subprocess.run(
             command,
-            cwd=folder,
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -158,11 +155,35 @@ def _run_block(block: Block, folder: Path, env: dict[str, str], number: int) -> 
             timeout=BLOCK_TIMEOUT,
             check=False,
         )
-        code, output = done.returncode, done.stdout
+        return done.returncode, done.stdout
     except subprocess.TimeoutExpired as exc:
         partial = exc.output.decode(errors="replace") if isinstance(exc.output, bytes) else exc.output or ""
-        code, output = 124, partial + f"\n[timed out after {BLOCK_TIMEOUT} s]"
-    return Outcome(block, code, output, time.perf_counter() - started)
+        return 124, partial + f"\n[timed out after {BLOCK_TIMEOUT} s]"
+
+
+def _take_cwd(output: str, cwd: Path) -> tuple[str, Path]:
+    """``output`` without the cwd marker line, and the folder the marker names (``cwd`` if none)."""
+    kept, where = [], cwd
+    for line in output.splitlines(keepends=True):
+        if line.startswith(_CWD_MARK):
+            where = Path(line[len(_CWD_MARK) :].rstrip("\n"))
+        else:
+            kept.append(line)
+    return "".join(kept).rstrip("\n") + ("\n" if kept else ""), where
+
+
+def _run_block(block: Block, cwd: Path, env: dict[str, str], number: int) -> tuple[Outcome, Path]:
+    """Run one block in ``cwd``; its outcome and the folder a shell block ended in."""
+    started = time.perf_counter()
+    if block.lang in SHELL:
+        script = block.text + f'\nprintf "\\n{_CWD_MARK}%s\\n" "$PWD"\n'
+        code, output = _execute(["bash", "-euo", "pipefail", "-c", script], cwd, env)
+        output, cwd = _take_cwd(output, cwd)
+    else:
+        path = Path(env["HOME"]) / f"block-{number}.py"
+        path.write_text(block.text, encoding="utf-8")
+        code, output = _execute([sys.executable, str(path)], cwd, env)
+    return Outcome(block, code, output, time.perf_counter() - started), cwd
 
 
 def _samples(folder: Path, env: dict[str, str]) -> str:
@@ -186,10 +207,11 @@ def run_document(document: Path, folder: Path | None = None) -> Run:
         env = _environment(where)
         _samples(where, env)
         run = Run(document)
+        cwd = where
         for number, block in enumerate(blocks(document)):
             if not block.runnable:
                 continue
-            outcome = _run_block(block, where, env, number)
+            outcome, cwd = _run_block(block, cwd, env, number)
             run.outcomes.append(outcome)
             if outcome.returncode != 0:
                 break
@@ -238,7 +260,8 @@ def write_tour(target: Path) -> int:
         "# The README tour, as a newcomer runs it",
         "",
         "Every command of README.md's shell and Python blocks, run in order in an empty folder",
-        "after `kedi samples .`, with what each printed. Regenerate with `make tour`",
+        "after `kedi samples .` (each shell block as one session; a `cd` carries on to the next",
+        "block), with what each printed and its exit code. Regenerate with `make tour`",
         "(`python docs/scripts/run_docs.py --tour docs/TOUR.md`); `tests/test_docs_run.py`",
         "runs the same blocks in every `make test`. Timings are this run's, on the reference",
         "machine class (2 cores); random keys, salts and ids differ on every run.",
@@ -248,37 +271,65 @@ def write_tour(target: Path) -> int:
     with _folder(None) as folder:
         env = _environment(folder)
         out += ["```console", "$ kedi samples .", _samples(folder, env).rstrip(), "```", ""]
+        cwd = folder
         for number, block in enumerate(blocks(readme)):
             if block.skip_reason is not None and block.lang in SHELL | PYTHON:
                 out += [f"Not run here ({block.where}): {block.skip_reason}.", ""]
                 continue
             if not block.runnable:
                 continue
-            pieces = list(_commands(block)) if block.lang in SHELL else [block.text]
-            out.append(f"From {block.where}:")
-            out.append("")
-            out.append("```console")
-            for piece in pieces:
-                single = Block(block.document, block.line, block.lang, piece)
-                outcome = _run_block(single, folder, env, number)
-                prompt = "$ " if block.lang in SHELL else ">>> "
-                shown = piece.rstrip().replace("\n", "\n" + " " * len(prompt)) if block.lang in SHELL else piece
+            out += [f"From {block.where}:", "", "```console"]
+            if block.lang in PYTHON:
+                outcome, cwd = _run_block(block, cwd, env, number)
+                steps = [(block.text, outcome.output, outcome.returncode, outcome.seconds)]
+            else:
+                steps, cwd = _shell_steps(block, cwd, env)
+            for command, output, code, seconds in steps:
                 if block.lang in PYTHON:
-                    out.append("$ python - <<'EOF'")
-                    out.append(piece.rstrip())
-                    out.append("EOF")
+                    out += ["$ python - <<'EOF'", command.rstrip(), "EOF"]
                 else:
-                    out.append(prompt + shown)
-                text = _strip_paths(outcome.output.rstrip(), folder)
+                    out.append("$ " + command.rstrip().replace("\n", "\n  "))
+                text = _strip_paths(output.strip("\n"), folder)
                 if text:
                     out.append(text)
-                status = f"[exit {outcome.returncode}, {outcome.seconds:.1f} s]"
-                out.append(status)
-                if outcome.returncode != 0:
-                    failures += 1
+                out.append(f"[exit {code}, {seconds:.1f} s]")
+                failures += code != 0
             out += ["```", ""]
     target.write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
     return failures
+
+
+def _shell_steps(block: Block, cwd: Path, env: dict[str, str]) -> tuple[list[tuple[str, str, int, float]], Path]:
+    """Run a shell block as one session (variables and ``cd`` carry on), command by command.
+
+    Each command is bracketed by marker lines carrying its exit code and bash's
+    clock, so that its output, status and time can be told apart; the session goes
+    on after a failing command, as a reader's would.
+    """
+    commands = list(_commands(block))
+    lines = ["set -o pipefail"]
+    for index, command in enumerate(commands):
+        lines.append(f'__t=$EPOCHREALTIME; printf "\\n@@tour-begin {index}\\n"')
+        lines.append(command.rstrip("\n"))
+        lines.append(f'__rc=$?; printf "\\n@@tour-end {index} %s %s %s\\n" "$__rc" "$__t" "$EPOCHREALTIME"')
+    lines.append(f'printf "\\n{_CWD_MARK}%s\\n" "$PWD"')
+    _, output = _execute(["bash", "-c", "\n".join(lines)], cwd, env)
+    output, cwd = _take_cwd(output, cwd)
+    steps: list[tuple[str, str, int, float]] = []
+    collected: list[str] = []
+    for line in output.splitlines():
+        if line.startswith("@@tour-begin "):
+            collected = []
+        elif line.startswith("@@tour-end "):
+            index, code, begun, ended = line.split()[1:]
+            seconds = float(ended.replace(",", ".")) - float(begun.replace(",", "."))
+            steps.append((commands[int(index)], "\n".join(collected), int(code), seconds))
+        else:
+            collected.append(line)
+    for command in commands[len(steps) :]:  # the session ended early (exit in the block)
+        steps.append((command, "\n".join(collected), 1, 0.0))
+        collected = []
+    return steps, cwd
 
 
 def _strip_paths(text: str, folder: Path) -> str:

@@ -59,8 +59,9 @@ def reproduce(
     total = experiments.plan(images, SCHEME_NAMES, timing_sizes=sizes)
     err_console.print(
         f"reproducing on {len(images)} images in {len({i.group for i in images})} groups "
-        f"({'quick' if quick else 'full'} run); {len(skipped)} files skipped",
+        f"({'quick' if quick else 'full'} run); {len(skipped)} {'file' if len(skipped) == 1 else 'files'} skipped",
         markup=False,
+        soft_wrap=True,
     )
     columns = (
         TextColumn("[bold]reproduce"),
@@ -84,6 +85,7 @@ def reproduce(
         f"wrote {len(written)} files to {printable(out)}: report.md, report.html, results.json, "
         f"{len(result.tables)} tables (CSV), {len(result.figures)} figures (PNG) in {result.meta['seconds']} s",
         markup=False,
+        soft_wrap=True,
     )
     for scheme in SCHEME_NAMES:
         attacks = broken.get(scheme, [])
