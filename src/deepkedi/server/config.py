@@ -1,0 +1,52 @@
+"""What `kedi serve` is started with: where the data lives and how the keystore is unlocked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deepkedi.keys.keystore import KekSource
+
+__all__ = ["ServiceConfig"]
+
+#: Largest request body STOW-RS accepts (docs/SERVICE.md, "Limits").
+DEFAULT_MAX_UPLOAD_BYTES = 512 << 20
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """The service's settings; the CLI builds one from its options (the library reads no environment).
+
+    Parameters
+    ----------
+    home
+        The service's folder: the default SQLite database (users, sessions, study
+        index, keystore) and the default storage live under it.
+    kek_source
+        Unlocks the keystore (a passphrase or a KEK file); never stored.
+    database_url
+        SQLAlchemy URL of the service's tables and keystore (default: SQLite under ``home``).
+    storage
+        Folder of the encrypted objects (default: ``home / "objects"``).
+    admin_password
+        The first admin's password on first run; None: a random one, returned once.
+    """
+
+    home: Path
+    kek_source: KekSource
+    database_url: str | None = None
+    storage: Path | None = None
+    admin_password: str | None = field(default=None, repr=False)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: Session lifetime of a browser sign-in, in seconds.
+    session_seconds: int = 8 * 3600
+    #: Whether cookies carry the Secure attribute (off only for plain-HTTP loopback tests).
+    secure_cookies: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'service.db'}"
+
+    @property
+    def resolved_storage(self) -> Path:
+        return self.storage or self.home / "objects"

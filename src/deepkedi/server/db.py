@@ -1,0 +1,17 @@
+"""The service's tables (SQLAlchemy 2): one declarative base that every server module's tables share.
+
+SQLite by default (a file under the service's folder), PostgreSQL by URL. Nothing
+in these tables identifies a patient: studies, series and instances are indexed
+by keyed pseudonyms of their UIDs (docs/SERVICE.md lists every column kept in
+clear and why).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+__all__ = ["Base"]
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every table of the service."""
