@@ -33,7 +33,7 @@ failures by command and signature with one reproducer each.
 
 Usage::
 
-    python tests/hostile/harness.py --cases 1500 --seed 0 --workers 2 --out bench/out/fuzz
+    python tests/hostile/harness.py --cases 1500 --seed 0 --workers 2 --out bench/out/hostile
 """
 
 from __future__ import annotations
@@ -1429,7 +1429,7 @@ def run_case(case: Case) -> dict[str, Any]:
     trace = ""
     _reset_peak_rss()
     start = time.perf_counter()
-    signal.signal(signal.SIGALRM, _on_alarm)
+    previous_handler = signal.signal(signal.SIGALRM, _on_alarm)
     # Repeating: a library that swallows the first CaseTimeout (a bare `except:` around an
     # import) must not turn a hang into a stuck worker.
     signal.setitimer(signal.ITIMER_REAL, case.timeout, 1.0)
@@ -1442,6 +1442,7 @@ def run_case(case: Case) -> dict[str, Any]:
         escaped, trace = exc, traceback.format_exc()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)  # the process (pytest, a worker) gets its own back
     elapsed = time.perf_counter() - start
     stdout = stderr = ""
     exit_code: int | None = None
