@@ -162,6 +162,7 @@ def _run(service_app: object, sock: socket.socket) -> None:
 
     def note_stop(signum: int, _frame: FrameType | None) -> None:
         stops.append(signum)
+        server.should_exit = True  # a stop asked for before uvicorn took the signals over still stops it
 
     config = uvicorn.Config(
         service_app,  # type: ignore[arg-type]
@@ -174,9 +175,9 @@ def _run(service_app: object, sock: socket.socket) -> None:
     server = uvicorn.Server(config)
     # The access log names the path only, never the query (a search may name a patient).
     logging.getLogger("uvicorn.access").addFilter(_drop_query)
-    console.print(f"Serving on {_url(sock)} (stop with Ctrl-C or SIGTERM)", markup=False, soft_wrap=True)
     previous = {signum: signal.signal(signum, note_stop) for signum in _STOP_SIGNALS}
     try:
+        console.print(f"Serving on {_url(sock)} (stop with Ctrl-C or SIGTERM)", markup=False, soft_wrap=True)
         server.run(sockets=[sock])
     finally:
         for signum, handler in previous.items():
