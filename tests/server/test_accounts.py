@@ -20,15 +20,15 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the server extra (pip install 'deepkedi[server]')")
 
-from fastapi import FastAPI  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
-from deepkedi.cli import app as kedi  # noqa: E402
-from deepkedi.errors import AuthenticationError  # noqa: E402
-from deepkedi.server.app import PUBLIC_ROUTES, create_app, take_initial_admin_password  # noqa: E402
-from deepkedi.server.config import ServiceConfig  # noqa: E402
-from deepkedi.server.deps import require  # noqa: E402
+from deepkedi.cli import app as kedi
+from deepkedi.errors import AuthenticationError
+from deepkedi.server.app import PUBLIC_ROUTES, create_app, take_initial_admin_password
+from deepkedi.server.config import ServiceConfig
+from deepkedi.server.deps import require
 
 ADMIN_PASSWORD = "admin passphrase for tests"
 #: Every user the tests create shares this password (the throttling tests use wrong ones).
