@@ -472,3 +472,28 @@ def test_the_audit_api_lists_and_verifies_and_sees_an_edit(admin: SignedIn, user
     assert verdict == {"ok": False, "first_bad_seq": seq, "entries": verdict["entries"]}
     bad = CliRunner().invoke(kedi, ["keys", "audit", "--verify", "--keystore", url, "--kek-file", str(kek_file)])
     assert bad.exit_code == 3 and f"sequence {seq}" in bad.output
+
+
+def test_a_user_changes_their_password_and_their_other_sessions_end(
+    user_of: Callable[[str], SignedIn], service_app: FastAPI
+) -> None:
+    rad = user_of("radiologist")
+    elsewhere = sign_in(service_app, "radiologist-1", USER_PASSWORD)
+    new = "a brand new radiologist passphrase"
+    body = {"current_password": USER_PASSWORD, "new_password": new}
+    assert rad.client.post("/api/password", json=body).status_code == 403  # CSRF applies
+    assert rad.post("/api/password", json={**body, "new_password": "short"}).status_code == 422
+    assert rad.post("/api/password", json=body).status_code == 200
+    assert rad.get("/api/session").status_code == 200 and elsewhere.get("/api/session").status_code == 401
+    client = TestClient(service_app)
+    assert client.post("/api/login", json={"username": "radiologist-1", "password": USER_PASSWORD}).status_code == 401
+    assert client.post("/api/login", json={"username": "radiologist-1", "password": new}).status_code == 200
+    # Guessing the current password through a session is throttled like sign-in.
+    guesses = [
+        rad.post("/api/password", json={"current_password": f"guess number {i}", "new_password": new}).status_code
+        for i in range(6)
+    ]
+    assert guesses == [400] * 5 + [429]  # the sign-in that succeeded above cleared the count
+    outcomes = [e["details"]["outcome"] for e in _audit(service_app) if e["operation"] == "user.password"]
+    assert outcomes == ["ok"] + ["failed"] * 5 + ["throttled"]
+    assert new not in json.dumps(_audit(service_app))

@@ -55,6 +55,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _is_loopback(sock: socket.socket) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+
+
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -120,6 +126,11 @@ def serve(
         admin_password=admin_password,
     )
     sock = None if init_only else _listen(host, port)
+    if sock is not None and not _is_loopback(sock):
+        err_console.print(
+            f"kedi: warning: listening on {host} over plain HTTP: put a TLS reverse proxy in front (docs/SERVICE.md)",
+            markup=False,
+        )
     try:
         with guarded():
             from deepkedi.server.app import create_app, take_initial_admin_password

@@ -39,6 +39,7 @@ __all__ = [
     "User",
     "UserSession",
     "authenticate",
+    "change_password",
     "check_password",
     "check_username",
     "close_session",
@@ -223,6 +224,27 @@ def authenticate(db: Session, username: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return user
+
+
+def change_password(db: Session, user_id: int, current: str, new: str, *, keep_session: str | None = None) -> bool:
+    """Set a new password if ``current`` is right; ends the user's other sessions. False: ``current`` is wrong.
+
+    Raises ``ValueError`` when ``new`` is too short or too long (the caller commits).
+    """
+    check_password(new)
+    user = db.get(User, user_id)
+    if user is None or user.disabled:
+        return False
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    user.password_hash = _hasher.hash(new)
+    others = sa.delete(UserSession).where(UserSession.user_id == user.id)
+    if keep_session is not None:
+        others = others.where(UserSession.token_sha256 != token_digest(keep_session))
+    db.execute(others)
+    return True
 
 
 # ------------------------------------------------------------------------ sessions and tokens

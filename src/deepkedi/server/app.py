@@ -13,6 +13,7 @@ POST /api/login             anyone (throttled)     JSON or form ``username``, ``
 POST /api/logout            signed in              ends the cookie's session
 GET  /api/session           signed in              who you are, and the session's CSRF token
 POST /api/tokens            signed in              a bearer token for an API client (shown once)
+POST /api/password          signed in              change one's own password
 GET  /api/users             admin                  the users
 POST /api/users             admin                  create a user with a role and a group
 POST /api/users/{name}/     admin                  disable a user; their sessions and tokens end
@@ -383,6 +384,41 @@ def create_token(principal: CurrentPrincipal, service: ServiceDep, body: TokenRe
         answer = {"id": row.id, "token": token, "label": row.label, "expires": accounts._iso(row.expires)}
     service.audit(principal, "token.create", outcome="ok", target=f"token:{answer['id']}")
     return answer
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(repr=False, max_length=1024)
+    new_password: str = Field(repr=False, max_length=1024)
+
+
+@_router.post("/api/password", tags=["session"])
+def change_password(
+    request: Request, body: PasswordChange, principal: CurrentPrincipal, service: ServiceDep
+) -> dict[str, str]:
+    """Change one's own password (the current one is asked again); the user's other sessions end."""
+    cookie = request.cookies.get(SESSION_COOKIE) if request.state.auth == "cookie" else None
+    # A stolen session must not become a way to guess the password: the sign-in throttle counts here too.
+    throttle: accounts.LoginThrottle = request.app.state.login_throttle
+    decision = throttle.check(principal.username, principal.address)
+    if not decision.allowed:
+        service.audit(principal, "user.password", outcome="throttled", target=principal.username)
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many failed attempts; try again in {decision.retry_after} s",
+            headers={"Retry-After": str(decision.retry_after)},
+        )
+    with service.sessions.begin() as db:
+        try:
+            changed = accounts.change_password(
+                db, principal.user_id, body.current_password, body.new_password, keep_session=cookie
+            )
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+    service.audit(principal, "user.password", outcome="ok" if changed else "failed", target=principal.username)
+    if not changed:
+        throttle.failed(principal.username, principal.address)
+        raise HTTPException(status_code=400, detail="the current password is wrong")
+    return {"status": "password changed"}
 
 
 class UserCreate(BaseModel):
