@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -497,3 +498,31 @@ def test_a_user_changes_their_password_and_their_other_sessions_end(
     outcomes = [e["details"]["outcome"] for e in _audit(service_app) if e["operation"] == "user.password"]
     assert outcomes == ["ok"] + ["failed"] * 5 + ["throttled"]
     assert new not in json.dumps(_audit(service_app))
+
+
+def test_concurrent_requests_neither_fail_nor_lose_audit_rows(admin: SignedIn, service_app: FastAPI) -> None:
+    """Service tables and keystore share one SQLite file: concurrent writers queue, none sees "locked"."""
+    token = admin.post("/api/tokens").json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    before = len(_audit(service_app))
+    answers: list[int] = []
+
+    def work() -> None:
+        client = TestClient(service_app)
+        for i in range(12):
+            if i % 3 == 0:
+                answers.append(client.get("/api/users").status_code)  # 401, audited
+            elif i % 3 == 1:
+                answers.append(client.get("/api/session", headers=bearer).status_code)  # 200, read only
+            else:
+                answers.append(client.post("/api/tokens", headers=bearer).status_code)  # 201, written and audited
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == sorted([401, 200, 201] * 4 * 6)
+    assert len(_audit(service_app)) == before + 2 * 4 * 6
+    assert _rows(service_app, "SELECT count(*) FROM service_api_tokens") == [(1 + 4 * 6,)]
+    assert service_app.state.service.keystore.verify_audit() == (True, None)
