@@ -161,6 +161,7 @@ def test_every_other_route_refuses_nobody_with_401(service_app: FastAPI) -> None
             answer = client.request(method, path, headers=headers, json={})
             assert answer.status_code == 401, (method, path, headers, answer.status_code, answer.text)
             assert set(answer.json()) == {"detail"} and "\n" not in answer.json()["detail"]
+            assert answer.headers["WWW-Authenticate"] == "Bearer"
 
 
 ADMIN_ROUTES = [

@@ -95,6 +95,7 @@ def test_serve_answers_signs_in_and_stops_on_sigterm(served: Served, tmp_path: P
         assert client.get("/api/audit/verify", headers=bearer).json()["ok"] is True
         # A search-like query string never reaches the log.
         client.get("/healthz", params={"PatientName": "DOE^JANE"})
+        client.get("/dicomweb/studies/1.2.826.0.1.3680043.8.498.12345/series")  # a UID in the path is masked
     started = time.monotonic()
     served.process.send_signal(signal.SIGTERM)
     out, err = served.process.communicate(timeout=30)
@@ -103,6 +104,7 @@ def test_serve_answers_signs_in_and_stops_on_sigterm(served: Served, tmp_path: P
     assert "Stopped." in out and "Traceback" not in err
     log = printed + out + err
     assert "DOE^JANE" not in log and "PatientName" not in log
+    assert "3680043" not in log and "/dicomweb/studies/{uid}/series" in log
     assert log.count(password) == 1  # printed once, never logged
     assert issued.json()["token"] not in log and token not in log
     # The second start prints no password.

@@ -4,6 +4,7 @@ FastAPI and uvicorn are imported inside the command, so that `kedi --help` stays
 """
 
 import os
+import re
 import signal
 import socket
 from pathlib import Path
@@ -199,9 +200,17 @@ def _run(service_app: object, sock: socket.socket) -> None:
     console.print("Stopped.", markup=False)
 
 
+#: A path segment that is a DICOM UID (digits and dots): the access log shows ``{uid}`` instead.
+_UID_SEGMENT = re.compile(r"(?<=/)[0-9]+(?:\.[0-9]+){2,}(?=/|$)")
+
+
 def _drop_query(record: object) -> bool:
-    """A logging filter: uvicorn's access line keeps the path and drops the query string."""
+    """A logging filter: uvicorn's access line keeps the path, without its query string and with UIDs masked.
+
+    A search's query may name a patient, and a study's UID identifies it across systems.
+    """
     args = getattr(record, "args", None)
     if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-        record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])  # type: ignore[attr-defined]
+        path = _UID_SEGMENT.sub("{uid}", args[2].split("?", 1)[0])
+        record.args = (args[0], args[1], path, args[3], args[4])  # type: ignore[attr-defined]
     return True

@@ -68,18 +68,18 @@ def current_principal(request: Request) -> Principal:
             # A request that names a bearer token stands or falls by it: no falling back to the cookie.
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise HTTPException(status_code=401, detail="use Authorization: Bearer TOKEN")
+                raise _unauthorized("use Authorization: Bearer TOKEN")
             principal = accounts.principal_for_token(db, token.strip(), address=address)
             if principal is None:
-                raise HTTPException(status_code=401, detail="the bearer token is unknown, expired or revoked")
+                raise _unauthorized("the bearer token is unknown, expired or revoked")
             how = "bearer"
         elif cookie:
             principal = accounts.principal_for_session(db, cookie, address=address)
             if principal is None:
-                raise HTTPException(status_code=401, detail="the session has ended; sign in again")
+                raise _unauthorized("the session has ended; sign in again")
             how = "cookie"
         else:
-            raise HTTPException(status_code=401, detail="sign in first")
+            raise _unauthorized("sign in first")
     request.state.principal = principal
     request.state.auth = how
     if how == "cookie" and request.method in STATE_CHANGING:
@@ -87,6 +87,11 @@ def current_principal(request: Request) -> Principal:
         if not accounts.csrf_matches(cookie, request.headers.get(CSRF_HEADER)):
             raise HTTPException(status_code=403, detail=f"the {CSRF_HEADER} header is missing or wrong")
     return principal
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    # RFC 9110 §15.5.2: a 401 names the scheme that would be accepted.
+    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
