@@ -373,7 +373,7 @@ def test_the_first_run_password_is_handed_over_once_and_works(tmp_path: Path, ca
         trail = json.dumps(_audit(app))
         assert password not in trail
         first = [e for e in _audit(app) if e["operation"] == "user.create"]
-        assert first[0]["details"]["password"] == "generated" and first[0]["actor"] == "kedi-serve"
+        assert first[0]["details"]["password_source"] == "generated" and first[0]["actor"] == "kedi-serve"
         assert password.encode() not in _database_bytes(app)
         assert all(password.encode() not in path.read_bytes() for path in home.rglob("*") if path.is_file())
     finally:

@@ -131,7 +131,11 @@ def _first_admin(service: Service, password: str | None) -> str | None:
         outcome="ok",
         target=accounts.ADMIN_USERNAME,
         actor=SERVICE_ACTOR,
-        details={"new_role": Role.ADMIN.value, "first_run": True, "password": "generated" if generated else "given"},
+        details={
+            "new_role": Role.ADMIN.value,
+            "first_run": True,
+            "password_source": "generated" if generated else "given",
+        },
     )
     return generated
 
