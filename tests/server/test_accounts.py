@@ -527,3 +527,25 @@ def test_concurrent_requests_neither_fail_nor_lose_audit_rows(admin: SignedIn, s
     assert len(_audit(service_app)) == before + 2 * 4 * 6
     assert _rows(service_app, "SELECT count(*) FROM service_api_tokens") == [(1 + 4 * 6,)]
     assert service_app.state.service.keystore.verify_audit() == (True, None)
+
+
+def test_a_user_lists_and_revokes_their_own_tokens_only(
+    admin: SignedIn, user_of: Callable[[str], SignedIn], service_app: FastAPI
+) -> None:
+    tech = user_of("technologist")
+    mine = tech.post("/api/tokens", json={"label": "scanner 3", "lifetime_seconds": 3600}).json()
+    theirs = admin.post("/api/tokens").json()
+    listed = tech.get("/api/tokens").json()["tokens"]
+    assert [(t["id"], t["label"]) for t in listed] == [(mine["id"], "scanner 3")] and listed[0]["expires"]
+    assert mine["token"] not in json.dumps(listed)
+    # Another user's token id is "not yours", the same as an unknown one; CSRF applies to the cookie.
+    assert tech.client.delete(f"/api/tokens/{theirs['id']}", headers={"X-CSRF-Token": tech.csrf}).status_code == 404
+    assert tech.client.delete("/api/tokens/999", headers={"X-CSRF-Token": tech.csrf}).status_code == 404
+    assert tech.client.delete(f"/api/tokens/{mine['id']}").status_code == 403
+    api = TestClient(service_app)
+    assert api.get("/api/session", headers={"Authorization": f"Bearer {mine['token']}"}).status_code == 200
+    assert tech.client.delete(f"/api/tokens/{mine['id']}", headers={"X-CSRF-Token": tech.csrf}).status_code == 200
+    assert api.get("/api/session", headers={"Authorization": f"Bearer {mine['token']}"}).status_code == 401
+    assert api.get("/api/session", headers={"Authorization": f"Bearer {theirs['token']}"}).status_code == 200
+    revoked = [e for e in _audit(service_app) if e["operation"] == "token.revoke"]
+    assert [(e["actor"], e["details"]["target"]) for e in revoked] == [("technologist-1", f"token:{mine['id']}")]

@@ -48,10 +48,12 @@ __all__ = [
     "disable_user",
     "find_user",
     "issue_api_token",
+    "list_api_tokens",
     "list_users",
     "open_session",
     "principal_for_session",
     "principal_for_token",
+    "revoke_api_token",
     "token_digest",
 ]
 
@@ -121,8 +123,11 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("service_users.id", ondelete="CASCADE"), index=True)
     label: Mapped[str | None] = mapped_column(sa.String(128), default=None)
     created: Mapped[float] = mapped_column(sa.Float)
-    #: None: until the user is disabled.
+    #: None: until the token is revoked or the user is disabled.
     expires: Mapped[float | None] = mapped_column(sa.Float, default=None)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "label": self.label, "created": _iso(self.created), "expires": _iso(self.expires)}
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -296,6 +301,16 @@ def issue_api_token(
     db.add(row)
     db.flush()
     return row, token
+
+
+def list_api_tokens(db: Session, user_id: int) -> list[ApiToken]:
+    return list(db.scalars(sa.select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+
+
+def revoke_api_token(db: Session, user_id: int, token_id: int) -> bool:
+    """Delete the user's token ``token_id``; False when the user has no such token (the caller commits)."""
+    done = db.execute(sa.delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
+    return bool(getattr(done, "rowcount", 0))
 
 
 def principal_for_token(db: Session, token: str, *, address: str | None, now: float | None = None) -> Principal | None:

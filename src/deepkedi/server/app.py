@@ -13,6 +13,8 @@ POST /api/login             anyone (throttled)     JSON or form ``username``, ``
 POST /api/logout            signed in              ends the cookie's session
 GET  /api/session           signed in              who you are, and the session's CSRF token
 POST /api/tokens            signed in              a bearer token for an API client (shown once)
+GET  /api/tokens            signed in              one's tokens (never the tokens themselves)
+DELETE /api/tokens/{id}     signed in              revoke one of one's tokens
 POST /api/password          signed in              change one's own password
 GET  /api/users             admin                  the users
 POST /api/users             admin                  create a user with a role and a group
@@ -388,6 +390,24 @@ def create_token(principal: CurrentPrincipal, service: ServiceDep, body: TokenRe
         answer = {"id": row.id, "token": token, "label": row.label, "expires": accounts._iso(row.expires)}
     service.audit(principal, "token.create", outcome="ok", target=f"token:{answer['id']}")
     return answer
+
+
+@_router.get("/api/tokens", tags=["session"])
+def tokens(principal: CurrentPrincipal, service: ServiceDep) -> dict[str, Any]:
+    """The signed-in user's bearer tokens (id, label, times; never a token)."""
+    with service.sessions() as db:
+        return {"tokens": [row.to_dict() for row in accounts.list_api_tokens(db, principal.user_id)]}
+
+
+@_router.delete("/api/tokens/{token_id}", tags=["session"])
+def revoke_token(token_id: int, principal: CurrentPrincipal, service: ServiceDep) -> dict[str, str]:
+    """Revoke one of the signed-in user's bearer tokens now (404 for another user's or an unknown id)."""
+    with service.sessions.begin() as db:
+        revoked = accounts.revoke_api_token(db, principal.user_id, token_id)
+    if not revoked:
+        raise HTTPException(status_code=404, detail="you have no token with this id")
+    service.audit(principal, "token.revoke", outcome="ok", target=f"token:{token_id}")
+    return {"status": "revoked"}
 
 
 class PasswordChange(BaseModel):
