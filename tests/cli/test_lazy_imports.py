@@ -27,6 +27,9 @@ HEAVY = (
     "matplotlib",
     "cryptography",
     "cv2",
+    "fastapi",
+    "uvicorn",
+    "argon2",
 )
 
 PROBE = """
@@ -62,7 +65,14 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_help_and_version_load_no_heavy_library() -> None:
-    for args in (["--help"], ["--version"], ["encrypt", "--help"], ["keys", "--help"], ["metrics", "--help"]):
+    for args in (
+        ["--help"],
+        ["--version"],
+        ["encrypt", "--help"],
+        ["keys", "--help"],
+        ["metrics", "--help"],
+        ["serve", "--help"],
+    ):
         code, modules = loaded(*args)
         assert code == 0 and modules == set(), (args, modules)
 

@@ -216,6 +216,42 @@ class KeystoreContract:
                 store.get_key(key.key_id, actor="alice")
                 assert store.verify_audit() == (False, 5)
 
+    # ---------------------------------------------------------------------------- service events
+
+    def test_service_events_join_the_chain(self, make_url: MakeUrl) -> None:
+        url = make_url()
+        with Keystore.init(url, kek_source=os.urandom(32), actor="svc") as store:
+            key = store.new_key(actor="svc", gan=False)
+            store.record_event("session.login", actor="alice", details={"outcome": "ok", "address": "10.0.0.7"})
+            store.record_event("study.view", actor="alice", key_id=key.key_id, details={"outcome": "ok"})
+            entries = store.audit_entries()
+            assert [(e.seq, e.actor, e.operation) for e in entries[-2:]] == [
+                (3, "alice", "session.login"),
+                (4, "alice", "study.view"),
+            ]
+            assert entries[-1].key_id == key.key_id_hex and entries[-2].details["address"] == "10.0.0.7"
+            assert store.verify_audit() == (True, None)
+            # An edited service event breaks the chain like any other row, and names the row.
+            raw(url, "UPDATE audit SET details = :d WHERE seq = 3", d=json.dumps({"outcome": "failed"}))
+            assert store.verify_audit() == (False, 3)
+
+    def test_service_events_cannot_pass_for_key_operations(self, make_url: MakeUrl) -> None:
+        url = make_url()
+        kek = os.urandom(32)
+        with Keystore.init(url, kek_source=kek, actor="svc") as store:
+            for operation in ("revoke", "get", "init", "export", "", " login", "x" * 33, "a\nb"):
+                with pytest.raises(ValueError):
+                    store.record_event(operation, actor="alice")
+            with pytest.raises(ValueError, match="JSON"):
+                store.record_event("study.view", actor="alice", details={"when": object()})
+            with pytest.raises(ValueError, match="JSON"):
+                store.record_event("study.view", actor="alice", details={"x": float("nan")})
+            with pytest.raises(ValueError, match="actor"):
+                store.record_event("study.view", actor=" ")
+            assert [e.operation for e in store.audit_entries()] == ["init"]  # nothing was written
+        with Keystore.open(url) as locked, pytest.raises(ValueError, match="passphrase or KEK"):
+            locked.record_event("study.view", actor="alice")
+
     # ---------------------------------------------------------------------------- rotate/rewrap
 
     def test_rotate_keeps_keys_and_changes_kek(self, make_url: MakeUrl) -> None:

@@ -128,3 +128,45 @@ def test_unreachable_database_is_a_keystore_error(postgres_server: tuple[str, in
             actor="a",
         )
     assert "hunter2" not in str(excinfo.value)
+
+
+def test_the_service_keeps_its_keystore_and_accounts_in_postgresql(make_url: Callable[[], str], tmp_path: Path) -> None:
+    """`kedi serve --database postgresql+psycopg://...`: the first run creates the keystore and the service's
+    tables in the one database, sign-in works, events join the audit chain, and a restart finds them."""
+    pytest.importorskip("fastapi", reason="the server extra (pip install 'deepkedi[server]')")
+    from fastapi.testclient import TestClient
+
+    from deepkedi.server.app import create_app, take_initial_admin_password
+    from deepkedi.server.config import ServiceConfig
+
+    config = ServiceConfig(home=tmp_path / "service", kek_source=os.urandom(32), database_url=make_url())
+    app = create_app(config)
+    try:
+        password = take_initial_admin_password(app)
+        assert password is not None and not config.home.exists()  # nothing on local disk but what is asked for
+        client = TestClient(app, base_url="https://testserver")
+        login = client.post("/api/login", json={"username": "admin", "password": password})
+        assert login.status_code == 200
+        made = client.post(
+            "/api/users",
+            json={"username": "rad", "password": "a radiologist passphrase", "role": "radiologist"},
+            headers={"X-CSRF-Token": login.json()["csrf_token"]},
+        )
+        assert made.status_code == 201
+        assert client.get("/api/audit/verify").json()["ok"] is True
+    finally:
+        app.state.service.close()
+    again = create_app(config)
+    try:
+        assert take_initial_admin_password(again) is None
+        client = TestClient(again, base_url="https://testserver")
+        assert (
+            client.post("/api/login", json={"username": "rad", "password": "a radiologist passphrase"}).status_code
+            == 200
+        )
+        assert client.get("/api/session").json()["role"] == "radiologist"
+        operations = [entry.operation for entry in again.state.service.keystore.audit_entries()]
+        assert operations.count("service.start") == 2 and "user.create" in operations
+        assert again.state.service.keystore.verify_audit() == (True, None)
+    finally:
+        again.state.service.close()

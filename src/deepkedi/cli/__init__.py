@@ -54,6 +54,7 @@ def _register() -> None:
         metrics,
         reproduce,
         samples,
+        serve,
         speckle,
         train,
     )

@@ -42,6 +42,18 @@ class ServiceConfig:
     session_seconds: int = 8 * 3600
     #: Whether cookies carry the Secure attribute (off only for plain-HTTP loopback tests).
     secure_cookies: bool = True
+    #: Failed sign-ins for one user name within ``login_window_seconds`` before sign-in is refused (429).
+    login_failures_per_user: int = 5
+    #: Failed sign-ins from one client address within the window before sign-in is refused (429); higher
+    #: than per user because a hospital's clients often reach the service through one proxy or NAT address.
+    login_failures_per_address: int = 20
+    login_window_seconds: int = 15 * 60
+
+    def __post_init__(self) -> None:
+        if self.session_seconds <= 0 or self.login_window_seconds <= 0:
+            raise ValueError("session_seconds and login_window_seconds must be positive")
+        if self.login_failures_per_user < 1 or self.login_failures_per_address < 1:
+            raise ValueError("the sign-in failure limits must be at least 1")
 
     @property
     def resolved_database_url(self) -> str:

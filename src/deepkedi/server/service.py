@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from deepkedi.server.config import ServiceConfig
     from deepkedi.server.principal import Principal
 
-__all__ = ["Service"]
+__all__ = ["ANONYMOUS", "OUTCOMES", "Service"]
+
+#: The audit actor of a request nobody signed in for.
+ANONYMOUS = "-"
+#: What :meth:`Service.audit` records as an event's outcome.
+OUTCOMES = frozenset({"ok", "denied", "failed", "throttled"})
 
 
 @dataclass
@@ -35,10 +40,34 @@ class Service:
         outcome: str,
         target: str | None = None,
         details: dict[str, Any] | None = None,
+        actor: str | None = None,
+        address: str | None = None,
+        key_id: str | None = None,
     ) -> None:
         """Record one event in the keystore's MAC-chained audit trail (who, role, what, outcome, from where).
 
-        ``outcome`` is ``"ok"``, ``"denied"`` or ``"failed"``; ``target`` a pseudonymous id
-        (never a patient identifier or a DICOM UID in clear).
+        ``outcome`` is ``"ok"``, ``"denied"`` or ``"failed"`` (``"throttled"`` for a
+        refused sign-in); ``target`` a pseudonymous id or a route template (never a
+        patient identifier or a DICOM UID in clear). The row's actor is the principal's
+        user name, else ``actor`` (a known user name that failed to sign in), else
+        ``"-"`` (nobody signed in); the address is the principal's, else ``address``.
+        ``key_id`` names the study's data key when the event concerns one. ``details``
+        must hold no secret, password, token or patient identifier.
         """
-        raise NotImplementedError  # filled in by the accounts work (Keystore.record_event)
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
+        record: dict[str, Any] = dict(details or {})
+        record.update(
+            outcome=outcome,
+            role=principal.role.value if principal is not None else None,
+            address=principal.address if principal is not None and principal.address else address,
+        )
+        if target is not None:
+            record["target"] = target
+        who = principal.username if principal is not None else (actor or ANONYMOUS)
+        self.keystore.record_event(operation, actor=who, key_id=key_id, details=record)
+
+    def close(self) -> None:
+        """Release the database connections and forget the KEK."""
+        self.keystore.close()
+        self.engine.dispose()

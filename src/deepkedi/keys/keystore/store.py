@@ -812,6 +812,59 @@ class Keystore:
 
     # ---------------------------------------------------------------------------------- audit
 
+    def record_event(
+        self,
+        operation: str,
+        *,
+        actor: str,
+        key_id: str | bytes | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one event of a service built on the keystore (a sign-in, a view, a refusal) to the audit trail.
+
+        The row is chained and MAC'd like the keystore's own, in its own transaction,
+        so :meth:`verify_audit` (``kedi keys audit --verify``) covers it. Needs the KEK
+        (the audit key comes from it).
+
+        Parameters
+        ----------
+        operation
+            What happened, 1 to 32 printable characters, e.g. ``"session.login"``. The
+            keystore's own operation names (``init``, ``new``, ``get``, ``revoke``…) are
+            refused: a service event cannot pass for a key operation.
+        actor
+            Who acted (the service's user name).
+        key_id
+            The data key concerned, if any (32 hexadecimal digits or the 16 bytes).
+        details
+            A JSON object, public: never a secret or a patient identifier.
+
+        Raises
+        ------
+        ValueError
+            A refused operation name, an empty actor, a malformed key id, details that
+            are not a JSON object, or a keystore opened without its KEK.
+        """
+        _check_actor(actor)
+        if (
+            not isinstance(operation, str)
+            or not 1 <= len(operation) <= 32
+            or not operation.isprintable()
+            or operation.strip() != operation
+        ):
+            raise ValueError("an audit operation is 1 to 32 printable characters without surrounding spaces")
+        if operation in _KEYSTORE_OPERATIONS:
+            raise ValueError(f"{operation!r} is one of the keystore's own operations; name the service event otherwise")
+        key_hex = None if key_id is None else _key_id_bytes(key_id).hex()
+        payload = dict(details or {})
+        try:
+            json.dumps(payload, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError("audit details must be a JSON object (strings, numbers, lists, objects)") from None
+        self._need_kek()
+        with self._write() as (conn, head):
+            self._append(conn, head, actor, [(operation, key_hex, None, payload)])
+
     def audit_entries(self) -> list[AuditEntry]:
         """The audit trail in sequence order."""
         with _database_errors(self._engine.url), self._engine.begin() as conn:
@@ -831,6 +884,10 @@ class Keystore:
             rows = conn.execute(sa.select(_audit).order_by(_audit.c.seq)).all()
             head_value = _meta_value(conn, "audit_head")
         return _verify_chain(self._audit_key, rows, head_value)
+
+
+#: Operations the keystore itself writes (docs/FORMAT.md §10.1); :meth:`Keystore.record_event` refuses them.
+_KEYSTORE_OPERATIONS = frozenset({"init", "new", "add", "get", "rotate", "rewrap", "revoke", "export", "import"})
 
 
 def _check_actor(actor: str) -> None:

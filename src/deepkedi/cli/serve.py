@@ -1,0 +1,216 @@
+"""`kedi serve`: the clinical service (docs/SERVICE.md, "Running the service").
+
+FastAPI and uvicorn are imported inside the command, so that `kedi --help` stays fast.
+"""
+
+import os
+import re
+import signal
+import socket
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from deepkedi.cli import app
+from deepkedi.cli._common import EXIT_OUTPUT, EXIT_USAGE, console, err_console, fail, guarded, read_passphrase_file
+from deepkedi.cli.keys import KekFileOpt, PassphraseFileOpt, _kek_source
+from deepkedi.errors import require_extra
+
+__all__ = ["default_service_home", "serve"]
+
+#: Signals after which the service shuts down cleanly and `kedi serve` exits 0: a requested stop is a success.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def default_service_home() -> Path:
+    """``$XDG_DATA_HOME/deepkedi/service`` (``~/.local/share`` when XDG_DATA_HOME is unset): beside the keystore's."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "deepkedi" / "service"
+
+
+def _admin_password(path: Path | None) -> str | None:
+    """The first admin's password: --admin-password-file, else KEDI_ADMIN_PASSWORD, else None (one is generated)."""
+    if path is not None:
+        return read_passphrase_file(path)
+    return os.environ.get("KEDI_ADMIN_PASSWORD") or None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the server starts: a taken port is one line and exit code 5."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {host}: {exc.strerror}", EXIT_USAGE)
+    family, kind, proto, _name, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_OUTPUT)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_loopback(sock: socket.socket) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(sock.getsockname()[0]).is_loopback
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@app.command(
+    "serve",
+    examples=(
+        "echo 'correct horse battery staple' > pw",
+        "kedi serve --home service --passphrase-file pw --init-only",
+        "KEDI_ADMIN_PASSWORD='a long admin passphrase' \\\n  kedi serve --home site2 --passphrase-file pw --init-only",
+    ),
+    epilog="Without --init-only the service runs until it is stopped (Ctrl-C or SIGTERM: a clean stop, exit code 0). "
+    "Then: curl http://127.0.0.1:8042/healthz",
+)
+def serve(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="The service's folder (database, objects); default: the user's data folder."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8042,
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="SQLAlchemy URL of the service's database; default: SQLite under --home."),
+    ] = None,
+    storage: Annotated[
+        Path | None, typer.Option("--storage", help="Folder of the encrypted objects; default: HOME/objects.")
+    ] = None,
+    passphrase_file: PassphraseFileOpt = None,
+    kek_file: KekFileOpt = None,
+    admin_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--admin-password-file",
+            help="First run: the admin's password (else KEDI_ADMIN_PASSWORD, else one is generated and printed once).",
+        ),
+    ] = None,
+    init_only: Annotated[
+        bool, typer.Option("--init-only", help="Create or open the service's database and first admin, then exit.")
+    ] = False,
+) -> None:
+    """Run the clinical service: encrypted archive, users and roles, audit, DICOMweb (docs/SERVICE.md).
+
+    The keystore that holds the studies' keys lives in the service's database and is unlocked
+    with the passphrase (--passphrase-file, KEDI_PASSPHRASE, a prompt) or KEK (--kek-file,
+    KEDI_KEK), which is never stored. On the first run the user 'admin' is created and, unless
+    its password was given, a generated password is printed once. Plain HTTP: put a TLS
+    reverse proxy in front of it (docs/SERVICE.md); session cookies are marked Secure.
+    """
+    require_extra("fastapi", "server", feature="kedi serve")
+    require_extra("uvicorn", "server", feature="kedi serve")
+    require_extra("argon2", "server", feature="kedi serve")
+    from deepkedi.server.config import ServiceConfig
+
+    folder = (home or default_service_home()).expanduser()
+    admin_password = _admin_password(admin_password_file)
+    config = ServiceConfig(
+        home=folder.resolve(),
+        kek_source=_kek_source(passphrase_file, kek_file),
+        database_url=database,
+        storage=storage.expanduser().resolve() if storage is not None else None,
+        admin_password=admin_password,
+    )
+    sock = None if init_only else _listen(host, port)
+    if sock is not None and not _is_loopback(sock):
+        err_console.print(
+            f"kedi: warning: listening on {host} over plain HTTP: put a TLS reverse proxy in front (docs/SERVICE.md)",
+            markup=False,
+        )
+    try:
+        with guarded():
+            from deepkedi.server.app import create_app, take_initial_admin_password
+
+            service_app = create_app(config)
+        try:
+            generated = take_initial_admin_password(service_app)
+            if generated is not None:
+                console.print(
+                    f"First run: the administrator is 'admin', password: {generated}\n"
+                    "It is shown this once and stored only as a hash; sign in and keep it somewhere safe.",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            console.print(f"Service folder: {config.home}", markup=False, soft_wrap=True)
+            if sock is None:
+                return
+            _run(service_app, sock)
+        finally:
+            service_app.state.service.close()
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _run(service_app: object, sock: socket.socket) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly and return (exit code 0).
+
+    `kedi`'s own handlers (cli/__init__.py) turn those signals into SystemExit(130/143),
+    and uvicorn re-raises the signal it caught once it has shut down. So that the two do not
+    fight, while serving both signals only note that a stop was asked for: uvicorn installs
+    its handlers over these, shuts down gracefully, restores these and re-raises the signal,
+    which lands here harmlessly; then the command returns normally.
+    """
+    import logging
+
+    import uvicorn
+
+    stops: list[int] = []
+
+    def note_stop(signum: int, _frame: FrameType | None) -> None:
+        stops.append(signum)
+        server.should_exit = True  # a stop asked for before uvicorn took the signals over still stops it
+
+    config = uvicorn.Config(
+        service_app,  # type: ignore[arg-type]
+        log_level="info",
+        lifespan="off",
+        server_header=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    # The access log names the path only, never the query (a search may name a patient).
+    logging.getLogger("uvicorn.access").addFilter(_drop_query)
+    previous = {signum: signal.signal(signum, note_stop) for signum in _STOP_SIGNALS}
+    try:
+        console.print(f"Serving on {_url(sock)} (stop with Ctrl-C or SIGTERM)", markup=False, soft_wrap=True)
+        server.run(sockets=[sock])
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if not server.started and not stops:
+        err_console.print("kedi: error: the service did not start (see the log above)", markup=False)
+        raise typer.Exit(EXIT_OUTPUT)
+    console.print("Stopped.", markup=False)
+
+
+#: A path segment that is a DICOM UID (digits and dots): the access log shows ``{uid}`` instead.
+_UID_SEGMENT = re.compile(r"(?<=/)[0-9]+(?:\.[0-9]+){2,}(?=/|$)")
+
+
+def _drop_query(record: object) -> bool:
+    """A logging filter: uvicorn's access line keeps the path, without its query string and with UIDs masked.
+
+    A search's query may name a patient, and a study's UID identifies it across systems.
+    """
+    args = getattr(record, "args", None)
+    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+        path = _UID_SEGMENT.sub("{uid}", args[2].split("?", 1)[0])
+        record.args = (args[0], args[1], path, args[3], args[4])  # type: ignore[attr-defined]
+    return True
