@@ -65,11 +65,22 @@ def build(home: Path, *, max_upload_bytes: int = 64 << 20) -> ArchiveApp:
     service = Service(config=config, engine=engine, sessions=sessionmaker(engine), keystore=keystore)
     holder = ArchiveApp(app=FastAPI(), service=service, home=home)
 
-    def audit(principal: Principal | None, operation: str, *, outcome: str, target: str | None = None,
-              details: dict[str, Any] | None = None) -> None:
+    def audit(
+        principal: Principal | None,
+        operation: str,
+        *,
+        outcome: str,
+        target: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         holder.events.append(
-            {"user": principal.username if principal else None, "operation": operation, "outcome": outcome,
-             "target": target, "details": details or {}}
+            {
+                "user": principal.username if principal else None,
+                "operation": operation,
+                "outcome": outcome,
+                "target": target,
+                "details": details or {},
+            }
         )
 
     service.audit = audit  # type: ignore[method-assign]
@@ -131,6 +142,6 @@ def split_multipart(response: Any) -> list[bytes]:
     for chunk in response.content.split(marker)[1:]:
         if chunk.startswith(b"--"):
             break
-        head, _, body = chunk.partition(b"\r\n\r\n")
+        _head, _, body = chunk.partition(b"\r\n\r\n")
         parts.append(body[:-2] if body.endswith(b"\r\n") else body)
     return parts

@@ -324,7 +324,7 @@ def parse_instance(data: bytes) -> ParsedInstance:
 
 
 def _check_pixel_length(ds: Dataset) -> None:
-    """Refuse native (uncompressed) Pixel Data shorter than its rows, columns, frames and bits say (a truncated file)."""
+    """Refuse native Pixel Data shorter than its rows, columns, frames and bits say (a truncated file)."""
     if "PixelData" not in ds:
         return
     syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
@@ -608,7 +608,6 @@ class Archive:
             raise
         return self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
 
-
     # ------------------------------------------------------------------------------ reading
 
     def _study_record(self, row: StudyIndex, *, unseal: bool) -> StudyRecord:
@@ -683,7 +682,9 @@ class Archive:
             assert row is not None
             return self._study_record(row, unseal=True)
 
-    def series(self, study: StudyRecord, *, series_uid: str | None = None, modality: str | None = None) -> list[SeriesRecord]:
+    def series(
+        self, study: StudyRecord, *, series_uid: str | None = None, modality: str | None = None
+    ) -> list[SeriesRecord]:
         """The series of ``study`` (optionally one, by UID), unsealed."""
         key = self._require_key(study)
         query = sa.select(SeriesIndex).where(SeriesIndex.study_id == study.id).order_by(SeriesIndex.id)
@@ -695,7 +696,10 @@ class Archive:
             rows = list(session.scalars(query))
         return [
             SeriesRecord(
-                id=r.id, study_id=r.study_id, modality=r.modality, attributes=self._unseal(key, f"series-{r.id}", r.meta)
+                id=r.id,
+                study_id=r.study_id,
+                modality=r.modality,
+                attributes=self._unseal(key, f"series-{r.id}", r.meta),
             )
             for r in rows
         ]

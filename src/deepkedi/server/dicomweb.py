@@ -143,9 +143,11 @@ def _dicom_json(attributes: Mapping[str, Any]) -> dict[str, Any]:
     for keyword, value in attributes.items():
         if keyword in _ATTRIBUTES:
             tag, vr = _ATTRIBUTES[keyword]
-            if vr == "IS" and value not in (None, ""):
-                value = [int(v) for v in value] if isinstance(value, list) else int(value)
-            out[tag] = _element(vr, value)
+            number = vr == "IS" and value not in (None, "")
+            if number:
+                out[tag] = _element(vr, [int(v) for v in value] if isinstance(value, list) else int(value))
+            else:
+                out[tag] = _element(vr, value)
     return dict(sorted(out.items()))
 
 
@@ -158,9 +160,7 @@ def _json(payload: Any, status: int = 200) -> JSONResponse:
 
 def _content_type_params(header: str) -> tuple[str, dict[str, str]]:
     media, _, rest = header.partition(";")
-    params = {
-        m.group(1).lower(): m.group(2).strip('"') for m in _MULTIPART_PARAM.finditer(";" + rest)
-    }
+    params = {m.group(1).lower(): m.group(2).strip('"') for m in _MULTIPART_PARAM.finditer(";" + rest)}
     return media.strip().lower(), params
 
 
@@ -493,9 +493,7 @@ def _search_instances(
     selected = []
     for instance in instances:
         attrs = instance.attributes
-        if any(
-            not any(_matches_text(attrs.get(keyword), v) for v in values) for keyword, values in matching.items()
-        ):
+        if any(not any(_matches_text(attrs.get(keyword), v) for v in values) for keyword, values in matching.items()):
             continue
         selected.append(instance)
     selected = selected[offset : offset + limit]
@@ -586,7 +584,9 @@ def retrieve_study(study_uid: str, principal: PrincipalDep, service: ServiceDep)
     """WADO-RS: every instance of a study, as uploaded."""
     study, instances, _ = _retrieve(service, principal, study_uid, None, None)
     body = list(_read_all(service, principal, study, instances, "dicomweb.retrieve"))
-    service.audit(principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": len(body)})
+    service.audit(
+        principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": len(body)}
+    )
     return _multipart(body)
 
 
@@ -595,7 +595,9 @@ def retrieve_series(study_uid: str, series_uid: str, principal: PrincipalDep, se
     """WADO-RS: every instance of a series, as uploaded."""
     study, instances, _ = _retrieve(service, principal, study_uid, series_uid, None)
     body = list(_read_all(service, principal, study, instances, "dicomweb.retrieve"))
-    service.audit(principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": len(body)})
+    service.audit(
+        principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": len(body)}
+    )
     return _multipart(body)
 
 
@@ -638,9 +640,7 @@ def retrieve_study_metadata(study_uid: str, principal: PrincipalDep, service: Se
 
 
 @_dicomweb.get("/studies/{study_uid}/series/{series_uid}/metadata")
-def retrieve_series_metadata(
-    study_uid: str, series_uid: str, principal: PrincipalDep, service: ServiceDep
-) -> Response:
+def retrieve_series_metadata(study_uid: str, series_uid: str, principal: PrincipalDep, service: ServiceDep) -> Response:
     """WADO-RS: the DICOM JSON metadata of every instance of a series."""
     return _metadata(service, principal, study_uid, series_uid, None)
 
@@ -799,7 +799,9 @@ def list_studies(principal: PrincipalDep, service: ServiceDep) -> list[dict[str,
 
 
 @_studies.post("/{pseudonym}/assign")
-def assign_study(pseudonym: str, assignment: Assignment, principal: PrincipalDep, service: ServiceDep) -> dict[str, Any]:
+def assign_study(
+    pseudonym: str, assignment: Assignment, principal: PrincipalDep, service: ServiceDep
+) -> dict[str, Any]:
     """Assign a study to a radiologist and/or a group (admin)."""
     study = _admin_study(service, principal, pseudonym, "study.assign")
     archive = _archive(service)
