@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,7 +41,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from deepkedi import api
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
-from deepkedi.fileio import atomic_output
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
 
@@ -550,9 +550,21 @@ class Archive:
         new_study: StudyIndex | None = None,
     ) -> StoreOutcome:
         name = secrets.token_hex(16)
+        path = object_path(self.storage, name)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        # The object first, then its index rows: a crash in between leaves an unreferenced
+        # object (never served), never a row without its object. encrypt_file writes the
+        # container atomically (a part file renamed into place); the plaintext is staged
+        # in a private folder, in memory where the system has /dev/shm.
         try:
-            sealed = api.encrypt_bytes(parsed.data, key, name="instance.dcm", tmp_dir=self._staging)
+            with tempfile.TemporaryDirectory(dir=self._staging, prefix="kedi-serve-") as folder:
+                staged = Path(folder) / "instance.dcm"
+                fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(parsed.data)
+                api.encrypt_file(staged, path, key)
         except DeepKediError as exc:
+            path.unlink(missing_ok=True)
             return self._outcome(
                 parsed,
                 stored=False,
@@ -560,12 +572,7 @@ class Archive:
                 failure_reason=0xC000,
                 reason=f"cannot be encrypted ({type(exc).__name__})",
             )
-        path = object_path(self.storage, name)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        # The object first, then its index rows: a crash in between leaves an unreferenced
-        # object (never served), never a row without its object.
-        with atomic_output(path) as fh:
-            fh.write(sealed)
+        stored_size = path.stat().st_size
         series_h = self.uid_hmac("series", parsed.series_uid)
         try:
             with self._session() as session:
@@ -589,7 +596,7 @@ class Archive:
                         uid_hmac=self.uid_hmac("instance", parsed.sop_uid),
                         object_name=name,
                         size=len(parsed.data),
-                        stored_size=len(sealed),
+                        stored_size=stored_size,
                         created=_now(),
                         meta=self._seal(key, name, parsed.instance),
                     )
