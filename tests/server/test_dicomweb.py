@@ -237,7 +237,7 @@ def test_technologist_sees_only_own_uploads_and_cannot_add_to_anothers_study(
     assert client.get(instance_url(mr)).status_code == 404
 
 
-@pytest.mark.parametrize("who", [ADMIN, AUDITOR, RESEARCHER])
+@pytest.mark.parametrize("who", [ADMIN, AUDITOR])
 def test_roles_without_images_get_403_on_image_routes(
     archive: ArchiveApp, client: TestClient, samples: dict[str, bytes], who: object
 ) -> None:
@@ -258,6 +258,58 @@ def test_roles_without_images_get_403_on_image_routes(
     body, content_type = multipart([ct])
     assert client.post("/dicomweb/studies", content=body, headers={"content-type": content_type}).status_code == 403
     assert all(e["outcome"] == "denied" for e in archive.events if e["user"] == who.username)  # type: ignore[attr-defined]
+
+
+def test_researcher_sees_only_the_deidentified_view(
+    archive: ArchiveApp, client: TestClient, samples: dict[str, bytes]
+) -> None:
+    scan, ct = samples["scan.dcm"], samples["CT_small.dcm"]
+    stow(client, [scan, ct])
+    archive.act_as(RESEARCHER)
+    body, content_type = multipart([scan])
+    assert client.post("/dicomweb/studies", content=body, headers={"content-type": content_type}).status_code == 403
+    assert client.get(instance_url(scan)).status_code == 404  # the real UIDs name nothing for a researcher
+    found = client.get("/dicomweb/studies").json()
+    assert len(found) == 2
+    original = pydicom.dcmread(io.BytesIO(scan))
+    text = repr(found)
+    assert str(original.PatientName) == "DEMO^PATIENT"
+    for secret in (str(original.PatientName), str(original.PatientID), original.StudyInstanceUID):
+        assert secret and secret not in text
+    assert all(f["00100020"]["Value"][0].startswith("DK-") for f in found)
+    assert all("Value" not in f.get("00100010", {}) for f in found)  # Patient Name emptied (Z)
+    results = []
+    for study in found:
+        study_uid = study["0020000D"]["Value"][0]
+        assert study_uid.startswith("2.25.")
+        (series,) = client.get(f"/dicomweb/studies/{study_uid}/series").json()
+        series_uid = series["0020000E"]["Value"][0]
+        (instance,) = client.get(f"/dicomweb/studies/{study_uid}/series/{series_uid}/instances").json()
+        sop = instance["00080018"]["Value"][0]
+        url = f"/dicomweb/studies/{study_uid}/series/{series_uid}/instances/{sop}"
+        (data,) = split_multipart(client.get(url))
+        results.append(data)
+        ds = pydicom.dcmread(io.BytesIO(data))
+        assert ds.PatientIdentityRemoved == "YES" and ds.SOPInstanceUID == sop and ds.StudyInstanceUID == study_uid
+        metadata = client.get(url + "/metadata").json()[0]
+        assert metadata["00080018"]["Value"] == [sop]
+        assert client.get(url + "/frames/1/rendered").status_code == 200
+    by_pixels = {pydicom.dcmread(io.BytesIO(d)).PixelData: d for d in results}
+    assert set(by_pixels) == {original.PixelData, pydicom.dcmread(io.BytesIO(ct)).PixelData}
+    released = by_pixels[original.PixelData]
+    for secret in (
+        str(original.PatientName),
+        str(original.PatientID),
+        original.StudyInstanceUID,
+        original.SeriesInstanceUID,
+        original.SOPInstanceUID,
+    ):
+        assert secret.encode() not in released, secret
+    assert all(
+        e["outcome"] == "ok"
+        for e in archive.events
+        if e["user"] == RESEARCHER.username and e["operation"] != "dicomweb.store" and e["outcome"] != "denied"
+    )
 
 
 def test_only_admin_assigns_and_revokes(archive: ArchiveApp, client: TestClient, samples: dict[str, bytes]) -> None:

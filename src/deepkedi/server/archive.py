@@ -17,6 +17,7 @@ and its metadata undecryptable; reads then raise :class:`StudyGone`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import io
@@ -26,7 +27,7 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +41,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deepkedi import api
+from deepkedi.cipher.dicom_native import _deidentify as deidentify_dataset
+from deepkedi.cipher.dicom_native import deidentified_uid, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
@@ -67,6 +70,9 @@ __all__ = [
 INDEX_KEY_LABEL = "service index"
 _INDEX_INFO = b"deepkedi serve index hmac v1"
 _META_INFO = b"deepkedi serve metadata v1"
+_RESEARCH_INFO = b"deepkedi serve research uids v1"
+#: What a de-identified instance says was done to it (Deidentification Method, 0012,0063).
+DEIDENTIFICATION_METHOD = "PS3.15 Basic Profile (kedi serve research view)"
 _META_AAD = b"deepkedi-serve-meta-v1\x00"
 _NONCE_BYTES = 12
 #: Object names: 32 lowercase hexadecimal digits, nothing else (no separator, no dot).
@@ -116,6 +122,8 @@ class StudyIndex(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pseudonym: Mapped[str] = mapped_column(sa.String(32), unique=True)
     uid_hmac: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: Keyed hash of the de-identified StudyInstanceUID researchers see (docs/SERVICE.md).
+    deid_hmac: Mapped[str] = mapped_column(sa.String(64), unique=True)
     patient_hmac: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     key_id: Mapped[str] = mapped_column(sa.String(32))
     uploader_id: Mapped[int] = mapped_column(sa.Integer, index=True)
@@ -135,6 +143,7 @@ class SeriesIndex(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(sa.ForeignKey("archive_studies.id"), index=True)
     uid_hmac: Mapped[str] = mapped_column(sa.String(64))
+    deid_hmac: Mapped[str] = mapped_column(sa.String(64), index=True)
     modality: Mapped[str | None] = mapped_column(sa.String(16), index=True)
     meta: Mapped[bytes] = mapped_column(sa.LargeBinary)
 
@@ -148,6 +157,7 @@ class InstanceIndex(Base):
     study_id: Mapped[int] = mapped_column(sa.ForeignKey("archive_studies.id"), index=True)
     series_id: Mapped[int] = mapped_column(sa.ForeignKey("archive_series.id"), index=True)
     uid_hmac: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    deid_hmac: Mapped[str] = mapped_column(sa.String(64), index=True)
     object_name: Mapped[str] = mapped_column(sa.String(32), unique=True)
     size: Mapped[int] = mapped_column(sa.Integer)
     stored_size: Mapped[int] = mapped_column(sa.Integer)
@@ -394,6 +404,14 @@ class Archive:
                 )
         return self._index_key
 
+    def research_uid_key(self, key: Key) -> bytes:
+        """The study's key for the de-identified UIDs researchers see (HKDF of its data key)."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_RESEARCH_INFO).derive(key.secret)
+
+    def deid_hmac(self, kind: str, key: Key, uid: str) -> str:
+        """Keyed hash of the de-identified replacement of ``uid`` (how a researcher's URL finds a row)."""
+        return self.uid_hmac("deid-" + kind, deidentified_uid(self.research_uid_key(key), uid))
+
     def uid_hmac(self, kind: str, value: str) -> str:
         """HMAC-SHA256 (hex) of a UID or Patient ID under the index secret; ``kind`` separates the namespaces."""
         label = kind.encode("ascii") + b"\x00"
@@ -487,6 +505,7 @@ class Archive:
         study = StudyIndex(
             pseudonym=pseudonym,
             uid_hmac=study_h,
+            deid_hmac=self.deid_hmac("study", key, parsed.study_uid),
             patient_hmac=self.uid_hmac("patient", parsed.patient_id) if parsed.patient_id else None,
             key_id=key.key_id_hex,
             uploader_id=principal.user_id,
@@ -585,7 +604,13 @@ class Archive:
                 ).one_or_none()
                 if series is None:
                     modality = str(parsed.series.get("Modality") or "")[:16] or None
-                    series = SeriesIndex(study_id=study_id, uid_hmac=series_h, modality=modality, meta=b"")
+                    series = SeriesIndex(
+                        study_id=study_id,
+                        uid_hmac=series_h,
+                        deid_hmac=self.deid_hmac("series", key, parsed.series_uid),
+                        modality=modality,
+                        meta=b"",
+                    )
                     session.add(series)
                     session.flush()
                     series.meta = self._seal(key, f"series-{series.id}", parsed.series)
@@ -594,6 +619,7 @@ class Archive:
                         study_id=study_id,
                         series_id=series.id,
                         uid_hmac=self.uid_hmac("instance", parsed.sop_uid),
+                        deid_hmac=self.deid_hmac("instance", key, parsed.sop_uid),
                         object_name=name,
                         size=len(parsed.data),
                         stored_size=stored_size,
@@ -633,12 +659,15 @@ class Archive:
             attributes=attributes,
         )
 
-    def find_study(self, study_uid: str) -> StudyRecord | None:
-        """The study of ``study_uid`` (looked up by its keyed hash), metadata still sealed; None if unknown."""
+    def find_study(self, study_uid: str, *, deidentified: bool = False) -> StudyRecord | None:
+        """The study of ``study_uid`` (looked up by its keyed hash), metadata still sealed; None if unknown.
+
+        ``deidentified``: ``study_uid`` is the de-identified UID a researcher sees.
+        """
+        column = StudyIndex.deid_hmac if deidentified else StudyIndex.uid_hmac
+        kind = "deid-study" if deidentified else "study"
         with self._session() as session:
-            row = session.scalars(
-                sa.select(StudyIndex).where(StudyIndex.uid_hmac == self.uid_hmac("study", study_uid))
-            ).one_or_none()
+            row = session.scalars(sa.select(StudyIndex).where(column == self.uid_hmac(kind, study_uid))).one_or_none()
             return None if row is None else self._study_record(row, unseal=False)
 
     def study_by_pseudonym(self, pseudonym: str) -> StudyRecord | None:
@@ -653,6 +682,7 @@ class Archive:
         where: sa.ColumnElement[bool],
         *,
         study_uids: Iterable[str] = (),
+        deidentified: bool = False,
         patient_id: str | None = None,
         modality: str | None = None,
         include_revoked: bool = False,
@@ -661,7 +691,8 @@ class Archive:
         query = sa.select(StudyIndex).where(where).order_by(StudyIndex.id)
         uids = list(study_uids)
         if uids:
-            query = query.where(StudyIndex.uid_hmac.in_([self.uid_hmac("study", u) for u in uids]))
+            column, kind = (StudyIndex.deid_hmac, "deid-study") if deidentified else (StudyIndex.uid_hmac, "study")
+            query = query.where(column.in_([self.uid_hmac(kind, u) for u in uids]))
         if patient_id is not None:
             query = query.where(StudyIndex.patient_hmac == self.uid_hmac("patient", patient_id))
         if modality is not None:
@@ -690,13 +721,21 @@ class Archive:
             return self._study_record(row, unseal=True)
 
     def series(
-        self, study: StudyRecord, *, series_uid: str | None = None, modality: str | None = None
+        self,
+        study: StudyRecord,
+        *,
+        series_uid: str | None = None,
+        modality: str | None = None,
+        deidentified: bool = False,
     ) -> list[SeriesRecord]:
         """The series of ``study`` (optionally one, by UID), unsealed."""
         key = self._require_key(study)
         query = sa.select(SeriesIndex).where(SeriesIndex.study_id == study.id).order_by(SeriesIndex.id)
         if series_uid is not None:
-            query = query.where(SeriesIndex.uid_hmac == self.uid_hmac("series", series_uid))
+            if deidentified:
+                query = query.where(SeriesIndex.deid_hmac == self.uid_hmac("deid-series", series_uid))
+            else:
+                query = query.where(SeriesIndex.uid_hmac == self.uid_hmac("series", series_uid))
         if modality is not None:
             query = query.where(SeriesIndex.modality == modality)
         with self._session() as session:
@@ -712,7 +751,12 @@ class Archive:
         ]
 
     def instances(
-        self, study: StudyRecord, *, series_id: int | None = None, sop_uid: str | None = None
+        self,
+        study: StudyRecord,
+        *,
+        series_id: int | None = None,
+        sop_uid: str | None = None,
+        deidentified: bool = False,
     ) -> list[InstanceRecord]:
         """The instances of ``study`` (optionally of one series, or one by SOP Instance UID), unsealed."""
         key = self._require_key(study)
@@ -720,7 +764,10 @@ class Archive:
         if series_id is not None:
             query = query.where(InstanceIndex.series_id == series_id)
         if sop_uid is not None:
-            query = query.where(InstanceIndex.uid_hmac == self.uid_hmac("instance", sop_uid))
+            if deidentified:
+                query = query.where(InstanceIndex.deid_hmac == self.uid_hmac("deid-instance", sop_uid))
+            else:
+                query = query.where(InstanceIndex.uid_hmac == self.uid_hmac("instance", sop_uid))
         with self._session() as session:
             rows = list(session.scalars(query))
         return [
@@ -769,6 +816,46 @@ class Archive:
         key = self._require_key(study)
         data = object_path(self.storage, instance.object_name).read_bytes()
         return api.decrypt_bytes(data, key)
+
+    # ------------------------------------------------------------------------------ research view
+
+    def _deidentifiers(self, study: StudyRecord) -> tuple[Callable[[str], str], Callable[[str], str]]:
+        uid_key = self.research_uid_key(self._require_key(study))
+        return functools.partial(deidentified_uid, uid_key), functools.partial(patient_pseudonym, uid_key)
+
+    def deidentify(self, study: StudyRecord, data: bytes) -> bytes:
+        """``data`` (an instance of ``study``) de-identified under the PS3.15 Basic Profile, as a DICOM file.
+
+        The header goes through the same profile as ``kedi encrypt --as-dicom``: names,
+        IDs, dates, free text and private elements removed or replaced, UIDs replaced by
+        keyed pseudonyms (consistent within the study, the same ones QIDO shows a
+        researcher); the pixels are kept (burnt-in text is not removed).
+        """
+        import pydicom
+
+        new_uid, pseudonym = self._deidentifiers(study)
+        ds = pydicom.dcmread(io.BytesIO(data))
+        deidentify_dataset(ds, new_uid, pseudonym)
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+
+    def deidentify_attributes(self, study: StudyRecord, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """Sealed-metadata attributes (keyword → value) as a researcher may see them (the same profile)."""
+        from pydicom import Dataset
+        from pydicom.datadict import tag_for_keyword
+
+        new_uid, pseudonym = self._deidentifiers(study)
+        ds = Dataset()
+        known = [k for k in attributes if tag_for_keyword(k) is not None]  # not the archive's own (sha256)
+        for keyword in known:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                setattr(ds, keyword, attributes[keyword])
+        deidentify_dataset(ds, new_uid, pseudonym)
+        return {keyword: _text(ds.get(keyword)) for keyword in known if keyword in ds}
 
     # ------------------------------------------------------------------------------ administration
 

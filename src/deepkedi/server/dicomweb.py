@@ -73,11 +73,23 @@ def _require_images(service: Service, principal: Principal, operation: str) -> N
         _deny(service, principal, operation, status=403)
 
 
+def _research(principal: Principal) -> bool:
+    """Whether ``principal`` sees the de-identified view (UIDs, names, dates replaced; PS3.15 Basic Profile)."""
+    return principal.role is Role.RESEARCHER
+
+
+def _view(service: Service, principal: Principal, study: StudyRecord, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as ``principal`` may see them: de-identified for a researcher, as stored for the others."""
+    if _research(principal):
+        return _archive(service).deidentify_attributes(study, attributes)
+    return dict(attributes)
+
+
 def _study_for(service: Service, principal: Principal, study_uid: str, operation: str) -> StudyRecord:
     """The study ``study_uid`` if ``principal`` may see it; 403 / 404 / 410 (audited) otherwise."""
     _require_images(service, principal, operation)
     archive = _archive(service)
-    study = archive.find_study(study_uid)
+    study = archive.find_study(study_uid, deidentified=_research(principal))
     if study is None or not may_see(principal, study):
         # Same answer whether the study exists or not: guessing UIDs learns nothing.
         _deny(service, principal, operation, status=404, target=study.pseudonym if study else None)
@@ -390,15 +402,20 @@ def search_for_studies(request: Request, principal: PrincipalDep, service: Servi
     patient_ids = matching.get("PatientID", [])
     if len(modalities) > 1 or len(patient_ids) > 1:
         raise HTTPException(status_code=400, detail="one PatientID and one modality per query")
+    research = _research(principal)
     studies = archive.studies(
         visible_filter(principal),
         study_uids=matching.get("StudyInstanceUID", []),
-        patient_id=patient_ids[0] if patient_ids else None,
+        deidentified=research,
+        # A researcher matches the pseudonymous Patient ID they see, on the de-identified view below.
+        patient_id=patient_ids[0] if patient_ids and not research else None,
         modality=modalities[0] if modalities else None,
     )
     selected = []
     for study in studies:
-        attrs = study.attributes
+        attrs = _view(service, principal, study, study.attributes)
+        if research and any(not _matches_text(attrs.get("PatientID"), p) for p in patient_ids):
+            continue
         if any(not _matches_text(attrs.get("PatientName"), p, case=False) for p in matching.get("PatientName", [])):
             continue
         if any(not _matches_date(attrs.get("StudyDate"), q) for q in matching.get("StudyDate", [])):
@@ -407,24 +424,24 @@ def search_for_studies(request: Request, principal: PrincipalDep, service: Servi
             continue
         selected.append(study)
     selected = selected[offset : offset + limit]
+    views = [_view(service, principal, s, s.attributes) for s in selected]
     counts = archive.counts(s.id for s in selected)
     base = _base_url(request)
     results = []
-    for study in selected:
+    for study, attributes in zip(selected, views, strict=True):
         n_series, n_instances, modality_list = counts[study.id]
-        attributes = dict(study.attributes)
         attributes.update(
             ModalitiesInStudy=sorted(modality_list),
             NumberOfStudyRelatedSeries=n_series,
             NumberOfStudyRelatedInstances=n_instances,
-            RetrieveURL=f"{base}/studies/{study.attributes.get('StudyInstanceUID', '')}",
+            RetrieveURL=f"{base}/studies/{attributes.get('StudyInstanceUID', '')}",
         )
         results.append(_dicom_json(attributes))
     service.audit(
         principal,
         operation,
         outcome="ok",
-        details={"level": "studies", "matches": [s.pseudonym for s in selected][:100]},
+        details={"level": "studies", "matches": [s.pseudonym for s in selected][:100], "deidentified": research},
     )
     return _json(results)
 
@@ -442,21 +459,21 @@ def search_for_series(study_uid: str, request: Request, principal: PrincipalDep,
         study = archive.unseal_study(study)
     except StudyGone:
         raise _gone(service, principal, operation, study) from None
+    views = [(item, _view(service, principal, study, item.attributes)) for item in series]
     wanted = set(matching.get("SeriesInstanceUID", []))
     if wanted:
-        series = [s for s in series if s.attributes.get("SeriesInstanceUID") in wanted]
-    series = series[offset : offset + limit]
+        views = [(item, attrs) for item, attrs in views if attrs.get("SeriesInstanceUID") in wanted]
+    views = views[offset : offset + limit]
     counts: dict[int, int] = {}
     for instance in archive.instances(study):
         counts[instance.series_id] = counts.get(instance.series_id, 0) + 1
     base = _base_url(request)
     results = []
-    for item in series:
-        attributes = dict(item.attributes)
+    for item, attributes in views:
         attributes.update(
             StudyInstanceUID=study_uid,
             NumberOfSeriesRelatedInstances=counts.get(item.id, 0),
-            RetrieveURL=f"{base}/studies/{study_uid}/series/{item.attributes.get('SeriesInstanceUID', '')}",
+            RetrieveURL=f"{base}/studies/{study_uid}/series/{attributes.get('SeriesInstanceUID', '')}",
         )
         results.append(_dicom_json(attributes))
     service.audit(principal, operation, outcome="ok", target=study.pseudonym, details={"level": "series"})
@@ -469,10 +486,10 @@ def _instances_of(
     """The instances of ``study`` (of one series if given) and each series id's UID; 404 for an unknown series."""
     archive = _archive(service)
     try:
-        series = archive.series(study, series_uid=series_uid)
+        series = archive.series(study, series_uid=series_uid, deidentified=_research(principal))
         if series_uid is not None and not series:
             _deny(service, principal, operation, status=404, target=study.pseudonym)
-        uids = {s.id: str(s.attributes.get("SeriesInstanceUID", "")) for s in series}
+        uids = {s.id: str(_view(service, principal, study, s.attributes).get("SeriesInstanceUID", "")) for s in series}
         instances = [
             i
             for i in archive.instances(study, series_id=series[0].id if series_uid is not None else None)
@@ -491,17 +508,17 @@ def _search_instances(
     matching, limit, offset = _query(request, ("SOPInstanceUID", "SOPClassUID", "InstanceNumber"))
     instances, uids = _instances_of(service, principal, study, operation, series_uid)
     selected = []
-    for instance in instances:
-        attrs = instance.attributes
+    views = [(instance, _view(service, principal, study, instance.attributes)) for instance in instances]
+    for instance, attrs in views:
         if any(not any(_matches_text(attrs.get(keyword), v) for v in values) for keyword, values in matching.items()):
             continue
-        selected.append(instance)
+        selected.append((instance, attrs))
     selected = selected[offset : offset + limit]
     base = _base_url(request)
     results = []
-    for instance in selected:
+    for instance, attrs in selected:
         series = uids[instance.series_id]
-        attributes = {k: v for k, v in instance.attributes.items() if k in _ATTRIBUTES}
+        attributes = {k: v for k, v in attrs.items() if k in _ATTRIBUTES}
         attributes.update(
             StudyInstanceUID=study_uid,
             SeriesInstanceUID=series,
@@ -546,12 +563,21 @@ def _multipart(parts: Iterable[bytes]) -> Response:
 
 
 def _read_all(
-    service: Service, principal: Principal, study: StudyRecord, instances: list[InstanceRecord], operation: str
+    service: Service,
+    principal: Principal,
+    study: StudyRecord,
+    instances: list[InstanceRecord],
+    operation: str,
+    *,
+    pixels_only: bool = False,
 ) -> Iterator[bytes]:
+    """The files of ``instances``: as uploaded, or de-identified for a researcher (unless only pixels are used)."""
     archive = _archive(service)
+    research = _research(principal) and not pixels_only
     for instance in instances:
         try:
-            yield archive.read(study, instance)
+            data = archive.read(study, instance)
+            yield archive.deidentify(study, data) if research else data
         except StudyGone:
             raise _gone(service, principal, operation, study) from None
 
@@ -568,7 +594,11 @@ def _retrieve(
     instances, uids = _instances_of(service, principal, study, operation, series_uid)
     if sop_uid is not None:
         try:  # matched by keyed hash, as the index stores it
-            chosen = [i for i in _archive(service).instances(study, sop_uid=sop_uid) if i.series_id in uids]
+            chosen = [
+                i
+                for i in _archive(service).instances(study, sop_uid=sop_uid, deidentified=_research(principal))
+                if i.series_id in uids
+            ]
         except StudyGone:
             raise _gone(service, principal, operation, study) from None
         if not chosen:
@@ -739,7 +769,7 @@ def retrieve_rendered_frame(
     operation = "dicomweb.render"
     chosen = _window(window)
     study, instances, _ = _retrieve(service, principal, study_uid, series_uid, sop_uid)
-    data = next(_read_all(service, principal, study, instances, operation))
+    data = next(_read_all(service, principal, study, instances, operation, pixels_only=True))
     try:
         png = render_frame(data, frame, chosen)
     except IndexError:

@@ -2,8 +2,9 @@
 
 - technologist: uploads; sees only the studies they uploaded;
 - radiologist: sees the studies assigned to them or to their group;
-- researcher: no identified images; this release refuses every image route (403)
-  until the de-identified retrieval path exists (docs/SERVICE.md, "DICOMweb");
+- researcher: every study, but only through the de-identified view (PS3.15 Basic
+  Profile: UIDs replaced by keyed pseudonyms, names, IDs and dates removed or
+  replaced); the UIDs in a researcher's URLs are the de-identified ones;
 - admin, auditor: no images (403); the admin assigns and revokes studies.
 
 A study the principal may not see is answered exactly like a study that does not
@@ -20,7 +21,7 @@ from deepkedi.server.principal import Principal, Role
 __all__ = ["IMAGE_ROLES", "UPLOAD_ROLES", "may_see", "may_upload", "may_view_images", "visible_filter"]
 
 #: Roles that may reach image routes at all (search, view, download).
-IMAGE_ROLES = frozenset({Role.TECHNOLOGIST, Role.RADIOLOGIST})
+IMAGE_ROLES = frozenset({Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.RESEARCHER})
 #: Roles that may upload (STOW-RS).
 UPLOAD_ROLES = frozenset({Role.TECHNOLOGIST})
 
@@ -43,6 +44,8 @@ def visible_filter(principal: Principal) -> sa.ColumnElement[bool]:
         if principal.group:
             return sa.or_(mine, StudyIndex.assigned_group == principal.group)
         return mine
+    if principal.role is Role.RESEARCHER:
+        return sa.true()  # every study, through the de-identified view only
     return sa.false()
 
 
@@ -54,4 +57,4 @@ def may_see(principal: Principal, study: StudyRecord) -> bool:
         if study.assigned_user_id is not None and study.assigned_user_id == principal.user_id:
             return True
         return bool(principal.group) and study.assigned_group == principal.group
-    return False
+    return principal.role is Role.RESEARCHER
