@@ -528,3 +528,46 @@ def test_corpus_round_trip_render_and_nothing_at_rest(archive: ArchiveApp, clien
     archive.service.engine.dispose()
     files = [p for p in archive.home.rglob("*") if p.is_file()]
     assert [(p.name, n[:20]) for p in files for n in needles if n in p.read_bytes()] == []
+
+
+def test_a_failure_while_indexing_leaves_no_object_and_no_row(
+    archive: ArchiveApp, samples: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The object is written before its rows; if the rows fail, the object goes too (and a new study's key)."""
+    from deepkedi.server.archive import Archive
+
+    real_seal = Archive._seal
+
+    def failing_seal(self: Archive, key: object, binding: str, attributes: object) -> bytes:
+        if len(binding) == 32:  # the instance's row, after its object was written
+            assert any((archive.home / "objects").rglob("*")), "the object is written first"
+            raise RuntimeError("database went away")
+        return real_seal(self, key, binding, attributes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Archive, "_seal", failing_seal)
+    before = storage_state(archive)
+    with TestClient(archive.app, raise_server_exceptions=False) as client:
+        body, content_type = multipart([samples["CT_small.dcm"]])
+        response = client.post("/dicomweb/studies", content=body, headers={"content-type": content_type})
+    assert response.status_code == 500
+    files, counts = storage_state(archive)
+    assert files == [] and counts == before[1]
+    assert [k.state for k in archive.service.keystore.list_keys() if (k.label or "").startswith("study ")] == [
+        "revoked"
+    ]
+
+
+def test_an_object_without_its_row_is_never_served(
+    archive: ArchiveApp, client: TestClient, samples: dict[str, bytes]
+) -> None:
+    """What a crash between the object and its rows leaves (an unreferenced object) is invisible."""
+    ct = samples["CT_small.dcm"]
+    stow(client, [ct])
+    import shutil
+
+    (archive.home / "objects" / "ab").mkdir(exist_ok=True)
+    orphan = next(p for p in (archive.home / "objects").rglob("*") if p.is_file() and p.parent.name != "ab")
+    shutil.copy(orphan, archive.home / "objects" / "ab" / ("ab" + "0" * 30))
+    found = client.get("/dicomweb/studies").json()
+    assert len(found) == 1 and found[0]["00201208"]["Value"] == [1]
+    assert len(split_multipart(client.get(f"/dicomweb/studies/{uids(ct)[0]}"))) == 1

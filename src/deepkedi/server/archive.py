@@ -513,7 +513,11 @@ class Archive:
             revoked=False,
             meta=self._seal(key, pseudonym, parsed.study),
         )
-        outcome = self._write_instance(parsed, key, pseudonym, new_study=study)
+        try:
+            outcome = self._write_instance(parsed, key, pseudonym, new_study=study)
+        except BaseException:
+            self.service.keystore.revoke(key.key_id_hex, actor=SERVICE_ACTOR)  # never used: shred it
+            raise
         if not outcome.stored:
             self.service.keystore.revoke(key.key_id_hex, actor=SERVICE_ACTOR)  # never used: shred it
         else:
