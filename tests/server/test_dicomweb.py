@@ -571,3 +571,29 @@ def test_an_object_without_its_row_is_never_served(
     found = client.get("/dicomweb/studies").json()
     assert len(found) == 1 and found[0]["00201208"]["Value"] == [1]
     assert len(split_multipart(client.get(f"/dicomweb/studies/{uids(ct)[0]}"))) == 1
+
+
+def test_one_upload_mixing_new_known_duplicate_and_foreign_instances(
+    archive: ArchiveApp, client: TestClient, samples: dict[str, bytes]
+) -> None:
+    """Every instance of a request gets its own outcome, in order, whatever path stored it."""
+    study = [data for name, data in samples.items() if name.startswith("study/")]
+    ct, mr = samples["CT_small.dcm"], samples["MR_small.dcm"]
+    archive.act_as(TECH_B)
+    stow(client, [mr])
+    archive.act_as(TECH_A)
+    assert stow(client, study[:2])[0] == 200
+    ds = pydicom.dcmread(io.BytesIO(study[3]))
+    ds.StudyDescription = "another file with the same SOP Instance UID"
+    clash = io.BytesIO()
+    ds.save_as(clash, enforce_file_format=True)
+    parts = [study[0], study[2], study[3], clash.getvalue(), study[4], study[2], mr, ct, study[5]]
+    status, payload = stow(client, parts)
+    assert status == 202
+    stored = [item["00081155"]["Value"][0] for item in payload["00081199"]["Value"]]
+    failed = {item["00081155"]["Value"][0]: item["00081197"]["Value"][0] for item in payload["00081198"]["Value"]}
+    assert failed == {uids(study[3])[2]: 0x0111, uids(mr)[2]: 0xA700}
+    assert stored == [uids(d)[2] for d in (study[0], study[2], study[3], study[4], study[2], ct, study[5])]
+    for data in (*study, ct):
+        assert split_multipart(client.get(instance_url(data))) == [data]
+    assert storage_state(archive)[1]["archive_instances"] == 8  # six slices, CT, and B's MR

@@ -572,6 +572,34 @@ class Archive:
         study_id: int | None = None,
         new_study: StudyIndex | None = None,
     ) -> StoreOutcome:
+        written = self._encrypt_object(parsed, key)
+        if isinstance(written, str):
+            return self._outcome(parsed, stored=False, study_pseudonym=pseudonym, failure_reason=0xC000, reason=written)
+        name, path, stored_size = written
+        try:
+            with self._session() as session:
+                if new_study is not None:
+                    session.add(new_study)
+                    session.flush()
+                    study_id = new_study.id
+                assert study_id is not None
+                self._index_rows(session, study_id, key, [(parsed, name, stored_size)], {})
+        except sa.exc.IntegrityError:
+            path.unlink(missing_ok=True)
+            return self._outcome(
+                parsed,
+                stored=False,
+                study_pseudonym=pseudonym,
+                failure_reason=0x0111,
+                reason="an instance with this SOP Instance UID is already stored",
+            )
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
+
+    def _encrypt_object(self, parsed: ParsedInstance, key: Key) -> tuple[str, Path, int] | str:
+        """Encrypt ``parsed`` into a new object: (name, path, size), or the one-line reason it cannot be."""
         name = secrets.token_hex(16)
         path = object_path(self.storage, name)
         path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -588,21 +616,22 @@ class Archive:
                 api.encrypt_file(staged, path, key)
         except DeepKediError as exc:
             path.unlink(missing_ok=True)
-            return self._outcome(
-                parsed,
-                stored=False,
-                study_pseudonym=pseudonym,
-                failure_reason=0xC000,
-                reason=f"cannot be encrypted ({type(exc).__name__})",
-            )
-        stored_size = path.stat().st_size
-        series_h = self.uid_hmac("series", parsed.series_uid)
-        try:
-            with self._session() as session:
-                if new_study is not None:
-                    session.add(new_study)
-                    session.flush()
-                    study_id = new_study.id
+            return f"cannot be encrypted ({type(exc).__name__})"
+        return name, path, path.stat().st_size
+
+    def _index_rows(
+        self,
+        session: sa.orm.Session,
+        study_id: int,
+        key: Key,
+        items: list[tuple[ParsedInstance, str, int]],
+        series_ids: dict[str, int],
+    ) -> None:
+        """Add the series (if new) and instance rows of ``items`` (parsed, object name, stored size) to ``study_id``."""
+        for parsed, name, stored_size in items:
+            series_h = self.uid_hmac("series", parsed.series_uid)
+            series_id = series_ids.get(series_h)
+            if series_id is None:
                 series = session.scalars(
                     sa.select(SeriesIndex).where(SeriesIndex.study_id == study_id, SeriesIndex.uid_hmac == series_h)
                 ).one_or_none()
@@ -618,32 +647,87 @@ class Archive:
                     session.add(series)
                     session.flush()
                     series.meta = self._seal(key, f"series-{series.id}", parsed.series)
-                session.add(
-                    InstanceIndex(
-                        study_id=study_id,
-                        series_id=series.id,
-                        uid_hmac=self.uid_hmac("instance", parsed.sop_uid),
-                        deid_hmac=self.deid_hmac("instance", key, parsed.sop_uid),
-                        object_name=name,
-                        size=len(parsed.data),
-                        stored_size=stored_size,
-                        created=_now(),
-                        meta=self._seal(key, name, parsed.instance),
-                    )
+                series_id = series_ids[series_h] = series.id
+            session.add(
+                InstanceIndex(
+                    study_id=study_id,
+                    series_id=series_id,
+                    uid_hmac=self.uid_hmac("instance", parsed.sop_uid),
+                    deid_hmac=self.deid_hmac("instance", key, parsed.sop_uid),
+                    object_name=name,
+                    size=len(parsed.data),
+                    stored_size=stored_size,
+                    created=_now(),
+                    meta=self._seal(key, name, parsed.instance),
                 )
-        except sa.exc.IntegrityError:
-            path.unlink(missing_ok=True)
-            return self._outcome(
-                parsed,
-                stored=False,
-                study_pseudonym=pseudonym,
-                failure_reason=0x0111,
-                reason="an instance with this SOP Instance UID is already stored",
             )
+
+    def store_many(self, items: list[ParsedInstance], principal: Principal) -> list[StoreOutcome]:
+        """Store the instances of one upload, in order, with the outcome of each (as :meth:`store`).
+
+        Instances of one study that follow each other are indexed in one transaction
+        (one commit for the lot, not one per file); whenever that fast path meets
+        something unusual (a duplicate, a conflict), it falls back to :meth:`store`
+        for each remaining instance, so the outcomes are the same either way.
+        """
+        outcomes: list[StoreOutcome] = []
+        start = 0
+        while start < len(items):
+            end = start + 1
+            while end < len(items) and items[end].study_uid == items[start].study_uid:
+                end += 1
+            first = self.store(items[start], principal)
+            outcomes.append(first)
+            if end > start + 1:
+                outcomes.extend(self._store_run(items[start + 1 : end], principal, first))
+            start = end
+        return outcomes
+
+    def _store_run(self, run: list[ParsedInstance], principal: Principal, first: StoreOutcome) -> list[StoreOutcome]:
+        """Instances of the study ``first`` was stored in: one transaction, or :meth:`store` one by one."""
+        slow = [self.store(item, principal) for item in run] if not first.stored else None
+        if slow is not None:
+            return slow
+        study = self.find_study(run[0].study_uid)
+        sops = [self.uid_hmac("instance", item.sop_uid) for item in run]
+        if study is None or study.uploader_id != principal.user_id or study.revoked or len(set(sops)) != len(sops):
+            return [self.store(item, principal) for item in run]
+        with self._session() as session:
+            taken = session.scalars(sa.select(sa.func.count()).where(InstanceIndex.uid_hmac.in_(sops))).one()
+        if taken:
+            return [self.store(item, principal) for item in run]
+        try:
+            key = self._require_key(study)
+        except StudyGone:
+            return [self.store(item, principal) for item in run]
+        written: list[tuple[ParsedInstance, str, int]] = []
+        paths: list[Path] = []
+        outcomes: dict[int, StoreOutcome] = {}
+        try:
+            for index, item in enumerate(run):
+                result = self._encrypt_object(item, key)
+                if isinstance(result, str):
+                    outcomes[index] = self._outcome(
+                        item, stored=False, study_pseudonym=study.pseudonym, failure_reason=0xC000, reason=result
+                    )
+                    continue
+                name, path, size = result
+                paths.append(path)
+                written.append((item, name, size))
+            with self._session() as session:
+                self._index_rows(session, study.id, key, written, {})
+        except sa.exc.IntegrityError:
+            for path in paths:
+                path.unlink(missing_ok=True)
+            return [self.store(item, principal) for item in run]
         except BaseException:
-            path.unlink(missing_ok=True)
+            for path in paths:
+                path.unlink(missing_ok=True)
             raise
-        return self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
+        return [
+            outcomes.get(i) or self._outcome(item, stored=True, study_pseudonym=study.pseudonym)
+            for i, item in enumerate(run)
+        ]
 
     # ------------------------------------------------------------------------------ reading
 

@@ -309,7 +309,7 @@ async def store_instances(request: Request, principal: PrincipalDep, service: Se
         raise
 
     def store_all() -> list[StoreOutcome]:
-        return [archive.store(item, principal) for item in parsed]
+        return archive.store_many(parsed, principal)
 
     outcomes = await run_in_threadpool(store_all)
     by_study: dict[str | None, list[StoreOutcome]] = {}
