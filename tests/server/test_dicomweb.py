@@ -597,3 +597,23 @@ def test_one_upload_mixing_new_known_duplicate_and_foreign_instances(
     for data in (*study, ct):
         assert split_multipart(client.get(instance_url(data))) == [data]
     assert storage_state(archive)[1]["archive_instances"] == 8  # six slices, CT, and B's MR
+
+
+def test_every_archive_route_needs_a_signed_in_user(archive: ArchiveApp) -> None:
+    """Enumerated from the router, so that a new route cannot escape: no principal, 401, nothing audited."""
+    import re
+
+    from fastapi.routing import APIRoute
+
+    from deepkedi.server import dicomweb
+
+    archive.app.dependency_overrides.clear()  # the real current_principal: nobody signed in
+    routes = [r for r in dicomweb.router.routes if isinstance(r, APIRoute)]
+    assert len(routes) >= 15
+    with TestClient(archive.app) as client:
+        for route in routes:
+            path = re.sub(r"\{[^}]+\}", "1.2.3", route.path)
+            for method in route.methods:
+                response = client.request(method, path, content=b"x", headers={"content-type": "application/json"})
+                assert response.status_code == 401, (method, route.path, response.status_code)
+    assert archive.events == []
