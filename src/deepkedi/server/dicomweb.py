@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from deepkedi.errors import DeepKediError
@@ -792,6 +792,18 @@ class Assignment(BaseModel):
     group: str | None = Field(default=None, min_length=1, max_length=128)
 
 
+async def _assignment(request: Request, principal: PrincipalDep, service: ServiceDep) -> Assignment:
+    """The assignment in the request's JSON body, read only once the user is known to be an admin (401, 403 first)."""
+    if principal.role is not Role.ADMIN:
+        _deny(service, principal, "study.assign", status=403)
+    try:
+        return Assignment.model_validate(await request.json())
+    except (ValueError, ValidationError):
+        raise HTTPException(
+            status_code=422, detail='the body must be JSON: {"user_id": int or null, "group": str or null}'
+        ) from None
+
+
 def _admin_study(service: Service, principal: Principal, pseudonym: str, operation: str) -> StudyRecord:
     if principal.role is not Role.ADMIN:
         _deny(service, principal, operation, status=403)
@@ -830,7 +842,10 @@ def list_studies(principal: PrincipalDep, service: ServiceDep) -> list[dict[str,
 
 @_studies.post("/{pseudonym}/assign")
 def assign_study(
-    pseudonym: str, assignment: Assignment, principal: PrincipalDep, service: ServiceDep
+    pseudonym: str,
+    assignment: Annotated[Assignment, Depends(_assignment)],
+    principal: PrincipalDep,
+    service: ServiceDep,
 ) -> dict[str, Any]:
     """Assign a study to a radiologist and/or a group (admin)."""
     study = _admin_study(service, principal, pseudonym, "study.assign")
