@@ -321,7 +321,7 @@ async def store_instances(request: Request, principal: PrincipalDep, service: Se
         service.audit(
             principal,
             "dicomweb.store",
-            outcome="ok" if ok == len(items) else ("failed" if ok == 0 else "partial"),
+            outcome="ok" if ok else "failed",  # how many failed, and why, is in the details
             target=pseudonym,
             details={"stored": ok, "failed": len(items) - ok, **({"reasons": reasons} if reasons else {})},
         )
