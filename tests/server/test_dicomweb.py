@@ -335,6 +335,8 @@ def test_revoked_study_answers_410_everywhere(
     stow(client, [ct])
     assign(client, archive, ct, user_id=RAD_A.user_id)
     pseudonym = pseudonym_of(archive, ct)
+    archive.act_as(RAD_A)
+    assert client.get(instance_url(ct) + "/frames/1/rendered").status_code == 200  # now in the frame cache
     archive.act_as(ADMIN)
     response = client.post(f"/api/studies/{pseudonym}/revoke")
     assert response.status_code == 200 and response.json()["revoked"] is True
@@ -632,3 +634,18 @@ def test_every_archive_route_needs_a_signed_in_user(archive: ArchiveApp) -> None
             response = client.request(method, url, content=b"x", headers={"content-type": "application/json"})
             assert response.status_code == 401, (method, path, response.status_code)
     assert archive.events == []
+
+
+def test_a_key_revoked_in_the_keystore_directly_is_gone_at_once(
+    archive: ArchiveApp, client: TestClient, samples: dict[str, bytes]
+) -> None:
+    """`kedi keys revoke` on the service's keystore while it runs: no cached key or frame outlives it."""
+    ct = samples["CT_small.dcm"]
+    stow(client, [ct])
+    assert client.get(instance_url(ct) + "/frames/1/rendered").status_code == 200
+    assert client.get(instance_url(ct)).status_code == 200
+    study = archive.service.archive.find_study(uids(ct)[0])
+    archive.service.keystore.revoke(study.key_id, actor="someone else")
+    for route in (instance_url(ct), instance_url(ct) + "/frames/1/rendered", instance_url(ct) + "/metadata"):
+        assert client.get(route).status_code == 410, route
+    assert client.get("/dicomweb/studies").json() == []

@@ -27,6 +27,7 @@ import re
 import secrets
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -78,6 +79,8 @@ _NONCE_BYTES = 12
 #: Object names: 32 lowercase hexadecimal digits, nothing else (no separator, no dot).
 _OBJECT_NAME = re.compile(r"^[0-9a-f]{32}$")
 _PSEUDONYM = re.compile(r"^ST-[0-9A-F]{24}$")
+#: Memory the cache of rendered frames may hold (plaintext-derived PNGs: memory only, dropped on revocation).
+RENDER_CACHE_BYTES = 64 << 20
 #: Actor the keystore records for the service's own key operations.
 SERVICE_ACTOR = "kedi-serve"
 
@@ -384,6 +387,10 @@ class Archive:
         self._index_key: bytes | None = None
         self._keys: dict[str, Key] = {}
         self._staging = _staging_dir()
+        # Rendered frames, in memory only (never on disk), least recently used first out.
+        self._rendered: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._rendered_bytes = 0
+        self._rendered_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ keys
 
@@ -905,6 +912,36 @@ class Archive:
         data = object_path(self.storage, instance.object_name).read_bytes()
         return api.decrypt_bytes(data, key)
 
+    def rendered(
+        self, study: StudyRecord, instance: InstanceRecord, how: tuple[Any, ...], render: Callable[[bytes], bytes]
+    ) -> bytes:
+        """``render`` of the instance's file, kept in a memory cache keyed by the instance and ``how``.
+
+        The study's key is checked at every call, cached or not: a revoked study is
+        :class:`StudyGone` at once (and :meth:`revoke` drops its frames).
+        """
+        self._require_key(study)
+        cache_key = (study.id, instance.object_name, *how)
+        with self._rendered_lock:
+            hit = self._rendered.get(cache_key)
+            if hit is not None:
+                self._rendered.move_to_end(cache_key)
+                return hit
+        image = render(self.read(study, instance))
+        with self._rendered_lock:
+            if cache_key not in self._rendered and len(image) <= RENDER_CACHE_BYTES // 8:
+                self._rendered[cache_key] = image
+                self._rendered_bytes += len(image)
+                while self._rendered_bytes > RENDER_CACHE_BYTES:
+                    _, dropped = self._rendered.popitem(last=False)
+                    self._rendered_bytes -= len(dropped)
+        return image
+
+    def _forget_rendered(self, study_id: int) -> None:
+        with self._rendered_lock:
+            for cache_key in [k for k in self._rendered if k[0] == study_id]:
+                self._rendered_bytes -= len(self._rendered.pop(cache_key))
+
     # ------------------------------------------------------------------------------ research view
 
     def _deidentifiers(self, study: StudyRecord) -> tuple[Callable[[str], str], Callable[[str], str]]:
@@ -967,6 +1004,7 @@ class Archive:
         """Crypto-shred ``study``: revoke its keystore key; its objects stay, undecryptable forever."""
         self.service.keystore.revoke(study.key_id, actor=actor)
         self._keys.pop(study.key_id, None)
+        self._forget_rendered(study.id)
         with self._session() as session:
             row = session.get(StudyIndex, study.id)
             assert row is not None

@@ -568,12 +568,10 @@ def _read_all(
     study: StudyRecord,
     instances: list[InstanceRecord],
     operation: str,
-    *,
-    pixels_only: bool = False,
 ) -> Iterator[bytes]:
-    """The files of ``instances``: as uploaded, or de-identified for a researcher (unless only pixels are used)."""
+    """The files of ``instances``: as uploaded, or de-identified for a researcher."""
     archive = _archive(service)
-    research = _research(principal) and not pixels_only
+    research = _research(principal)
     for instance in instances:
         try:
             data = archive.read(study, instance)
@@ -588,31 +586,30 @@ def _retrieve(
     study_uid: str,
     series_uid: str | None,
     sop_uid: str | None,
-) -> tuple[StudyRecord, list[InstanceRecord], dict[int, str]]:
-    operation = "dicomweb.retrieve"
+    operation: str = "dicomweb.retrieve",
+) -> tuple[StudyRecord, list[InstanceRecord]]:
+    """The study and the instances a WADO-RS URL names; 403 / 404 / 410 (audited) as the policy says."""
     study = _study_for(service, principal, study_uid, operation)
-    instances, uids = _instances_of(service, principal, study, operation, series_uid)
-    if sop_uid is not None:
-        try:  # matched by keyed hash, as the index stores it
-            chosen = [
-                i
-                for i in _archive(service).instances(study, sop_uid=sop_uid, deidentified=_research(principal))
-                if i.series_id in uids
-            ]
+    if sop_uid is None:
+        instances, _ = _instances_of(service, principal, study, operation, series_uid)
+    else:
+        # One instance: looked up by the keyed hashes of its series and SOP Instance UIDs, not by listing the series.
+        archive, research = _archive(service), _research(principal)
+        try:
+            series = {s.id for s in archive.series(study, series_uid=series_uid, deidentified=research)}
+            found = archive.instances(study, sop_uid=sop_uid, deidentified=research) if series else []
         except StudyGone:
             raise _gone(service, principal, operation, study) from None
-        if not chosen:
-            _deny(service, principal, operation, status=404, target=study.pseudonym)
-        instances = chosen
+        instances = [i for i in found if i.series_id in series]
     if not instances:
         _deny(service, principal, operation, status=404, target=study.pseudonym)
-    return study, instances, uids
+    return study, instances
 
 
 @_dicomweb.get("/studies/{study_uid}")
 def retrieve_study(study_uid: str, principal: PrincipalDep, service: ServiceDep) -> Response:
     """WADO-RS: every instance of a study, as uploaded."""
-    study, instances, _ = _retrieve(service, principal, study_uid, None, None)
+    study, instances = _retrieve(service, principal, study_uid, None, None)
     body = list(_read_all(service, principal, study, instances, "dicomweb.retrieve"))
     service.audit(
         principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": len(body)}
@@ -623,7 +620,7 @@ def retrieve_study(study_uid: str, principal: PrincipalDep, service: ServiceDep)
 @_dicomweb.get("/studies/{study_uid}/series/{series_uid}")
 def retrieve_series(study_uid: str, series_uid: str, principal: PrincipalDep, service: ServiceDep) -> Response:
     """WADO-RS: every instance of a series, as uploaded."""
-    study, instances, _ = _retrieve(service, principal, study_uid, series_uid, None)
+    study, instances = _retrieve(service, principal, study_uid, series_uid, None)
     body = list(_read_all(service, principal, study, instances, "dicomweb.retrieve"))
     service.audit(
         principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": len(body)}
@@ -636,7 +633,7 @@ def retrieve_instance(
     study_uid: str, series_uid: str, sop_uid: str, principal: PrincipalDep, service: ServiceDep
 ) -> Response:
     """WADO-RS: one instance, byte for byte as uploaded."""
-    study, instances, _ = _retrieve(service, principal, study_uid, series_uid, sop_uid)
+    study, instances = _retrieve(service, principal, study_uid, series_uid, sop_uid)
     body = list(_read_all(service, principal, study, instances, "dicomweb.retrieve"))
     service.audit(principal, "dicomweb.retrieve", outcome="ok", target=study.pseudonym, details={"instances": 1})
     return _multipart(body)
@@ -657,7 +654,7 @@ def _metadata(
     service: Service, principal: Principal, study_uid: str, series_uid: str | None, sop_uid: str | None
 ) -> Response:
     operation = "dicomweb.metadata"
-    study, instances, _ = _retrieve(service, principal, study_uid, series_uid, sop_uid)
+    study, instances = _retrieve(service, principal, study_uid, series_uid, sop_uid, operation)
     results = [_metadata_of(data) for data in _read_all(service, principal, study, instances, operation)]
     service.audit(principal, operation, outcome="ok", target=study.pseudonym, details={"instances": len(results)})
     return _json(results)
@@ -768,10 +765,13 @@ def retrieve_rendered_frame(
     """WADO-RS rendered: one frame as an 8-bit PNG (``window=center,width`` overrides the file's)."""
     operation = "dicomweb.render"
     chosen = _window(window)
-    study, instances, _ = _retrieve(service, principal, study_uid, series_uid, sop_uid)
-    data = next(_read_all(service, principal, study, instances, operation, pixels_only=True))
+    study, instances = _retrieve(service, principal, study_uid, series_uid, sop_uid, operation)
     try:
-        png = render_frame(data, frame, chosen)
+        png = _archive(service).rendered(
+            study, instances[0], ("png", frame, chosen), lambda data: render_frame(data, frame, chosen)
+        )
+    except StudyGone:
+        raise _gone(service, principal, operation, study) from None
     except IndexError:
         service.audit(principal, operation, outcome="failed", target=study.pseudonym, details={"status": 404})
         raise HTTPException(status_code=404, detail="no such frame") from None
