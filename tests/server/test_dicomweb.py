@@ -405,6 +405,14 @@ def test_garbage_non_dicom_and_oversize_are_refused_and_nothing_is_stored(
         ("empty", b"--b--\r\n", "multipart/related; boundary=b"),
         ("oversize", *multipart([ct + bytes(9 << 20)])),
     ]
+    from deepkedi.datasets import sample_path
+
+    bomb = pydicom.dcmread(sample_path("pydicom-examples_jpeg2k.dcm"))
+    assert bomb.file_meta.TransferSyntaxUID.is_compressed
+    bomb.Rows = bomb.Columns = 65535  # a few hundred kilobytes claiming 12 GiB of pixels
+    bomb_file = io.BytesIO()
+    bomb.save_as(bomb_file, enforce_file_format=True)
+    cases.append(("decompression bomb", *multipart([bomb_file.getvalue()])))
     if len(truncated) > 132:
         cases.append(("truncated", *multipart([truncated])))
     for name, body, content_type in cases:

@@ -45,6 +45,7 @@ from deepkedi import api
 from deepkedi.cipher.dicom_native import _deidentify as deidentify_dataset
 from deepkedi.cipher.dicom_native import deidentified_uid, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
+from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
 
@@ -341,8 +342,6 @@ def _check_pixel_length(ds: Dataset) -> None:
     if "PixelData" not in ds:
         return
     syntax = getattr(ds.file_meta, "TransferSyntaxUID", None)
-    if syntax is not None and syntax.is_compressed:
-        return
     try:
         expected = (
             int(ds.Rows)
@@ -354,6 +353,16 @@ def _check_pixel_length(ds: Dataset) -> None:
         ) // 8
     except (AttributeError, TypeError, ValueError):
         raise InvalidInstance("the DICOM file's image attributes are missing or malformed") from None
+    if syntax is not None and syntax.is_compressed:
+        # Compressed pixels: what they claim to decode to is bounded like every deepkedi reader
+        # bounds it (deepkedi.imaging.limits), so that a few kilobytes cannot claim gigabytes.
+        allowed = allowed_decoded_size(len(ds.PixelData))
+        if expected > allowed:
+            raise InvalidInstance(
+                f"the image claims {format_size(expected)} of pixels, over the limit of {format_size(allowed)} "
+                "for its size (a decompression bomb?)"
+            )
+        return
     if len(ds.PixelData) < expected:
         raise InvalidInstance("the DICOM file is truncated (Pixel Data shorter than its image attributes say)")
 

@@ -680,6 +680,10 @@ def retrieve_instance_metadata(
     return _metadata(service, principal, study_uid, series_uid, sop_uid)
 
 
+#: Working memory one rendered frame may take (as float64): 512 MiB, an 8192 x 8192 colour frame.
+MAX_RENDERED_FRAME_BYTES = 512 << 20
+
+
 def render_frame(data: bytes, frame: int, window: tuple[float, float] | None = None) -> bytes:
     """Frame ``frame`` (1-based) of a DICOM file as an 8-bit PNG, windowed.
 
@@ -694,15 +698,18 @@ def render_frame(data: bytes, frame: int, window: tuple[float, float] | None = N
     import numpy as np
     import pydicom
     from PIL import Image
-    from pydicom.pixels import apply_modality_lut, convert_color_space
+    from pydicom.pixels import apply_modality_lut, convert_color_space, pixel_array
 
     ds = pydicom.dcmread(io.BytesIO(data))
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if not 1 <= frame <= frames:
         raise IndexError(frame)
-    pixels = ds.pixel_array
-    if frames > 1:
-        pixels = pixels[frame - 1]
+    # One frame decoded, never the whole multi-frame; and a frame that claims more than
+    # the limit (a decompression bomb) is refused before anything is decoded.
+    frame_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * 8  # float64 below
+    if frame_bytes > MAX_RENDERED_FRAME_BYTES:
+        raise ValueError("the frame is too large to render")
+    pixels = pixel_array(ds, index=frame - 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if int(ds.get("SamplesPerPixel", 1) or 1) == 3:
         if photometric.startswith("YBR") and ds.file_meta.TransferSyntaxUID.is_compressed is False:
