@@ -657,3 +657,18 @@ def test_a_key_revoked_in_the_keystore_directly_is_gone_at_once(
     for route in (instance_url(ct), instance_url(ct) + "/frames/1/rendered", instance_url(ct) + "/metadata"):
         assert client.get(route).status_code == 410, route
     assert client.get("/dicomweb/studies").json() == []
+
+
+def test_every_archive_on_one_keystore_uses_the_same_index_secret(archive: ArchiveApp) -> None:
+    """A second process (a second Archive) on the same database finds the same keyed hashes, even after a race."""
+    from deepkedi.server.archive import INDEX_KEY_LABEL, SERVICE_ACTOR, Archive
+
+    first = archive.service.archive.uid_hmac("study", "1.2.3")
+    again = Archive(archive.service)
+    assert again.uid_hmac("study", "1.2.3") == first
+    assert first != again.uid_hmac("series", "1.2.3") and "1.2.3" not in first
+    # A process that lost the race made its own key, then found the first one claimed: it uses that one.
+    late = Archive(archive.service)
+    lost = archive.service.keystore.new_key(label=INDEX_KEY_LABEL, actor=SERVICE_ACTOR, gan=False)
+    assert late._claim_setting("index_key_id", lost.key_id_hex) != lost.key_id_hex
+    assert late.uid_hmac("study", "1.2.3") == first

@@ -71,6 +71,7 @@ __all__ = [
 #: Label of the keystore key the index HMAC secret is derived from.
 INDEX_KEY_LABEL = "service index"
 _INDEX_INFO = b"deepkedi serve index hmac v1"
+_INDEX_KEY_SETTING = "index_key_id"
 _META_INFO = b"deepkedi serve metadata v1"
 _RESEARCH_INFO = b"deepkedi serve research uids v1"
 #: What a de-identified instance says was done to it (Deidentification Method, 0012,0063).
@@ -116,6 +117,15 @@ class StudyGone(ArchiveError):
 
 
 # ----------------------------------------------------------------------------------- tables
+
+
+class ArchiveSetting(Base):
+    """The archive's own settings (the keystore id of the index key): public values only."""
+
+    __tablename__ = "archive_settings"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(256))
 
 
 class StudyIndex(Base):
@@ -409,12 +419,14 @@ class Archive:
             return self._index_key
         with self._lock:
             if self._index_key is None:
-                keystore = self.service.keystore
-                found = [k for k in keystore.list_keys() if k.label == INDEX_KEY_LABEL and k.state == "active"]
-                if found:
-                    key = keystore.get_key(found[0].key_id, actor=SERVICE_ACTOR)
-                else:
-                    key = keystore.new_key(label=INDEX_KEY_LABEL, actor=SERVICE_ACTOR, gan=False)
+                key_id = self._setting(_INDEX_KEY_SETTING)
+                if key_id is None:
+                    made = self.service.keystore.new_key(label=INDEX_KEY_LABEL, actor=SERVICE_ACTOR, gan=False)
+                    # Two processes starting together may each make one: the first row written wins.
+                    key_id = self._claim_setting(_INDEX_KEY_SETTING, made.key_id_hex)
+                    if key_id != made.key_id_hex:
+                        self.service.keystore.revoke(made.key_id_hex, actor=SERVICE_ACTOR)
+                key = self.service.keystore.get_key(key_id, actor=SERVICE_ACTOR)
                 self._index_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INDEX_INFO).derive(
                     key.secret
                 )
@@ -427,6 +439,22 @@ class Archive:
     def deid_hmac(self, kind: str, key: Key, uid: str) -> str:
         """Keyed hash of the de-identified replacement of ``uid`` (how a researcher's URL finds a row)."""
         return self.uid_hmac("deid-" + kind, deidentified_uid(self.research_uid_key(key), uid))
+
+    def _setting(self, name: str) -> str | None:
+        with self._session() as session:
+            row = session.get(ArchiveSetting, name)
+            return None if row is None else row.value
+
+    def _claim_setting(self, name: str, value: str) -> str:
+        """Write ``name`` = ``value`` unless a value is there already; the value in force."""
+        try:
+            with self._session() as session:
+                session.add(ArchiveSetting(name=name, value=value))
+        except sa.exc.IntegrityError:
+            pass
+        found = self._setting(name)
+        assert found is not None
+        return found
 
     def uid_hmac(self, kind: str, value: str) -> str:
         """HMAC-SHA256 (hex) of a UID or Patient ID under the index secret; ``kind`` separates the namespaces."""
