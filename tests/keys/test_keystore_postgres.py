@@ -143,7 +143,10 @@ def test_the_service_keeps_its_keystore_and_accounts_in_postgresql(make_url: Cal
     app = create_app(config)
     try:
         password = take_initial_admin_password(app)
-        assert password is not None and not config.home.exists()  # nothing on local disk but what is asked for
+        assert password is not None
+        # Nothing on local disk but what is asked for: the (empty) object storage, no database file.
+        local = [p for p in config.home.rglob("*") if p.is_file()] if config.home.exists() else []
+        assert local == [], local
         client = TestClient(app, base_url="https://testserver")
         login = client.post("/api/login", json={"username": "admin", "password": password})
         assert login.status_code == 200
