@@ -332,11 +332,15 @@ def _shell_steps(block: Block, cwd: Path, env: dict[str, str]) -> tuple[list[tup
     return steps, cwd
 
 
+#: A password a command prints once (the service's first admin): not copied into a committed log.
+_PRINTED_PASSWORD = re.compile(r"(password: )\S+")
+
+
 def _strip_paths(text: str, folder: Path) -> str:
-    """The temporary folder's path, which differs on every run, shown as ``.``."""
+    """The temporary folder's path, which differs on every run, shown as ``.``; printed passwords blanked."""
     for spelling in {str(folder), os.path.realpath(folder)}:
         text = text.replace(spelling + os.sep, "").replace(spelling, ".")
-    return text
+    return _PRINTED_PASSWORD.sub(r"\1<printed once; left out of this log>", text)
 
 
 def main() -> int:
