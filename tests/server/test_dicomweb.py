@@ -594,9 +594,12 @@ def test_an_object_without_its_row_is_never_served(
     stow(client, [ct])
     import shutil
 
-    (archive.home / "objects" / "ab").mkdir(exist_ok=True)
-    orphan = next(p for p in (archive.home / "objects").rglob("*") if p.is_file() and p.parent.name != "ab")
-    shutil.copy(orphan, archive.home / "objects" / "ab" / ("ab" + "0" * 30))
+    objects = archive.home / "objects"
+    (stored,) = [p for p in objects.rglob("*") if p.is_file()]
+    # A copy under another random-looking name, in a fan-out folder other than the stored object's.
+    prefix = "ab" if stored.parent.name != "ab" else "cd"
+    (objects / prefix).mkdir(exist_ok=True)
+    shutil.copy(stored, objects / prefix / (prefix + "0" * 30))
     found = client.get("/dicomweb/studies").json()
     assert len(found) == 1 and found[0]["00201208"]["Value"] == [1]
     assert len(split_multipart(client.get(f"/dicomweb/studies/{uids(ct)[0]}"))) == 1
