@@ -228,34 +228,30 @@ def _reflow(help_text: str | None) -> str | None:
     return "\n\n".join(p if p.startswith("\b") else " ".join(p.split("\n")) for p in paragraphs)
 
 
-class KediCommand(TyperCommand):
+class _KediStyle:
+    """Help in the ecosystem's style (see above), paragraphs reflowed: shared by commands and groups."""
+
+    help: str | None
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = _reflow(self.help)
+        _in_kedi_style(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]  # the click class after this mixin has it
+        if option is not None:
+            _in_kedi_style([option])
+        return option
+
+
+class KediCommand(_KediStyle, TyperCommand):
     """A `kedi` command: help in the ecosystem's style (see above), paragraphs reflowed."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = _reflow(self.help)
-        _in_kedi_style(self.params)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _in_kedi_style([option])
-        return option
-
-
-class KediGroup(TyperGroup):
+class KediGroup(_KediStyle, TyperGroup):
     """A `kedi` command group, in the same style as :class:`KediCommand`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = _reflow(self.help)
-        _in_kedi_style(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _in_kedi_style([option])
-        return option
 
 
 def _literal(line: str) -> str:

@@ -782,6 +782,10 @@ def retrieve_rendered_frame(
     except IndexError:
         service.audit(principal, operation, outcome="failed", target=study.pseudonym, details={"status": 404})
         raise HTTPException(status_code=404, detail="no such frame") from None
+    # Deliberate: a stored instance that cannot be shown is 422, not a 500. pydicom raises
+    # NotImplementedError (no decoder for the transfer syntax), RuntimeError (a decoder that
+    # fails), AttributeError (no Rows, Columns or Pixel Data) and ValueError (bad pixel
+    # description); render_frame raises ValueError for a frame too large to render.
     except (DeepKediError, ValueError, NotImplementedError, RuntimeError, AttributeError) as exc:
         service.audit(principal, operation, outcome="failed", target=study.pseudonym, details={"status": 422})
         raise HTTPException(status_code=422, detail=f"the frame cannot be rendered ({type(exc).__name__})") from None

@@ -104,6 +104,13 @@ def _into(result: np.ndarray, target: np.ndarray) -> None:
         target[...] = result
 
 
+def _boustrophedon(cv2: Any, source: np.ndarray, target: np.ndarray) -> None:
+    """``target`` = ``source`` with every odd row reversed (the zigzag's back-and-forth rows), either way round."""
+    target[0::2] = source[0::2]
+    if len(source) > 1:
+        _into(cv2.flip(source[1::2], 1, dst=target[1::2]), target[1::2])
+
+
 def _fits(planes: np.ndarray, rows: int, cols: int) -> bool:
     return planes.dtype.itemsize in _CARRIERS and rows < _MAX_SIDE and cols < _MAX_SIDE
 
@@ -134,19 +141,14 @@ def scan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> boo
             for n in range(len(planes)):
                 # Columns become rows, then every other one is reversed on its way out.
                 _into(cv2.transpose(np.ascontiguousarray(planes[n]), dst=staged), staged)
-                grids[n][0::2] = staged[0::2]
-                if cols > 1:
-                    _into(cv2.flip(staged[1::2], 1, dst=grids[n][1::2]), grids[n][1::2])
+                _boustrophedon(cv2, staged, grids[n])
         finally:
             staged.fill(0)
         return True
     for n in range(len(planes)):
         plane = planes[n]
         if pattern is ZigzagPattern.HORIZONTAL:
-            grid = dst[n].view(carrier).reshape(rows, cols)
-            grid[0::2] = plane[0::2]
-            if rows > 1:
-                _into(cv2.flip(plane[1::2], 1, dst=grid[1::2]), grid[1::2])
+            _boustrophedon(cv2, plane, dst[n].view(carrier).reshape(rows, cols))
         else:
             x, y = _maps(rows, cols, pattern, inverse=False)
             grid = dst[n].view(carrier).reshape(rows, cols)
@@ -168,10 +170,7 @@ def unscan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> b
         staged = _staging(rows, cols, carrier)
         try:
             for n in range(len(planes)):
-                grid = src[n].view(carrier).reshape(cols, rows)
-                straight[0::2] = grid[0::2]
-                if cols > 1:
-                    _into(cv2.flip(grid[1::2], 1, dst=straight[1::2]), straight[1::2])
+                _boustrophedon(cv2, src[n].view(carrier).reshape(cols, rows), straight)
                 _into(cv2.transpose(straight, dst=staged), staged)
                 planes[n][...] = staged
         finally:
@@ -181,10 +180,7 @@ def unscan_planes(src: np.ndarray, dst: np.ndarray, pattern: ZigzagPattern) -> b
     for n in range(len(planes)):
         plane = planes[n]
         if pattern is ZigzagPattern.HORIZONTAL:
-            grid = src[n].view(carrier).reshape(rows, cols)
-            plane[0::2] = grid[0::2]
-            if rows > 1:
-                _into(cv2.flip(grid[1::2], 1, dst=plane[1::2]), plane[1::2])
+            _boustrophedon(cv2, src[n].view(carrier).reshape(rows, cols), plane)
         else:
             x, y = _maps(rows, cols, pattern, inverse=True)
             sequence = np.ascontiguousarray(src[n].view(carrier)).reshape(rows, cols)
