@@ -109,8 +109,14 @@ def serving(app: FastAPI) -> Iterator[str]:
     """``app`` served by a real uvicorn on a free loopback port, in a thread; yields its base URL."""
     import uvicorn
 
+    from deepkedi.server.logs import protect_access_log
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    # As `kedi serve` logs: every request at INFO, through the same access-log filter. No log_config:
+    # uvicorn's records reach the root logger, where each test's secret check reads them (log_secrets.py).
+    protect_access_log()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", log_config=None, lifespan="off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -23,6 +23,10 @@ pytest.importorskip("fastapi", reason="the server extra (pip install 'deepkedi[s
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+# Every user the tests create shares USER_PASSWORD (the throttling tests use wrong ones); both are
+# watched in every service test's log (log_secrets.py).
+from log_secrets import ADMIN_PASSWORD, USER_PASSWORD, watch
 from typer.testing import CliRunner
 
 from deepkedi.cli import app as kedi
@@ -31,16 +35,14 @@ from deepkedi.server.app import PUBLIC_ROUTES, create_app, take_initial_admin_pa
 from deepkedi.server.config import ServiceConfig
 from deepkedi.server.deps import require
 
-ADMIN_PASSWORD = "admin passphrase for tests"
-#: Every user the tests create shares this password (the throttling tests use wrong ones).
-USER_PASSWORD = "user passphrase for tests"
-
 
 def make_config(home: Path, **changes: object) -> ServiceConfig:
     # RawKek (32 random bytes): no scrypt per test. Plain-HTTP test clients need cookies without Secure.
+    kek = os.urandom(32)
+    watch(kek)
     options: dict[str, object] = {
         "home": home,
-        "kek_source": os.urandom(32),
+        "kek_source": kek,
         "admin_password": ADMIN_PASSWORD,
         "secure_cookies": False,
     }
@@ -66,13 +68,17 @@ class SignedIn:
 
     def post(self, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
         headers = {"X-CSRF-Token": self.csrf, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-        return self.client.post(url, headers=headers, **kwargs)  # type: ignore[arg-type]
+        answer = self.client.post(url, headers=headers, **kwargs)  # type: ignore[arg-type]
+        if url == "/api/tokens" and answer.status_code == 201:
+            watch(answer.json()["token"])  # a bearer token must never reach the service's log
+        return answer
 
 
 def sign_in(app: FastAPI, username: str, password: str) -> SignedIn:
     client = TestClient(app)
     answer = client.post("/api/login", json={"username": username, "password": password})
     assert answer.status_code == 200, answer.text
+    watch(answer.json()["csrf_token"], answer.cookies["kedi_session"])
     return SignedIn(client, answer.json()["csrf_token"])
 
 
@@ -366,6 +372,8 @@ def test_the_first_run_password_is_handed_over_once_and_works(tmp_path: Path, ca
     app = create_app(config)
     try:
         password = take_initial_admin_password(app)
+        assert password is not None
+        watch(password)
         assert password is not None and len(password) >= 20
         assert take_initial_admin_password(app) is None  # once
         client = TestClient(app)

@@ -19,6 +19,7 @@ pytest.importorskip("fastapi", reason="the server extra (pip install 'deepkedi[s
 import pydicom
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from log_secrets import watch
 
 from deepkedi.datasets import write_samples
 from deepkedi.server.app import create_app
@@ -39,6 +40,7 @@ def _bearer(app: FastAPI, username: str) -> TestClient:
     answer = signed_in.post("/api/tokens", json={"label": "test"})
     assert answer.status_code == 201, answer.text
     client = TestClient(app)
+    watch(answer.json()["token"])
     client.headers["Authorization"] = f"Bearer {answer.json()['token']}"
     return client
 

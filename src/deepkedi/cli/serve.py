@@ -4,7 +4,6 @@ FastAPI and uvicorn are imported inside the command, so that `kedi --help` stays
 """
 
 import os
-import re
 import signal
 import socket
 from pathlib import Path
@@ -166,9 +165,9 @@ def _run(service_app: object, sock: socket.socket) -> None:
     its handlers over these, shuts down gracefully, restores these and re-raises the signal,
     which lands here harmlessly; then the command returns normally.
     """
-    import logging
-
     import uvicorn
+
+    from deepkedi.server.logs import protect_access_log
 
     stops: list[int] = []
 
@@ -185,8 +184,7 @@ def _run(service_app: object, sock: socket.socket) -> None:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
-    # The access log names the path only, never the query (a search may name a patient).
-    logging.getLogger("uvicorn.access").addFilter(_drop_query)
+    protect_access_log()  # the access log names the path only, UIDs masked, never the query
     previous = {signum: signal.signal(signum, note_stop) for signum in _STOP_SIGNALS}
     try:
         console.print(f"Serving on {_url(sock)} (stop with Ctrl-C or SIGTERM)", markup=False, soft_wrap=True)
@@ -198,19 +196,3 @@ def _run(service_app: object, sock: socket.socket) -> None:
         err_console.print("kedi: error: the service did not start (see the log above)", markup=False)
         raise typer.Exit(EXIT_OUTPUT)
     console.print("Stopped.", markup=False)
-
-
-#: A path segment that is a DICOM UID (digits and dots): the access log shows ``{uid}`` instead.
-_UID_SEGMENT = re.compile(r"(?<=/)[0-9]+(?:\.[0-9]+){2,}(?=/|$)")
-
-
-def _drop_query(record: object) -> bool:
-    """A logging filter: uvicorn's access line keeps the path, without its query string and with UIDs masked.
-
-    A search's query may name a patient, and a study's UID identifies it across systems.
-    """
-    args = getattr(record, "args", None)
-    if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-        path = _UID_SEGMENT.sub("{uid}", args[2].split("?", 1)[0])
-        record.args = (args[0], args[1], path, args[3], args[4])  # type: ignore[attr-defined]
-    return True
