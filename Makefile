@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The end-to-end demo on bundled data, then a short tour of the clinical service (docs/SERVICE.md).
 demo: $(STAMP)
 	$(BIN)/kedi demo --out demo-out --force
+	$(BIN)/python docs/scripts/service_tour.py --out demo-out/service
 
 # Lint failing is a test failing: ruff's rules, ruff's formatting and mypy (settings in pyproject.toml).
 lint: $(STAMP)
