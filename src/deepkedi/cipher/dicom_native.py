@@ -107,6 +107,7 @@ __all__ = [
     "decrypt_dicom_native_stream",
     "deidentification_summary",
     "deidentified_uid",
+    "deidentify_dataset",
     "encrypt_dicom_native",
     "is_dicom_native",
     "open_dicom_native",
@@ -311,8 +312,17 @@ def patient_pseudonym(uid_key: bytes, patient_id: str) -> str:
     return "DK-" + digest.hexdigest()[:24].upper()
 
 
-def _deidentify(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[[str], str]) -> None:
-    """Apply the Basic Profile to ``ds`` and, recursively, to every sequence item in it."""
+def deidentify_dataset(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[[str], str]) -> None:
+    """Apply the PS3.15 Basic Application Level Confidentiality Profile to ``ds`` in place.
+
+    Each attribute gets the action of Table E.1-1 (``imaging/data``) as
+    :func:`resolved_action` reads it: removed (X), emptied (Z), replaced by a dummy (D),
+    kept (K) or, for UIDs (U), replaced by ``new_uid(old)``; Patient ID is replaced by
+    ``pseudonym(patient_id)``. Group lengths, overlays and curves are removed, and every
+    sequence item goes through the profile too. ``kedi encrypt --as-dicom`` and the
+    service's researcher view (docs/SERVICE.md) both de-identify with it, each with its
+    own keyed ``new_uid`` and ``pseudonym``.
+    """
     for key in list(ds.keys()):
         tag = BaseTag(key)
         if tag.element == 0 or _is_repeating_module_group(tag.group):
@@ -344,7 +354,7 @@ def _deidentify(ds: Dataset, new_uid: Callable[[str], str], pseudonym: Callable[
             # K for a sequence means "cleaned", U* "cleaned with its instance UIDs
             # replaced": either way its items go through the profile too.
             for item in elem.value:
-                _deidentify(item, new_uid, pseudonym)
+                deidentify_dataset(item, new_uid, pseudonym)
         elif action == "U*":
             _empty(elem)  # U* names sequences; an element of another VR keeps nothing
 
@@ -677,7 +687,7 @@ def encrypt_dicom_native(
     # random first bytes, and filled in once the skeleton is known (after the last segment is sealed).
     placeholder = os.urandom(32) + bytes(max(0, skeleton_length - 32))
     with _quiet():
-        _deidentify(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
+        deidentify_dataset(ds, new_uid, lambda patient_id: patient_pseudonym(uid_key, patient_id))
         ds.SOPClassUID = sop_class
         if not _uid_value(ds.get("SOPInstanceUID")):
             # Type 1, and the file meta needs it: an input without one (or with an empty

@@ -42,8 +42,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Mapped, mapped_column
 
 from deepkedi import api
-from deepkedi.cipher.dicom_native import _deidentify as deidentify_dataset
-from deepkedi.cipher.dicom_native import deidentified_uid, patient_pseudonym
+from deepkedi.cipher.dicom_native import deidentified_uid, deidentify_dataset, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
 from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
