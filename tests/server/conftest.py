@@ -1,4 +1,5 @@
-"""The service tests' shared rule: no secret, password, key or patient name in their logs (log_secrets.py)."""
+"""The service tests' shared rule, no secret, password, key or patient name in their logs (log_secrets.py),
+and the PostgreSQL server their PostgreSQL runs use (postgres_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 from log_secrets import Recorder, leaked, recording
+from postgres_fixtures import make_url, postgres_server
+
+__all__ = ["make_url", "no_secret_in_logs", "postgres_server"]
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,7 @@ never under ``CI=true``.
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,16 +17,6 @@ from archive_app import ADMIN, RAD_A, RAD_B, TECH_A, ArchiveApp, build, close, m
 from fastapi.testclient import TestClient
 
 from deepkedi.datasets import write_samples
-
-_KEYS = Path(__file__).parents[1] / "keys"
-if str(_KEYS) not in sys.path:
-    sys.path.insert(0, str(_KEYS))  # the fixtures' module imports its neighbour _keystore_suite
-_SPEC = importlib.util.spec_from_file_location("_archive_postgres_server", _KEYS / "test_keystore_postgres.py")
-assert _SPEC is not None and _SPEC.loader is not None
-_server = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_server)
-postgres_server = _server.postgres_server
-make_url = _server.make_url
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,11 @@ from tests.server.archive_app import multipart, split_multipart
 from tests.server.test_accounts import ADMIN_PASSWORD, USER_PASSWORD, make_config, sign_in
 
 
-@pytest.fixture
-def service_app(tmp_path: Path) -> Iterator[FastAPI]:
-    app = create_app(make_config(tmp_path / "service"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def service_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FastAPI]:
+    """The service on its embedded SQLite, and on the real PostgreSQL server of the keystore's tests."""
+    database_url = request.getfixturevalue("make_url")() if request.param == "postgresql" else None
+    app = create_app(make_config(tmp_path / "service", database_url=database_url))
     yield app
     app.state.service.close()
 
