@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import importlib.util
 import io
+import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,9 +64,8 @@ class World:
         return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
 
 
-@pytest.fixture
-def world(tmp_path: Path, slices: list[bytes]) -> Iterator[World]:
-    app = create_app(make_config(tmp_path / "service"))
+def _make_world(home: Path, slices: list[bytes], **config: Any) -> World:
+    app = create_app(make_config(home, **config))
     try:
         admin = sign_in(app, "admin", ADMIN_PASSWORD)
         users = {}
@@ -88,9 +90,17 @@ def world(tmp_path: Path, slices: list[bytes]) -> Iterator[World]:
             str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID): data for data in slices
         }
         study_uid = str(pydicom.dcmread(io.BytesIO(slices[0]), stop_before_pixels=True).StudyInstanceUID)
-        yield World(app, admin, study_uid, study["id"], originals, users)
-    finally:
+        return World(app, admin, study_uid, study["id"], originals, users)
+    except BaseException:
         app.state.service.close()
+        raise
+
+
+@pytest.fixture
+def world(tmp_path: Path, slices: list[bytes]) -> Iterator[World]:
+    made = _make_world(tmp_path / "service", slices)
+    yield made
+    made.app.state.service.close()
 
 
 def _break_glass(user: SignedIn, study_uid: str, reason: str = REASON) -> Any:
@@ -384,3 +394,71 @@ def test_the_study_audit_history(world: World) -> None:
         e for e in world.trail() if e["operation"] == "audit.read" and e["details"].get("target") == world.pseudonym
     ]
     assert len(reads) >= 4
+
+
+def test_kedi_serve_sets_the_lifetime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import deepkedi.server.app as app_module
+    from deepkedi.cli import app as kedi
+
+    kek = tmp_path / "kek"
+    kek.write_bytes(os.urandom(32))
+    made = []
+    real = app_module.create_app
+
+    def recording(config: Any) -> FastAPI:
+        made.append(config)
+        return real(config)
+
+    monkeypatch.setattr(app_module, "create_app", recording)
+    base = ["serve", "--home", str(tmp_path / "s"), "--kek-file", str(kek), "--init-only"]
+    monkeypatch.setenv("KEDI_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    done = CliRunner().invoke(kedi, [*base, "--break-glass-minutes", "15"])
+    assert done.exit_code == 0, done.output
+    assert made[-1].break_glass_seconds == 15 * 60
+    assert CliRunner().invoke(kedi, [*base]).exit_code == 0 and made[-1].break_glass_seconds == 3600
+    assert CliRunner().invoke(kedi, [*base, "--break-glass-minutes", "0"]).exit_code == 2
+
+
+# ------------------------------------------------------------------------------------ PostgreSQL
+
+_KEYS = Path(__file__).parents[1] / "keys"
+if str(_KEYS) not in sys.path:
+    sys.path.insert(0, str(_KEYS))  # the fixtures' module imports its neighbour _keystore_suite
+_SPEC = importlib.util.spec_from_file_location("_break_glass_postgres_server", _KEYS / "test_keystore_postgres.py")
+assert _SPEC is not None and _SPEC.loader is not None
+_server = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_server)
+postgres_server = _server.postgres_server
+make_url = _server.make_url
+
+
+def test_break_glass_on_postgres(
+    tmp_path: Path, slices: list[bytes], make_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grant, its flagged accesses, the sealed reason, expiry and the end of a grant, on a real PostgreSQL."""
+    world = _make_world(tmp_path / "service", slices, database_url=make_url())
+    try:
+        rad_a = world.users["rad-a"]
+        _assert_no_access(world, rad_a)
+        grant_id = _break_glass(rad_a, world.study_uid).json()["grant_id"]
+        mark = world.trail()[-1]["seq"]
+        answers = _reads(world, rad_a)
+        assert all(r.status_code == 200 for r in answers.values()), {k: r.status_code for k, r in answers.items()}
+        flagged = [e["details"].get("break_glass_grants") for e in world.trail() if e["seq"] > mark]
+        assert flagged == [[grant_id]] * len(answers)
+        (grant,) = world.users["auditor"].get("/api/break-glass").json()["grants"]
+        assert grant["reason"] == REASON and grant["active"] is True
+        real = grants.current_time
+        monkeypatch.setattr(grants, "current_time", lambda: real() + 3601)
+        _assert_no_access(world, rad_a)
+        monkeypatch.setattr(grants, "current_time", real)
+        assert rad_a.get(f"/dicomweb/studies/{world.study_uid}").status_code == 200
+        assert world.admin.post(f"/api/break-glass/{grant_id}/end").status_code == 200
+        _assert_no_access(world, rad_a)
+        history = world.admin.get(f"/api/studies/{world.pseudonym}/audit").json()["entries"]
+        assert "break_glass.end" in {e["operation"] for e in history}
+        assert world.admin.get("/api/audit/verify").json()["ok"] is True
+    finally:
+        world.app.state.service.close()

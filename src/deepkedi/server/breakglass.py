@@ -214,7 +214,8 @@ def end_break_glass(grant_id: int, principal: AdminOnly, service: ServiceDep) ->
         if row is None:
             status = 404
         else:
-            pseudonym = db.get(StudyIndex, row.study_id).pseudonym  # type: ignore[union-attr]
+            study = db.get(StudyIndex, row.study_id)
+            pseudonym = study.pseudonym if study is not None else None
             try:
                 grants.end_grant(row, by=principal.user_id)
             except ValueError:
