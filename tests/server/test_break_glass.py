@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -309,6 +310,15 @@ def test_reviewers_read_the_reason_and_the_admin_ends_a_grant(world: World) -> N
     assert world.admin.post("/api/break-glass/999999/end").status_code == 404
     (after,) = [g for g in world.admin.get("/api/break-glass").json()["grants"] if g["id"] == grant_id]
     assert after["active"] is False and after["ended_by"] == "admin" and after["ended"] is not None
+
+    # A sealed reason is bound to its grant: swapped between two grants, neither opens.
+    database = Path(world.app.state.service.config.home) / "service.db"
+    with sqlite3.connect(database) as conn:
+        (a,), (b,) = conn.execute("select reason from service_break_glass order by id").fetchall()
+        conn.execute("update service_break_glass set reason = ? where id = ?", (b, grant_id))
+        conn.execute("update service_break_glass set reason = ? where id = ?", (a, second.json()["grant_id"]))
+    swapped = world.users["auditor"].get("/api/break-glass").json()["grants"]
+    assert all(g["reason"] is None and g["tampered"] is True and g["revoked"] is False for g in swapped)
 
     trail = world.trail()
     operations = [e["operation"] for e in trail]
