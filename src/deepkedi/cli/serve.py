@@ -102,6 +102,15 @@ def serve(
     init_only: Annotated[
         bool, typer.Option("--init-only", help="Create or open the service's database and first admin, then exit.")
     ] = False,
+    break_glass_minutes: Annotated[
+        int,
+        typer.Option(
+            "--break-glass-minutes",
+            min=1,
+            max=7 * 24 * 60,
+            help="How long a radiologist's break-glass grant opens a study (docs/SERVICE.md).",
+        ),
+    ] = 60,
 ) -> None:
     """Run the clinical service: encrypted archive, users and roles, audit, DICOMweb (docs/SERVICE.md).
 
@@ -124,6 +133,7 @@ def serve(
         database_url=database,
         storage=storage.expanduser().resolve() if storage is not None else None,
         admin_password=admin_password,
+        break_glass_seconds=break_glass_minutes * 60,
     )
     sock = None if init_only else _listen(host, port)
     if sock is not None and not _is_loopback(sock):

@@ -22,6 +22,13 @@ POST /api/users/{name}/     admin                  disable a user; their session
 disable
 GET  /api/audit             admin, auditor         the audit trail
 GET  /api/audit/verify      admin, auditor         check the trail's MAC chain
+POST /api/break-glass       radiologist            open an unassigned study for a time, for a
+                                                   reason (:mod:`~deepkedi.server.breakglass`)
+GET  /api/break-glass       admin, auditor         review every grant and its reason
+POST /api/break-glass/{id}/ admin                  end a grant now
+end
+GET  /api/studies/{id}/     admin, auditor         one study's audit history, newest first
+audit
 ==========================  =====================  =============================================
 
 Every 401 and 403 is recorded in the audit trail (``request.denied``) by the exception
@@ -48,7 +55,7 @@ import deepkedi.server.archive as archive_module
 from deepkedi._version import __version__
 from deepkedi.errors import KeystoreError
 from deepkedi.keys.keystore import Keystore
-from deepkedi.server import accounts, dicomweb
+from deepkedi.server import accounts, breakglass, dicomweb
 from deepkedi.server.config import ServiceConfig
 from deepkedi.server.db import Base
 from deepkedi.server.deps import (
@@ -205,6 +212,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _audited_http_exception)
     app.include_router(_router)
     app.include_router(dicomweb.router)
+    app.include_router(breakglass.router)
     return app
 
 

@@ -64,6 +64,7 @@ __all__ = [
     "StudyGone",
     "StudyIndex",
     "StudyRecord",
+    "StudySeal",
     "object_path",
 ]
 
@@ -246,6 +247,31 @@ class ParsedInstance:
     study: dict[str, Any]
     series: dict[str, Any]
     instance: dict[str, Any]
+
+
+class StudySeal:
+    """AES-256-GCM under a study's metadata key (HKDF of its data key): JSON objects bound to a row's identity.
+
+    A sealed blob is a random 96-bit nonce, then the ciphertext and tag; the
+    associated data names the row (``binding``), so a blob cannot be moved to another row.
+    """
+
+    def __init__(self, aead: AESGCM) -> None:
+        self._aead = aead
+
+    def seal(self, binding: str, value: Mapping[str, Any]) -> bytes:
+        nonce = os.urandom(_NONCE_BYTES)
+        plain = json.dumps(dict(value), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return nonce + self._aead.encrypt(nonce, plain, _META_AAD + binding.encode("ascii"))
+
+    def open(self, binding: str, blob: bytes) -> dict[str, Any]:
+        """The sealed object; :class:`ArchiveError` if the blob was altered or belongs to another row."""
+        try:
+            plain = self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _META_AAD + binding.encode("ascii"))
+        except InvalidTag:
+            raise ArchiveError("sealed metadata failed authentication") from None
+        value = json.loads(plain)
+        return value if isinstance(value, dict) else {}
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -485,19 +511,19 @@ class Archive:
         return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_META_INFO).derive(key.secret))
 
     def _seal(self, key: Key, binding: str, attributes: Mapping[str, Any]) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        plain = json.dumps(dict(attributes), sort_keys=True, separators=(",", ":")).encode("utf-8")
-        return nonce + self._meta_aead(key).encrypt(nonce, plain, _META_AAD + binding.encode("ascii"))
+        return StudySeal(self._meta_aead(key)).seal(binding, attributes)
 
     def _unseal(self, key: Key, binding: str, blob: bytes) -> dict[str, Any]:
-        try:
-            plain = self._meta_aead(key).decrypt(
-                blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _META_AAD + binding.encode("ascii")
-            )
-        except InvalidTag:
-            raise ArchiveError("sealed metadata failed authentication") from None
-        value = json.loads(plain)
-        return value if isinstance(value, dict) else {}
+        return StudySeal(self._meta_aead(key)).open(binding, blob)
+
+    def study_seal(self, study: StudyRecord) -> StudySeal:
+        """The sealing of ``study``'s metadata, for a row of another table that belongs to the study.
+
+        The row's binding must not collide with the index's own (the pseudonym,
+        ``series-N``, an object name): e.g. ``break-glass-N``. Revoking the study's
+        key shreds what was sealed with it. Raises :class:`StudyGone` once revoked.
+        """
+        return StudySeal(self._meta_aead(self._require_key(study)))
 
     # ------------------------------------------------------------------------------ sessions
 
@@ -849,7 +875,9 @@ class Archive:
         with self._session() as session:
             row = session.get(StudyIndex, study.id)
             assert row is not None
-            return self._study_record(row, unseal=True)
+        # Unsealed after the transaction: the key lookup reads the keystore, which on SQLite waits
+        # for the write lock this service's transactions take at their start (BEGIN IMMEDIATE).
+        return self._study_record(row, unseal=True)
 
     def series(
         self,

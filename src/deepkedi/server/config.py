@@ -48,12 +48,16 @@ class ServiceConfig:
     #: than per user because a hospital's clients often reach the service through one proxy or NAT address.
     login_failures_per_address: int = 20
     login_window_seconds: int = 15 * 60
+    #: How long a break-glass grant opens a study to the radiologist who asked (docs/SERVICE.md, "Break-glass").
+    break_glass_seconds: int = 3600
 
     def __post_init__(self) -> None:
         if self.session_seconds <= 0 or self.login_window_seconds <= 0:
             raise ValueError("session_seconds and login_window_seconds must be positive")
         if self.login_failures_per_user < 1 or self.login_failures_per_address < 1:
             raise ValueError("the sign-in failure limits must be at least 1")
+        if not 0 < self.break_glass_seconds <= 7 * 86400:
+            raise ValueError("break_glass_seconds must be positive and at most a week")
 
     @property
     def resolved_database_url(self) -> str:

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from deepkedi.server import accounts
+from deepkedi.server import accounts, grants
 from deepkedi.server.principal import Principal, Role
 from deepkedi.server.service import Service
 
@@ -55,6 +55,7 @@ def current_principal(request: Request) -> Principal:
     """The signed-in user (session cookie, or ``Authorization: Bearer``); 401 otherwise, 403 on a CSRF failure.
 
     Sets ``request.state.principal`` and ``request.state.auth`` (``"bearer"`` or ``"cookie"``).
+    A radiologist's principal carries their break-glass grants in force (:mod:`deepkedi.server.grants`).
     """
     cached = getattr(request.state, "principal", None)
     if cached is not None:
@@ -80,6 +81,8 @@ def current_principal(request: Request) -> Principal:
             how = "cookie"
         else:
             raise _unauthorized("sign in first")
+        # A radiologist's break-glass grants in force: the policy and the audit read them from the principal.
+        principal = grants.with_grants(db, principal)
     request.state.principal = principal
     request.state.auth = how
     if how == "cookie" and request.method in STATE_CHANGING:

@@ -1,7 +1,9 @@
 """Who may see which study: one policy, used by every archive and DICOMweb route.
 
 - technologist: uploads; sees only the studies they uploaded;
-- radiologist: sees the studies assigned to them or to their group;
+- radiologist: sees the studies assigned to them or to their group, and those
+  they opened by break-glass (an unexpired grant, given for a reason and audited:
+  :mod:`deepkedi.server.grants`), which the principal carries for the request;
 - researcher: every study, but only through the de-identified view (PS3.15 Basic
   Profile: UIDs replaced by keyed pseudonyms, names, IDs and dates removed or
   replaced); the UIDs in a researcher's URLs are the de-identified ones;
@@ -18,7 +20,16 @@ import sqlalchemy as sa
 from deepkedi.server.archive import StudyIndex, StudyRecord
 from deepkedi.server.principal import Principal, Role
 
-__all__ = ["IMAGE_ROLES", "UPLOAD_ROLES", "may_see", "may_upload", "may_view_images", "visible_filter"]
+__all__ = [
+    "IMAGE_ROLES",
+    "UPLOAD_ROLES",
+    "assigned_filter",
+    "is_assigned",
+    "may_see",
+    "may_upload",
+    "may_view_images",
+    "visible_filter",
+]
 
 #: Roles that may reach image routes at all (search, view, download).
 IMAGE_ROLES = frozenset({Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.RESEARCHER})
@@ -35,15 +46,34 @@ def may_upload(principal: Principal) -> bool:
     return principal.role in UPLOAD_ROLES
 
 
+def assigned_filter(principal: Principal) -> sa.ColumnElement[bool]:
+    """The SQL condition selecting the studies assigned to a radiologist or to their group (false for others)."""
+    if principal.role is not Role.RADIOLOGIST:
+        return sa.false()
+    mine = StudyIndex.assigned_user_id == principal.user_id
+    if principal.group:
+        return sa.or_(mine, StudyIndex.assigned_group == principal.group)
+    return mine
+
+
+def is_assigned(principal: Principal, study: StudyRecord) -> bool:
+    """The same rule as :func:`assigned_filter`, for one study already loaded."""
+    if principal.role is not Role.RADIOLOGIST:
+        return False
+    if study.assigned_user_id is not None and study.assigned_user_id == principal.user_id:
+        return True
+    return bool(principal.group) and study.assigned_group == principal.group
+
+
 def visible_filter(principal: Principal) -> sa.ColumnElement[bool]:
     """The SQL condition selecting the studies ``principal`` may see (false for roles without images)."""
     if principal.role is Role.TECHNOLOGIST:
         return StudyIndex.uploader_id == principal.user_id
     if principal.role is Role.RADIOLOGIST:
-        mine = StudyIndex.assigned_user_id == principal.user_id
-        if principal.group:
-            return sa.or_(mine, StudyIndex.assigned_group == principal.group)
-        return mine
+        granted = [grant.study_id for grant in principal.break_glass]
+        if granted:
+            return sa.or_(assigned_filter(principal), StudyIndex.id.in_(granted))
+        return assigned_filter(principal)
     if principal.role is Role.RESEARCHER:
         return sa.true()  # every study, through the de-identified view only
     return sa.false()
@@ -54,7 +84,5 @@ def may_see(principal: Principal, study: StudyRecord) -> bool:
     if principal.role is Role.TECHNOLOGIST:
         return study.uploader_id == principal.user_id
     if principal.role is Role.RADIOLOGIST:
-        if study.assigned_user_id is not None and study.assigned_user_id == principal.user_id:
-            return True
-        return bool(principal.group) and study.assigned_group == principal.group
+        return is_assigned(principal, study) or any(grant.study_id == study.id for grant in principal.break_glass)
     return principal.role is Role.RESEARCHER

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Principal", "Role"]
+__all__ = ["BreakGlassAccess", "Principal", "Role"]
 
 
 class Role(str, enum.Enum):
@@ -24,6 +24,18 @@ class Role(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class BreakGlassAccess:
+    """An unexpired break-glass grant held for a study the holder could not otherwise see (docs/SERVICE.md)."""
+
+    grant_id: int
+    #: The study's row in the index, and its pseudonymous id (what the audit trail names).
+    study_id: int
+    study: str
+    #: When the grant ends, in seconds since the epoch (UTC).
+    expires: float
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who is asking: resolved from a session cookie or a bearer token by :mod:`deepkedi.server.deps`."""
 
@@ -34,3 +46,10 @@ class Principal:
     group: str | None = None
     #: Where the request came from, as the audit records it.
     address: str | None = None
+    #: The break-glass grants in force for this request (radiologists only), resolved when the
+    #: request is signed in: the access policy opens these studies, the audit flags every event on them.
+    break_glass: tuple[BreakGlassAccess, ...] = ()
+
+    def break_glass_for(self, study: str) -> BreakGlassAccess | None:
+        """The grant in force for the study with pseudonymous id ``study``, if any."""
+        return next((grant for grant in self.break_glass if grant.study == study), None)

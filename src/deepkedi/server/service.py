@@ -53,6 +53,12 @@ class Service:
         ``"-"`` (nobody signed in); the address is the principal's, else ``address``.
         ``key_id`` names the study's data key when the event concerns one. ``details``
         must hold no secret, password, token or patient identifier.
+
+        Break-glass: when the principal holds a grant in force for the study named by
+        ``target``, or for one of the studies a search returned (``details["matches"]``,
+        their pseudonymous ids), the row says so: ``break_glass`` true and the grants'
+        ids in ``break_glass_grants``. So every search, view, metadata read, rendering
+        and download made under a grant is flagged, whichever route made it.
         """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
@@ -64,6 +70,11 @@ class Service:
         )
         if target is not None:
             record["target"] = target
+        if principal is not None and principal.break_glass:
+            grants = _break_glass_grants(principal, target, record.get("matches"))
+            if grants:
+                record["break_glass"] = True
+                record["break_glass_grants"] = grants
         who = principal.username if principal is not None else (actor or ANONYMOUS)
         self.keystore.record_event(operation, actor=who, key_id=key_id, details=record)
 
@@ -71,3 +82,12 @@ class Service:
         """Release the database connections and forget the KEK."""
         self.keystore.close()
         self.engine.dispose()
+
+
+def _break_glass_grants(principal: Principal, target: str | None, matches: Any) -> list[int]:
+    """The ids of the principal's grants in force for ``target`` or any of ``matches`` (study pseudonyms)."""
+    studies = [target] if target is not None else []
+    if isinstance(matches, list):
+        studies.extend(match for match in matches if isinstance(match, str))
+    grants = {grant.grant_id for study in studies if (grant := principal.break_glass_for(study)) is not None}
+    return sorted(grants)
