@@ -180,6 +180,30 @@ def test_rendered_frame_is_a_windowed_png(archive: ArchiveApp, client: TestClien
     assert archive.events_of("dicomweb.render")[0]["outcome"] == "ok"
 
 
+def test_rendered_frame_is_a_jpeg_when_the_client_prefers_it(
+    archive: ArchiveApp, client: TestClient, samples: dict[str, bytes]
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    ct = samples["CT_small.dcm"]
+    stow(client, [ct])
+    url = instance_url(ct) + "/frames/1/rendered"
+    png = client.get(url, headers={"Accept": "image/png"})
+    jpeg = client.get(url, headers={"Accept": "image/png;q=0.5, image/jpeg"})
+    assert png.headers["content-type"] == "image/png" and jpeg.headers["content-type"] == "image/jpeg"
+    assert jpeg.content[:3] == b"\xff\xd8\xff"  # a JPEG's start of image
+    lossless = np.asarray(Image.open(io.BytesIO(png.content)), dtype=float)
+    lossy = np.asarray(Image.open(io.BytesIO(jpeg.content)), dtype=float)
+    assert lossy.shape == lossless.shape and np.abs(lossy - lossless).mean() < 3.0  # the same picture
+    low = client.get(url, headers={"Accept": "image/jpeg"}, params={"quality": 10}).content
+    assert len(low) < len(jpeg.content)  # the quality parameter is the JPEG's, and cached apart
+    assert client.get(url, headers={"Accept": "*/*"}).headers["content-type"] == "image/png"
+    refused = client.get(url, headers={"Accept": "application/dicom"})
+    assert refused.status_code == 406 and "\n" not in refused.json()["detail"]
+    assert client.get(url, params={"quality": 0}).status_code == 422
+
+
 # ----------------------------------------------------------------------------------- access policy
 
 

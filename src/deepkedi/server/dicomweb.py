@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -684,8 +684,10 @@ def retrieve_instance_metadata(
 MAX_RENDERED_FRAME_BYTES = 512 << 20
 
 
-def render_frame(data: bytes, frame: int, window: tuple[float, float] | None = None) -> bytes:
-    """Frame ``frame`` (1-based) of a DICOM file as an 8-bit PNG, windowed.
+def render_frame(
+    data: bytes, frame: int, window: tuple[float, float] | None = None, *, media: str = "png", quality: int = 90
+) -> bytes:
+    """Frame ``frame`` (1-based) of a DICOM file as an 8-bit PNG (``media="jpeg"``: a JPEG of ``quality``), windowed.
 
     The window is ``window`` (center, width) if given, else the file's first
     Window Center / Width, else the frame's minimum to maximum (after the modality LUT).
@@ -740,8 +742,50 @@ def render_frame(data: bytes, frame: int, window: tuple[float, float] | None = N
             scaled = 255.0 - scaled
         image = Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
     out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
+    if media == "jpeg":
+        image.save(out, format="JPEG", quality=quality)
+    else:
+        image.save(out, format="PNG", compress_level=1)
     return out.getvalue()
+
+
+#: The rendered media types, by preference when the client accepts several equally (PS3.18 §8.3.5).
+RENDERED_MEDIA = {"image/png": "png", "image/jpeg": "jpeg"}
+
+
+def rendered_media(accept: str | None) -> str | None:
+    """The rendered media type for an ``Accept`` header: ``"png"``, ``"jpeg"``, or None (none acceptable: 406).
+
+    The highest quality value wins; ``*/*``, ``image/*`` or no header give PNG (lossless:
+    what a diagnostic display should get); JPEG only when the client prefers it.
+
+    >>> rendered_media("image/jpeg"), rendered_media("image/png;q=0.5, image/jpeg"), rendered_media(None)
+    ('jpeg', 'jpeg', 'png')
+    >>> rendered_media("image/*"), rendered_media("application/dicom") is None
+    ('png', True)
+    """
+    if not accept or not accept.strip():
+        return "png"
+    best: tuple[float, int, str] | None = None
+    for order, item in enumerate(accept.split(",")):
+        kind, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        kind = kind.lower()
+        if kind in ("*/*", "image/*"):
+            candidates = ["png"]
+        else:
+            candidates = [RENDERED_MEDIA[kind]] if kind in RENDERED_MEDIA else []
+        for media in candidates:
+            if q > 0 and (best is None or (q, -order) > (best[0], best[1])):
+                best = (q, -order, media)
+    return best[2] if best else None
 
 
 def _window(value: str | None) -> tuple[float, float] | None:
@@ -767,15 +811,24 @@ def retrieve_rendered_frame(
     frame: int,
     principal: PrincipalDep,
     service: ServiceDep,
+    request: Request,
     window: str | None = None,
+    quality: Annotated[int, Query(ge=1, le=100)] = 90,
 ) -> Response:
-    """WADO-RS rendered: one frame as an 8-bit PNG (``window=center,width`` overrides the file's)."""
+    """WADO-RS rendered: one frame as an 8-bit PNG, or a JPEG when the Accept header prefers it.
+
+    ``window=center,width`` overrides the file's window; ``quality`` (1-100) is the JPEG's.
+    """
     operation = "dicomweb.render"
     chosen = _window(window)
+    media = rendered_media(request.headers.get("accept"))
+    if media is None:
+        raise HTTPException(status_code=406, detail="rendered frames are image/png or image/jpeg")
     study, instances = _retrieve(service, principal, study_uid, series_uid, sop_uid, operation)
+    how = (media, frame, chosen, quality if media == "jpeg" else None)
     try:
-        png = _archive(service).rendered(
-            study, instances[0], ("png", frame, chosen), lambda data: render_frame(data, frame, chosen)
+        image = _archive(service).rendered(
+            study, instances[0], how, lambda data: render_frame(data, frame, chosen, media=media, quality=quality)
         )
     except StudyGone:
         raise _gone(service, principal, operation, study) from None
@@ -790,7 +843,7 @@ def retrieve_rendered_frame(
         service.audit(principal, operation, outcome="failed", target=study.pseudonym, details={"status": 422})
         raise HTTPException(status_code=422, detail=f"the frame cannot be rendered ({type(exc).__name__})") from None
     service.audit(principal, operation, outcome="ok", target=study.pseudonym, details={"frame": frame})
-    return Response(png, media_type="image/png")
+    return Response(image, media_type=f"image/{media}")
 
 
 # ----------------------------------------------------------------------------------- administration
