@@ -778,13 +778,9 @@ def rendered_media(accept: str | None) -> str | None:
                 except ValueError:
                     q = 0.0
         kind = kind.lower()
-        if kind in ("*/*", "image/*"):
-            candidates = ["png"]
-        else:
-            candidates = [RENDERED_MEDIA[kind]] if kind in RENDERED_MEDIA else []
-        for media in candidates:
-            if q > 0 and (best is None or (q, -order) > (best[0], best[1])):
-                best = (q, -order, media)
+        media = "png" if kind in ("*/*", "image/*") else RENDERED_MEDIA.get(kind)
+        if media is not None and q > 0 and (best is None or (q, -order) > (best[0], best[1])):
+            best = (q, -order, media)
     return best[2] if best else None
 
 
