@@ -13,13 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	# DCMTK, GDCM and dicom3tools (dciodvfy): the DICOM-native tests check our files with them.
-	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null; then \
+	# Chromium: the web viewer's browser tests drive it through Playwright (no browser download).
+	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null \
+			|| ! command -v chromium >/dev/null; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq || true; \
-			for package in dcmtk libgdcm-tools dicom3tools; do \
+			for package in dcmtk libgdcm-tools dicom3tools chromium; do \
 				apt-get install -y -qq $$package >/dev/null || echo "note: installing $$package failed; its tests will skip"; \
 			done; \
-		else echo "note: dcmtk/libgdcm-tools/dicom3tools missing and not installable here; their tests skip (and fail under CI=true)"; fi; \
+		else echo "note: dcmtk/libgdcm-tools/dicom3tools/chromium missing and not installable here; their tests skip (and fail under CI=true)"; fi; \
 	fi
 	touch $(STAMP)
 

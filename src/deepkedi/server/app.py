@@ -55,7 +55,7 @@ import deepkedi.server.archive as archive_module
 from deepkedi._version import __version__
 from deepkedi.errors import KeystoreError
 from deepkedi.keys.keystore import Keystore
-from deepkedi.server import accounts, breakglass, dicomweb
+from deepkedi.server import accounts, breakglass, dicomweb, viewer
 from deepkedi.server.config import ServiceConfig
 from deepkedi.server.db import Base
 from deepkedi.server.deps import (
@@ -73,7 +73,7 @@ __all__ = ["PUBLIC_ROUTES", "SERVICE_ACTOR", "create_app", "take_initial_admin_p
 #: The audit actor of what the service does on its own (creating its keystore and first admin, starting).
 SERVICE_ACTOR = "kedi-serve"
 #: (method, path) of the routes that answer without a sign-in; every other route answers 401 to nobody.
-PUBLIC_ROUTES = frozenset({("GET", "/healthz"), ("POST", "/api/login")})
+PUBLIC_ROUTES = frozenset({("GET", "/healthz"), ("POST", "/api/login")}) | viewer.PUBLIC_ROUTES
 #: Largest sign-in request body (a user name and a password).
 _LOGIN_BODY_LIMIT = 8 << 10
 #: Most audit entries one GET /api/audit returns.
@@ -213,6 +213,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.include_router(_router)
     app.include_router(dicomweb.router)
     app.include_router(breakglass.router)
+    viewer.install(app)  # the web viewer's pages and routes, and the security headers on every answer
     return app
 
 
