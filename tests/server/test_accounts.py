@@ -127,7 +127,22 @@ def _audit(app: FastAPI) -> list[dict]:
 # ------------------------------------------------------------------------------------ routes
 
 #: The routes that answer without a sign-in, and nothing else (the app says the same in PUBLIC_ROUTES).
-PUBLIC = {("GET", "/healthz"), ("POST", "/api/login")}
+PUBLIC = {("GET", "/healthz"), ("POST", "/api/login")} | {
+    # The web viewer's pages and their files: shells without data (tests/server/test_viewer.py checks that).
+    ("GET", path)
+    for path in (
+        "/",
+        "/viewer/",
+        "/viewer/login",
+        "/viewer/study",
+        "/viewer/static/kedi.css",
+        "/viewer/static/common.js",
+        "/viewer/static/login.js",
+        "/viewer/static/studies.js",
+        "/viewer/static/study.js",
+        "/viewer/static/favicon.svg",
+    )
+}
 
 
 def _routes(routes: list) -> Iterator[tuple[str, str]]:

@@ -268,7 +268,9 @@ def viewer_study(pseudonym: str, principal: CurrentPrincipal, service: ServiceDe
     archive = _archive(service)
     entry = _entry(archive, principal, study, archive.counts([study.id])[study.id])
     entry["images"] = may_view_images(principal)
-    service.audit(principal, "viewer.study", outcome="ok", target=study.pseudonym, details={"revoked": entry["revoked"]})
+    service.audit(
+        principal, "viewer.study", outcome="ok", target=study.pseudonym, details={"revoked": entry["revoked"]}
+    )
     return entry
 
 
