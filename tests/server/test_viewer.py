@@ -23,6 +23,7 @@ pytest.importorskip("fastapi", reason="the server extra (pip install 'deepkedi[s
 import pydicom
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from log_secrets import watch
 from PIL import Image
 
 from deepkedi import api
@@ -42,6 +43,8 @@ class Viewer:
     clients: dict[str, TestClient]
     #: "liver" (six slices), "small" (CT_small.dcm) → pseudonym
     studies: dict[str, str]
+    #: the KEK and the bearer tokens, which no log of the service may hold (tests/server/log_secrets.py)
+    secrets: list[str | bytes]
 
     def trail(self) -> list[dict[str, Any]]:
         return [entry.to_dict() for entry in self.app.state.service.keystore.audit_entries()]
@@ -59,7 +62,8 @@ def _bearer(app: FastAPI, username: str, password: str = USER_PASSWORD) -> TestC
 @pytest.fixture(scope="module")
 def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     folder = tmp_path_factory.mktemp("viewer-routes")
-    app = create_app(make_config(folder / "service"))
+    config = make_config(folder / "service")
+    app = create_app(config)
     try:
         admin = _bearer(app, "admin", ADMIN_PASSWORD)
         for name, role, group in (
@@ -89,9 +93,16 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
             study = admin.get("/api/studies").json()[-1]
             assert admin.post(f"/api/studies/{study['id']}/assign", json={"group": "neuro"}).status_code == 200
             studies[name] = study["id"]
-        yield Viewer(app=app, samples=samples, clients=clients, studies=studies)
+        tokens = [c.headers["Authorization"].split()[1] for c in clients.values()]
+        assert isinstance(config.kek_source, bytes)
+        yield Viewer(app=app, samples=samples, clients=clients, studies=studies, secrets=[config.kek_source, *tokens])
     finally:
         app.state.service.close()
+
+
+@pytest.fixture(autouse=True)
+def _watched(viewer: Viewer) -> None:
+    watch(*viewer.secrets)  # each test's log recording starts from the shared passwords alone
 
 
 VIEWER_PUBLIC = {path for method, path in PUBLIC_ROUTES if path == "/" or path.startswith("/viewer")}

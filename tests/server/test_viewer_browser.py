@@ -32,6 +32,8 @@ pytest.importorskip("playwright.sync_api", reason="Playwright (pip install 'deep
 import httpx
 from archive_app import serving
 from external_tools import require_tool
+from log_secrets import ADMIN_PASSWORD, watch
+from log_secrets import USER_PASSWORD as PASSWORD
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
@@ -40,8 +42,6 @@ from deepkedi.server.app import create_app
 from deepkedi.server.config import ServiceConfig
 from deepkedi.server.dicomweb import render_frame
 
-ADMIN_PASSWORD = "admin passphrase for the viewer"
-PASSWORD = "user passphrase for the viewer"
 #: The switches that keep Chromium off the network (closed here): no background fetches of any kind.
 CHROMIUM_ARGS = [
     "--headless",
@@ -71,6 +71,8 @@ class Site:
     studies: dict[str, str] = field(default_factory=dict)
     #: problems the pages reported (uncaught errors, CSP violations), checked after each test
     page_errors: list[str] = field(default_factory=list)
+    #: the KEK and the bearer tokens, which no log of the service may hold (tests/server/log_secrets.py)
+    secrets: list[str | bytes] = field(default_factory=list)
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
@@ -126,7 +128,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("viewer")
     samples = folder / "samples"
     write_samples(samples)
-    app = create_app(ServiceConfig(home=folder / "service", kek_source=os.urandom(32), admin_password=ADMIN_PASSWORD))
+    kek = os.urandom(32)
+    app = create_app(ServiceConfig(home=folder / "service", kek_source=kek, admin_password=ADMIN_PASSWORD))
     started = time.perf_counter()
     try:
         with serving(app) as base, sync_playwright() as playwright:
@@ -159,7 +162,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             listed = httpx.get(f"{base}/api/studies", headers={"Authorization": f"Bearer {admin}"}, timeout=30).json()
             assert [s["instances"] for s in listed] == [6, 1, 1]
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            world = Site(base=base, app=app, browser=browser, samples=samples, admin_token=admin)
+            world = Site(
+                base=base, app=app, browser=browser, samples=samples, admin_token=admin, secrets=[kek, admin, tech]
+            )
             for name, study in zip(uploads, listed, strict=True):
                 world.studies[name] = study["id"]
                 assigned = world.api("POST", f"/api/studies/{study['id']}/assign", json={"group": "neuro"})
@@ -175,6 +180,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(autouse=True)
 def no_page_errors(site: Site) -> Iterator[None]:
+    watch(*site.secrets)
     yield
     errors, site.page_errors[:] = list(site.page_errors), []
     assert errors == []
