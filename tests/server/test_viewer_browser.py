@@ -336,10 +336,22 @@ def test_radiologist_a_scrolls_windows_and_zooms(site: Site) -> None:
         page.wait_for_selector('#image[data-zoom="100"]')
         assert np.array_equal(canvas_pixels(page), fitted)
 
+        # More keys: R (the file's window), End, PageUp (five back), arrows.
+        page.keyboard.press("r")
+        page.keyboard.press("End")
+        shown(page, "decrypted:6:file")
+        page.keyboard.press("PageUp")
+        shown(page, "decrypted:1:file")
+        for _ in range(3):
+            page.keyboard.press("ArrowDown")
+        shown(page, "decrypted:4:file")
+        assert as_reference(canvas_pixels(page), slices[3]) > 0.95
+
         if os.environ.get("KEDI_WRITE_SCREENSHOTS") == "1":
-            site.open_study(page, "brain")
-            shown(page, "decrypted:1:file")
+            # The six-slice study at its fourth slice, in the file's own window.
             page.mouse.move(0, 0)
+            page.evaluate("() => document.activeElement.blur()")  # no focus ring on the last button pressed
+            page.set_viewport_size({"width": 1140, "height": 750})
             FIGURE.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(FIGURE))
     finally:
@@ -405,6 +417,8 @@ def test_admin_and_auditor_see_the_audit_history_and_no_image(site: Site, userna
         page.wait_for_selector("#audit-table tbody tr")
         operations = page.locator("#audit-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.operation)")
         assert "dicomweb.store" in operations and "study.assign" in operations
+        numbers = [int(n) for n in page.locator("#audit-table tbody tr td:first-child").all_inner_texts()]
+        assert numbers == sorted(numbers, reverse=True) and len(numbers) == len(operations)  # newest first
         history = page.inner_text("#audit-table")
         assert "tech" in history and "technologist" in history and "DEMO" not in history
         assert "does not view images" in page.inner_text("#message")

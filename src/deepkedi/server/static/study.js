@@ -425,13 +425,27 @@
 
   // ------------------------------------------------------------------ audit history (admin, auditor)
 
+  // The entries about this study, newest first: GET /api/studies/{pseudonym}/audit, page by page; a service
+  // without that route answers 404 "Not Found", and the whole trail (GET /api/audit) is filtered here.
   async function auditEntries() {
-    const response = await Kedi.request("/api/studies/" + encodeURIComponent(pseudonym) + "/audit");
-    if (response.ok) return (await response.json()).entries;
-    if (response.status !== 404 || (await Kedi.detail(response)) !== "Not Found") {
-      throw new Error(await Kedi.detail(response));
+    const base = "/api/studies/" + encodeURIComponent(pseudonym) + "/audit?limit=1000";
+    const entries = [];
+    let before = null;
+    for (let pages = 0; pages < 20; pages += 1) {
+      const response = await Kedi.request(base + (before ? "&before=" + before : ""));
+      if (response.status === 404 && pages === 0 && (await Kedi.detail(response)) === "Not Found") {
+        return wholeTrail();
+      }
+      if (!response.ok) throw new Error(await Kedi.detail(response));
+      const page = await response.json();
+      entries.push(...page.entries);
+      if (!page.next_before) break;
+      before = page.next_before;
     }
-    // A service without the study's own audit route: the whole trail, filtered here.
+    return entries;
+  }
+
+  async function wholeTrail() {
     const entries = [];
     let since = 0;
     for (;;) {
@@ -444,7 +458,7 @@
           entries.push(entry);
         }
       }
-      if (batch.length < 1000) return entries;
+      if (batch.length < 1000) return entries.reverse();
       since = batch[batch.length - 1].seq;
     }
   }
@@ -482,7 +496,7 @@
       })
     );
     document.getElementById("audit-status").textContent =
-      entries.length + " entries name this study (its pseudonym; never a UID or a patient's name).";
+      entries.length + " entries about this study, newest first (they name it by its pseudonym, never by a UID or a patient's name).";
   }
 
   // ------------------------------------------------------------------ start
