@@ -10,6 +10,7 @@ Modules: :mod:`~deepkedi.server.principal` (roles and the signed-in user),
 :mod:`~deepkedi.server.db` (the service's tables), :mod:`~deepkedi.server.deps`
 (FastAPI dependencies: who is asking, may they), :mod:`~deepkedi.server.archive`
 (the encrypted object store and its pseudonymous index),
-:mod:`~deepkedi.server.dicomweb` (the DICOMweb routes), :mod:`~deepkedi.server.app`
+:mod:`~deepkedi.server.dicomweb` (the DICOMweb routes), :mod:`~deepkedi.server.viewer`
+(the web viewer's pages and routes, the security headers), :mod:`~deepkedi.server.app`
 (``create_app``). FastAPI, uvicorn and argon2-cffi come with the ``server`` extra.
 """

@@ -31,6 +31,9 @@ GET  /api/studies/{id}/     admin, auditor         one study's audit history, ne
 audit
 ==========================  =====================  =============================================
 
+The DICOMweb routes are :mod:`deepkedi.server.dicomweb`'s; the web viewer's pages, its routes
+and the security headers of every answer are :mod:`deepkedi.server.viewer`'s.
+
 Every 401 and 403 is recorded in the audit trail (``request.denied``) by the exception
 handler here, with the route's template (``/dicomweb/studies/{study}``), never the
 path itself (it may hold a UID). docs/SERVICE.md, "Users, roles and sign-in", "Audit".
