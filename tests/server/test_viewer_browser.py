@@ -390,6 +390,10 @@ def test_the_technologist_who_uploaded_sees_the_study(site: Site) -> None:
         site.open_study(page, "brain")
         shown(page, "decrypted:1:file")
         assert as_reference(canvas_pixels(page), site.samples / "scan.dcm") > 0.95
+        # Sign out: a POST that carries the CSRF token; the session is over on the server too.
+        page.click("#logout")
+        page.wait_for_url("**/viewer/login")
+        assert page.request.get(site.base + "/api/viewer/studies").status == 401
     finally:
         context.close()
 
@@ -440,6 +444,10 @@ def test_a_revoked_study_shows_its_ciphertext_with_a_message(site: Site) -> None
         assert as_reference(plain, site.samples / "CT_small.dcm") > 0.95
         revoked = site.api("POST", f"/api/studies/{site.studies['small']}/revoke")
         assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+        # Revoked while open: the next image asked for (another window) is 410, and the page turns to the ciphertext.
+        page.keyboard.press("1")
+        shown(page, "cipher:1:-")
+        assert page.inner_text("#message") == REVOKED_MESSAGE
         page.reload()
         shown(page, "cipher:1:-")
         assert page.inner_text("#message") == REVOKED_MESSAGE
