@@ -67,7 +67,9 @@ class Site:
     browser: Browser
     samples: Path
     admin_token: str
-    #: name → pseudonym of the uploaded studies: "liver" (six slices), "brain" (scan.dcm), "small" (CT_small.dcm)
+    tech_token: str
+    #: name → pseudonym of the uploaded studies: "liver" (six slices), "brain" (scan.dcm), "mr" (MR_small.dcm);
+    #: the revocation test uploads its own ("small", CT_small.dcm), so that no test depends on another's order
     studies: dict[str, str] = field(default_factory=dict)
     #: problems the pages reported (uncaught errors, CSP violations), checked after each test
     page_errors: list[str] = field(default_factory=list)
@@ -77,6 +79,11 @@ class Site:
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
         return httpx.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+    def assign(self, pseudonym: str) -> None:
+        """The admin assigns a study to radiologist A's group ("neuro")."""
+        assigned = self.api("POST", f"/api/studies/{pseudonym}/assign", json={"group": "neuro"})
+        assert assigned.status_code == 200, assigned.text
 
     def page_for(self, username: str, password: str = PASSWORD) -> tuple[BrowserContext, Page]:
         """A fresh browser context signed in as ``username`` through the login page."""
@@ -154,7 +161,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             uploads = {
                 "liver": sorted((samples / "study").glob("*.dcm")),
                 "brain": [samples / "scan.dcm"],
-                "small": [samples / "CT_small.dcm"],
+                "mr": [samples / "MR_small.dcm"],
             }
             for files in uploads.values():
                 stored = client.store_instances(datasets=[pydicom.dcmread(f) for f in files])
@@ -163,12 +170,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             assert [s["instances"] for s in listed] == [6, 1, 1]
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             world = Site(
-                base=base, app=app, browser=browser, samples=samples, admin_token=admin, secrets=[kek, admin, tech]
+                base=base,
+                app=app,
+                browser=browser,
+                samples=samples,
+                admin_token=admin,
+                tech_token=tech,
+                secrets=[kek, admin, tech],
             )
             for name, study in zip(uploads, listed, strict=True):
                 world.studies[name] = study["id"]
-                assigned = world.api("POST", f"/api/studies/{study['id']}/assign", json={"group": "neuro"})
-                assert assigned.status_code == 200, assigned.text
+                world.assign(study["id"])
             print(f"viewer site ready in {time.perf_counter() - started:.1f} s; load {os.getloadavg()}")
             try:
                 yield world
@@ -265,16 +277,24 @@ def test_radiologist_a_scrolls_windows_and_zooms(site: Site) -> None:
         rows = page.locator("#studies tbody tr")
         assert rows.count() == 3
         assert page.locator("#studies tbody").inner_text().count("DEMO^PATIENT") == 2
-        # Search through QIDO-RS: by name (wildcards added), by modality.
-        page.fill("#q-name", "compressed")
-        page.click("#q-go")
-        page.wait_for_selector("body[data-state=ready]")
-        assert rows.count() == 1 and "CompressedSamples^CT1" in rows.inner_text()
-        page.fill("#q-name", "")
-        page.select_option("#q-modality", "MR")
-        page.click("#q-go")
-        page.wait_for_selector("body[data-state=ready]")
-        assert rows.count() == 0 and page.inner_text("#message") == "0 of 3 studies match."
+        # Search through QIDO-RS: by name (wildcards added), by modality, by Patient ID.
+        for field, value, found in [
+            ("#q-name", "compressed", ["CompressedSamples^MR1"]),
+            ("#q-modality", "CT", ["DEMO^PATIENT", "DEMO^PATIENT"]),
+            ("#q-id", "DEMO-0001", ["DEMO^PATIENT", "DEMO^PATIENT"]),
+            ("#q-id", "nobody", []),
+        ]:
+            page.click("#q-clear")
+            page.wait_for_selector("body[data-state=ready]")
+            if field == "#q-modality":
+                page.select_option(field, value)
+            else:
+                page.fill(field, value)
+            page.click("#q-go")
+            page.wait_for_selector("body[data-state=ready]")
+            names = page.locator("#studies tbody tr td:first-child").all_inner_texts()
+            assert names == found, (field, value, names)
+            assert page.inner_text("#message") == f"{len(found)} of 3 studies match."
 
         site.open_study(page, "liver")
         slices = sorted((site.samples / "study").glob("*.dcm"))
@@ -436,6 +456,12 @@ def test_admin_and_auditor_see_the_audit_history_and_no_image(site: Site, userna
 
 
 def test_a_revoked_study_shows_its_ciphertext_with_a_message(site: Site) -> None:
+    from dicomweb_client.api import DICOMwebClient
+
+    client = DICOMwebClient(url=f"{site.base}/dicomweb", headers={"Authorization": f"Bearer {site.tech_token}"})
+    client.store_instances(datasets=[pydicom.dcmread(site.samples / "CT_small.dcm")])
+    site.studies["small"] = site.api("GET", "/api/studies").json()[-1]["id"]
+    site.assign(site.studies["small"])
     context, page = site.page_for("rad-a")
     try:
         site.open_study(page, "small")
@@ -460,7 +486,7 @@ def test_a_revoked_study_shows_its_ciphertext_with_a_message(site: Site) -> None
         # The list flags it among the revoked studies.
         page.goto(site.base + "/viewer/")
         page.wait_for_selector("body[data-state=ready]")
-        assert page.locator("#revoked tbody tr").count() == 1
-        assert page.locator("#studies tbody tr").count() == 2
+        assert page.locator("#revoked tbody tr").get_attribute("data-pseudonym") == site.studies["small"]
+        assert page.locator("#studies tbody tr").count() == 3  # the live ones
     finally:
         context.close()
