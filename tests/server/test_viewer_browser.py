@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pydicom
@@ -267,6 +268,20 @@ def test_sign_in_page_refuses_a_wrong_password_and_pages_carry_the_security_head
         assert "kedi_session" not in page.evaluate("document.cookie")
         frame = page.request.get(site.base + "/api/viewer/studies")
         assert frame.headers["cache-control"] == "no-store"
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("elsewhere", ["//example.org/x", "https://example.org/", "/api/logout"])
+def test_sign_in_goes_back_only_to_a_page_of_the_viewer(site: Site, elsewhere: str) -> None:
+    context = site.browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{site.base}/viewer/login?next={quote(elsewhere, safe='')}")
+        page.fill("#username", "tech")
+        page.fill("#password", PASSWORD)
+        page.click("#sign-in")
+        page.wait_for_url(site.base + "/viewer/")  # not an open redirect, not a route of the API
     finally:
         context.close()
 
