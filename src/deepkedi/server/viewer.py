@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
@@ -211,6 +212,11 @@ def _entry(
             entry.update(_identity(archive, principal, archive.unseal_study(study)))
         except StudyGone:
             entry["revoked"] = True  # revoked in the keystore behind the service's back (kedi keys revoke)
+    grant = principal.break_glass_for(study.pseudonym)
+    if grant is not None:
+        # Seen through break-glass, not an assignment: the page says so (every access is flagged in the audit).
+        expires = datetime.fromtimestamp(grant.expires, timezone.utc).replace(microsecond=0)
+        entry["break_glass"] = {"grant_id": grant.grant_id, "expires": expires.isoformat().replace("+00:00", "Z")}
     return entry
 
 
@@ -227,8 +233,10 @@ def viewer_studies(principal: CurrentPrincipal, service: ServiceDep) -> dict[str
 
     For the image roles a live study also carries its StudyInstanceUID, patient name
     and ID, date and description (de-identified for a researcher); a revoked one only
-    its pseudonym, counts and modalities (its metadata was shredded with its key). An
-    admin or auditor gets every study without any identifier (for its audit history).
+    its pseudonym, counts and modalities (its metadata was shredded with its key). A
+    study a radiologist sees through a break-glass grant carries ``break_glass`` (the
+    grant's id and end). An admin or auditor gets every study without any identifier
+    (for its audit history).
     """
     archive = _archive(service)
     studies = _visible_studies(archive, principal)

@@ -27,11 +27,37 @@
           el("td", { text: s.description || "" }),
           el("td", { text: s.modalities.join(", ") }),
           el("td", { text: String(s.instances) }),
-          el("td", {}, studyLink(s, "Open"))
+          el("td", {}, studyLink(s, "Open"), s.break_glass ? el("span", { class: "flag", text: " break-glass" }) : null)
         )
       )
     );
-    table.hidden = false;
+    table.hidden = rows.length === 0;
+  }
+
+  // Radiologists: open a study not assigned to them, for a reason (POST /api/break-glass, with the CSRF token).
+  function wireBreakGlass() {
+    const section = document.getElementById("break-glass");
+    section.hidden = false;
+    document.getElementById("break-glass-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      Kedi.start(async () => {
+        Kedi.show("bg-message", "");
+        const response = await Kedi.request("/api/break-glass", {
+          method: "POST",
+          body: {
+            study_uid: document.getElementById("bg-uid").value.trim(),
+            reason: document.getElementById("bg-reason").value,
+          },
+        });
+        if (response.ok) {
+          const grant = await response.json();
+          location.assign("/viewer/study?study=" + encodeURIComponent(grant.study));
+          return;
+        }
+        Kedi.show("bg-message", await Kedi.detail(response), "error");
+        document.body.dataset.state = "ready";
+      });
+    });
   }
 
   function renderRevoked(rows) {
@@ -127,6 +153,7 @@
       document.body.dataset.state = "ready";
       return;
     }
+    if (me.role === "radiologist") wireBreakGlass();
     const form = document.getElementById("search");
     form.hidden = false;
     form.addEventListener("submit", (event) => {

@@ -507,7 +507,12 @@
       noImage();
       Kedi.show(
         "message",
-        response.status === 404 ? "No such study, or you are not allowed to see it." : await Kedi.detail(response),
+        response.status === 404
+          ? "No such study, or you are not allowed to see it." +
+              (document.body.dataset.role === "radiologist"
+                ? " In an emergency, break the glass from the study list."
+                : "")
+          : await Kedi.detail(response),
         "error"
       );
       document.body.dataset.state = "refused";
@@ -515,6 +520,15 @@
     }
     const study = await response.json();
     info(study);
+    if (study.break_glass) {
+      Kedi.show(
+        "message",
+        "Opened by break-glass (grant " + study.break_glass.grant_id + ") until " +
+          study.break_glass.expires.replace("T", " ").replace("Z", " UTC") +
+          ": every access is flagged in the audit trail for review.",
+        "warn"
+      );
+    }
     if (!study.images) {
       Kedi.show(
         "message",
