@@ -425,17 +425,13 @@
 
   // ------------------------------------------------------------------ audit history (admin, auditor)
 
-  // The entries about this study, newest first: GET /api/studies/{pseudonym}/audit, page by page; a service
-  // without that route answers 404 "Not Found", and the whole trail (GET /api/audit) is filtered here.
+  // The entries about this study, newest first: GET /api/studies/{pseudonym}/audit, page by page.
   async function auditEntries() {
     const base = "/api/studies/" + encodeURIComponent(pseudonym) + "/audit?limit=1000";
     const entries = [];
     let before = null;
     for (let pages = 0; pages < 20; pages += 1) {
       const response = await Kedi.request(base + (before ? "&before=" + before : ""));
-      if (response.status === 404 && pages === 0 && (await Kedi.detail(response)) === "Not Found") {
-        return wholeTrail();
-      }
       if (!response.ok) throw new Error(await Kedi.detail(response));
       const page = await response.json();
       entries.push(...page.entries);
@@ -443,24 +439,6 @@
       before = page.next_before;
     }
     return entries;
-  }
-
-  async function wholeTrail() {
-    const entries = [];
-    let since = 0;
-    for (;;) {
-      const page = await Kedi.request("/api/audit?limit=1000&since=" + since);
-      if (!page.ok) throw new Error(await Kedi.detail(page));
-      const batch = (await page.json()).entries;
-      for (const entry of batch) {
-        const details = entry.details || {};
-        if (details.target === pseudonym || (Array.isArray(details.matches) && details.matches.includes(pseudonym))) {
-          entries.push(entry);
-        }
-      }
-      if (batch.length < 1000) return entries.reverse();
-      since = batch[batch.length - 1].seq;
-    }
   }
 
   async function audit() {
