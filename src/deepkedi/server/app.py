@@ -50,7 +50,7 @@ from deepkedi.errors import KeystoreError
 from deepkedi.keys.keystore import Keystore
 from deepkedi.server import accounts, dicomweb
 from deepkedi.server.config import ServiceConfig
-from deepkedi.server.db import Base
+from deepkedi.server.db import READ_ONLY, Base
 from deepkedi.server.deps import (
     SESSION_COOKIE,
     CurrentPrincipal,
@@ -100,8 +100,10 @@ def _service_engine(url: str) -> sa.Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         # BEGIN IMMEDIATE, as the keystore does: a transaction that reads and then writes queues on the
-        # busy timeout at its start instead of failing with "database is locked" when it upgrades.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # busy timeout at its start instead of failing with "database is locked" when it upgrades. One that
+        # only reads (Service.read_sessions) takes no write lock and does not queue behind the audit's writes.
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

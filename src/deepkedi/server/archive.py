@@ -441,7 +441,7 @@ class Archive:
         return self.uid_hmac("deid-" + kind, deidentified_uid(self.research_uid_key(key), uid))
 
     def _setting(self, name: str) -> str | None:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.get(ArchiveSetting, name)
             return None if row is None else row.value
 
@@ -503,8 +503,9 @@ class Archive:
     # ------------------------------------------------------------------------------ sessions
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[sa.orm.Session]:
-        with self.service.sessions() as session:
+    def _session(self, *, read_only: bool = False) -> Iterator[sa.orm.Session]:
+        """One transaction; ``read_only`` for lookups that write nothing (on SQLite: no write lock taken)."""
+        with (self.service.read_sessions if read_only else self.service.sessions)() as session:
             # Rows are turned into records after the commit: keep their loaded values.
             session.expire_on_commit = False
             with session.begin():
@@ -798,14 +799,14 @@ class Archive:
         """
         column = StudyIndex.deid_hmac if deidentified else StudyIndex.uid_hmac
         kind = "deid-study" if deidentified else "study"
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.scalars(sa.select(StudyIndex).where(column == self.uid_hmac(kind, study_uid))).one_or_none()
             return None if row is None else self._study_record(row, unseal=False)
 
     def study_by_pseudonym(self, pseudonym: str) -> StudyRecord | None:
         if not is_pseudonym(pseudonym):
             return None
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.scalars(sa.select(StudyIndex).where(StudyIndex.pseudonym == pseudonym)).one_or_none()
             return None if row is None else self._study_record(row, unseal=False)
 
@@ -833,7 +834,7 @@ class Archive:
             )
         if not include_revoked:
             query = query.where(StudyIndex.revoked.is_(False))
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
         records = []
         for row in rows:
@@ -847,7 +848,7 @@ class Archive:
         """``study`` with its attributes; :class:`StudyGone` if its key was revoked."""
         if study.revoked:
             raise StudyGone("the study's key was revoked")
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.get(StudyIndex, study.id)
             assert row is not None
             return self._study_record(row, unseal=True)
@@ -870,7 +871,7 @@ class Archive:
                 query = query.where(SeriesIndex.uid_hmac == self.uid_hmac("series", series_uid))
         if modality is not None:
             query = query.where(SeriesIndex.modality == modality)
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
         return [
             SeriesRecord(
@@ -900,7 +901,7 @@ class Archive:
                 query = query.where(InstanceIndex.deid_hmac == self.uid_hmac("deid-instance", sop_uid))
             else:
                 query = query.where(InstanceIndex.uid_hmac == self.uid_hmac("instance", sop_uid))
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
         return [
             InstanceRecord(
@@ -920,7 +921,7 @@ class Archive:
         out: dict[int, tuple[int, int, list[str]]] = {i: (0, 0, []) for i in ids}
         if not ids:
             return out
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             for sid, n_series, n_inst in session.execute(
                 sa.select(
                     InstanceIndex.study_id,
@@ -1023,7 +1024,7 @@ class Archive:
 
     def all_studies(self) -> list[StudyRecord]:
         """Every study, metadata sealed (the admin's list: pseudonymous ids, assignment, state)."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(sa.select(StudyIndex).order_by(StudyIndex.id)))
             return [self._study_record(r, unseal=False) for r in rows]
 

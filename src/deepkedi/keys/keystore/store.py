@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -59,6 +60,7 @@ from deepkedi.keys.keystore.kek import (
 from deepkedi.keys.keystore.schema import (
     ACTIVE,
     KEYSTORE_VERSION,
+    READ_ONLY,
     REVOKED,
     _audit,
     _data_keys,
@@ -138,6 +140,11 @@ class Keystore:
     ) -> None:
         # Private: use Keystore.open / Keystore.init, which check the KEK before handing out a store.
         self._engine = engine
+        # Reads that need no write lock (key_info): on SQLite they do not queue behind audit writes.
+        self._reader = engine.execution_options(**{READ_ONLY: True})
+        # Writers of this process queue here, woken in turn, rather than in SQLite's busy handler,
+        # which polls with sleeps of up to 100 ms (other processes still queue there).
+        self._write_lock = threading.RLock()
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._kek = kek
         self._kek_version = kek_version
@@ -281,7 +288,7 @@ class Keystore:
         SQLite: ``BEGIN IMMEDIATE`` already holds the database's one write lock. PostgreSQL: the
         ``FOR UPDATE`` lock on the audit head row queues writers, so audit sequence numbers never race.
         """
-        with _database_errors(self._engine.url), self._engine.begin() as conn:
+        with self._write_lock, _database_errors(self._engine.url), self._engine.begin() as conn:
             value = conn.execute(
                 sa.select(_meta.c.value).where(_meta.c.name == "audit_head").with_for_update()
             ).scalar_one_or_none()
@@ -515,7 +522,7 @@ class Keystore:
     def key_info(self, key_id: str | bytes) -> KeyInfo:
         """What the keystore holds about ``key_id`` (no secret). Raises :class:`KeyNotFoundError`."""
         key_hex = _key_id_bytes(key_id).hex()
-        with _database_errors(self._engine.url), self._engine.begin() as conn:
+        with _database_errors(self._engine.url), self._reader.begin() as conn:
             row = self._row(conn, key_hex)
         if row is None:
             raise KeyNotFoundError(f"key {key_hex} is not in the keystore")
