@@ -45,6 +45,7 @@ from deepkedi import api
 from deepkedi.cipher.dicom_native import _deidentify as deidentify_dataset
 from deepkedi.cipher.dicom_native import deidentified_uid, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
+from deepkedi.fileio import remove_stale_parts, scratch_folder
 from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
@@ -405,7 +406,13 @@ class Archive:
         self._lock = threading.Lock()
         self._index_key: bytes | None = None
         self._keys: dict[str, Key] = {}
-        self._staging = _staging_dir()
+        self._staging = _staging_dir() or tempfile.gettempdir()
+        # A killed process (kill -9, a power cut) may have left the plaintext it was staging and the
+        # part files of objects it was writing (never served: no index row names them): gone now.
+        remove_stale_parts(self._staging)
+        for fan_out in self.storage.iterdir():
+            if fan_out.is_dir():
+                remove_stale_parts(fan_out)
         # Rendered frames, in memory only (never on disk), least recently used first out.
         self._rendered: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._rendered_bytes = 0
@@ -653,8 +660,8 @@ class Archive:
         # container atomically (a part file renamed into place); the plaintext is staged
         # in a private folder, in memory where the system has /dev/shm.
         try:
-            with tempfile.TemporaryDirectory(dir=self._staging, prefix="kedi-serve-") as folder:
-                staged = Path(folder) / "instance.dcm"
+            with scratch_folder(self._staging, "kedi-serve") as folder:
+                staged = folder / "instance.dcm"
                 fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(parsed.data)
