@@ -84,7 +84,11 @@ def _service_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
-    engine = sa.create_engine(parsed, connect_args={"timeout": 60.0, "check_same_thread": False})
+    # A connection for each of the request threads that may look something up at once (uvicorn's thread
+    # pool holds 40): beyond the pool, each request would open a connection and run the PRAGMAs below.
+    engine = sa.create_engine(
+        parsed, connect_args={"timeout": 60.0, "check_same_thread": False}, pool_size=20, max_overflow=20
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
