@@ -17,6 +17,7 @@ and its metadata undecryptable; reads then raise :class:`StudyGone`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import hmac
@@ -67,6 +68,7 @@ __all__ = [
     "StudyIndex",
     "StudyRecord",
     "object_path",
+    "one_key_check_per_request",
 ]
 
 #: Label of the keystore key the index HMAC secret is derived from.
@@ -86,6 +88,20 @@ _PSEUDONYM = re.compile(r"^ST-[0-9A-F]{24}$")
 RENDER_CACHE_BYTES = 64 << 20
 #: Actor the keystore records for the service's own key operations.
 SERVICE_ACTOR = "kedi-serve"
+#: The study keys found active in the keystore during the current request (see :func:`one_key_check_per_request`).
+_checked_keys: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("kedi_checked_keys", default=None)
+
+
+def one_key_check_per_request() -> None:
+    """From here on in this context (one request), a study key's state is read from the keystore once, not per lookup.
+
+    A rendered frame looks the study's key up three times (series, instance, frame) and a
+    study's retrieval once per instance; each lookup read the key's state in the keystore.
+    Outside such a request every lookup still reads it. A key revoked while a request runs
+    is seen by the next request (through the API, :meth:`Archive.revoke` also drops the
+    cached key at once).
+    """
+    _checked_keys.set(set())
 
 # Attributes kept (sealed) for QIDO-RS, by level.
 _STUDY_TAGS = (
@@ -469,14 +485,18 @@ class Archive:
         return hmac.new(self._index_secret(), label + value.strip("\x00 ").encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _study_key(self, key_id: str) -> Key:
-        """The study's data key; :class:`StudyGone` once revoked (checked in the keystore at every use)."""
-        try:
-            state = self.service.keystore.key_info(key_id).state
-        except KeyNotFoundError:
-            raise StudyGone("the study's key is gone") from None
-        if state != "active":
-            self._keys.pop(key_id, None)
-            raise StudyGone("the study's key was revoked")
+        """The study's data key; :class:`StudyGone` once revoked (checked in the keystore at every use, or request)."""
+        checked = _checked_keys.get()
+        if checked is None or key_id not in checked:
+            try:
+                state = self.service.keystore.key_info(key_id).state
+            except KeyNotFoundError:
+                raise StudyGone("the study's key is gone") from None
+            if state != "active":
+                self._keys.pop(key_id, None)
+                raise StudyGone("the study's key was revoked")
+            if checked is not None:
+                checked.add(key_id)
         key = self._keys.get(key_id)
         if key is None:
             try:
