@@ -15,10 +15,10 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from archive_app import ArchiveApp, build, close, multipart, split_multipart  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+from archive_app import ArchiveApp, build, close, multipart, split_multipart
+from fastapi.testclient import TestClient
 
-from deepkedi.datasets import write_samples  # noqa: E402
+from deepkedi.datasets import write_samples
 
 
 @pytest.fixture

@@ -63,7 +63,18 @@ def _start(home: Path, kek: Path, log: Path) -> tuple[subprocess.Popen[bytes], s
     env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1", "KEDI_ADMIN_PASSWORD": PASSWORD}
     env.pop("KEDI_PASSPHRASE", None)
     env.pop("KEDI_KEK", None)
-    command = [sys.executable, "-m", "deepkedi.cli", "serve", "--home", str(home), "--kek-file", str(kek), "--port", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "deepkedi.cli",
+        "serve",
+        "--home",
+        str(home),
+        "--kek-file",
+        str(kek),
+        "--port",
+        "0",
+    ]
     # Into a file, not a pipe: uvicorn's access log (stdout) would fill a pipe nobody reads and stall the server.
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
@@ -101,7 +112,7 @@ def _parts(answer: httpx.Response) -> list[bytes]:
     assert chunks[-1].strip() == b"--", "no closing boundary"
     parts = []
     for chunk in chunks[1:-1]:
-        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        _head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         parts.append(content.removesuffix(b"\r\n"))
     return parts
 
@@ -143,7 +154,9 @@ def test_kill_9_mid_upload_loses_nothing_acknowledged(tmp_path: Path, seed: int)
                 for batch in batches:
                     body, content_type = _stow([files[sop] for sop in batch])
                     try:
-                        answer = uploader.post("/dicomweb/studies", content=body, headers={"Content-Type": content_type})
+                        answer = uploader.post(
+                            "/dicomweb/studies", content=body, headers={"Content-Type": content_type}
+                        )
                     except httpx.HTTPError:
                         in_flight.append(batch)  # the server died while this request was on its way
                         return

@@ -103,6 +103,7 @@ def one_key_check_per_request() -> None:
     """
     _checked_keys.set(set())
 
+
 # Attributes kept (sealed) for QIDO-RS, by level.
 _STUDY_TAGS = (
     "StudyInstanceUID",

@@ -24,13 +24,13 @@ from starlette.concurrency import run_in_threadpool
 from deepkedi.errors import DeepKediError
 from deepkedi.server.archive import (
     Archive,
-    one_key_check_per_request,
     InstanceRecord,
     InvalidInstance,
     ParsedInstance,
     StoreOutcome,
     StudyGone,
     StudyRecord,
+    one_key_check_per_request,
     parse_instance,
 )
 from deepkedi.server.deps import current_principal, get_service
