@@ -833,9 +833,10 @@ class Keystore:
     ) -> None:
         """Append one event of a service built on the keystore (a sign-in, a view, a refusal) to the audit trail.
 
-        The row is chained and MAC'd like the keystore's own, in its own transaction,
-        so :meth:`verify_audit` (``kedi keys audit --verify``) covers it. Needs the KEK
-        (the audit key comes from it).
+        The row is chained and MAC'd like the keystore's own, so :meth:`verify_audit`
+        (``kedi keys audit --verify``) covers it, and committed before this returns;
+        events other threads record meanwhile share its transaction (group commit).
+        Needs the KEK (the audit key comes from it).
 
         Parameters
         ----------
@@ -893,18 +894,20 @@ class Keystore:
                 self._events_writer = True
                 batch, self._events = self._events, []
         if batch:
-            error: BaseException | None = None
+            written = False
             try:
                 with self._write() as (conn, head):
                     for queued in batch:
                         self._append(conn, head, queued.actor, [queued.event])
-            except BaseException as exc:
-                error = exc
-            with self._events_ready:
-                for queued in batch:
-                    queued.done, queued.error = True, error
-                self._events_writer = False
-                self._events_ready.notify_all()
+                written = True
+            finally:
+                # The writer's own failure propagates from here; the others' calls raise this one.
+                failed = None if written else KeystoreError("the audit transaction that held this event failed")
+                with self._events_ready:
+                    for queued in batch:
+                        queued.done, queued.error = True, (None if queued is event else failed)
+                    self._events_writer = False
+                    self._events_ready.notify_all()
         if event.error is not None:
             raise event.error
 
