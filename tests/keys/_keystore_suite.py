@@ -301,16 +301,39 @@ class KeystoreContract:
             assert actors[0] == "user-0" and sorted(actors) == [f"user-{n}" for n in range(8)]
             assert store.verify_audit() == (True, None)
 
-            # A failed transaction reaches its caller and leaves the queue usable.
+            # A failed transaction reaches every caller whose event it held (the writer with its own
+            # error, the others with KeystoreError), and leaves the queue usable.
             def broken(*_args: object) -> None:
                 raise RuntimeError("disk full")
 
+            transactions.clear()
+            release.clear()
             monkeypatch.setattr(store, "_append", broken)
-            with pytest.raises(RuntimeError, match="disk full"):
-                store.record_event("study.view", actor="alice")
+            failures: list[BaseException] = []
+
+            def failing(n: int) -> None:
+                try:
+                    store.record_event("study.view", actor=f"late-{n}")
+                except (RuntimeError, KeystoreError) as exc:
+                    failures.append(exc)
+
+            workers = [threading.Thread(target=failing, args=(n,)) for n in range(4)]
+            workers[0].start()
+            while not transactions and time.monotonic() < deadline + 60:
+                time.sleep(0.001)
+            for worker in workers[1:]:
+                worker.start()
+            while len(store._events) < 3 and time.monotonic() < deadline + 60:
+                time.sleep(0.001)
+            release.set()
+            for worker in workers:
+                worker.join(timeout=60)
+            kinds = sorted(type(e).__name__ for e in failures)
+            assert kinds == ["KeystoreError", "KeystoreError", "RuntimeError", "RuntimeError"]
             monkeypatch.undo()
             store.record_event("study.view", actor="alice", details={"after": True})
             assert store.audit_entries()[-1].details == {"after": True}
+            assert [e.actor for e in store.audit_entries()].count("late-0") == 0
             assert store.verify_audit() == (True, None)
 
     def test_service_events_cannot_pass_for_key_operations(self, make_url: MakeUrl) -> None:
