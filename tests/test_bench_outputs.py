@@ -83,7 +83,7 @@ def test_make_bench_leaves_docs_alone_and_bench_docs_regenerates_every_page() ->
     bench = _make_recipe("bench")
     assert bench and not [line for line in bench if "docs" in line]
     regenerate = " ".join(_make_recipe("bench-docs"))
-    for page in ("docs/zzgan_keys.md", "docs/zzgan_ablation.md"):
+    for page in ("docs/zzgan_keys.md", "docs/zzgan_ablation.md", "docs/service_bench.md"):
         assert f"--out {page}" in regenerate
         assert (ROOT / page).is_file()
     assert "bench/compare_despeckle.py --out docs" in regenerate

@@ -44,6 +44,7 @@ __all__ = [
     "make_output_folder",
     "output_mode",
     "remove_stale_parts",
+    "scratch_folder",
 ]
 
 #: Default permission bits of outputs: owner read/write only.
@@ -144,6 +145,30 @@ def remove_stale_parts(folder: str | Path) -> list[Path]:
                 os.unlink(entry.path)
             removed.append(Path(entry.path))
     return removed
+
+
+@contextlib.contextmanager
+def scratch_folder(parent: str | Path, name: str = "scratch") -> Iterator[Path]:
+    """A private (``0700``) folder under ``parent`` for staging, removed with its contents on exit.
+
+    It is named as part files are (``.NAME.kedi-HOST-PID-RANDOM.part``), so that once a
+    killed process (``kill -9``) can no longer remove it, :func:`remove_stale_parts` of
+    ``parent`` does: what was staged in it does not outlive the process for long.
+    """
+    parent = Path(parent)
+    for _ in range(100):
+        folder = parent / _part_name(Path(name))  # named before it exists: see _part_name
+        try:
+            folder.mkdir(mode=0o700)
+            break
+        except FileExistsError:
+            continue  # not ours
+    else:
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _sweep_once(folder: Path) -> None:

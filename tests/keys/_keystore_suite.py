@@ -4,11 +4,13 @@ test_keystore_postgres.py). A backend module subclasses :class:`KeystoreContract
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -234,6 +236,105 @@ class KeystoreContract:
             # An edited service event breaks the chain like any other row, and names the row.
             raw(url, "UPDATE audit SET details = :d WHERE seq = 3", d=json.dumps({"outcome": "failed"}))
             assert store.verify_audit() == (False, 3)
+
+    def test_concurrent_service_events_are_each_written_once_in_a_valid_chain(self, make_url: MakeUrl) -> None:
+        url = make_url()
+        threads, per_thread = 8, 25
+        with Keystore.init(url, kek_source=os.urandom(32), actor="svc") as store:
+            seen: list[tuple[str, int]] = []
+
+            def record(actor: str) -> None:
+                for n in range(per_thread):
+                    store.record_event("study.view", actor=actor, details={"n": n})
+                    # Written when record_event returns, whoever wrote it.
+                    mine = [e for e in store.audit_entries() if e.actor == actor]
+                    assert [e.details["n"] for e in mine] == list(range(n + 1))
+                    seen.append((actor, n))
+
+            workers = [threading.Thread(target=record, args=(f"user-{t}",)) for t in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(timeout=120)
+            assert len(seen) == threads * per_thread
+            entries = store.audit_entries()
+            assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+            views = [(e.actor, e.details["n"]) for e in entries if e.operation == "study.view"]
+            assert sorted(views) == sorted(seen)
+            assert store.verify_audit() == (True, None)
+
+    def test_events_queued_while_one_is_written_share_the_next_transaction(
+        self, make_url: MakeUrl, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = make_url()
+        with Keystore.init(url, kek_source=os.urandom(32), actor="svc") as store:
+            transactions: list[int] = []
+            release = threading.Event()
+            write = store._write
+
+            @contextlib.contextmanager
+            def slow_write():  # type: ignore[no-untyped-def]
+                transactions.append(len(transactions))
+                if len(transactions) == 1:
+                    assert release.wait(timeout=60)  # the first writer is slow: the others queue meanwhile
+                with write() as opened:
+                    yield opened
+
+            monkeypatch.setattr(store, "_write", slow_write)
+            workers = [
+                threading.Thread(target=store.record_event, args=("study.view",), kwargs={"actor": f"user-{n}"})
+                for n in range(8)
+            ]
+            workers[0].start()
+            deadline = time.monotonic() + 60
+            while not transactions and time.monotonic() < deadline:
+                time.sleep(0.001)
+            for worker in workers[1:]:
+                worker.start()
+            while len(store._events) < 7 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            release.set()
+            for worker in workers:
+                worker.join(timeout=60)
+            assert len(transactions) == 2  # one for the first event, one for the seven queued behind it
+            actors = [e.actor for e in store.audit_entries() if e.operation == "study.view"]
+            assert actors[0] == "user-0" and sorted(actors) == [f"user-{n}" for n in range(8)]
+            assert store.verify_audit() == (True, None)
+
+            # A failed transaction reaches every caller whose event it held (the writer with its own
+            # error, the others with KeystoreError), and leaves the queue usable.
+            def broken(*_args: object) -> None:
+                raise RuntimeError("disk full")
+
+            transactions.clear()
+            release.clear()
+            monkeypatch.setattr(store, "_append", broken)
+            failures: list[BaseException] = []
+
+            def failing(n: int) -> None:
+                try:
+                    store.record_event("study.view", actor=f"late-{n}")
+                except (RuntimeError, KeystoreError) as exc:
+                    failures.append(exc)
+
+            workers = [threading.Thread(target=failing, args=(n,)) for n in range(4)]
+            workers[0].start()
+            while not transactions and time.monotonic() < deadline + 60:
+                time.sleep(0.001)
+            for worker in workers[1:]:
+                worker.start()
+            while len(store._events) < 3 and time.monotonic() < deadline + 60:
+                time.sleep(0.001)
+            release.set()
+            for worker in workers:
+                worker.join(timeout=60)
+            kinds = sorted(type(e).__name__ for e in failures)
+            assert kinds == ["KeystoreError", "KeystoreError", "RuntimeError", "RuntimeError"]
+            monkeypatch.undo()
+            store.record_event("study.view", actor="alice", details={"after": True})
+            assert store.audit_entries()[-1].details == {"after": True}
+            assert [e.actor for e in store.audit_entries()].count("late-0") == 0
+            assert store.verify_audit() == (True, None)
 
     def test_service_events_cannot_pass_for_key_operations(self, make_url: MakeUrl) -> None:
         url = make_url()

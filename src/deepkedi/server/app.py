@@ -60,7 +60,7 @@ from deepkedi.errors import KeystoreError
 from deepkedi.keys.keystore import Keystore
 from deepkedi.server import accounts, breakglass, dicomweb, viewer
 from deepkedi.server.config import ServiceConfig
-from deepkedi.server.db import Base
+from deepkedi.server.db import READ_ONLY, Base
 from deepkedi.server.deps import (
     SESSION_COOKIE,
     CurrentPrincipal,
@@ -94,7 +94,11 @@ def _service_engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return sa.create_engine(parsed, pool_pre_ping=True)
-    engine = sa.create_engine(parsed, connect_args={"timeout": 60.0, "check_same_thread": False})
+    # A connection for each of the request threads that may look something up at once (uvicorn's thread
+    # pool holds 40): beyond the pool, each request would open a connection and run the PRAGMAs below.
+    engine = sa.create_engine(
+        parsed, connect_args={"timeout": 60.0, "check_same_thread": False}, pool_size=20, max_overflow=20
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -110,8 +114,10 @@ def _service_engine(url: str) -> sa.Engine:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         # BEGIN IMMEDIATE, as the keystore does: a transaction that reads and then writes queues on the
-        # busy timeout at its start instead of failing with "database is locked" when it upgrades.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # busy timeout at its start instead of failing with "database is locked" when it upgrades. One that
+        # only reads (Service.read_sessions) takes no write lock and does not queue behind the audit's writes.
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

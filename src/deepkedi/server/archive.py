@@ -17,6 +17,7 @@ and its metadata undecryptable; reads then raise :class:`StudyGone`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import hashlib
 import hmac
@@ -44,6 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from deepkedi import api
 from deepkedi.cipher.dicom_native import deidentified_uid, deidentify_dataset, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
+from deepkedi.fileio import remove_stale_parts, scratch_folder
 from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
@@ -66,6 +68,7 @@ __all__ = [
     "StudyRecord",
     "StudySeal",
     "object_path",
+    "one_key_check_per_request",
 ]
 
 #: Label of the keystore key the index HMAC secret is derived from.
@@ -85,6 +88,21 @@ _PSEUDONYM = re.compile(r"^ST-[0-9A-F]{24}$")
 RENDER_CACHE_BYTES = 64 << 20
 #: Actor the keystore records for the service's own key operations.
 SERVICE_ACTOR = "kedi-serve"
+#: The study keys found active in the keystore during the current request (see :func:`one_key_check_per_request`).
+_checked_keys: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("kedi_checked_keys", default=None)
+
+
+def one_key_check_per_request() -> None:
+    """From here on in this context (one request), a study key's state is read from the keystore once, not per lookup.
+
+    A rendered frame looks the study's key up three times (series, instance, frame) and a
+    study's retrieval once per instance; each lookup read the key's state in the keystore.
+    Outside such a request every lookup still reads it. A key revoked while a request runs
+    is seen by the next request (through the API, :meth:`Archive.revoke` also drops the
+    cached key at once).
+    """
+    _checked_keys.set(set())
+
 
 # Attributes kept (sealed) for QIDO-RS, by level.
 _STUDY_TAGS = (
@@ -430,7 +448,13 @@ class Archive:
         self._lock = threading.Lock()
         self._index_key: bytes | None = None
         self._keys: dict[str, Key] = {}
-        self._staging = _staging_dir()
+        self._staging = _staging_dir() or tempfile.gettempdir()
+        # A killed process (kill -9, a power cut) may have left the plaintext it was staging and the
+        # part files of objects it was writing (never served: no index row names them): gone now.
+        remove_stale_parts(self._staging)
+        for fan_out in self.storage.iterdir():
+            if fan_out.is_dir():
+                remove_stale_parts(fan_out)
         # Rendered frames, in memory only (never on disk), least recently used first out.
         self._rendered: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._rendered_bytes = 0
@@ -466,7 +490,7 @@ class Archive:
         return self.uid_hmac("deid-" + kind, deidentified_uid(self.research_uid_key(key), uid))
 
     def _setting(self, name: str) -> str | None:
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.get(ArchiveSetting, name)
             return None if row is None else row.value
 
@@ -487,14 +511,18 @@ class Archive:
         return hmac.new(self._index_secret(), label + value.strip("\x00 ").encode("utf-8"), hashlib.sha256).hexdigest()
 
     def _study_key(self, key_id: str) -> Key:
-        """The study's data key; :class:`StudyGone` once revoked (checked in the keystore at every use)."""
-        try:
-            state = self.service.keystore.key_info(key_id).state
-        except KeyNotFoundError:
-            raise StudyGone("the study's key is gone") from None
-        if state != "active":
-            self._keys.pop(key_id, None)
-            raise StudyGone("the study's key was revoked")
+        """The study's data key; :class:`StudyGone` once revoked (checked in the keystore at every use, or request)."""
+        checked = _checked_keys.get()
+        if checked is None or key_id not in checked:
+            try:
+                state = self.service.keystore.key_info(key_id).state
+            except KeyNotFoundError:
+                raise StudyGone("the study's key is gone") from None
+            if state != "active":
+                self._keys.pop(key_id, None)
+                raise StudyGone("the study's key was revoked")
+            if checked is not None:
+                checked.add(key_id)
         key = self._keys.get(key_id)
         if key is None:
             try:
@@ -528,8 +556,9 @@ class Archive:
     # ------------------------------------------------------------------------------ sessions
 
     @contextlib.contextmanager
-    def _session(self) -> Iterator[sa.orm.Session]:
-        with self.service.sessions() as session:
+    def _session(self, *, read_only: bool = False) -> Iterator[sa.orm.Session]:
+        """One transaction; ``read_only`` for lookups that write nothing (on SQLite: no write lock taken)."""
+        with (self.service.read_sessions if read_only else self.service.sessions)() as session:
             # Rows are turned into records after the commit: keep their loaded values.
             session.expire_on_commit = False
             with session.begin():
@@ -677,8 +706,8 @@ class Archive:
         # container atomically (a part file renamed into place); the plaintext is staged
         # in a private folder, in memory where the system has /dev/shm.
         try:
-            with tempfile.TemporaryDirectory(dir=self._staging, prefix="kedi-serve-") as folder:
-                staged = Path(folder) / "instance.dcm"
+            with scratch_folder(self._staging, "kedi-serve") as folder:
+                staged = folder / "instance.dcm"
                 fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(parsed.data)
@@ -823,14 +852,14 @@ class Archive:
         """
         column = StudyIndex.deid_hmac if deidentified else StudyIndex.uid_hmac
         kind = "deid-study" if deidentified else "study"
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.scalars(sa.select(StudyIndex).where(column == self.uid_hmac(kind, study_uid))).one_or_none()
             return None if row is None else self._study_record(row, unseal=False)
 
     def study_by_pseudonym(self, pseudonym: str) -> StudyRecord | None:
         if not is_pseudonym(pseudonym):
             return None
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.scalars(sa.select(StudyIndex).where(StudyIndex.pseudonym == pseudonym)).one_or_none()
             return None if row is None else self._study_record(row, unseal=False)
 
@@ -858,7 +887,7 @@ class Archive:
             )
         if not include_revoked:
             query = query.where(StudyIndex.revoked.is_(False))
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
         records = []
         for row in rows:
@@ -872,7 +901,7 @@ class Archive:
         """``study`` with its attributes; :class:`StudyGone` if its key was revoked."""
         if study.revoked:
             raise StudyGone("the study's key was revoked")
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             row = session.get(StudyIndex, study.id)
             assert row is not None
         # Unsealed after the transaction: the key lookup reads the keystore, which on SQLite waits
@@ -897,7 +926,7 @@ class Archive:
                 query = query.where(SeriesIndex.uid_hmac == self.uid_hmac("series", series_uid))
         if modality is not None:
             query = query.where(SeriesIndex.modality == modality)
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
         return [
             SeriesRecord(
@@ -927,7 +956,7 @@ class Archive:
                 query = query.where(InstanceIndex.deid_hmac == self.uid_hmac("deid-instance", sop_uid))
             else:
                 query = query.where(InstanceIndex.uid_hmac == self.uid_hmac("instance", sop_uid))
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
         return [
             InstanceRecord(
@@ -947,7 +976,7 @@ class Archive:
         out: dict[int, tuple[int, int, list[str]]] = {i: (0, 0, []) for i in ids}
         if not ids:
             return out
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             for sid, n_series, n_inst in session.execute(
                 sa.select(
                     InstanceIndex.study_id,
@@ -1050,7 +1079,7 @@ class Archive:
 
     def all_studies(self) -> list[StudyRecord]:
         """Every study, metadata sealed (the admin's list: pseudonymous ids, assignment, state)."""
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             rows = list(session.scalars(sa.select(StudyIndex).order_by(StudyIndex.id)))
             return [self._study_record(r, unseal=False) for r in rows]
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["Base"]
+__all__ = ["READ_ONLY", "Base"]
+
+#: Execution option of the service's engine for transactions that only read: on SQLite they begin with
+#: a plain ``BEGIN`` (a WAL snapshot beside the one writer) instead of ``BEGIN IMMEDIATE``.
+READ_ONLY = "deepkedi_read_only"
 
 
 class Base(DeclarativeBase):

@@ -64,7 +64,7 @@ def current_principal(request: Request) -> Principal:
     address = client_address(request)
     authorization = request.headers.get("authorization")
     cookie = request.cookies.get(SESSION_COOKIE)
-    with service.sessions() as db:
+    with service.read_sessions() as db:
         if authorization is not None:
             # A request that names a bearer token stands or falls by it: no falling back to the cookie.
             scheme, _, token = authorization.partition(" ")

@@ -30,6 +30,7 @@ from deepkedi.server.archive import (
     StoreOutcome,
     StudyGone,
     StudyRecord,
+    one_key_check_per_request,
     parse_instance,
 )
 from deepkedi.server.deps import current_principal, get_service
@@ -40,7 +41,14 @@ from deepkedi.server.service import Service
 __all__ = ["router"]
 
 router = APIRouter()
-_dicomweb = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
+
+
+async def _one_key_check_per_request() -> None:
+    # Async, so that it runs in the request's own context, which the route's thread inherits.
+    one_key_check_per_request()
+
+
+_dicomweb = APIRouter(prefix="/dicomweb", tags=["dicomweb"], dependencies=[Depends(_one_key_check_per_request)])
 _studies = APIRouter(prefix="/api/studies", tags=["studies"])
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

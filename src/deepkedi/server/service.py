@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import sessionmaker
+
+from deepkedi.server.db import READ_ONLY
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm import Session
 
     from deepkedi.keys.keystore import Keystore
     from deepkedi.server.archive import Archive
@@ -31,6 +36,16 @@ class Service:
     sessions: sessionmaker[Session]
     keystore: Keystore
     archive: Archive | None = field(default=None)
+
+    @functools.cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for work that only reads (who is signing in, index lookups): never for a write.
+
+        On SQLite their transactions begin with a plain ``BEGIN``, a snapshot of the WAL
+        beside the one writer, instead of ``BEGIN IMMEDIATE``: a view does not queue behind
+        the audit rows other requests are writing. Elsewhere they are ordinary sessions.
+        """
+        return sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     def audit(
         self,

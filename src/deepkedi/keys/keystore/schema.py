@@ -18,6 +18,10 @@ from deepkedi.errors import KeystoreError, require_extra
 
 KEYSTORE_VERSION = 1
 
+#: Execution option of a connection whose transactions only read: on SQLite they begin with a plain
+#: ``BEGIN`` (a WAL snapshot, no write lock) instead of ``BEGIN IMMEDIATE``.
+READ_ONLY = "deepkedi_read_only"
+
 #: Values of ``data_keys.state``.
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -84,7 +88,16 @@ def _make_engine(url: str) -> sa.Engine:
     # pysqlite's own transaction handling would BEGIN DEFERRED lazily; take control of it so that every
     # transaction starts with BEGIN IMMEDIATE: writers queue on the busy timeout from the start instead of
     # failing with "database is locked" when a read lock must be upgraded (SQLAlchemy's pysqlite recipe).
-    engine = sa.create_engine(parsed, connect_args={"timeout": 60.0}, poolclass=sa.pool.NullPool)
+    # Pooled: a service that records one audit row per request would otherwise open a connection (and run
+    # the PRAGMAs below) for each row, inside the one-writer critical section. Connections move between
+    # threads, never used by two at once (the pool hands each to one checkout).
+    engine = sa.create_engine(
+        parsed,
+        connect_args={"timeout": 60.0, "check_same_thread": False},
+        poolclass=sa.pool.QueuePool,
+        pool_size=4,
+        max_overflow=16,
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -101,7 +114,9 @@ def _make_engine(url: str) -> sa.Engine:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that only reads (READ_ONLY) takes no write lock: in WAL mode it reads a snapshot
+        # beside the one writer, instead of queueing behind every audit row another thread is writing.
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 

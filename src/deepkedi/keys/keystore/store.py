@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -59,6 +60,7 @@ from deepkedi.keys.keystore.kek import (
 from deepkedi.keys.keystore.schema import (
     ACTIVE,
     KEYSTORE_VERSION,
+    READ_ONLY,
     REVOKED,
     _audit,
     _data_keys,
@@ -138,6 +140,15 @@ class Keystore:
     ) -> None:
         # Private: use Keystore.open / Keystore.init, which check the KEK before handing out a store.
         self._engine = engine
+        # Reads that need no write lock (key_info): on SQLite they do not queue behind audit writes.
+        self._reader = engine.execution_options(**{READ_ONLY: True})
+        # Writers of this process queue here, woken in turn, rather than in SQLite's busy handler,
+        # which polls with sleeps of up to 100 ms (other processes still queue there).
+        self._write_lock = threading.RLock()
+        # Service events waiting to be written; one thread at a time writes all of them (group commit).
+        self._events: list[_QueuedEvent] = []
+        self._events_ready = threading.Condition()
+        self._events_writer = False
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._kek = kek
         self._kek_version = kek_version
@@ -281,7 +292,7 @@ class Keystore:
         SQLite: ``BEGIN IMMEDIATE`` already holds the database's one write lock. PostgreSQL: the
         ``FOR UPDATE`` lock on the audit head row queues writers, so audit sequence numbers never race.
         """
-        with _database_errors(self._engine.url), self._engine.begin() as conn:
+        with self._write_lock, _database_errors(self._engine.url), self._engine.begin() as conn:
             value = conn.execute(
                 sa.select(_meta.c.value).where(_meta.c.name == "audit_head").with_for_update()
             ).scalar_one_or_none()
@@ -515,7 +526,7 @@ class Keystore:
     def key_info(self, key_id: str | bytes) -> KeyInfo:
         """What the keystore holds about ``key_id`` (no secret). Raises :class:`KeyNotFoundError`."""
         key_hex = _key_id_bytes(key_id).hex()
-        with _database_errors(self._engine.url), self._engine.begin() as conn:
+        with _database_errors(self._engine.url), self._reader.begin() as conn:
             row = self._row(conn, key_hex)
         if row is None:
             raise KeyNotFoundError(f"key {key_hex} is not in the keystore")
@@ -822,9 +833,10 @@ class Keystore:
     ) -> None:
         """Append one event of a service built on the keystore (a sign-in, a view, a refusal) to the audit trail.
 
-        The row is chained and MAC'd like the keystore's own, in its own transaction,
-        so :meth:`verify_audit` (``kedi keys audit --verify``) covers it. Needs the KEK
-        (the audit key comes from it).
+        The row is chained and MAC'd like the keystore's own, so :meth:`verify_audit`
+        (``kedi keys audit --verify``) covers it, and committed before this returns;
+        events other threads record meanwhile share its transaction (group commit).
+        Needs the KEK (the audit key comes from it).
 
         Parameters
         ----------
@@ -862,8 +874,42 @@ class Keystore:
         except (TypeError, ValueError):
             raise ValueError("audit details must be a JSON object (strings, numbers, lists, objects)") from None
         self._need_kek()
-        with self._write() as (conn, head):
-            self._append(conn, head, actor, [(operation, key_hex, None, payload)])
+        self._write_event(_QueuedEvent(actor, (operation, key_hex, None, payload)))
+
+    def _write_event(self, event: _QueuedEvent) -> None:
+        """Commit ``event``'s row, with whatever other threads queued meanwhile (group commit); return once written.
+
+        The thread that finds no writer at work becomes it: it takes every queued event
+        and writes them, in arrival order, in one transaction (one fsync on SQLite instead
+        of one per event). The others wait until their own row is committed, or share the
+        transaction's failure. A service that audits every request under load would
+        otherwise be bounded by one fsync per request.
+        """
+        batch: list[_QueuedEvent] = []
+        with self._events_ready:
+            self._events.append(event)
+            while not event.done and self._events_writer:
+                self._events_ready.wait()
+            if not event.done:
+                self._events_writer = True
+                batch, self._events = self._events, []
+        if batch:
+            written = False
+            try:
+                with self._write() as (conn, head):
+                    for queued in batch:
+                        self._append(conn, head, queued.actor, [queued.event])
+                written = True
+            finally:
+                # The writer's own failure propagates from here; the others' calls raise this one.
+                failed = None if written else KeystoreError("the audit transaction that held this event failed")
+                with self._events_ready:
+                    for queued in batch:
+                        queued.done, queued.error = True, (None if queued is event else failed)
+                    self._events_writer = False
+                    self._events_ready.notify_all()
+        if event.error is not None:
+            raise event.error
 
     def audit_entries(self) -> list[AuditEntry]:
         """The audit trail in sequence order."""
@@ -884,6 +930,16 @@ class Keystore:
             rows = conn.execute(sa.select(_audit).order_by(_audit.c.seq)).all()
             head_value = _meta_value(conn, "audit_head")
         return _verify_chain(self._audit_key, rows, head_value)
+
+
+@dataclass
+class _QueuedEvent:
+    """One service event waiting for :meth:`Keystore._write_event`: its row, then whether (and how) it was written."""
+
+    actor: str
+    event: tuple[str, str | None, str | None, Mapping[str, Any]]
+    done: bool = False
+    error: BaseException | None = None
 
 
 #: Operations the keystore itself writes (docs/FORMAT.md §10.1); :meth:`Keystore.record_event` refuses them.
