@@ -230,6 +230,17 @@ def test_kek_file_may_be_a_key_file(tmp_path: Path, kedi, keyfile: Path) -> None
     assert result.exit_code == 2 and "32 bytes" in result.stderr
 
 
+def test_raw_kek_material_that_begins_like_json_is_raw(tmp_path: Path, kedi) -> None:
+    # 32 random bytes begin with "{" once in 256 files (and with whitespace then "{" a little more often).
+    url = f"sqlite:///{tmp_path / 'ks.db'}"
+    env = {"KEDI_KEYSTORE": url, "KEDI_PASSPHRASE": None, "KEDI_KEK": None}
+    material = b" {" + os.urandom(30)
+    (tmp_path / "kek").write_bytes(material)
+    assert kedi("keys", "init", "--kek-file", tmp_path / "kek", env=env).exit_code == 0
+    with Keystore.open(url, kek_source=RawKek(material)) as store:
+        assert store.kek_version == 1
+
+
 def test_crafted_scrypt_parameters_exit_4_before_scrypt(tmp_path: Path, kedi, monkeypatch) -> None:
     import sqlite3
 

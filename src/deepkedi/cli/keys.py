@@ -137,13 +137,13 @@ def _kek_material(path: Path) -> bytes:
         raw = path.read_bytes()
     except OSError as exc:
         fail(f"{path}: cannot read KEK file ({exc.strerror})", EXIT_USAGE)
+    if len(raw) == 32:  # raw material first: random bytes may well begin with "{" (1 file in 256)
+        return raw
     if raw.lstrip().startswith(b"{"):
         from deepkedi.keys import load_key
 
         with guarded():
             return load_key(path, passphrase=os.environ.get("KEDI_KEYFILE_PASSPHRASE")).secret
-    if len(raw) == 32:
-        return raw
     material = _material_from_text(raw)
     if material is None:
         fail(f"{path}: a KEK file holds 32 bytes (raw, 64 hex digits or base64) or is a kedi key file", EXIT_USAGE)
