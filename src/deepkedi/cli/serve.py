@@ -76,7 +76,7 @@ def _url(sock: socket.socket) -> str:
         "KEDI_ADMIN_PASSWORD='a long admin passphrase' \\\n  kedi serve --home site2 --passphrase-file pw --init-only",
     ),
     epilog="Without --init-only the service runs until it is stopped (Ctrl-C or SIGTERM: a clean stop, exit code 0). "
-    "Then: curl http://127.0.0.1:8042/healthz",
+    "Then: curl http://127.0.0.1:8042/healthz. On a machine with several cores: --workers N (one process per core).",
 )
 def serve(
     home: Annotated[
