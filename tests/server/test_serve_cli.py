@@ -156,3 +156,55 @@ def test_a_taken_port_and_a_wrong_kek_are_one_line_each(served: Served, tmp_path
         env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
     )  # fmt: skip
     assert missing.returncode == 2 and not (tmp_path / "none").exists(), missing.stderr
+
+
+def test_workers_share_the_port_and_the_database_and_stop_together(tmp_path: Path, kek_file: Path) -> None:
+    chosen = "a long admin passphrase for workers"
+    server = _start(tmp_path / "service", "--kek-file", str(kek_file), "--workers", "2",
+                    env={"KEDI_ADMIN_PASSWORD": chosen})  # fmt: skip
+    try:
+        assert "with 2 workers" in "".join(server.first_lines)
+        # Sign-ins land on either process; the throttle counts them all (it is in the database).
+        codes = []
+        for _ in range(7):
+            with httpx.Client(base_url=server.url, timeout=30) as client:  # a new connection each time
+                codes.append(
+                    client.post("/api/login", json={"username": "admin", "password": "guess guess guess"}).status_code
+                )
+        assert codes == [401] * 5 + [429] * 2
+        parent = workers_of(server.process.pid)
+        assert len(parent) == 2, parent
+        server.process.send_signal(signal.SIGTERM)
+        out, err = server.process.communicate(timeout=60)
+        assert server.process.returncode == 0, (out, err)
+        assert out.count("Started server process") + err.count("Started server process") == 2
+        assert "Stopped." in out and "Traceback" not in err
+        assert all(not Path(f"/proc/{pid}").exists() for pid in parent)  # no worker left behind
+        assert chosen not in out + err
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate(timeout=10)
+
+
+def workers_of(pid: int, count: int = 2) -> list[int]:
+    """The pids of ``pid``'s ``count`` children (/proc), once they are all forked."""
+    deadline = time.monotonic() + 30
+    while True:
+        children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        if len(children) >= count or time.monotonic() > deadline:
+            return children
+        time.sleep(0.05)
+
+
+def test_a_worker_that_dies_stops_the_service(tmp_path: Path, kek_file: Path) -> None:
+    server = _start(tmp_path / "service", "--kek-file", str(kek_file), "--workers", "2")
+    try:
+        os.kill(workers_of(server.process.pid)[0], signal.SIGKILL)
+        out, err = server.process.communicate(timeout=60)
+        assert server.process.returncode == 5, (out, err)
+        assert "a worker ended" in err and "Traceback" not in err
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate(timeout=10)

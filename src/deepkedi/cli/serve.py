@@ -3,12 +3,14 @@
 FastAPI and uvicorn are imported inside the command, so that `kedi --help` stays fast.
 """
 
+import contextlib
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -74,7 +76,7 @@ def _url(sock: socket.socket) -> str:
         "KEDI_ADMIN_PASSWORD='a long admin passphrase' \\\n  kedi serve --home site2 --passphrase-file pw --init-only",
     ),
     epilog="Without --init-only the service runs until it is stopped (Ctrl-C or SIGTERM: a clean stop, exit code 0). "
-    "Then: curl http://127.0.0.1:8042/healthz",
+    "Then: curl http://127.0.0.1:8042/healthz. On a machine with several cores: --workers N (one process per core).",
 )
 def serve(
     home: Annotated[
@@ -102,6 +104,15 @@ def serve(
     init_only: Annotated[
         bool, typer.Option("--init-only", help="Create or open the service's database and first admin, then exit.")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Server processes sharing the port (one core each; the database holds what they share).",
+        ),
+    ] = 1,
     break_glass_minutes: Annotated[
         int,
         typer.Option(
@@ -158,15 +169,89 @@ def serve(
             console.print(f"Service folder: {config.home}", markup=False, soft_wrap=True)
             if sock is None:
                 return
-            _run(service_app, sock)
+            if workers == 1:
+                _run(service_app, sock)
+                return
         finally:
             service_app.state.service.close()
+        _run_workers(config, sock, workers)
     finally:
         if sock is not None:
             sock.close()
 
 
-def _run(service_app: object, sock: socket.socket) -> None:
+def _run_workers(config: object, sock: socket.socket, workers: int) -> None:
+    """``workers`` server processes on one listening socket; SIGINT or SIGTERM stops them all cleanly (exit 0).
+
+    Each worker is forked after the first run's setup is done and every database connection of
+    this process is closed, then opens the service itself (``create_app``: its own connections,
+    keystore and frame cache) and serves on the inherited socket; the kernel hands each new
+    connection to one of them. This process only waits: a stop signal is passed on to every
+    worker, and a worker that ends on its own stops the others (exit code 5).
+    """
+    children: list[int] = []
+    stopping: list[int] = []
+    failed = False
+
+    def stop_all(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {signum: signal.signal(signum, stop_all) for signum in _STOP_SIGNALS}
+    try:
+        console.print(
+            f"Serving on {_url(sock)} with {workers} workers (stop with Ctrl-C or SIGTERM)",
+            markup=False,
+            soft_wrap=True,
+        )
+        for _ in range(workers):
+            pid = os.fork()
+            if pid == 0:  # a worker: never returns
+                _worker(config, sock)
+            children.append(pid)
+        while children:
+            pid, status = os.waitpid(-1, 0)
+            if pid in children:
+                children.remove(pid)
+                if not stopping and not failed:
+                    failed = True  # a worker that ends unasked takes the service down: a supervisor restarts it
+                    code = os.waitstatus_to_exitcode(status)
+                    err_console.print(f"kedi: error: a worker ended (exit code {code}); stopping", markup=False)
+                    stop_all(signal.SIGTERM, None)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if failed:
+        raise typer.Exit(EXIT_OUTPUT)
+    console.print("Stopped.", markup=False)
+
+
+def _worker(config: object, sock: socket.socket) -> NoReturn:
+    """One forked worker of :func:`_run_workers`: open the service, serve until told to stop, exit."""
+    code = 0
+    try:
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        from deepkedi.server.app import create_app
+
+        service_app = create_app(config)  # type: ignore[arg-type]
+        try:
+            _run(service_app, sock, announce=False)
+        finally:
+            service_app.state.service.close()
+    except BaseException as exc:  # noqa: BLE001 - a forked worker must exit here, whatever happened; its parent decides
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else EXIT_OUTPUT
+        if code:
+            err_console.print(f"kedi: error: a worker stopped: {type(exc).__name__}: {exc}", markup=False)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _run(service_app: object, sock: socket.socket, *, announce: bool = True) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly and return (exit code 0).
 
     `kedi`'s own handlers (cli/__init__.py) turn those signals into SystemExit(130/143),
@@ -197,7 +282,8 @@ def _run(service_app: object, sock: socket.socket) -> None:
     protect_access_log()  # the access log names the path only, UIDs masked, never the query
     previous = {signum: signal.signal(signum, note_stop) for signum in _STOP_SIGNALS}
     try:
-        console.print(f"Serving on {_url(sock)} (stop with Ctrl-C or SIGTERM)", markup=False, soft_wrap=True)
+        if announce:
+            console.print(f"Serving on {_url(sock)} (stop with Ctrl-C or SIGTERM)", markup=False, soft_wrap=True)
         server.run(sockets=[sock])
     finally:
         for signum, handler in previous.items():
@@ -205,4 +291,5 @@ def _run(service_app: object, sock: socket.socket) -> None:
     if not server.started and not stops:
         err_console.print("kedi: error: the service did not start (see the log above)", markup=False)
         raise typer.Exit(EXIT_OUTPUT)
-    console.print("Stopped.", markup=False)
+    if announce:
+        console.print("Stopped.", markup=False)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
 import time
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -24,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.hazmat.primitives import constant_time, hashes
 from cryptography.hazmat.primitives.hmac import HMAC
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from deepkedi.server.db import Base
 from deepkedi.server.principal import Principal, Role
@@ -339,52 +337,78 @@ class ThrottleDecision:
     retry_after: int = 0
 
 
+class LoginFailure(Base):
+    """One failed sign-in, counted for a user name and for a client address (keyed hashes, never the names)."""
+
+    __tablename__ = "service_login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: ``user:`` or ``address:`` and a keyed hash of the (case-folded) user name or the address.
+    subject: Mapped[str] = mapped_column(sa.String(80), index=True)
+    #: When (seconds since the epoch: every process of the service shares the clock).
+    at: Mapped[float] = mapped_column(sa.Float, index=True)
+
+
 class LoginThrottle:
-    """Failed sign-ins per user name and per client address in a sliding window, in memory.
+    """Failed sign-ins per user name and per client address in a sliding window, kept in the database.
 
     An attempt is refused (HTTP 429) once ``per_user`` failures for that user name, or
     ``per_address`` failures from that address, fall within the last ``window`` seconds;
     the password is then not even checked. A successful sign-in clears the user name's
-    count (not the address's). At most ``max_keys`` names and addresses are remembered:
-    the stalest are forgotten first, so a flood of made-up names cannot exhaust memory.
+    count (not the address's). The failures are rows of ``service_login_failures``, so
+    every process of one service (``kedi serve --workers N``) counts the same attempts
+    and a restart forgets nothing; a row holds ``keyed_hash`` of the name or address
+    (what is typed into the user-name field may be a password: it is never stored), and
+    rows older than the window are deleted at each failure, so a flood of made-up names
+    costs at most one row per attempt for ``window`` seconds.
     """
 
-    def __init__(self, *, per_user: int, per_address: int, window: float, max_keys: int = 100_000) -> None:
-        self.per_user, self.per_address, self.window, self.max_keys = per_user, per_address, window, max_keys
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        read_sessions: sessionmaker[Session],
+        keyed_hash: Callable[[str, str], str],
+        *,
+        per_user: int,
+        per_address: int,
+        window: float,
+    ) -> None:
+        self.sessions, self.read_sessions, self.keyed_hash = sessions, read_sessions, keyed_hash
+        self.per_user, self.per_address, self.window = per_user, per_address, window
 
-    def _keys(self, username: str, address: str | None) -> Iterable[tuple[tuple[str, str], int]]:
-        yield ("user", username.casefold()), self.per_user
+    def _subjects(self, username: str, address: str | None) -> Iterable[tuple[str, int]]:
+        yield "user:" + self.keyed_hash("login-user", username.casefold()), self.per_user
         if address:
-            yield ("address", address), self.per_address
+            yield "address:" + self.keyed_hash("login-address", address), self.per_address
 
     def check(self, username: str, address: str | None, *, now: float | None = None) -> ThrottleDecision:
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         wait = 0.0
-        with self._lock:
-            for key, limit in self._keys(username, address):
-                times = self._failures.get(key)
-                if times is None:
+        with self.read_sessions() as db:
+            for subject, limit in self._subjects(username, address):
+                if limit <= 0:
                     continue
-                while times and times[0] <= now - self.window:
-                    times.popleft()
-                if len(times) >= limit:
-                    wait = max(wait, times[-limit] + self.window - now)
+                recent = list(
+                    db.scalars(
+                        sa.select(LoginFailure.at)
+                        .where(LoginFailure.subject == subject, LoginFailure.at > now - self.window)
+                        .order_by(LoginFailure.at.desc())
+                        .limit(limit)
+                    )
+                )
+                if len(recent) >= limit:
+                    wait = max(wait, recent[-1] + self.window - now)
         if wait > 0:
             return ThrottleDecision(False, max(1, int(wait + 0.999)))
         return ThrottleDecision(True)
 
     def failed(self, username: str, address: str | None, *, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            for key, limit in self._keys(username, address):
-                times = self._failures.pop(key, None) or deque(maxlen=max(limit, 1))
-                times.append(now)
-                self._failures[key] = times  # re-inserted: the dict's order is least recently failed first
-            while len(self._failures) > self.max_keys:
-                del self._failures[next(iter(self._failures))]
+        now = time.time() if now is None else now
+        with self.sessions.begin() as db:
+            db.execute(sa.delete(LoginFailure).where(LoginFailure.at <= now - self.window))
+            db.add_all(LoginFailure(subject=subject, at=now) for subject, _ in self._subjects(username, address))
 
     def succeeded(self, username: str) -> None:
-        with self._lock:
-            self._failures.pop(("user", username.casefold()), None)
+        subject = next(iter(self._subjects(username, None)))[0]
+        with self.sessions.begin() as db:
+            db.execute(sa.delete(LoginFailure).where(LoginFailure.subject == subject))

@@ -195,7 +195,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             sessions=sessionmaker(engine, expire_on_commit=False),
             keystore=keystore,
         )
-        service.archive = archive_module.Archive(service)
+        service.archive = archive = archive_module.Archive(service)
         generated = _first_admin(service, config.admin_password)
         service.audit(None, "service.start", outcome="ok", actor=SERVICE_ACTOR, details={"version": __version__})
     except BaseException:
@@ -213,6 +213,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
     )
     app.state.service = service
     app.state.login_throttle = accounts.LoginThrottle(
+        service.sessions,
+        service.read_sessions,
+        archive.uid_hmac,  # keyed by the index secret: a stolen database cannot test guessed names
         per_user=config.login_failures_per_user,
         per_address=config.login_failures_per_address,
         window=config.login_window_seconds,

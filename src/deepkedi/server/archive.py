@@ -970,6 +970,41 @@ class Archive:
             for r in rows
         ]
 
+    def instance(
+        self, study: StudyRecord, *, series_uid: str, sop_uid: str, deidentified: bool = False
+    ) -> InstanceRecord | None:
+        """The instance ``sop_uid`` of series ``series_uid`` of ``study`` (one query, by keyed hashes), unsealed.
+
+        None when the study has no such instance in that series. What a WADO-RS URL naming
+        one instance needs, without listing or unsealing the study's series.
+        """
+        key = self._require_key(study)
+        prefix = "deid-" if deidentified else ""
+        series_column = SeriesIndex.deid_hmac if deidentified else SeriesIndex.uid_hmac
+        instance_column = InstanceIndex.deid_hmac if deidentified else InstanceIndex.uid_hmac
+        query = (
+            sa.select(InstanceIndex)
+            .join(SeriesIndex, SeriesIndex.id == InstanceIndex.series_id)
+            .where(
+                InstanceIndex.study_id == study.id,
+                SeriesIndex.study_id == study.id,
+                instance_column == self.uid_hmac(prefix + "instance", sop_uid),
+                series_column == self.uid_hmac(prefix + "series", series_uid),
+            )
+        )
+        with self._session(read_only=True) as session:
+            row = session.scalars(query).first()
+        if row is None:
+            return None
+        return InstanceRecord(
+            id=row.id,
+            study_id=row.study_id,
+            series_id=row.series_id,
+            object_name=row.object_name,
+            size=row.size,
+            attributes=self._unseal(key, row.object_name, row.meta),
+        )
+
     def counts(self, study_ids: Iterable[int]) -> dict[int, tuple[int, int, list[str]]]:
         """Per study: number of series, number of instances, the modalities (clear columns only)."""
         ids = list(study_ids)

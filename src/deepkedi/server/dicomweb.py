@@ -604,11 +604,14 @@ def _retrieve(
         # One instance: looked up by the keyed hashes of its series and SOP Instance UIDs, not by listing the series.
         archive, research = _archive(service), _research(principal)
         try:
-            series = {s.id for s in archive.series(study, series_uid=series_uid, deidentified=research)}
-            found = archive.instances(study, sop_uid=sop_uid, deidentified=research) if series else []
+            found = (
+                archive.instance(study, series_uid=series_uid, sop_uid=sop_uid, deidentified=research)
+                if series_uid is not None
+                else None
+            )
         except StudyGone:
             raise _gone(service, principal, operation, study) from None
-        instances = [i for i in found if i.series_id in series]
+        instances = [found] if found is not None else []
     if not instances:
         _deny(service, principal, operation, status=404, target=study.pseudonym)
     return study, instances
