@@ -14,14 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	# DCMTK, GDCM and dicom3tools (dciodvfy): the DICOM-native tests check our files with them.
 	# Chromium: the web viewer's browser tests drive it through Playwright (no browser download).
+	# Orthanc with its Python and DICOMweb plugins: the encrypted storage area's tests run a real one
+	# (docs/ORTHANC.md); the packaged service is stopped, the tests start their own on loopback.
 	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null \
-			|| ! command -v chromium >/dev/null; then \
+			|| ! command -v chromium >/dev/null || ! command -v Orthanc >/dev/null \
+			|| [ ! -e /usr/share/orthanc/plugins/libOrthancPython.so ] \
+			|| [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq || true; \
-			for package in dcmtk libgdcm-tools dicom3tools chromium; do \
+			for package in dcmtk libgdcm-tools dicom3tools chromium orthanc orthanc-python orthanc-dicomweb; do \
 				apt-get install -y -qq $$package >/dev/null || echo "note: installing $$package failed; its tests will skip"; \
 			done; \
-		else echo "note: dcmtk/libgdcm-tools/dicom3tools/chromium missing and not installable here; their tests skip (and fail under CI=true)"; fi; \
+			if command -v service >/dev/null; then service orthanc stop >/dev/null 2>&1 || true; fi; \
+		else echo "note: dcmtk/libgdcm-tools/dicom3tools/chromium/orthanc missing and not installable here; their tests skip (and fail under CI=true)"; fi; \
 	fi
 	touch $(STAMP)
 
