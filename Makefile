@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	# Orthanc with its Python and DICOMweb plugins: the encrypted storage area's tests run a real one
 	# (docs/ORTHANC.md); the packaged service is stopped, the tests start their own on loopback.
 	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null \
-			|| ! command -v chromium >/dev/null || ! command -v Orthanc >/dev/null \
+			|| ! command -v chromium >/dev/null || [ ! -x /usr/sbin/Orthanc ] \
 			|| [ ! -e /usr/share/orthanc/plugins/libOrthancPython.so ] \
 			|| [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \

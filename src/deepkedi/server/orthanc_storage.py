@@ -37,6 +37,7 @@ See docs/ORTHANC.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
@@ -333,10 +334,8 @@ class EncryptedStorage:
     def remove(self, uuid: str, content_type: Any) -> None:
         """Delete attachment ``uuid`` (a missing file is not an error: Orthanc may retry)."""
         path = self.path(uuid)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        except FileNotFoundError:
-            pass
         for folder in (path.parent, path.parent.parent):
             try:
                 folder.rmdir()

@@ -1,0 +1,434 @@
+"""The encrypted Orthanc storage area: unit checks, then a real Orthanc fed by DCMTK's storescu.
+
+The Orthanc tests start Debian's Orthanc (with its Python and DICOMweb plugins) on
+loopback, on free ports, in a temporary folder, and stop it. Without Orthanc they skip,
+and fail under CI=true (tests/external_tools.py).
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from external_tools import require_tool
+from orthanc_server import OrthancServer, make_orthanc, require_orthanc, storescu
+from pydicom.uid import generate_uid
+
+from deepkedi import api
+from deepkedi.errors import AuthenticationError, KeyRevokedError
+from deepkedi.keys.keystore import Keystore, RawKek
+from deepkedi.server.orthanc_storage import (
+    EncryptedStorage,
+    StorageSettings,
+    find_study_key,
+    orthanc_configuration,
+    plugin_script,
+    study_label,
+)
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def dataset_bytes(data: bytes) -> bytes:
+    """The data set of a DICOM file, after its File Meta Information (which each receiver rewrites)."""
+    assert data[128:132] == b"DICM"
+    group_length = int.from_bytes(data[140:144], "little")  # (0002,0000) UL, always first
+    assert data[132:136] == b"\x02\x00\x00\x00"
+    return data[144 + group_length :]
+
+
+def sent_dataset(data: bytes) -> bytes:
+    """The data set storescu sends for a file: DCMTK drops a trailing (FFFC,FFFC) Data Set Trailing Padding."""
+    dataset = dataset_bytes(data)
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=False)
+    if (0xFFFC, 0xFFFC) in ds:
+        padding = dataset.rindex(b"\xfc\xff\xfc\xff")
+        assert len(dataset) - padding == 12 + len(ds[0xFFFC, 0xFFFC].value)
+        dataset = dataset[:padding]
+    return dataset
+
+
+def elements(data: bytes) -> pydicom.Dataset:
+    """The data set's elements, without the trailing padding DCMTK drops."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    if (0xFFFC, 0xFFFC) in ds:
+        del ds[0xFFFC, 0xFFFC]
+    return ds
+
+
+def uids(data: bytes) -> tuple[str, str, str]:
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+
+
+def searchable(value: str) -> bool:
+    """Values long enough and not bare hex-like digits (which occur by chance in key ids and hashes)."""
+    return len(value) >= 4 and not re.fullmatch(r"[0-9a-fA-F.]+", value)
+
+
+def needles_of(files: dict[str, bytes]) -> set[bytes]:
+    """What must not be found at rest: patient names and IDs, UIDs, 64-byte runs of pixel data."""
+    needles: set[bytes] = set()
+    for data in files.values():
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for value in (
+            str(ds.get("PatientName", "")),
+            str(ds.get("PatientID", "")),
+            str(ds.StudyInstanceUID),
+            str(ds.SOPInstanceUID),
+        ):
+            if searchable(value) or value.count(".") >= 3:
+                needles.add(value.encode())
+        pixels = ds.get("PixelData")
+        if pixels is not None and len(pixels) >= 128:
+            for start in (len(pixels) // 3, len(pixels) // 2):
+                run = pixels[start : start + 64]
+                if len(set(run)) > 1:
+                    needles.add(run)
+    return needles
+
+
+def wado_instance(server: OrthancServer, data: bytes) -> httpx.Response:
+    study, series, sop = uids(data)
+    return httpx.get(
+        f"{server.url}/dicom-web/studies/{study}/series/{series}/instances/{sop}",
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        timeout=30,
+    )
+
+
+def multipart_parts(response: httpx.Response) -> list[bytes]:
+    head = f"Content-Type: {response.headers['content-type']}\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + response.content)
+    return [part.get_payload(decode=True) for part in message.iter_parts()]
+
+
+def instance_id(server: OrthancServer, sop_uid: str) -> str | None:
+    found = httpx.post(f"{server.url}/tools/lookup", content=sop_uid, timeout=10).json()
+    ids = [item["ID"] for item in found if item["Type"] == "Instance"]
+    return ids[0] if ids else None
+
+
+def corpus() -> dict[str, bytes]:
+    """The sample corpus's DICOM files (pydicom's and the synthetic ones), one per SOP Instance UID."""
+    from deepkedi.datasets import sample_corpus
+
+    files = {s.name: s.path.read_bytes() for s in sample_corpus() if s.path.suffix.lower() == ".dcm"}
+    by_sop: dict[str, tuple[str, bytes]] = {}
+    for name, data in files.items():
+        if data[128:132] == b"DICM":  # storescu sends files with File Meta Information
+            by_sop.setdefault(uids(data)[2], (name, data))
+    return dict(by_sop.values())
+
+
+def copies(template: bytes, count: int, *, study_uid: str | None = None) -> list[bytes]:
+    """``count`` instances made from ``template`` with fresh SOP Instance UIDs (one new study unless given)."""
+    study_uid = study_uid or generate_uid()
+    series_uid = generate_uid()
+    out = []
+    for number in range(count):
+        ds = pydicom.dcmread(io.BytesIO(template))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.InstanceNumber = number + 1
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        out.append(buffer.getvalue())
+    return out
+
+
+def write_files(folder: Path, files: dict[str, bytes] | list[bytes]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    items = files.items() if isinstance(files, dict) else ((f"{i:04d}.dcm", d) for i, d in enumerate(files))
+    paths = []
+    for name, data in items:
+        path = folder / name.replace("/", "_")
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+# ----------------------------------------------------------------------------------- without Orthanc
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Iterator[EncryptedStorage]:
+    kek = os.urandom(32)
+    kek_file = tmp_path / "kek.hex"
+    kek_file.write_text(kek.hex())
+    url = f"sqlite:///{tmp_path / 'keystore.db'}"
+    Keystore.init(url, kek_source=RawKek(kek), actor="test").close()
+    opened = EncryptedStorage.open(StorageSettings(storage=tmp_path / "objects", keystore_url=url, kek_file=kek_file))
+    yield opened
+    opened.keystore.close()
+
+
+def test_every_attachment_kind_is_a_container_and_comes_back(storage: EncryptedStorage) -> None:
+    from deepkedi.datasets import sample_corpus
+
+    dicom = next(s.path.read_bytes() for s in sample_corpus() if s.name.endswith("CT_small.dcm"))
+    summary = b'{"PatientName": "SECRET^NAME", "0010,0020": "ID-4711"}'
+    # DicomUntilPixelData: the file up to its Pixel Data element, as Orthanc cuts it.
+    prefix = dicom[: dicom.rindex(b"\xe0\x7f\x10\x00")]
+    cases = [("a1b2c3d4-dicom", 1, dicom), ("a1b2c3d4-json", 2, summary), ("a1b2c3d4-prefix", 3, prefix)]
+    cases.append(("a1b2c3d4-empty", 9999, b""))
+    for uuid, kind, data in cases:
+        storage.create(uuid, kind, data)
+        on_disk = storage.path(uuid).read_bytes()
+        assert api.read_header(on_disk).key_id  # a deepkedi container: its header parses
+        assert b"SECRET^NAME" not in on_disk and b"CompressedSamples" not in on_disk
+        assert storage.read(uuid, kind) == data
+    study_uid = uids(dicom)[0]
+    study_key = find_study_key(storage.keystore, study_uid, actor="test")
+    # The DICOM file and its prefix are under the study's key; the JSON names no study: the plugin key.
+    assert api.read_header(storage.path("a1b2c3d4-dicom").read_bytes()).key_id.hex() == study_key
+    assert api.read_header(storage.path("a1b2c3d4-prefix").read_bytes()).key_id.hex() == study_key
+    assert api.read_header(storage.path("a1b2c3d4-json").read_bytes()).key_id.hex() != study_key
+    # The keystore knows the study by an HMAC of its UID only.
+    labels = [info.label or "" for info in storage.keystore.list_keys()]
+    assert study_label(storage.keystore, study_uid, actor="test") in labels
+    assert not any(study_uid in label for label in labels)
+    storage.remove("a1b2c3d4-dicom", 1)
+    assert not storage.path("a1b2c3d4-dicom").exists()
+    storage.remove("a1b2c3d4-dicom", 1)  # again: Orthanc may retry a removal
+    operations = [entry.operation for entry in storage.keystore.audit_entries()]
+    assert operations.count("orthanc.store") == 4 and operations.count("orthanc.read") == 4
+
+
+def test_tampered_or_revoked_attachments_are_refused(storage: EncryptedStorage) -> None:
+    from deepkedi.datasets import sample_corpus
+
+    dicom = next(s.path.read_bytes() for s in sample_corpus() if s.name.endswith("MR_small.dcm"))
+    storage.create("feedbeef-one", 1, dicom)
+    path = storage.path("feedbeef-one")
+    original = path.read_bytes()
+    damaged = bytearray(original)
+    damaged[-100] ^= 1
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(AuthenticationError):
+        storage.read("feedbeef-one", 1)
+    path.write_bytes(original)
+    assert storage.read("feedbeef-one", 1) == dicom
+    key_id = find_study_key(storage.keystore, uids(dicom)[0], actor="test")
+    assert key_id is not None
+    storage.keystore.revoke(key_id, actor="test")
+    with pytest.raises(KeyRevokedError):
+        storage.read("feedbeef-one", 1)
+    with pytest.raises(KeyRevokedError):  # a new instance of a revoked study is refused too
+        storage.create("feedbeef-two", 1, dicom)
+    assert not storage.path("feedbeef-two").exists()
+    assert "orthanc.refused" in [entry.operation for entry in storage.keystore.audit_entries()]
+    with pytest.raises(Exception, match="uuid"):
+        storage.path("../../etc/passwd")
+
+
+def test_generated_configuration_is_loopback_and_uncached(tmp_path: Path) -> None:
+    settings = StorageSettings(storage=tmp_path / "s", keystore_url="sqlite:///k.db", kek_file=tmp_path / "kek")
+    config = orthanc_configuration(settings, script=tmp_path / "p.py", index=tmp_path / "i")
+    assert config["RemoteAccessAllowed"] is False
+    assert config["MaximumStorageCacheSize"] == 0
+    assert StorageSettings.from_configuration(config) == settings
+    script = plugin_script()
+    compile(script, "deepkedi_storage.py", "exec")
+    assert "register(orthanc)" in script
+
+
+# ----------------------------------------------------------------------------------- a real Orthanc
+
+
+@pytest.fixture(scope="module")
+def plain_orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    """Orthanc as shipped (no deepkedi): what it returns is the reference, byte for byte."""
+    require_orthanc()
+    server = make_orthanc(tmp_path_factory.mktemp("plain-orthanc"), encrypted=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancServer]:
+    require_orthanc()
+    require_tool("storescu", install="DCMTK (make setup)")
+    server = make_orthanc(tmp_path_factory.mktemp("orthanc"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_storescu_corpus_ciphertext_at_rest_and_exact_through_rest_and_dicomweb(
+    orthanc: OrthancServer, plain_orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    from deepkedi.datasets import write_samples
+
+    samples = tmp_path / "samples"
+    write_samples(samples)
+    files = corpus()
+    for path in sorted(samples.rglob("*.dcm")):
+        data = path.read_bytes()
+        files.setdefault(f"samples/{path.relative_to(samples)}", data)
+    assert any(b"DEMO^PATIENT" in d for d in files.values()) and len(files) >= 10
+    paths = write_files(tmp_path / "push", files)
+    start = time.perf_counter()
+    result = storescu(orthanc, paths)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr[-2000:]
+    print(f"storescu of {len(paths)} files to Orthanc + deepkedi: {elapsed:.2f} s (load {os.getloadavg()})")
+    reference = storescu(plain_orthanc, paths)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    exact = 0
+    for name, data in files.items():
+        found = instance_id(orthanc, uids(data)[2])
+        assert found is not None, name
+        response = httpx.get(f"{orthanc.url}/instances/{found}/file", timeout=30)
+        assert response.status_code == 200, name
+        # Exactly what Orthanc without the plugin returns for the same push, File Meta Information included.
+        plain_id = instance_id(plain_orthanc, uids(data)[2])
+        expected = httpx.get(f"{plain_orthanc.url}/instances/{plain_id}/file", timeout=30).content
+        assert response.content == expected, name
+        # And the original's data set: storescu (DCMTK) re-encodes some files on the way (undefined
+        # lengths, trailing padding), so element by element; byte for byte where DCMTK sent it as is.
+        sent = sent_dataset(data)
+        if dataset_bytes(expected) == sent:
+            exact += 1
+        assert elements(response.content) == elements(data), name
+        wado = wado_instance(orthanc, data)
+        assert wado.status_code == 200, (name, wado.text[:300])
+        assert multipart_parts(wado) == [response.content], name
+
+    print(f"{exact} of {len(files)} data sets byte for byte as in the original file, the rest re-encoded by DCMTK")
+    assert exact >= len(files) // 2
+    stored = [p for p in orthanc.storage.rglob("*") if p.is_file()]
+    assert len(stored) >= len(files)
+    for path in stored:
+        assert api.read_header(path.read_bytes()).key_id  # every file is a deepkedi container
+    needles = needles_of(files)
+    assert b"DEMO^PATIENT" in needles and len(needles) > 20
+    hits = [(p.name, n[:24]) for p in stored for n in needles if n in p.read_bytes()]
+    assert hits == []
+    # Said plainly in docs/ORTHANC.md: Orthanc's own index (SQLite) keeps the main tags in clear.
+    index_bytes = b"".join(p.read_bytes() for p in orthanc.index.rglob("*") if p.is_file())
+    assert b"DEMO^PATIENT" in index_bytes
+
+
+def test_rest_upload_of_the_corpus_comes_back_byte_for_byte(tmp_path: Path) -> None:
+    """Files uploaded through Orthanc's REST API are stored as sent: each comes back identical, meta and all."""
+    require_orthanc()
+    server = make_orthanc(tmp_path / "orthanc")
+    server.start()
+    try:
+        files = corpus()
+        for name, data in files.items():
+            posted = httpx.post(f"{server.url}/instances", content=data, timeout=30)
+            assert posted.status_code == 200, (name, posted.text)
+            found = posted.json()["ID"]
+            assert httpx.get(f"{server.url}/instances/{found}/file", timeout=30).content == data, name
+            assert multipart_parts(wado_instance(server, data)) == [data], name
+    finally:
+        server.stop()
+
+
+def test_revoking_a_study_key_makes_orthanc_refuse_it(orthanc: OrthancServer, tmp_path: Path) -> None:
+    from deepkedi.datasets import sample_corpus
+
+    template = next(s.path.read_bytes() for s in sample_corpus() if s.name.endswith("MR_small.dcm"))
+    doomed, kept = copies(template, 3), copies(template, 1)
+    result = storescu(orthanc, write_files(tmp_path / "push", doomed + kept))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with orthanc.keystore() as keystore:
+        key_id = find_study_key(keystore, uids(doomed[0])[0], actor="test")
+        assert key_id is not None
+        assert key_id != find_study_key(keystore, uids(kept[0])[0], actor="test")
+        keystore.revoke(key_id, actor="test")
+    for data in doomed:
+        found = instance_id(orthanc, uids(data)[2])
+        response = httpx.get(f"{orthanc.url}/instances/{found}/file", timeout=30)
+        assert response.status_code >= 400
+        assert dataset_bytes(data)[-64:] not in response.content
+        wado = wado_instance(orthanc, data)
+        assert wado.status_code >= 400 or wado.content == b""
+        assert dataset_bytes(data)[-64:] not in wado.content
+    # Another study is untouched.
+    found = instance_id(orthanc, uids(kept[0])[2])
+    kept_back = httpx.get(f"{orthanc.url}/instances/{found}/file", timeout=30)
+    assert kept_back.status_code == 200 and elements(kept_back.content) == elements(kept[0])
+    # A new instance of the revoked study is refused: nothing stored under the revoked key.
+    (late,) = copies(template, 1, study_uid=uids(doomed[0])[0])
+    storescu(orthanc, write_files(tmp_path / "late", [late]))
+    assert instance_id(orthanc, uids(late)[2]) is None
+    with orthanc.keystore() as keystore:
+        refusals = [e for e in keystore.audit_entries() if e.operation == "orthanc.refused"]
+    assert len(refusals) >= len(doomed)
+
+
+def test_kill_9_during_a_push_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    require_orthanc()
+    program = require_tool("storescu", install="DCMTK (make setup)")
+    from deepkedi.datasets import sample_corpus
+
+    template = next(s.path.read_bytes() for s in sample_corpus() if s.name.endswith("MR_small.dcm"))
+    files = copies(template, 200)
+    paths = write_files(tmp_path / "push", files)
+    by_path = {str(p): d for p, d in zip(paths, files, strict=True)}
+    server = make_orthanc(tmp_path / "orthanc")
+    server.start()
+    try:
+        sender = subprocess.Popen(
+            [program, "-v", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port), *map(str, paths)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            count = httpx.get(f"{server.url}/statistics", timeout=5).json()["CountInstances"]
+            if count >= 40:
+                break
+            time.sleep(0.05)
+        server.kill()
+        output, _ = sender.communicate(timeout=60)
+        acknowledged = acknowledged_files(output)
+        assert 40 <= len(acknowledged) < len(files), output[-2000:]
+        server.start()
+        for path in acknowledged:
+            found = instance_id(server, uids(by_path[path])[2])
+            assert found is not None, path
+            response = httpx.get(f"{server.url}/instances/{found}/file", timeout=30)
+            assert response.status_code == 200
+            assert dataset_bytes(response.content) == sent_dataset(by_path[path])
+        # Nothing half-written under a final name: every stored file is a whole container.
+        for path in server.storage.rglob("*"):
+            if path.is_file() and not path.name.endswith(".part"):
+                data = path.read_bytes()
+                assert api.read_header(data).header.container_length == len(data), path.name
+        print(f"kill -9 after {len(acknowledged)} acknowledged instances of {len(files)}: all retrievable")
+    finally:
+        server.stop()
+
+
+def acknowledged_files(output: str) -> list[str]:
+    """The files storescu (-v) saw a success response for, in order."""
+    acknowledged, current = [], None
+    for line in output.splitlines():
+        sending = re.search(r"Sending file: (.+)$", line)
+        if sending:
+            current = sending.group(1).strip()
+        elif "Received Store Response (Success)" in line and current is not None:
+            acknowledged.append(current)
+            current = None
+    return acknowledged
