@@ -93,13 +93,17 @@ class StorageSettings:
     """What the storage area needs: where its files go, the keystore and how to unlock it.
 
     ``instance`` names this Orthanc in key labels and the audit trail (several Orthanc
-    servers may share one keystore, each with its own name).
+    servers may share one keystore, each with its own name). ``scratch`` is where the
+    plaintext of an attachment is staged while it is encrypted (a private file, removed
+    at once; :func:`deepkedi.api.encrypt_bytes`): the system's temporary folder unless
+    given, e.g. ``/dev/shm`` so that no plaintext reaches a disk.
     """
 
     storage: Path
     keystore_url: str
     kek_file: Path
     instance: str = "orthanc"
+    scratch: Path | None = None
 
     def __post_init__(self) -> None:
         if not _INSTANCE_NAME.match(self.instance):
@@ -119,6 +123,7 @@ class StorageSettings:
             keystore_url=str(section["Keystore"]),
             kek_file=Path(section["KekFile"]),
             instance=str(section.get("Instance", "orthanc")),
+            scratch=Path(section["TempDirectory"]) if section.get("TempDirectory") else None,
         )
 
 
@@ -305,11 +310,11 @@ class EncryptedStorage:
         container = None
         if kind == CONTENT_DICOM:
             try:
-                container = api.encrypt_bytes(data, key, name=f"{uuid}.dcm")
+                container = api.encrypt_bytes(data, key, name=f"{uuid}.dcm", tmp_dir=self.settings.scratch)
             except UnsupportedImageError:
                 container = None  # no image the imaging layer reads (a report, a waveform): wrapped below
         if container is None:
-            container = api.encrypt_bytes(_wrap(bytes(data)), key, name=f"{uuid}.npy")
+            container = api.encrypt_bytes(_wrap(bytes(data)), key, name=f"{uuid}.npy", tmp_dir=self.settings.scratch)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, force=True) as out:
             out.write(container)
@@ -427,11 +432,15 @@ def orthanc_configuration(
         # Orthanc 1.10 keeps recently read attachments in memory (128 MB by default): a
         # revoked study would still be served from there. Every read goes to the storage area.
         "MaximumStorageCacheSize": 0,
+        # Otherwise the index keeps the MD5 of each file's plaintext: a copy of a file could be
+        # confirmed as being in the PACS without any key.
+        "StoreMD5ForAttachments": False,
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
         CONFIG_SECTION: {
             "StorageDirectory": str(settings.storage),
             "Keystore": settings.keystore_url,
             "KekFile": str(settings.kek_file),
             "Instance": settings.instance,
+            **({"TempDirectory": str(settings.scratch)} if settings.scratch is not None else {}),
         },
     }
