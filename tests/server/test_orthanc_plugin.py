@@ -444,3 +444,54 @@ def acknowledged_files(output: str) -> list[str]:
             acknowledged.append(current)
             current = None
     return acknowledged
+
+
+# ----------------------------------------------------------------------------------- kedi orthanc
+
+
+def test_kedi_orthanc_config_and_study_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kedi orthanc config` writes what Orthanc loads; `kedi orthanc study-key` finds the key to revoke."""
+    import base64
+    import json
+
+    from typer.testing import CliRunner
+
+    from deepkedi.cli import app
+    from deepkedi.datasets import sample_corpus
+
+    monkeypatch.setenv("KEDI_KEYSTORE", f"sqlite:///{tmp_path / 'keystore.db'}")
+    for name in ("KEDI_KEK", "KEDI_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    kek_file = tmp_path / "kek.b64"
+    kek_file.write_bytes(base64.b64encode(os.urandom(32)))  # as `kedi keys --kek-file` reads it: base64 too
+    runner = CliRunner()
+
+    def kedi(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+
+    assert kedi("keys", "init", "--kek-file", str(kek_file))[0] == 0
+    home = tmp_path / "home"
+    code, output = kedi("orthanc", "config", "-o", str(home), "--kek-file", str(kek_file), "--http-port", "18042")
+    assert code == 0, output
+    config = json.loads((home / "orthanc.json").read_text())
+    assert config["HttpPort"] == 18042 and config["RemoteAccessAllowed"] is False
+    assert config["PythonScript"] == str(home / "deepkedi_storage.py")
+    assert (home / "orthanc.json").stat().st_mode & 0o077 == 0
+    assert kedi("orthanc", "config", "-o", str(home), "--kek-file", str(kek_file))[0] == 2  # exists: --force to replace
+    dicom = next(s.path.read_bytes() for s in sample_corpus() if s.name.endswith("CT_small.dcm"))
+    study_uid = uids(dicom)[0]
+    # Before Orthanc ever ran with this keystore: no such study (exit code 4).
+    assert kedi("orthanc", "study-key", study_uid, "--kek-file", str(kek_file))[0] == 4
+    # What the plugin does inside Orthanc, from the written configuration.
+    storage = EncryptedStorage.open(StorageSettings.from_configuration(config))
+    storage.create("0a1b2c3d-cli", 1, dicom)
+    code, output = kedi("orthanc", "study-key", study_uid, "--kek-file", str(kek_file), "--json")
+    assert code == 0, output
+    found = json.loads(output)
+    assert found["state"] == "active"
+    assert found["key_id"] == api.read_header(storage.path("0a1b2c3d-cli").read_bytes()).key_id.hex()
+    assert kedi("keys", "revoke", found["key_id"], "--yes", "--kek-file", str(kek_file))[0] == 0
+    with pytest.raises(KeyRevokedError):
+        storage.read("0a1b2c3d-cli", 1)
+    storage.keystore.close()

@@ -37,6 +37,8 @@ See docs/ORTHANC.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -128,7 +130,10 @@ class StorageSettings:
 
 
 def kek_material(path: Path) -> bytes:
-    """32 bytes of KEK material from a file: 32 raw bytes, 64 hex digits, or a (passphrase-free) kedi key file."""
+    """32 bytes of KEK material from a file, read as ``kedi keys --kek-file`` reads it.
+
+    32 raw bytes, 64 hex digits, base64, or a (passphrase-free) kedi key file.
+    """
     raw = path.read_bytes()
     if raw.lstrip().startswith(b"{"):
         from deepkedi.keys import load_key
@@ -142,7 +147,13 @@ def kek_material(path: Path) -> bytes:
             return bytes.fromhex(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
             pass
-    raise StorageError(f"{path}: a KEK file holds 32 bytes (raw or 64 hex digits) or is a kedi key file")
+    try:
+        decoded = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if len(decoded) == 32:
+        return decoded
+    raise StorageError(f"{path}: a KEK file holds 32 bytes (raw, 64 hex digits or base64) or is a kedi key file")
 
 
 def _label_key(plugin_key: Key) -> bytes:
@@ -180,8 +191,12 @@ def find_study_key(keystore: Keystore, study_uid: str, *, actor: str, instance: 
     """The key id that protects ``study_uid`` in Orthanc ``instance``, or ``None`` if it holds no such study.
 
     A revoked study's key is returned too (its state says so): revoking it again is harmless.
+    ``None`` too when that Orthanc never started with this keystore (it has no plugin key yet).
     """
-    label = study_label(keystore, study_uid, actor=actor, instance=instance)
+    plugin_key = _plugin_key(keystore, instance, actor, create=False)
+    if plugin_key is None:
+        return None
+    label = _study_label(_label_key(plugin_key), instance, study_uid)
     for info in keystore.list_keys():
         if info.label == label:
             return info.key_id
