@@ -182,6 +182,9 @@ def test_every_attachment_kind_is_a_container_and_comes_back(storage: EncryptedS
     prefix = dicom[: dicom.rindex(b"\xe0\x7f\x10\x00")]
     cases = [("a1b2c3d4-dicom", 1, dicom), ("a1b2c3d4-json", 2, summary), ("a1b2c3d4-prefix", 3, prefix)]
     cases.append(("a1b2c3d4-empty", 9999, b""))
+    # Plaintext is staged in memory (/dev/shm) where the system has it, never beside the ciphertext.
+    shm = Path("/dev/shm")
+    assert storage._scratch == (shm if shm.is_dir() and os.access(shm, os.W_OK) else None)
     for uuid, kind, data in cases:
         storage.create(uuid, kind, data)
         on_disk = storage.path(uuid).read_bytes()

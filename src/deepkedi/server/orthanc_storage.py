@@ -97,8 +97,9 @@ class StorageSettings:
     ``instance`` names this Orthanc in key labels and the audit trail (several Orthanc
     servers may share one keystore, each with its own name). ``scratch`` is where the
     plaintext of an attachment is staged while it is encrypted (a private file, removed
-    at once; :func:`deepkedi.api.encrypt_bytes`): the system's temporary folder unless
-    given, e.g. ``/dev/shm`` so that no plaintext reaches a disk.
+    at once; :func:`deepkedi.api.encrypt_bytes`): unless given, ``/dev/shm`` where it is
+    a folder this process may write in (memory: no plaintext reaches a disk, and it is
+    faster), else the system's temporary folder.
     """
 
     storage: Path
@@ -217,6 +218,12 @@ def _study_uid(data: bytes) -> str | None:
     return text or None
 
 
+def _memory_folder() -> Path | None:
+    """``/dev/shm`` if it is a folder this process may write in (Linux), else ``None`` (the system default)."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def _wrap(data: bytes) -> bytes:
     """Any bytes as a ``.npy`` file of one ``uint8`` row, which the imaging layer encrypts as an image."""
     row = np.frombuffer(_WRAP_MARK + data, dtype=np.uint8).reshape(1, -1)
@@ -261,6 +268,7 @@ class EncryptedStorage:
             if info.label is not None and info.label.startswith(prefix)
         }
         settings.storage.mkdir(parents=True, exist_ok=True)
+        self._scratch = settings.scratch if settings.scratch is not None else _memory_folder()
 
     @classmethod
     def open(cls, settings: StorageSettings) -> EncryptedStorage:
@@ -325,11 +333,11 @@ class EncryptedStorage:
         container = None
         if kind == CONTENT_DICOM:
             try:
-                container = api.encrypt_bytes(data, key, name=f"{uuid}.dcm", tmp_dir=self.settings.scratch)
+                container = api.encrypt_bytes(data, key, name=f"{uuid}.dcm", tmp_dir=self._scratch)
             except UnsupportedImageError:
                 container = None  # no image the imaging layer reads (a report, a waveform): wrapped below
         if container is None:
-            container = api.encrypt_bytes(_wrap(bytes(data)), key, name=f"{uuid}.npy", tmp_dir=self.settings.scratch)
+            container = api.encrypt_bytes(_wrap(bytes(data)), key, name=f"{uuid}.npy", tmp_dir=self._scratch)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path, force=True) as out:
             out.write(container)
