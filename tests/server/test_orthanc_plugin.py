@@ -389,6 +389,23 @@ def test_revoking_a_study_key_makes_orthanc_refuse_it(orthanc: OrthancServer, tm
     with orthanc.keystore() as keystore:
         refusals = [e for e in keystore.audit_entries() if e.operation == "orthanc.refused"]
     assert len(refusals) >= len(doomed)
+    # Deleting the revoked study in Orthanc still works (removing files needs no key).
+    doomed_study = httpx.get(f"{orthanc.url}/instances/{instance_id(orthanc, uids(doomed[0])[2])}/study", timeout=30)
+    files_before = sum(1 for p in orthanc.storage.rglob("*") if p.is_file())
+    deleted = httpx.delete(f"{orthanc.url}/studies/{doomed_study.json()['ID']}", timeout=30)
+    assert deleted.status_code == 200
+    assert instance_id(orthanc, uids(doomed[0])[2]) is None
+    assert sum(1 for p in orthanc.storage.rglob("*") if p.is_file()) < files_before
+
+
+def test_orthanc_does_not_start_with_a_wrong_kek(tmp_path: Path) -> None:
+    """No silent fallback to plain storage: a KEK that does not open the keystore stops Orthanc."""
+    require_orthanc()
+    server = make_orthanc(tmp_path / "orthanc")
+    (server.home / "kek.hex").write_text(os.urandom(32).hex())
+    with pytest.raises(RuntimeError, match="Orthanc exited"):
+        server.start()
+    assert not any(p.is_file() for p in server.storage.rglob("*"))
 
 
 def test_kill_9_during_a_push_loses_nothing_acknowledged(tmp_path: Path) -> None:
