@@ -235,6 +235,28 @@ def test_tampered_or_revoked_attachments_are_refused(storage: EncryptedStorage) 
         storage.path("../../etc/passwd")
 
 
+def test_kek_files_are_read_as_kedi_keys_reads_them(tmp_path: Path) -> None:
+    import base64
+
+    from deepkedi.keys import generate_key, save_key
+    from deepkedi.server.orthanc_storage import kek_material
+
+    material = b"{" + os.urandom(31)  # raw bytes that happen to begin like JSON are still raw
+    for name, content in (
+        ("raw", material),
+        ("hex", material.hex().encode() + b"\n"),
+        ("b64", base64.b64encode(material)),
+    ):
+        (tmp_path / name).write_bytes(content)
+        assert kek_material(tmp_path / name) == material
+    key = generate_key(gan=False)
+    save_key(key, tmp_path / "site.key")
+    assert kek_material(tmp_path / "site.key") == key.secret
+    (tmp_path / "short").write_bytes(b"0123")
+    with pytest.raises(Exception, match="32 bytes"):
+        kek_material(tmp_path / "short")
+
+
 def test_generated_configuration_is_loopback_and_uncached(tmp_path: Path) -> None:
     settings = StorageSettings(storage=tmp_path / "s", keystore_url="sqlite:///k.db", kek_file=tmp_path / "kek")
     config = orthanc_configuration(settings, script=tmp_path / "p.py", index=tmp_path / "i")

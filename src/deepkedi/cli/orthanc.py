@@ -21,9 +21,9 @@ orthanc_app = GuardedTyper(
     help="Orthanc with encrypted storage: every file Orthanc writes becomes a deepkedi container under a "
     "per-study keystore key (docs/ORTHANC.md).",
     epilog=examples_epilog(
-        "head -c 32 /dev/urandom > kek.bin",
-        "kedi keys init --kek-file kek.bin",
-        "kedi orthanc config -o orthanc-home --kek-file kek.bin",
+        "openssl rand -hex 32 > kek.hex",
+        "kedi keys init --kek-file kek.hex",
+        "kedi orthanc config -o orthanc-home --kek-file kek.hex",
         note="Then start Orthanc with it: /usr/sbin/Orthanc orthanc-home/orthanc.json",
     ),
     no_args_is_help=True,
@@ -37,9 +37,9 @@ InstanceOpt = Annotated[str, typer.Option("--instance", help="This Orthanc's nam
 @orthanc_app.command(
     "config",
     examples=(
-        "head -c 32 /dev/urandom > kek.bin",
-        "kedi keys init --kek-file kek.bin",
-        "kedi orthanc config -o orthanc-home --kek-file kek.bin --http-port 8043",
+        "openssl rand -hex 32 > kek.hex",
+        "kedi keys init --kek-file kek.hex",
+        "kedi orthanc config -o orthanc-home --kek-file kek.hex --http-port 8043",
     ),
 )
 def config(
@@ -91,10 +91,10 @@ def config(
 @orthanc_app.command(
     "study-key",
     examples=(
-        "head -c 32 /dev/urandom > kek.bin",
-        "kedi keys init --kek-file kek.bin",
-        "kedi orthanc config -o orthanc-home --kek-file kek.bin",
-        "kedi orthanc study-key 1.2.3.4 --kek-file kek.bin || echo none",
+        "openssl rand -hex 32 > kek.hex",
+        "kedi keys init --kek-file kek.hex",
+        "kedi orthanc config -o orthanc-home --kek-file kek.hex",
+        "kedi orthanc study-key 1.2.3.4 --kek-file kek.hex || echo none",
     ),
 )
 def study_key(

@@ -136,12 +136,12 @@ def kek_material(path: Path) -> bytes:
     32 raw bytes, 64 hex digits, base64, or a (passphrase-free) kedi key file.
     """
     raw = path.read_bytes()
+    if len(raw) == 32:  # raw material first: random bytes may well begin with "{" (1 file in 256)
+        return raw
     if raw.lstrip().startswith(b"{"):
         from deepkedi.keys import load_key
 
         return load_key(path).secret
-    if len(raw) == 32:
-        return raw
     text = raw.strip()
     if len(text) == 64:
         try:
