@@ -19,7 +19,9 @@ callbacks (create, read, remove). :class:`EncryptedStorage` is that storage area
   (label ``<instance>:plugin``).
 - **read** decrypts: the container's header names its key id, the keystore hands
   the key out. A revoked key (``kedi keys revoke ID``) makes read raise, and
-  Orthanc answers an error status with nothing served.
+  Orthanc answers an error status with nothing served. (Orthanc 1.10 also keeps
+  recently opened instances parsed in its own memory, beyond this module's reach:
+  restart Orthanc after a revocation; docs/ORTHANC.md.)
 - DICOM attachments are encrypted as images (the container carries the pixels in
   the zigzag order and restores the file byte for byte); every other attachment
   (or DICOM the imaging layer cannot read, e.g. a structured report) is wrapped as
