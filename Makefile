@@ -14,14 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	# DCMTK, GDCM and dicom3tools (dciodvfy): the DICOM-native tests check our files with them.
 	# Chromium: the web viewer's browser tests drive it through Playwright (no browser download).
+	# Orthanc with its Python and DICOMweb plugins: the encrypted storage area's tests run a real one
+	# (docs/ORTHANC.md); the packaged service is stopped, the tests start their own on loopback.
 	@if ! command -v dcmdump >/dev/null || ! command -v gdcminfo >/dev/null || ! command -v dciodvfy >/dev/null \
-			|| ! command -v chromium >/dev/null; then \
+			|| ! command -v chromium >/dev/null || [ ! -x /usr/sbin/Orthanc ] \
+			|| [ ! -e /usr/share/orthanc/plugins/libOrthancPython.so ] \
+			|| [ ! -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; then \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq || true; \
-			for package in dcmtk libgdcm-tools dicom3tools chromium; do \
+			for package in dcmtk libgdcm-tools dicom3tools chromium orthanc orthanc-python orthanc-dicomweb; do \
 				apt-get install -y -qq $$package >/dev/null || echo "note: installing $$package failed; its tests will skip"; \
 			done; \
-		else echo "note: dcmtk/libgdcm-tools/dicom3tools/chromium missing and not installable here; their tests skip (and fail under CI=true)"; fi; \
+			if command -v service >/dev/null; then service orthanc stop >/dev/null 2>&1 || true; fi; \
+		else echo "note: dcmtk/libgdcm-tools/dicom3tools/chromium/orthanc missing and not installable here; their tests skip (and fail under CI=true)"; fi; \
 	fi
 	touch $(STAMP)
 
@@ -69,16 +74,19 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_large.py
 	$(BIN)/python bench/bench_keystore.py
 	$(BIN)/python bench/bench_service.py
+	$(BIN)/python bench/bench_orthanc.py
 
 # Regenerate the measurement pages committed under docs/ on this machine, then review the diff:
 # docs/zzgan_keys.md (about 2 min on 2 cores), docs/despeckle_comparison.md, .csv and
 # docs/figures/despeckle_comparison.png (about 2 min), docs/zzgan_ablation.md (about 11 min),
-# docs/service_bench.md (about 4 min: `kedi serve` ingest and 20 viewers).
+# docs/service_bench.md (about 4 min: `kedi serve` ingest and 20 viewers),
+# docs/orthanc_bench.md (about 2 min: storescu of 200 CT slices to plain and encrypted Orthanc).
 bench-docs: $(STAMP)
 	$(BIN)/python bench/bench_zzgan.py --out docs/zzgan_keys.md
 	$(BIN)/python bench/compare_despeckle.py --out docs
 	$(BIN)/python bench/ablation_zzgan.py --out docs/zzgan_ablation.md
 	$(BIN)/python bench/bench_service.py --out docs/service_bench.md
+	$(BIN)/python bench/bench_orthanc.py --out docs/orthanc_bench.md
 
 vectors: $(STAMP)
 	$(BIN)/python tests/vectors/generate.py

@@ -52,6 +52,7 @@ def _register() -> None:
         keygen,
         keys,
         metrics,
+        orthanc,
         reproduce,
         samples,
         serve,
