@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import random
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from deepkedi.datasets import sample_corpus, write_samples
 from deepkedi.server import accounts
 from deepkedi.server.app import create_app
 from deepkedi.server.config import ServiceConfig
-from deepkedi.server.dicom_node import DicomNode, parse_peers
+from deepkedi.server.dicom_node import DicomNode, parse_move_destinations, parse_peers
 from deepkedi.server.principal import Role
 from deepkedi.server.service import Service
 
@@ -45,6 +46,8 @@ class Node:
     node: DicomNode
     port: int
     home: Path
+    #: Where movescu listens for the C-STORE sub-operations of a C-MOVE to VIEWER_STORE.
+    store_port: int
 
     def events(self, operation: str) -> list[dict[str, Any]]:
         return [
@@ -70,10 +73,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         accounts.create_user(db, username="rad", password=USER_PASSWORD, role=Role.RADIOLOGIST)
         accounts.create_user(db, username="rad2", password=USER_PASSWORD, role=Role.RADIOLOGIST)
         accounts.create_user(db, username="auditor", password=USER_PASSWORD, role=Role.AUDITOR)
-    dicom = DicomNode(service, ae_title="KEDI", peers=PEERS)
+    store_port = free_port()
+    dicom = DicomNode(
+        service, ae_title="KEDI", peers=PEERS, move_destinations={"VIEWER_STORE": f"127.0.0.1:{store_port}"}
+    )
     _, port = dicom.start("127.0.0.1", 0)
     try:
-        yield Node(service=service, node=dicom, port=port, home=home)
+        yield Node(service=service, node=dicom, port=port, home=home, store_port=store_port)
     finally:
         dicom.stop()
         service.close()
@@ -92,9 +98,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return by_sop
 
 
-def dcmtk(tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dcmtk(tool: str, *args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     path = require_tool(tool, install=DCMTK)
-    return subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
 
 
 def data_set(data: bytes) -> bytes:
@@ -343,6 +355,39 @@ def test_findscu_and_getscu_follow_the_access_policy(node: Node, corpus: dict[st
     assert store(node, [corpus[str(ct.SOPInstanceUID)]], ae="VIEWER").returncode != 0
     denied = [e for e in node.events("dicom.store") if e["outcome"] == "denied" and e["calling_ae"] == "VIEWER"]
     assert denied and denied[-1]["status"] == "0x0124"
+
+
+def test_movescu_moves_a_study_to_a_configured_destination_only(node: Node, corpus: dict[str, Path]) -> None:
+    assert parse_move_destinations({"X": "[::1]:104"}) == {"X": ("::1", 104)}
+    for bad in ({"X": "host"}, {"X": "host:0"}, {"X": 104}, ["X"]):
+        with pytest.raises(ValueError):
+            parse_move_destinations(bad)
+    ct = pydicom.dcmread(next(p for p in corpus.values() if p.name == "CT_small.dcm"), stop_before_pixels=True)
+    study_uid = str(ct.StudyInstanceUID)
+
+    def move(destination: str, out: Path) -> subprocess.CompletedProcess[str]:
+        out.mkdir(parents=True)
+        return dcmtk(
+            "movescu", "-S", "-aet", "MODALITY", "-aec", "KEDI", "-aem", destination,
+            "+P", str(node.store_port), "+B", "-od", str(out),
+            "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(node.port),
+            cwd=out,  # movescu 3.6.7 writes into the working folder with +B, whatever -od says
+        )  # fmt: skip
+
+    out = node.home.parent / "moved"
+    moved = move("VIEWER_STORE", out)
+    assert moved.returncode == 0, moved.stderr
+    files = list(out.iterdir())
+    assert len(files) == 1, (moved.stderr, node.events("dicom.move"))
+    assert data_set(files[0].read_bytes()) == data_set(stored_bytes(node, study_uid)[str(ct.SOPInstanceUID)])
+    events = [e for e in node.events("dicom.move") if e["outcome"] == "ok"]
+    assert events and events[-1]["destination"] == "VIEWER_STORE" and events[-1]["instances"] == 1
+    # A destination not in the table: nothing sent, refused (0xA801) and audited.
+    nowhere = node.home.parent / "moved-nowhere"
+    move("NOWHERE", nowhere)
+    assert list(nowhere.iterdir()) == []
+    refused = [e for e in node.events("dicom.move") if e["outcome"] == "failed"]
+    assert refused and refused[-1]["status"] == "0xA801" and refused[-1]["destination"] == "NOWHERE"
 
 
 def _fuzzed(seed: int, original: bytes) -> bytes:

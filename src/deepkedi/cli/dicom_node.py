@@ -35,23 +35,44 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _PEERS_FILE_LIMIT = 1 << 20
 
 
-def _read_peers(path: Path) -> dict[str, str]:
-    """The allow-list in ``path`` (JSON: calling AE title → user name), checked; one line and exit 4 if not."""
-    from deepkedi.server.dicom_node import parse_peers
-
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON value in ``path`` (at most 1 MiB); one line and exit 4 if it cannot be read."""
     refuse_special_file(path)
     try:
         with path.open("rb") as fh:
             raw = fh.read(_PEERS_FILE_LIMIT + 1)
     except OSError as exc:
-        fail(f"cannot read the peers file {path}: {exc.strerror}", EXIT_INPUT)
+        fail(f"cannot read the {what} file {path}: {exc.strerror}", EXIT_INPUT)
     if len(raw) > _PEERS_FILE_LIMIT:
-        fail(f"the peers file {path} is larger than 1 MiB", EXIT_INPUT)
+        fail(f"the {what} file {path} is larger than 1 MiB", EXIT_INPUT)
     try:
-        value: Any = json.loads(raw)
-        return parse_peers(value)
-    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        return json.loads(raw)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        fail(f"the {what} file {path} is not JSON: {exc}", EXIT_INPUT)
+
+
+def _read_peers(path: Path) -> dict[str, str]:
+    """The allow-list in ``path`` (JSON: calling AE title → user name), checked; one line and exit 4 if not."""
+    from deepkedi.server.dicom_node import parse_peers
+
+    try:
+        return parse_peers(_read_json(path, "peers"))
+    except ValueError as exc:
         fail(f"the peers file {path}: {exc}", EXIT_INPUT)
+
+
+def _read_move_destinations(path: Path | None) -> dict[str, str]:
+    """The C-MOVE destinations in ``path`` (JSON: AE title → "host:port"), checked; none without a file."""
+    from deepkedi.server.dicom_node import parse_move_destinations
+
+    if path is None:
+        return {}
+    value = _read_json(path, "move destinations")
+    try:
+        parse_move_destinations(value)
+    except ValueError as exc:
+        fail(f"the move destinations file {path}: {exc}", EXIT_INPUT)
+    return dict(value)
 
 
 @app.command(
@@ -76,6 +97,13 @@ def dicom_node(
     home: Annotated[
         Path | None,
         typer.Option("--home", help="The service's folder, as for kedi serve; default: the user's data folder."),
+    ] = None,
+    move_destinations: Annotated[
+        Path | None,
+        typer.Option(
+            "--move-destinations",
+            help='JSON table of the AE titles a C-MOVE may send to: {"AE_TITLE": "host:port", ...}; none by default.',
+        ),
     ] = None,
     ae_title: Annotated[str, typer.Option("--ae-title", help="The node's own AE title.")] = "KEDI",
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
@@ -103,7 +131,7 @@ def dicom_node(
         typer.Option("--init-only", help="Open (or create) the service, check the peers against its users, then exit."),
     ] = False,
 ) -> None:
-    """Run the DICOM node: C-ECHO, C-STORE, C-FIND, C-GET over kedi serve's encrypted archive (docs/DICOM_NODE.md).
+    """Run the DICOM node: C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE over kedi serve's archive (docs/DICOM_NODE.md).
 
     It opens the same service folder, database and keystore as kedi serve (the same
     passphrase or KEK), so that what a modality stores is in the archive kedi serve shows,
@@ -121,6 +149,7 @@ def dicom_node(
     except ValueError as exc:
         fail(str(exc), EXIT_INPUT)
     allowed = _read_peers(peers)
+    destinations = _read_move_destinations(move_destinations)
     folder = (home or default_service_home()).expanduser()
     config = ServiceConfig(
         home=folder.resolve(),
@@ -151,7 +180,7 @@ def dicom_node(
         console.print(f"Service folder: {config.home}", markup=False, soft_wrap=True)
         if init_only:
             return
-        node = DicomNode(service, ae_title=title, peers=allowed)
+        node = DicomNode(service, ae_title=title, peers=allowed, move_destinations=destinations)
         _run(node, host, port)
     finally:
         service.close()

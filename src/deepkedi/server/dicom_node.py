@@ -1,23 +1,24 @@
-"""The DICOM network node: C-ECHO, C-STORE, C-FIND and C-GET over the service's encrypted archive.
+"""The DICOM network node: C-ECHO, C-STORE, C-FIND, C-GET and C-MOVE over the service's encrypted archive.
 
 A modality or a viewer speaks DIMSE (PS3.7) to the same :class:`~deepkedi.server.service.Service`
 as ``kedi serve``: the same keystore, archive, access policy and audit trail. Each peer is
 known by its calling AE title, mapped to one of the service's users; that user's role says
 what the peer may do (docs/DICOM_NODE.md):
 
-- technologist (a modality): C-STORE; C-FIND and C-GET of the studies it stored;
-- radiologist (a viewer): C-FIND and C-GET of the studies assigned to the user or their group;
+- technologist (a modality): C-STORE; C-FIND, C-GET and C-MOVE of the studies it stored;
+- radiologist (a viewer): C-FIND, C-GET and C-MOVE of the studies assigned to the user or their group;
 - any other role: C-ECHO only (the de-identified research view is not offered over DIMSE).
 
 An AE title not on the list is rejected at association (A-ASSOCIATE-RJ, "calling AE
-title not recognised"). Every association, refusal, store, find and get is audited
-(``dicom.associate``, ``dicom.store``, ``dicom.find``, ``dicom.get``) with the study's
-pseudonymous id as target, never a UID.
+title not recognised"). Every association, refusal, store, find, get and move is audited
+(``dicom.associate``, ``dicom.store``, ``dicom.find``, ``dicom.get``, ``dicom.move``)
+with the study's pseudonymous id as target, never a UID.
 
 C-STORE keeps what the peer sent: the data set's bytes, as received, behind a File Meta
-Information header, are what the archive encrypts, and what C-GET sends back (the bytes
-after the meta header, never decoded and re-encoded). The C-STORE response is a success
-only once the instance is stored (or is a byte-identical duplicate).
+Information header, are what the archive encrypts, and what C-GET and C-MOVE (to the
+configured destinations only) send back: the bytes after the meta header, never decoded
+and re-encoded. The C-STORE response is a success only once the instance is stored (or
+is a byte-identical duplicate).
 """
 
 from __future__ import annotations
@@ -47,7 +48,14 @@ if TYPE_CHECKING:
 
     from deepkedi.server.service import Service
 
-__all__ = ["DEFAULT_AE_TITLE", "QUERY_ROLES", "DicomNode", "check_ae_title", "parse_peers"]
+__all__ = [
+    "DEFAULT_AE_TITLE",
+    "QUERY_ROLES",
+    "DicomNode",
+    "check_ae_title",
+    "parse_move_destinations",
+    "parse_peers",
+]
 
 DEFAULT_AE_TITLE = "KEDI"
 #: Roles whose peers may query (C-FIND) and retrieve (C-GET) the studies the policy lets their user see.
@@ -57,12 +65,16 @@ QUERY_ROLES = frozenset({Role.TECHNOLOGIST, Role.RADIOLOGIST})
 VERIFICATION = "1.2.840.10008.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 # DIMSE statuses (PS3.4 B.2.3, C.4; PS3.7 C).
 SUCCESS = 0x0000
 PENDING = 0xFF00
 NOT_AUTHORISED = 0x0124
 DUPLICATE = 0x0111
 OUT_OF_RESOURCES = 0xA700
+MOVE_DESTINATION_UNKNOWN = 0xA801
+#: Most presentation contexts one association may propose (PS3.8: context ids are odd numbers up to 255).
+MAX_CONTEXTS = 128
 DOES_NOT_MATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 
@@ -143,6 +155,29 @@ def parse_peers(value: Any) -> dict[str, str]:
             raise ValueError(f"the AE title {ae} is given twice")
         peers[ae] = accounts.check_username(username)
     return peers
+
+
+def parse_move_destinations(value: Any) -> dict[str, tuple[str, int]]:
+    """The C-MOVE destinations, AE title → (host, port), checked.
+
+    ``value`` is a mapping (as read from the JSON file ``kedi dicom-node --move-destinations``
+    takes): ``{"VIEWER_1_STORE": "10.1.2.3:104"}``. A C-MOVE may send only to these.
+
+    Raises
+    ------
+    ValueError
+        Not a mapping of AE titles to ``host:port``.
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError('the move destinations are a JSON object: {"AE_TITLE": "host:port", ...}')
+    destinations: dict[str, tuple[str, int]] = {}
+    for title, address in value.items():
+        ae = check_ae_title(title)
+        host, sep, port = str(address).rpartition(":") if isinstance(address, str) else ("", "", "")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"the move destination {ae} must be host:port")
+        destinations[ae] = (host.strip("[]"), int(port))
+    return destinations
 
 
 @dataclass(frozen=True)
@@ -226,7 +261,7 @@ class _Refused(Exception):
 
 
 class DicomNode:
-    """A DICOM application entity over ``service``'s archive (C-ECHO, C-STORE, C-FIND, C-GET SCP; Study Root).
+    """A DICOM application entity over ``service``'s archive (C-ECHO, C-STORE, C-FIND, C-GET, C-MOVE SCP; Study Root).
 
     Parameters
     ----------
@@ -238,6 +273,8 @@ class DicomNode:
     peers
         The allow-list: calling AE title → the user name of the service user the peer acts as
         (:func:`parse_peers`).
+    move_destinations
+        Where a C-MOVE may send: AE title → ``"host:port"`` (:func:`parse_move_destinations`).
 
     Notes
     -----
@@ -246,13 +283,21 @@ class DicomNode:
     (the retrieving peer must accept the instance's transfer syntax).
     """
 
-    def __init__(self, service: Service, *, ae_title: str = DEFAULT_AE_TITLE, peers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        service: Service,
+        *,
+        ae_title: str = DEFAULT_AE_TITLE,
+        peers: Mapping[str, str],
+        move_destinations: Mapping[str, str] | None = None,
+    ) -> None:
         if service.archive is None:
             raise ValueError("the service has no archive")
         self.service = service
         self.archive: Archive = service.archive
         self.ae_title = check_ae_title(ae_title)
         self.peers = parse_peers(peers)
+        self.move_destinations = parse_move_destinations(move_destinations or {})
         self._server: ThreadedAssociationServer | None = None
         self._lock = threading.Lock()
         self._ae = self._application_entity()
@@ -274,6 +319,16 @@ class DicomNode:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
         ae.add_supported_context(STUDY_ROOT_FIND)
         ae.add_supported_context(STUDY_ROOT_GET)
+        ae.add_supported_context(STUDY_ROOT_MOVE)
+        # The associations a C-MOVE opens to its destination send stored bytes as they are, as C-GET does.
+        open_association = ae.associate
+
+        def associate(*args: Any, **kwargs: Any) -> Any:
+            association = open_association(*args, **kwargs)
+            _send_stored_bytes(association)
+            return association
+
+        ae.associate = associate  # type: ignore[method-assign]
         self._handlers = [
             (evt.EVT_REQUESTED, _prefer_the_requestors_order),
             (evt.EVT_ACCEPTED, self._on_accepted),
@@ -282,6 +337,7 @@ class DicomNode:
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_C_MOVE, self._on_move),
         ]
         return ae
 
@@ -640,8 +696,21 @@ class DicomNode:
             return
         _send_stored_bytes(event.assoc)
         yield sum(len(instances) for _, instances in found)
+        yield from self._send(event, principal, peer, "dicom.get", level, found)
+
+    def _send(
+        self,
+        event: Event,
+        principal: Principal,
+        peer: _Peer,
+        operation: str,
+        level: str,
+        found: list[tuple[StudyRecord, list[InstanceRecord]]],
+        **details: Any,
+    ) -> Iterator[Any]:
+        """The C-STORE sub-operations of a C-GET or C-MOVE: each instance decrypted, staged, sent as stored."""
         if not found:
-            self._audit(principal, "dicom.get", peer, outcome="ok", level=level, instances=0)
+            self._audit(principal, operation, peer, outcome="ok", level=level, instances=0, **details)
         with scratch_folder(_staging_dir(), "kedi-dicom-get") as folder:
             for study, instances in found:
                 sent = 0
@@ -665,12 +734,13 @@ class DicomNode:
                     sent += 1
                 self._audit(
                     principal,
-                    "dicom.get",
+                    operation,
                     peer,
                     outcome="failed" if failure else "ok",
                     target=study.pseudonym,
                     level=level,
                     instances=sent,
+                    **details,
                     **({"reason": failure} if failure else {}),
                 )
                 if failure == "cancelled":
@@ -679,6 +749,57 @@ class DicomNode:
                 if failure:
                     yield CANNOT_UNDERSTAND, None
                     return
+
+    # ------------------------------------------------------------------------------ C-MOVE
+
+    def _on_move(self, event: Event) -> Iterator[Any]:
+        from pynetdicom.presentation import build_context
+
+        peer = _peer_of(event)
+        name = str(event.move_destination or "").strip()
+        destination = self.move_destinations.get(name)
+        if destination is None:
+            self._audit(
+                None, "dicom.move", peer, outcome="failed", status=f"0x{MOVE_DESTINATION_UNKNOWN:04X}",
+                destination=name[:16],
+            )  # fmt: skip
+            yield None, None
+            return
+        try:
+            principal = self._query_principal(peer, "dicom.move")
+            identifier = event.identifier
+            level = self._level(identifier)
+            found = self._retrievable(principal, identifier, level)
+            syntaxes = sorted(
+                {
+                    (str(i.attributes.get("SOPClassUID", "")), str(i.attributes.get("TransferSyntaxUID", "")))
+                    for _, instances in found
+                    for i in instances
+                }
+            )
+            if len(syntaxes) > MAX_CONTEXTS:
+                raise _Refused(0xA701, "too many SOP classes and transfer syntaxes for one association")
+        except _Refused as refused:
+            if refused.status != NOT_AUTHORISED:
+                self._audit(
+                    None, "dicom.move", peer, outcome="failed", status=f"0x{refused.status:04X}",
+                    reason=refused.comment,
+                )  # fmt: skip
+            yield destination
+            yield 0
+            yield refused.status, None
+            return
+        except Exception as exc:  # noqa: BLE001 - a failure status, never a dropped association
+            _LOG.error("C-MOVE from %s failed: %s", peer.ae_title, type(exc).__name__)
+            yield destination
+            yield 0
+            yield CANNOT_UNDERSTAND, None
+            return
+        # The association to the destination proposes exactly the stored SOP classes and transfer syntaxes.
+        contexts = [build_context(sop_class, syntax) for sop_class, syntax in syntaxes]
+        yield destination[0], destination[1], {"contexts": contexts}
+        yield sum(len(instances) for _, instances in found)
+        yield from self._send(event, principal, peer, "dicom.move", level, found, destination=name)
 
 
 def _staging_dir() -> Path:
