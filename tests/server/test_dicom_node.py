@@ -35,7 +35,7 @@ from deepkedi.server.principal import Role
 from deepkedi.server.service import Service
 
 DCMTK = "DCMTK (make setup: Debian's dcmtk package)"
-PEERS = {"MODALITY": "tech", "VIEWER": "rad", "OTHER": "rad2", "AUDIT_DESK": "auditor"}
+PEERS = {"MODALITY": "tech", "VIEWER": "rad", "OTHER": "rad2", "AUDIT_DESK": "auditor", "OLD_CT": "tech-old"}
 #: Fuzzed data sets sent per run (KEDI_DICOM_FUZZ raises it, e.g. to the issue's 500).
 FUZZ_CASES = int(os.environ.get("KEDI_DICOM_FUZZ", "100"))
 
@@ -73,6 +73,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         accounts.create_user(db, username="rad", password=USER_PASSWORD, role=Role.RADIOLOGIST)
         accounts.create_user(db, username="rad2", password=USER_PASSWORD, role=Role.RADIOLOGIST)
         accounts.create_user(db, username="auditor", password=USER_PASSWORD, role=Role.AUDITOR)
+        accounts.create_user(db, username="tech-old", password=USER_PASSWORD, role=Role.TECHNOLOGIST)
     store_port = free_port()
     dicom = DicomNode(
         service, ae_title="KEDI", peers=PEERS, move_destinations={"VIEWER_STORE": f"127.0.0.1:{store_port}"}
@@ -388,6 +389,48 @@ def test_movescu_moves_a_study_to_a_configured_destination_only(node: Node, corp
     assert list(nowhere.iterdir()) == []
     refused = [e for e in node.events("dicom.move") if e["outcome"] == "failed"]
     assert refused and refused[-1]["status"] == "0xA801" and refused[-1]["destination"] == "NOWHERE"
+
+
+def test_a_revoked_study_is_gone_and_a_disabled_users_peer_may_not_store(node: Node, corpus: dict[str, Path]) -> None:
+    from pynetdicom import AE
+
+    ds = pydicom.dcmread(next(p for p in corpus.values() if p.name == "MR_small.dcm"))
+    ds.StudyInstanceUID = study_uid = pydicom.uid.generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    path = node.home.parent / "to-revoke.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    assert store(node, [path]).returncode == 0
+    key = ("-k", f"StudyInstanceUID={study_uid}")
+    assert len(find_studies(node, "MODALITY", *key)) == 1
+    archive = node.service.archive
+    assert archive is not None
+    study = archive.find_study(study_uid)
+    assert study is not None
+    archive.revoke(study, actor="test")
+    # Crypto-shredded: not found, nothing retrieved, nothing more stored into it.
+    assert find_studies(node, "MODALITY", *key) == []
+    out = node.home.parent / "revoked-get"
+    get_study(node, "MODALITY", study_uid, out)
+    assert list(out.iterdir()) == []
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", node.port, ae_title="KEDI")
+    try:
+        assert assoc.send_c_store(ds).Status == 0xA700
+    finally:
+        assoc.release()
+    # A peer whose user was disabled: it may associate (audited as denied) and echo, but not store.
+    with node.service.sessions.begin() as db:
+        user = accounts.find_user(db, "tech-old")
+        assert user is not None
+        accounts.disable_user(db, user)
+    assert dcmtk("echoscu", "-aet", "OLD_CT", "-aec", "KEDI", "127.0.0.1", str(node.port)).returncode == 0
+    assert store(node, [path], ae="OLD_CT").returncode != 0
+    denied = [e for e in node.events("dicom.store") if e["calling_ae"] == "OLD_CT"]
+    assert denied and denied[-1]["outcome"] == "denied" and denied[-1]["status"] == "0x0124"
+    associations = [e for e in node.events("dicom.associate") if e["calling_ae"] == "OLD_CT"]
+    assert associations and all(e["outcome"] == "denied" for e in associations)
 
 
 def _fuzzed(seed: int, original: bytes) -> bytes:
