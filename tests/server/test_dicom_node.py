@@ -578,3 +578,47 @@ def test_kedi_dicom_node_stores_into_the_service_and_stops_cleanly_on_sigterm(
         assert service.keystore.verify_audit() == (True, None)
     finally:
         service.close()
+
+
+def test_kedi_serve_with_dicom_port_runs_the_node_in_the_same_process(tmp_path: Path) -> None:
+    """`kedi serve --dicom-port 0 --dicom-peers F`: HTTP and DICOM from one process; SIGTERM stops both, exit 0."""
+    import re
+    import signal
+    import sys
+    import time
+    import urllib.request
+
+    (tmp_path / "kek").write_bytes(os.urandom(32))
+    (tmp_path / "peers.json").write_text('{"MODALITY": "admin"}')
+    command = [
+        sys.executable, "-m", "deepkedi.cli", "serve", "--home", str(tmp_path / "service"),
+        "--kek-file", str(tmp_path / "kek"), "--port", "0", "--dicom-port", "0",
+        "--dicom-peers", str(tmp_path / "peers.json"),
+    ]  # fmt: skip
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src, "PYTHONUNBUFFERED": "1", "KEDI_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        dicom, url = None, None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            if found := re.search(r"DICOM node KEDI listening on 127\.0\.0\.1:(\d+)", line):
+                dicom = int(found.group(1))
+            if found := re.search(r"Serving on (http://127\.0\.0\.1:\d+)", line):
+                url = found.group(1)
+        assert dicom is not None and url is not None, process.stderr.read() if process.stderr else ""
+        with urllib.request.urlopen(f"{url}/healthz", timeout=10) as response:
+            assert response.status == 200
+        assert dcmtk("echoscu", "-aet", "MODALITY", "-aec", "KEDI", "127.0.0.1", str(dicom)).returncode == 0
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert "Stopped." in out and "Traceback" not in err

@@ -28,7 +28,7 @@ from deepkedi.cli.keys import KekFileOpt, PassphraseFileOpt, _kek_source
 from deepkedi.cli.serve import _admin_password, default_service_home
 from deepkedi.errors import require_extra
 
-__all__ = ["dicom_node"]
+__all__ = ["dicom_node", "quiet_pydicom", "start_beside"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Largest peers file read (an allow-list of AE titles, not a data set).
@@ -158,10 +158,7 @@ def dicom_node(
         storage=storage.expanduser().resolve() if storage is not None else None,
         admin_password=_admin_password(admin_password_file),
     )
-    # pydicom warns about (and logs) each malformed value of a received data set, quoting it: a patient's
-    # name among them. The node answers such data sets with a failure status and audits them instead.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
-    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    quiet_pydicom()
     with guarded():
         from deepkedi.server.app import create_app, take_initial_admin_password
 
@@ -184,6 +181,39 @@ def dicom_node(
         _run(node, host, port)
     finally:
         service.close()
+
+
+def quiet_pydicom() -> None:
+    """Silence pydicom's warnings about the malformed values of received data sets.
+
+    pydicom warns about (and logs) each one, quoting the value: a patient's name among
+    them. The node answers such data sets with a failure status and audits them instead.
+    """
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+
+
+def start_beside(
+    service: Any, *, ae_title: str, host: str, port: int, peers: Path, move_destinations: Path | None
+) -> Any:
+    """The node started in this process over ``service`` (``kedi serve --dicom-port``); the caller stops it."""
+    from deepkedi.server.dicom_node import DicomNode, check_ae_title
+
+    try:
+        title = check_ae_title(ae_title)
+    except ValueError as exc:
+        fail(str(exc), EXIT_INPUT)
+    allowed = _read_peers(peers)
+    destinations = _read_move_destinations(move_destinations)
+    quiet_pydicom()
+    _warn_about_unusable_peers(service, allowed)
+    node = DicomNode(service, ae_title=title, peers=allowed, move_destinations=destinations)
+    try:
+        bound_host, bound_port = node.start(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_OUTPUT)
+    console.print(f"DICOM node {node.ae_title} listening on {bound_host}:{bound_port}", markup=False, soft_wrap=True)
+    return node
 
 
 def _warn_about_unusable_peers(service: Any, peers: dict[str, str]) -> None:
