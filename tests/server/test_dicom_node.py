@@ -313,7 +313,9 @@ def pynetdicom_get(node: Node, study_uid: str, contexts: set[tuple[str, str]]) -
 
 
 def test_findscu_and_getscu_follow_the_access_policy(node: Node, corpus: dict[str, Path]) -> None:
-    ct = pydicom.dcmread(next(p for p in corpus.values() if p.name == "CT_small.dcm"), stop_before_pixels=True)
+    ct_path = next(p for p in corpus.values() if p.name == "CT_small.dcm")
+    assert store(node, [ct_path]).returncode == 0  # stored already by the test above: an identical duplicate
+    ct = pydicom.dcmread(ct_path, stop_before_pixels=True)
     study_uid = str(ct.StudyInstanceUID)
     key = ("-k", f"StudyInstanceUID={study_uid}")
     # Not yet assigned: the viewer's radiologist does not see it; the modality (its uploader) does.
@@ -339,6 +341,10 @@ def test_findscu_and_getscu_follow_the_access_policy(node: Node, corpus: dict[st
     assert find_studies(node, "AUDIT_DESK") == []
     refused = [e for e in node.events("dicom.find") if e["calling_ae"] == "AUDIT_DESK"]
     assert refused and refused[-1]["outcome"] == "denied"
+    get_study(node, "AUDIT_DESK", study_uid, out / "auditor")
+    assert list((out / "auditor").iterdir()) == []
+    refused = [e for e in node.events("dicom.get") if e["calling_ae"] == "AUDIT_DESK"]
+    assert refused and refused[-1]["outcome"] == "denied" and refused[-1]["status"] == "0x0124"
     # Series and image levels.
     series = dcmtk(
         "findscu", "-S", "-aet", "VIEWER", "-aec", "KEDI", "-k", "QueryRetrieveLevel=SERIES",
@@ -363,7 +369,9 @@ def test_movescu_moves_a_study_to_a_configured_destination_only(node: Node, corp
     for bad in ({"X": "host"}, {"X": "host:0"}, {"X": 104}, ["X"]):
         with pytest.raises(ValueError):
             parse_move_destinations(bad)
-    ct = pydicom.dcmread(next(p for p in corpus.values() if p.name == "CT_small.dcm"), stop_before_pixels=True)
+    ct_path = next(p for p in corpus.values() if p.name == "CT_small.dcm")
+    assert store(node, [ct_path]).returncode == 0  # stored already by the test above: an identical duplicate
+    ct = pydicom.dcmread(ct_path, stop_before_pixels=True)
     study_uid = str(ct.StudyInstanceUID)
 
     def move(destination: str, out: Path) -> subprocess.CompletedProcess[str]:
@@ -433,6 +441,35 @@ def test_a_revoked_study_is_gone_and_a_disabled_users_peer_may_not_store(node: N
     assert associations and all(e["outcome"] == "denied" for e in associations)
 
 
+def test_two_modalities_storing_one_new_study_at_once_make_one_study(node: Node, corpus: dict[str, Path]) -> None:
+    """Two associations at once into one new study: every instance stored, under one study and one key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    study_uid = pydicom.uid.generate_uid()
+    folder = node.home.parent / "parallel"
+    folder.mkdir()
+    slices = sorted(p for p in corpus.values() if p.parent.name == "study")
+    assert len(slices) == 6
+    paths = []
+    for index, path in enumerate(slices * 2):
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = study_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        paths.append(folder / f"{index:02d}.dcm")
+        ds.save_as(paths[-1], enforce_file_format=True)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda half: store(node, half), (paths[0::2], paths[1::2])))
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert len(stored_bytes(node, study_uid)) == 12
+    archive = node.service.archive
+    assert archive is not None
+    # One key per study in force: no second key was made (and left behind) for the study both started.
+    active = [
+        k for k in node.service.keystore.list_keys() if (k.label or "").startswith("study ") and k.state == "active"
+    ]
+    assert len(active) == len([s for s in archive.all_studies() if not s.revoked])
+
+
 def _fuzzed(seed: int, original: bytes) -> bytes:
     """A malformed or truncated data set after a valid File Meta Information header."""
     body_at = len(original) - len(data_set(original))
@@ -497,6 +534,7 @@ def test_fuzzed_sender_gets_failures_nothing_is_stored_and_the_node_keeps_servin
 
 
 def test_the_audit_trail_verifies_and_nothing_is_readable_at_rest(node: Node, corpus: dict[str, Path]) -> None:
+    assert store(node, list(corpus.values())).returncode == 0  # stored by the test above: identical duplicates
     assert node.service.keystore.verify_audit() == (True, None)
     needles: set[bytes] = set()
     for path in corpus.values():
