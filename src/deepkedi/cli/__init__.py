@@ -47,6 +47,7 @@ def _register() -> None:
     from deepkedi.cli import (  # noqa: F401
         crypt,
         demo,
+        dicom_node,
         docs,
         inspect,
         keygen,

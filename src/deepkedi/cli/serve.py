@@ -122,6 +122,23 @@ def serve(
             help="How long a radiologist's break-glass grant opens a study (docs/SERVICE.md).",
         ),
     ] = 60,
+    dicom_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dicom-port",
+            min=0,
+            max=65535,
+            help="Also run the DICOM node (kedi dicom-node) in this process, on this port (0: any free port).",
+        ),
+    ] = None,
+    dicom_peers: Annotated[
+        Path | None, typer.Option("--dicom-peers", help="With --dicom-port: the node's peers file (as --peers).")
+    ] = None,
+    dicom_ae_title: Annotated[str, typer.Option("--dicom-ae-title", help="With --dicom-port: its AE title.")] = "KEDI",
+    dicom_move_destinations: Annotated[
+        Path | None,
+        typer.Option("--dicom-move-destinations", help="With --dicom-port: its C-MOVE destinations file."),
+    ] = None,
 ) -> None:
     """Run the clinical service: encrypted archive, users and roles, audit, DICOMweb (docs/SERVICE.md).
 
@@ -134,6 +151,12 @@ def serve(
     require_extra("fastapi", "server", feature="kedi serve")
     require_extra("uvicorn", "server", feature="kedi serve")
     require_extra("argon2", "server", feature="kedi serve")
+    if dicom_port is not None:
+        require_extra("pynetdicom", "pacs", feature="kedi serve --dicom-port")
+        if dicom_peers is None:
+            fail("--dicom-port needs --dicom-peers (the AE titles that may associate, and as whom)", EXIT_USAGE)
+        if workers > 1:
+            fail("--dicom-port runs in a single process: give --workers 1, or run kedi dicom-node beside", EXIT_USAGE)
     from deepkedi.server.config import ServiceConfig
 
     folder = (home or default_service_home()).expanduser()
@@ -170,7 +193,24 @@ def serve(
             if sock is None:
                 return
             if workers == 1:
-                _run(service_app, sock)
+                node = None
+                if dicom_port is not None:
+                    from deepkedi.cli.dicom_node import start_beside
+
+                    assert dicom_peers is not None
+                    node = start_beside(
+                        service_app.state.service,
+                        ae_title=dicom_ae_title,
+                        host=host,
+                        port=dicom_port,
+                        peers=dicom_peers,
+                        move_destinations=dicom_move_destinations,
+                    )
+                try:
+                    _run(service_app, sock)
+                finally:
+                    if node is not None:
+                        node.stop()
                 return
         finally:
             service_app.state.service.close()

@@ -9,7 +9,6 @@ id as target (never a UID). docs/SERVICE.md ("DICOMweb") lists what is supported
 
 from __future__ import annotations
 
-import fnmatch
 import io
 import re
 import secrets
@@ -34,8 +33,9 @@ from deepkedi.server.archive import (
     parse_instance,
 )
 from deepkedi.server.deps import current_principal, get_service
-from deepkedi.server.policy import may_see, may_upload, may_view_images, visible_filter
+from deepkedi.server.policy import may_see, may_upload, may_view_images
 from deepkedi.server.principal import Principal, Role
+from deepkedi.server.search import STUDY_MATCHING_KEYS, find_studies, matches_text
 from deepkedi.server.service import Service
 
 __all__ = ["router"]
@@ -370,67 +370,18 @@ def _query(request: Request, allowed: Iterable[str]) -> tuple[dict[str, list[str
     return matching, limit, offset
 
 
-def _matches_text(value: Any, pattern: str, *, case: bool = True) -> bool:
-    text = "" if value is None else (value[0] if isinstance(value, list) and value else str(value))
-    text = str(text)
-    if not case:
-        text, pattern = text.lower(), pattern.lower()
-    if "*" in pattern or "?" in pattern:
-        return fnmatch.fnmatchcase(text, pattern)
-    return text == pattern
-
-
-def _matches_date(value: Any, query: str) -> bool:
-    text = str(value or "")
-    if "-" in query:
-        low, _, high = query.partition("-")
-        return bool(text) and (not low or text >= low) and (not high or text <= high)
-    return text == query
-
-
 @_dicomweb.get("/studies")
 def search_for_studies(request: Request, principal: PrincipalDep, service: ServiceDep) -> Response:
     """QIDO-RS, study level: only the studies the principal may see."""
     operation = "dicomweb.search"
     _require_images(service, principal, operation)
     archive = _archive(service)
-    matching, limit, offset = _query(
-        request,
-        (
-            "StudyInstanceUID",
-            "PatientID",
-            "ModalitiesInStudy",
-            "Modality",
-            "PatientName",
-            "StudyDate",
-            "AccessionNumber",
-        ),
-    )
-    modalities = matching.get("ModalitiesInStudy", []) + matching.get("Modality", [])
-    patient_ids = matching.get("PatientID", [])
-    if len(modalities) > 1 or len(patient_ids) > 1:
-        raise HTTPException(status_code=400, detail="one PatientID and one modality per query")
+    matching, limit, offset = _query(request, STUDY_MATCHING_KEYS)
     research = _research(principal)
-    studies = archive.studies(
-        visible_filter(principal),
-        study_uids=matching.get("StudyInstanceUID", []),
-        deidentified=research,
-        # A researcher matches the pseudonymous Patient ID they see, on the de-identified view below.
-        patient_id=patient_ids[0] if patient_ids and not research else None,
-        modality=modalities[0] if modalities else None,
-    )
-    selected = []
-    for study in studies:
-        attrs = _view(service, principal, study, study.attributes)
-        if research and any(not _matches_text(attrs.get("PatientID"), p) for p in patient_ids):
-            continue
-        if any(not _matches_text(attrs.get("PatientName"), p, case=False) for p in matching.get("PatientName", [])):
-            continue
-        if any(not _matches_date(attrs.get("StudyDate"), q) for q in matching.get("StudyDate", [])):
-            continue
-        if any(not _matches_text(attrs.get("AccessionNumber"), q) for q in matching.get("AccessionNumber", [])):
-            continue
-        selected.append(study)
+    try:
+        selected = find_studies(archive, principal, matching, lambda s: _view(service, principal, s, s.attributes))
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
     selected = selected[offset : offset + limit]
     views = [_view(service, principal, s, s.attributes) for s in selected]
     counts = archive.counts(s.id for s in selected)
@@ -518,7 +469,7 @@ def _search_instances(
     selected = []
     views = [(instance, _view(service, principal, study, instance.attributes)) for instance in instances]
     for instance, attrs in views:
-        if any(not any(_matches_text(attrs.get(keyword), v) for v in values) for keyword, values in matching.items()):
+        if any(not any(matches_text(attrs.get(keyword), v) for v in values) for keyword, values in matching.items()):
             continue
         selected.append((instance, attrs))
     selected = selected[offset : offset + limit]
