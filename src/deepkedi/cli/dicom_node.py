@@ -25,7 +25,13 @@ from deepkedi.cli._common import (
     refuse_special_file,
 )
 from deepkedi.cli.keys import KekFileOpt, PassphraseFileOpt, _kek_source
-from deepkedi.cli.serve import _admin_password, default_service_home
+from deepkedi.cli.serve import (
+    AdminPasswordFileOpt,
+    DatabaseOpt,
+    StorageOpt,
+    _admin_password,
+    default_service_home,
+)
 from deepkedi.errors import require_extra
 
 __all__ = ["dicom_node", "quiet_pydicom", "start_beside"]
@@ -110,22 +116,11 @@ def dicom_node(
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")
     ] = 11112,
-    database: Annotated[
-        str | None,
-        typer.Option("--database", help="SQLAlchemy URL of the service's database; default: SQLite under --home."),
-    ] = None,
-    storage: Annotated[
-        Path | None, typer.Option("--storage", help="Folder of the encrypted objects; default: HOME/objects.")
-    ] = None,
+    database: DatabaseOpt = None,
+    storage: StorageOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
-    admin_password_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--admin-password-file",
-            help="First run: the admin's password (else KEDI_ADMIN_PASSWORD, else one is generated and printed once).",
-        ),
-    ] = None,
+    admin_password_file: AdminPasswordFileOpt = None,
     init_only: Annotated[
         bool,
         typer.Option("--init-only", help="Open (or create) the service, check the peers against its users, then exit."),

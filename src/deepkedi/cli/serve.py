@@ -25,6 +25,23 @@ __all__ = ["default_service_home", "serve"]
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: Options `kedi serve` and `kedi dicom-node` share: the same service folder, database and first admin.
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", help="SQLAlchemy URL of the service's database; default: SQLite under --home."),
+]
+StorageOpt = Annotated[
+    Path | None, typer.Option("--storage", help="Folder of the encrypted objects; default: HOME/objects.")
+]
+AdminPasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--admin-password-file",
+        help="First run: the admin's password (else KEDI_ADMIN_PASSWORD, else one is generated and printed once).",
+    ),
+]
+
+
 def default_service_home() -> Path:
     """``$XDG_DATA_HOME/deepkedi/service`` (``~/.local/share`` when XDG_DATA_HOME is unset): beside the keystore's."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -85,22 +102,11 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8042,
-    database: Annotated[
-        str | None,
-        typer.Option("--database", help="SQLAlchemy URL of the service's database; default: SQLite under --home."),
-    ] = None,
-    storage: Annotated[
-        Path | None, typer.Option("--storage", help="Folder of the encrypted objects; default: HOME/objects.")
-    ] = None,
+    database: DatabaseOpt = None,
+    storage: StorageOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     kek_file: KekFileOpt = None,
-    admin_password_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--admin-password-file",
-            help="First run: the admin's password (else KEDI_ADMIN_PASSWORD, else one is generated and printed once).",
-        ),
-    ] = None,
+    admin_password_file: AdminPasswordFileOpt = None,
     init_only: Annotated[
         bool, typer.Option("--init-only", help="Create or open the service's database and first admin, then exit.")
     ] = False,

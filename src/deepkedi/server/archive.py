@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from deepkedi.server.service import Service
 
 __all__ = [
+    "STUDY_TAGS",
     "Archive",
     "ArchiveError",
     "InstanceRecord",
@@ -105,7 +106,8 @@ def one_key_check_per_request() -> None:
 
 
 # Attributes kept (sealed) for QIDO-RS, by level.
-_STUDY_TAGS = (
+#: The study attributes the archive keeps, sealed (what a search can match and answer).
+STUDY_TAGS = (
     "StudyInstanceUID",
     "StudyDate",
     "StudyTime",
@@ -361,7 +363,7 @@ def parse_instance(data: bytes) -> ParsedInstance:
             name: str(ds.get(name, "") or "").strip("\x00 ")
             for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
         }
-        study, series, instance = _pick(ds, _STUDY_TAGS), _pick(ds, _SERIES_TAGS), _pick(ds, _INSTANCE_TAGS)
+        study, series, instance = _pick(ds, STUDY_TAGS), _pick(ds, _SERIES_TAGS), _pick(ds, _INSTANCE_TAGS)
         patient_id = str(ds.get("PatientID", "") or "").strip("\x00 ") or None
         syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     except InvalidInstance:
@@ -958,17 +960,18 @@ class Archive:
                 query = query.where(InstanceIndex.uid_hmac == self.uid_hmac("instance", sop_uid))
         with self._session(read_only=True) as session:
             rows = list(session.scalars(query))
-        return [
-            InstanceRecord(
-                id=r.id,
-                study_id=r.study_id,
-                series_id=r.series_id,
-                object_name=r.object_name,
-                size=r.size,
-                attributes=self._unseal(key, r.object_name, r.meta),
-            )
-            for r in rows
-        ]
+        return [self._instance_record(key, r) for r in rows]
+
+    def _instance_record(self, key: Key, row: InstanceIndex) -> InstanceRecord:
+        """``row`` with its metadata unsealed under the study's ``key``."""
+        return InstanceRecord(
+            id=row.id,
+            study_id=row.study_id,
+            series_id=row.series_id,
+            object_name=row.object_name,
+            size=row.size,
+            attributes=self._unseal(key, row.object_name, row.meta),
+        )
 
     def instance(
         self, study: StudyRecord, *, series_uid: str, sop_uid: str, deidentified: bool = False
@@ -996,14 +999,7 @@ class Archive:
             row = session.scalars(query).first()
         if row is None:
             return None
-        return InstanceRecord(
-            id=row.id,
-            study_id=row.study_id,
-            series_id=row.series_id,
-            object_name=row.object_name,
-            size=row.size,
-            attributes=self._unseal(key, row.object_name, row.meta),
-        )
+        return self._instance_record(key, row)
 
     def counts(self, study_ids: Iterable[int]) -> dict[int, tuple[int, int, list[str]]]:
         """Per study: number of series, number of instances, the modalities (clear columns only)."""

@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 from deepkedi.fileio import scratch_folder
 from deepkedi.server import accounts, grants
-from deepkedi.server.archive import Archive, InstanceRecord, InvalidInstance, StudyGone, StudyRecord, parse_instance
+from deepkedi.server.archive import (
+    STUDY_TAGS,
+    Archive,
+    InstanceRecord,
+    InvalidInstance,
+    StudyGone,
+    StudyRecord,
+    parse_instance,
+)
 from deepkedi.server.policy import may_see, may_upload
 from deepkedi.server.principal import Principal, Role
 from deepkedi.server.search import STUDY_MATCHING_KEYS, find_studies, matches_date, matches_text
@@ -84,17 +92,7 @@ _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 _LEVELS = ("STUDY", "SERIES", "IMAGE")
 #: Attributes a C-FIND answer may carry at each level (what the archive keeps, sealed, and what it counts).
 _STUDY_RETURN = (
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "AccessionNumber",
-    "ReferringPhysicianName",
-    "StudyID",
-    "StudyDescription",
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
+    *STUDY_TAGS,
     "ModalitiesInStudy",
     "NumberOfStudyRelatedSeries",
     "NumberOfStudyRelatedInstances",
