@@ -55,10 +55,20 @@ class ArchiveApp:
         return [e for e in self.events if e["operation"] == operation]
 
 
-def build(home: Path, *, max_upload_bytes: int = 64 << 20, database_url: str | None = None) -> ArchiveApp:
+def build(
+    home: Path,
+    *,
+    max_upload_bytes: int = 64 << 20,
+    database_url: str | None = None,
+    storage: Path | str | None = None,
+) -> ArchiveApp:
     home.mkdir(parents=True, exist_ok=True)
     config = ServiceConfig(
-        home=home, kek_source=os.urandom(32), max_upload_bytes=max_upload_bytes, database_url=database_url
+        home=home,
+        kek_source=os.urandom(32),
+        max_upload_bytes=max_upload_bytes,
+        database_url=database_url,
+        storage=storage,
     )
     url = config.resolved_database_url
     keystore = Keystore.init(url, kek_source=config.kek_source, actor="test")

@@ -29,7 +29,7 @@ from PIL import Image
 from deepkedi import api
 from deepkedi.datasets import write_samples
 from deepkedi.server.app import PUBLIC_ROUTES, create_app
-from deepkedi.server.archive import InstanceIndex, object_path
+from deepkedi.server.archive import InstanceIndex
 from deepkedi.server.dicomweb import render_frame
 from deepkedi.server.viewer import CONTENT_SECURITY_POLICY, cipher_image_png
 from tests.server.archive_app import multipart
@@ -208,12 +208,12 @@ def test_a_study_one_may_not_see_is_404_like_one_that_does_not_exist(viewer: Vie
     assert audit["images"] is False and "patient_name" not in audit
 
 
-def _stored_objects(viewer: Viewer, pseudonym: str) -> list[Path]:
+def _stored_objects(viewer: Viewer, pseudonym: str) -> list[bytes]:
     service = viewer.app.state.service
     study = service.archive.study_by_pseudonym(pseudonym)
     with service.sessions() as db:
         names = db.query(InstanceIndex.object_name).filter_by(study_id=study.id).order_by(InstanceIndex.id).all()
-    return [object_path(service.archive.storage, name) for (name,) in names]
+    return [service.archive.objects.get(name) for (name,) in names]
 
 
 def test_the_ciphertext_route_draws_the_stored_cipher_image(viewer: Viewer) -> None:
@@ -224,7 +224,7 @@ def test_the_ciphertext_route_draws_the_stored_cipher_image(viewer: Viewer) -> N
     shown = np.asarray(Image.open(io.BytesIO(answer.content)))
     assert shown.shape == (256, 256) and shown.dtype == np.uint8
     # The first stored object's cipher image, each 16-bit word by its high byte: no key was used.
-    words = api.cipher_image(_stored_objects(viewer, liver)[0].read_bytes())
+    words = api.cipher_image(_stored_objects(viewer, liver)[0])
     assert np.array_equal(shown, (words.reshape(256, 256).view("<u2") >> 8).astype(np.uint8))
     plain = np.asarray(
         Image.open(io.BytesIO(render_frame(sorted((viewer.samples / "study").glob("*.dcm"))[0].read_bytes(), 1)))

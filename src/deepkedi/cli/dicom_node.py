@@ -31,6 +31,7 @@ from deepkedi.cli.serve import (
     StorageOpt,
     _admin_password,
     default_service_home,
+    storage_location,
 )
 from deepkedi.errors import require_extra
 
@@ -150,7 +151,7 @@ def dicom_node(
         home=folder.resolve(),
         kek_source=_kek_source(passphrase_file, kek_file),
         database_url=database,
-        storage=storage.expanduser().resolve() if storage is not None else None,
+        storage=storage_location(storage),
         admin_password=_admin_password(admin_password_file),
     )
     quiet_pydicom()

@@ -19,7 +19,7 @@ from deepkedi.cli._common import EXIT_OUTPUT, EXIT_USAGE, console, err_console, 
 from deepkedi.cli.keys import KekFileOpt, PassphraseFileOpt, _kek_source
 from deepkedi.errors import require_extra
 
-__all__ = ["default_service_home", "serve"]
+__all__ = ["default_service_home", "serve", "storage_location"]
 
 #: Signals after which the service shuts down cleanly and `kedi serve` exits 0: a requested stop is a success.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -31,7 +31,12 @@ DatabaseOpt = Annotated[
     typer.Option("--database", help="SQLAlchemy URL of the service's database; default: SQLite under --home."),
 ]
 StorageOpt = Annotated[
-    Path | None, typer.Option("--storage", help="Folder of the encrypted objects; default: HOME/objects.")
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Where the encrypted objects live: a folder, or an fsspec URL (s3://bucket/prefix with s3fs); "
+        "default: HOME/objects.",
+    ),
 ]
 AdminPasswordFileOpt = Annotated[
     Path | None,
@@ -46,6 +51,28 @@ def default_service_home() -> Path:
     """``$XDG_DATA_HOME/deepkedi/service`` (``~/.local/share`` when XDG_DATA_HOME is unset): beside the keystore's."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "deepkedi" / "service"
+
+
+def storage_location(storage: str | None) -> Path | str | None:
+    """--storage as the service takes it: a local folder (made absolute) or a checked fsspec URL.
+
+    An unknown protocol, or one whose package is not installed, is one line and exit code 2,
+    before anything is created.
+    """
+    if storage is None:
+        return None
+    from deepkedi.server.objects import storage_location as parse
+
+    try:
+        where = parse(storage)
+    except ValueError as exc:
+        fail(f"--storage: {exc}", EXIT_USAGE)
+    if isinstance(where, str) and where.lower().startswith("memory://"):
+        err_console.print(
+            "kedi: warning: --storage memory:// keeps the objects in this process only: they are lost when it stops",
+            markup=False,
+        )
+    return where
 
 
 def _admin_password(path: Path | None) -> str | None:
@@ -171,7 +198,7 @@ def serve(
         home=folder.resolve(),
         kek_source=_kek_source(passphrase_file, kek_file),
         database_url=database,
-        storage=storage.expanduser().resolve() if storage is not None else None,
+        storage=storage_location(storage),
         admin_password=admin_password,
         break_glass_seconds=break_glass_minutes * 60,
     )

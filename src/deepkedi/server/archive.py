@@ -2,7 +2,8 @@
 
 On arrival, an instance's file is encrypted whole (:func:`deepkedi.api.encrypt_bytes`,
 the hybrid suite: AES-256-GCM, byte-exact restore) under its study's data key and
-written atomically under the storage folder with a random name. The index tables
+written under a random name to the object storage (a local folder, or an fsspec URL:
+:mod:`deepkedi.server.objects`). The index tables
 hold no identifier in clear: the DICOM UIDs and the Patient ID are indexed by
 HMAC-SHA256 under a service secret (itself derived from a keystore key, never
 stored in clear), and what QIDO-RS returns (UIDs, names, dates, descriptions) is a
@@ -32,7 +33,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -49,6 +49,7 @@ from deepkedi.fileio import remove_stale_parts, scratch_folder
 from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
+from deepkedi.server.objects import ObjectStore, object_path
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -82,8 +83,6 @@ _RESEARCH_INFO = b"deepkedi serve research uids v1"
 DEIDENTIFICATION_METHOD = "PS3.15 Basic Profile (kedi serve research view)"
 _META_AAD = b"deepkedi-serve-meta-v1\x00"
 _NONCE_BYTES = 12
-#: Object names: 32 lowercase hexadecimal digits, nothing else (no separator, no dot).
-_OBJECT_NAME = re.compile(r"^[0-9a-f]{32}$")
 _PSEUDONYM = re.compile(r"^ST-[0-9A-F]{24}$")
 #: Memory the cache of rendered frames may hold (plaintext-derived PNGs: memory only, dropped on revocation).
 RENDER_CACHE_BYTES = 64 << 20
@@ -297,24 +296,6 @@ class StudySeal:
 # ----------------------------------------------------------------------------------- helpers
 
 
-def object_path(storage: Path, object_name: str) -> Path:
-    """Where an object lives under ``storage``: ``storage/ab/abcdef…`` (two-digit fan-out).
-
-    Raises
-    ------
-    ValueError
-        ``object_name`` is not 32 lowercase hexadecimal digits (a path separator,
-        ``..``, anything else): no name from outside the archive builds a path.
-    """
-    if not isinstance(object_name, str) or not _OBJECT_NAME.fullmatch(object_name):
-        raise ValueError("not an archive object name")
-    path = storage / object_name[:2] / object_name
-    # Belt and braces: the name grammar already forbids leaving the folder.
-    if os.path.commonpath([os.path.abspath(path), os.path.abspath(storage)]) != os.path.abspath(storage):
-        raise ValueError("not an archive object name")
-    return path
-
-
 def is_pseudonym(text: str) -> bool:
     """Whether ``text`` has the shape of a study's pseudonymous id (``ST-`` and 24 hex digits)."""
     return isinstance(text, str) and _PSEUDONYM.fullmatch(text) is not None
@@ -440,13 +421,13 @@ class Archive:
     ----------
     service
         The running service: its keystore (unlocked), its database sessions and the
-        storage folder of its configuration.
+        object storage of its configuration (a local folder or an fsspec URL).
     """
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.storage = Path(service.config.resolved_storage)
-        self.storage.mkdir(parents=True, exist_ok=True, mode=0o700)
+        #: The encrypted objects: the only way the service reaches its storage.
+        self.objects = ObjectStore(service.config.resolved_storage)
         self._lock = threading.Lock()
         self._index_key: bytes | None = None
         self._keys: dict[str, Key] = {}
@@ -454,9 +435,7 @@ class Archive:
         # A killed process (kill -9, a power cut) may have left the plaintext it was staging and the
         # part files of objects it was writing (never served: no index row names them): gone now.
         remove_stale_parts(self._staging)
-        for fan_out in self.storage.iterdir():
-            if fan_out.is_dir():
-                remove_stale_parts(fan_out)
+        self.objects.sweep()
         # Rendered frames, in memory only (never on disk), least recently used first out.
         self._rendered: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._rendered_bytes = 0
@@ -675,7 +654,7 @@ class Archive:
         written = self._encrypt_object(parsed, key)
         if isinstance(written, str):
             return self._outcome(parsed, stored=False, study_pseudonym=pseudonym, failure_reason=0xC000, reason=written)
-        name, path, stored_size = written
+        name, stored_size = written
         try:
             with self._session() as session:
                 if new_study is not None:
@@ -685,7 +664,7 @@ class Archive:
                 assert study_id is not None
                 self._index_rows(session, study_id, key, [(parsed, name, stored_size)], {})
         except sa.exc.IntegrityError:
-            path.unlink(missing_ok=True)
+            self.objects.delete(name)
             return self._outcome(
                 parsed,
                 stored=False,
@@ -694,30 +673,39 @@ class Archive:
                 reason="an instance with this SOP Instance UID is already stored",
             )
         except BaseException:
-            path.unlink(missing_ok=True)
+            self.objects.delete(name)
             raise
         return self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
 
-    def _encrypt_object(self, parsed: ParsedInstance, key: Key) -> tuple[str, Path, int] | str:
-        """Encrypt ``parsed`` into a new object: (name, path, size), or the one-line reason it cannot be."""
+    def _encrypt_object(self, parsed: ParsedInstance, key: Key) -> tuple[str, int] | str:
+        """Encrypt ``parsed`` into a new object: (name, size), or the one-line reason it cannot be."""
         name = secrets.token_hex(16)
-        path = object_path(self.storage, name)
-        path.parent.mkdir(mode=0o700, exist_ok=True)
         # The object first, then its index rows: a crash in between leaves an unreferenced
-        # object (never served), never a row without its object. encrypt_file writes the
-        # container atomically (a part file renamed into place); the plaintext is staged
-        # in a private folder, in memory where the system has /dev/shm.
+        # object (never served), never a row without its object. The plaintext and the
+        # container are staged in a private folder, in memory where the system has /dev/shm;
+        # only the container reaches the object storage, written as atomically as it allows
+        # (a local folder: a part file synced and moved into place).
         try:
             with scratch_folder(self._staging, "kedi-serve") as folder:
-                staged = folder / "instance.dcm"
+                staged, container = folder / "instance.dcm", folder / "object.kedi"
                 fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(parsed.data)
-                api.encrypt_file(staged, path, key)
+                api.encrypt_file(staged, container, key)
+                data = container.read_bytes()
+            self.objects.put(name, data)
         except DeepKediError as exc:
-            path.unlink(missing_ok=True)
+            self._discard(name)
             return f"cannot be encrypted ({type(exc).__name__})"
-        return name, path, path.stat().st_size
+        except BaseException:
+            self._discard(name)
+            raise
+        return name, len(data)
+
+    def _discard(self, name: str) -> None:
+        """Remove what a failed write may have left under ``name`` (nothing names it yet), if anything."""
+        with contextlib.suppress(Exception):
+            self.objects.delete(name)
 
     def _index_rows(
         self,
@@ -801,7 +789,7 @@ class Archive:
         except StudyGone:
             return [self.store(item, principal) for item in run]
         written: list[tuple[ParsedInstance, str, int]] = []
-        paths: list[Path] = []
+        names: list[str] = []
         outcomes: dict[int, StoreOutcome] = {}
         try:
             for index, item in enumerate(run):
@@ -811,18 +799,18 @@ class Archive:
                         item, stored=False, study_pseudonym=study.pseudonym, failure_reason=0xC000, reason=result
                     )
                     continue
-                name, path, size = result
-                paths.append(path)
+                name, size = result
+                names.append(name)
                 written.append((item, name, size))
             with self._session() as session:
                 self._index_rows(session, study.id, key, written, {})
         except sa.exc.IntegrityError:
-            for path in paths:
-                path.unlink(missing_ok=True)
+            for name in names:
+                self.objects.delete(name)
             return [self.store(item, principal) for item in run]
         except BaseException:
-            for path in paths:
-                path.unlink(missing_ok=True)
+            for name in names:
+                self.objects.delete(name)
             raise
         return [
             outcomes.get(i) or self._outcome(item, stored=True, study_pseudonym=study.pseudonym)
@@ -1033,8 +1021,7 @@ class Archive:
     def read(self, study: StudyRecord, instance: InstanceRecord) -> bytes:
         """The original file of ``instance``, byte for byte (authenticated, SHA-256 checked)."""
         key = self._require_key(study)
-        data = object_path(self.storage, instance.object_name).read_bytes()
-        return api.decrypt_bytes(data, key)
+        return api.decrypt_bytes(self.objects.get(instance.object_name), key)
 
     def rendered(
         self, study: StudyRecord, instance: InstanceRecord, how: tuple[Any, ...], render: Callable[[bytes], bytes]

@@ -27,7 +27,9 @@ class ServiceConfig:
     database_url
         SQLAlchemy URL of the service's tables and keystore (default: SQLite under ``home``).
     storage
-        Folder of the encrypted objects (default: ``home / "objects"``).
+        Where the encrypted objects live (default: the folder ``home / "objects"``): a
+        local folder, or an fsspec URL such as ``s3://bucket/prefix``
+        (:mod:`deepkedi.server.objects`, docs/SERVICE.md, "Object storage").
     admin_password
         The first admin's password on first run; None: a random one, returned once.
     """
@@ -35,7 +37,7 @@ class ServiceConfig:
     home: Path
     kek_source: KekSource
     database_url: str | None = None
-    storage: Path | None = None
+    storage: Path | str | None = None
     admin_password: str | None = field(default=None, repr=False)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     #: Session lifetime of a browser sign-in, in seconds.
@@ -64,5 +66,6 @@ class ServiceConfig:
         return self.database_url or f"sqlite:///{self.home / 'service.db'}"
 
     @property
-    def resolved_storage(self) -> Path:
+    def resolved_storage(self) -> Path | str:
+        """The object storage's location: a local folder or an fsspec URL."""
         return self.storage or self.home / "objects"

@@ -43,7 +43,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from deepkedi import api
 from deepkedi.errors import DeepKediError
-from deepkedi.server.archive import Archive, InstanceIndex, StudyGone, StudyRecord, object_path
+from deepkedi.server.archive import Archive, InstanceIndex, StudyGone, StudyRecord
 from deepkedi.server.deps import CurrentPrincipal, ServiceDep
 from deepkedi.server.policy import may_see, may_view_images, visible_filter
 from deepkedi.server.principal import Principal, Role
@@ -339,7 +339,7 @@ def study_ciphertext(pseudonym: str, number: int, principal: CurrentPrincipal, s
     if not 1 <= number <= len(names):
         service.audit(principal, operation, outcome="failed", target=study.pseudonym, details={"status": 404})
         raise HTTPException(status_code=404, detail="no such object")
-    container = object_path(_archive(service).storage, names[number - 1]).read_bytes()
+    container = _archive(service).objects.get(names[number - 1])
     png = cipher_image_png(container)
     service.audit(
         principal, operation, outcome="ok", target=study.pseudonym, details={"object": number, "revoked": study.revoked}
