@@ -237,7 +237,8 @@ def _missing_backend() -> str:
 
 
 def test_serve_refuses_an_unknown_or_missing_backend_in_one_line_and_opens_a_file_url(tmp_path: Path) -> None:
-    """`kedi serve --init-only --storage URL`: a bad URL is one line, exit 2, nothing created; file:// works."""
+    """`kedi serve --init-only --storage URL` (and kedi dicom-node): a bad URL is one line, exit 2, nothing
+    created; a file:// URL is opened as the local folder it names."""
     kek = tmp_path / "kek"
     kek.write_bytes(os.urandom(32))
     env = {**os.environ, "PYTHONPATH": SRC, "KEDI_ADMIN_PASSWORD": "a long admin passphrase for tests"}
@@ -261,6 +262,15 @@ def test_serve_refuses_an_unknown_or_missing_backend_in_one_line_and_opens_a_fil
         assert refused.stderr.count("\n") == 1 and says in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr and "secret" not in refused.stderr
         assert not (tmp_path / "refused").exists()
+    # kedi dicom-node takes the same option the same way.
+    (tmp_path / "peers.json").write_text('{"MODALITY": "admin"}')
+    node = subprocess.run(
+        [sys.executable, "-m", "deepkedi.cli", "dicom-node", "--home", str(tmp_path / "refused"), "--kek-file",
+         str(kek), "--peers", str(tmp_path / "peers.json"), "--storage", "nosuch://host/objects", "--init-only"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )  # fmt: skip
+    assert node.returncode == 2 and node.stderr.count("\n") == 1, node.stderr
+    assert "unknown storage protocol 'nosuch'" in node.stderr and not (tmp_path / "refused").exists()
     folder = tmp_path / "by-url"
     opened = serve(tmp_path / "home", folder.as_uri())
     assert opened.returncode == 0, opened.stderr
