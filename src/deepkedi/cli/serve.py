@@ -34,6 +34,7 @@ StorageOpt = Annotated[
     str | None,
     typer.Option(
         "--storage",
+        metavar="DIR|URL",
         help="Where the encrypted objects live: a folder, or an fsspec URL (s3://bucket/prefix with s3fs); "
         "default: HOME/objects.",
     ),
