@@ -28,6 +28,7 @@ from test_dicom_node import DCMTK, Node, data_set, free_port, node, stored_bytes
 from deepkedi import api
 from deepkedi.datasets import sample_corpus, write_samples
 from deepkedi.keys.keyfile import generate_key, save_key
+from deepkedi.keys.keystore import Keystore
 from deepkedi.server.dicom_send import MAX_CONTEXTS, Destination, Outcome, send_files
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -139,6 +140,15 @@ def test_containers_are_decrypted_and_arrive_as_the_original_data_sets(
     got = received(out)
     assert sorted(got) == sorted(corpus)
     assert [sop for sop, path in corpus.items() if data_set(got[sop]) != data_set(path.read_bytes())] == []
+    # From the keystore: the key each container names, every access audited under the actor's name.
+    with Keystore.init(f"sqlite:///{tmp_path / 'keys.db'}", kek_source=os.urandom(32), actor="alice") as store:
+        stored_key = store.new_key(actor="alice", gan=False)
+        sop, path = next(iter(corpus.items()))
+        api.encrypt_file(path, tmp_path / "from-keystore.kedi", stored_key)
+        port, out = storescp()
+        report = send_files([tmp_path / "from-keystore.kedi"], destination(port), key=store, actor="bob")
+        assert report.ok and data_set(received(out)[sop]) == data_set(path.read_bytes())
+        assert [(e.operation, e.actor) for e in store.audit_entries()][-1] == ("get", "bob")
 
 
 def test_as_dicom_sends_only_ciphertext_that_decrypts_to_the_original(

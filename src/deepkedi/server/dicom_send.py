@@ -344,6 +344,8 @@ def _prepare(
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, DeepKediError):
+        return exc.strerror  # the file is named beside the reason, in each result
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
 
