@@ -8,6 +8,7 @@ with the originals' data sets byte for byte. The node is the one of test_dicom_n
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -61,11 +62,11 @@ def storescp(tmp_path: Path) -> Iterator[Storescp]:
     program = require_tool("storescp", install=DCMTK)
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*extra: str) -> tuple[int, Path]:
+    def start(*extra: str, accept: str = "+xa") -> tuple[int, Path]:
         out = tmp_path / f"received-{len(started)}"
         out.mkdir()
         port = free_port()
-        command = [program, "-aet", "PEER", "+B", "+xa", "+uf", *extra, "-od", str(out), str(port)]
+        command = [program, "-aet", "PEER", "+B", accept, "+uf", *extra, "-od", str(out), str(port)]
         started.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -213,6 +214,28 @@ def test_a_file_that_is_not_dicom_is_refused_and_counted_the_others_sent(
     assert done.stderr.strip().splitlines() == [f"kedi: refused: {junk}: not a DICOM file or a deepkedi container"]
     assert "sent 1 of 2 files to PEER" in done.stdout and "1 refused" in done.stdout
     assert len(list(out.iterdir())) == 1
+
+
+def test_a_peer_refusing_the_files_syntax_gets_uncompressed_data_re_encoded_and_compressed_not_at_all(
+    storescp: Storescp, corpus: dict[str, Path]
+) -> None:
+    """storescp +xi accepts implicit VR only: explicit VR goes converted (not byte for byte), JPEG 2000 not at all."""
+    from deepkedi.cli.send import EXIT_PEER_FAILURE, exit_code
+
+    explicit = next(p for p in corpus.values() if p.name == "CT_small.dcm")
+    jpeg2k = next(p for p in corpus.values() if p.name == "examples_jpeg2k.dcm")
+    port, out = storescp(accept="+xi")
+    report = send_files([explicit, jpeg2k], destination(port))
+    converted, refused = report.results
+    assert (converted.outcome, converted.byte_exact, converted.transfer_syntax) == (
+        Outcome.ACCEPTED, False, "1.2.840.10008.1.2",
+    )  # fmt: skip
+    assert refused.outcome is Outcome.FAILED and "no presentation context" in (refused.reason or "")
+    assert exit_code(report) == EXIT_PEER_FAILURE
+    (got,) = received(out).values()
+    assert data_set(got) != data_set(explicit.read_bytes())
+    original, arrived = pydicom.dcmread(explicit), pydicom.dcmread(io.BytesIO(got))
+    assert arrived.PixelData == original.PixelData and arrived.PatientName == original.PatientName
 
 
 def test_a_rejected_association_is_one_line_and_exit_code_7(

@@ -101,7 +101,7 @@ def _key_for_send(
 @app.command(
     "send",
     examples=(
-        "storescp -aet PACS -od . 11113 & sleep 2",
+        "storescp -aet PACS -od . 11113 & sleep 1",
         "kedi send scan.dcm study --to 127.0.0.1:11113 --called-ae PACS",
         "kedi keygen -o site.key",
         "kedi send CT_small.dcm --to 127.0.0.1:11113 --called-ae PACS \\\n  --as-dicom --key site.key",
