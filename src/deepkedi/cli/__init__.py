@@ -56,6 +56,7 @@ def _register() -> None:
         orthanc,
         reproduce,
         samples,
+        send,
         serve,
         speckle,
         train,
