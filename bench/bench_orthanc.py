@@ -207,6 +207,8 @@ class KediNode:
             found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
             port = int(found.group(1)) if found else None
         if port is None:
+            self.process.kill()
+            self.process.communicate()
             sys.exit("kedi dicom-node did not start within 60 s")
         self.dicom_port = port
 
