@@ -80,7 +80,8 @@ bench: $(STAMP)
 # docs/zzgan_keys.md (about 2 min on 2 cores), docs/despeckle_comparison.md, .csv and
 # docs/figures/despeckle_comparison.png (about 2 min), docs/zzgan_ablation.md (about 11 min),
 # docs/service_bench.md (about 4 min: `kedi serve` ingest and 20 viewers),
-# docs/orthanc_bench.md (about 2 min: storescu of 200 CT slices to plain and encrypted Orthanc).
+# docs/orthanc_bench.md (about 5 min: storescu of 200 CT slices to plain Orthanc, Orthanc with the
+# deepkedi storage area and `kedi dicom-node`).
 bench-docs: $(STAMP)
 	$(BIN)/python bench/bench_zzgan.py --out docs/zzgan_keys.md
 	$(BIN)/python bench/compare_despeckle.py --out docs
