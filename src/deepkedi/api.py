@@ -71,6 +71,7 @@ __all__ = [
     "decrypt_tree",
     "deidentification_summary",
     "encrypt_bytes",
+    "encrypt_bytes_in_memory",
     "encrypt_dataset",
     "encrypt_file",
     "encrypt_image",
@@ -673,6 +674,32 @@ def encrypt_bytes(
     out = io.BytesIO()
     encrypt_stream(io.BytesIO(data), out, key, as_dicom=as_dicom, pattern=pattern, name=name, tmp_dir=tmp_dir)
     return out.getvalue()
+
+
+def encrypt_bytes_in_memory(
+    data: Data,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str | None = None,
+    name: str = "image",
+    tmp_dir: PathLike | None = None,
+) -> bytes:
+    """The bytes of the hybrid container of an image file's bytes, sealed in memory.
+
+    The same container as :func:`encrypt_bytes` makes (it restores ``data`` byte for
+    byte), for callers that encrypt many small files and keep the result: the
+    plaintext is still staged in a private temporary file for the path-based image
+    readers (``tmp_dir`` as in :func:`encrypt_bytes`; ``/dev/shm`` keeps it off the
+    disks), but the container is sealed straight into memory, with no output file to
+    write, ``fsync`` and read back.
+    """
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a Key (the hybrid suite), not {type(key).__name__}")
+    chosen = ZigzagPattern(pattern) if pattern is not None else hybrid.DEFAULT_PATTERN
+    with _staging(tmp_dir) as folder:
+        source = folder / (Path(name).name or "image")
+        _write_private(source, iter((memoryview(data).cast("B"),)))
+        return hybrid.encrypt_file_to_bytes(source, key, pattern=chosen)
 
 
 def decrypt_bytes(data: Data, key: Decryptor, *, actor: str | None = None) -> bytes:

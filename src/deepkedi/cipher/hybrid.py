@@ -23,6 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -68,6 +69,7 @@ __all__ = [
     "decrypt_stream",
     "derive_file_key",
     "encrypt_file",
+    "encrypt_file_to_bytes",
     "encrypt_image",
     "held_length",
     "prepare_file",
@@ -747,6 +749,32 @@ def encrypt_file(
         progress=progress,
         image=image,
     )
+
+
+def encrypt_file_to_bytes(
+    src: str | Path,
+    key: Key,
+    *,
+    pattern: ZigzagPattern | str = DEFAULT_PATTERN,
+    image: MedicalImage | None = None,
+) -> bytes:
+    """The container :func:`encrypt_file` would write for ``src``, as bytes in memory.
+
+    The same one-pass sealing (:func:`prepare_file`, :func:`seal_file`) into a memory
+    buffer instead of a part file: no output file, no ``fsync``, no copy. For callers
+    that hold the result (a storage area that writes it where it belongs, a network
+    reply); the whole container is in memory, so keep it to files of a few hundred MB.
+
+    Raises
+    ------
+    UnsupportedImageError
+        ``src`` is not a readable image of a supported format, or it changed while it
+        was being encrypted.
+    """
+    prepared = prepare_file(src, key, pattern=pattern, image=image)
+    sink = io.BytesIO()
+    seal_file(prepared, sink)
+    return sink.getvalue()
 
 
 #: Buffers waiting to be hashed on the second thread, at most.

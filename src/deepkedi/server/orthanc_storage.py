@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from deepkedi import api
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError, UnsupportedImageError
-from deepkedi.fileio import atomic_output
+from deepkedi.fileio import write_atomic
 from deepkedi.keys import Key
 from deepkedi.keys.keystore import ACTIVE, Keystore, RawKek
 
@@ -327,23 +327,25 @@ class EncryptedStorage:
         """Encrypt ``data`` and write it atomically under ``uuid``."""
         kind = int(content_type)
         path = self.path(uuid)
+        data = bytes(data)
         try:
-            key, _ = self._key_for(bytes(data))
+            key, _ = self._key_for(data)
         except KeyRevokedError:
             self._record("orthanc.refused", None, uuid, kind, reason="study key revoked")
             raise
         container = None
         if kind == CONTENT_DICOM:
             try:
-                container = api.encrypt_bytes(data, key, name=f"{uuid}.dcm", tmp_dir=self._scratch)
+                container = api.encrypt_bytes_in_memory(data, key, name=f"{uuid}.dcm", tmp_dir=self._scratch)
             except UnsupportedImageError:
                 container = None  # no image the imaging layer reads (a report, a waveform): wrapped below
         if container is None:
-            container = api.encrypt_bytes(_wrap(bytes(data)), key, name=f"{uuid}.npy", tmp_dir=self._scratch)
+            container = api.encrypt_bytes_in_memory(_wrap(data), key, name=f"{uuid}.npy", tmp_dir=self._scratch)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, force=True) as out:
-            out.write(container)
-        self._record("orthanc.store", key.key_id_hex, uuid, kind, bytes=len(data))
+        write_atomic(path, container)
+        # Not synced on its own (durable=False): committed before Orthanc acknowledges the instance, so
+        # it survives Orthanc being killed; a power loss may cut it, as it may Orthanc's own index rows.
+        self._record("orthanc.store", key.key_id_hex, uuid, kind, durable=False, bytes=len(data))
 
     def read(self, uuid: str, content_type: Any) -> bytes:
         """The decrypted attachment ``uuid``; raises when its key is revoked or the file was altered."""
@@ -372,9 +374,15 @@ class EncryptedStorage:
             except OSError:
                 break
 
-    def _record(self, operation: str, key_id: str | None, uuid: str, kind: int, **details: Any) -> None:
+    def _record(
+        self, operation: str, key_id: str | None, uuid: str, kind: int, *, durable: bool = True, **details: Any
+    ) -> None:
         self.keystore.record_event(
-            operation, actor=self._actor, key_id=key_id, details={"uuid": uuid, "content_type": kind, **details}
+            operation,
+            actor=self._actor,
+            key_id=key_id,
+            details={"uuid": uuid, "content_type": kind, **details},
+            durable=durable,
         )
 
 

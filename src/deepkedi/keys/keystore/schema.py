@@ -21,6 +21,9 @@ KEYSTORE_VERSION = 1
 #: Execution option of a connection whose transactions only read: on SQLite they begin with a plain
 #: ``BEGIN`` (a WAL snapshot, no write lock) instead of ``BEGIN IMMEDIATE``.
 READ_ONLY = "deepkedi_read_only"
+#: Execution option of a write transaction whose commit need not survive a power loss, only a crash of
+#: the process (SQLite: ``synchronous = NORMAL`` for it; PostgreSQL: ``synchronous_commit = off``).
+RELAXED_SYNC = "deepkedi_relaxed_sync"
 
 #: Values of ``data_keys.state``.
 ACTIVE = "active"
@@ -116,7 +119,15 @@ def _make_engine(url: str) -> sa.Engine:
     def _on_begin(connection: sa.Connection) -> None:
         # A transaction that only reads (READ_ONLY) takes no write lock: in WAL mode it reads a snapshot
         # beside the one writer, instead of queueing behind every audit row another thread is writing.
-        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
+        # Set for every write transaction, so that a pooled connection a relaxed one used is FULL again.
+        # WAL + NORMAL: the commit is in the log (the OS's page cache) when it returns, so it survives the
+        # process being killed, but the log is synced only at checkpoints: a power loss may lose it.
+        connection.exec_driver_sql(f"PRAGMA synchronous = {'NORMAL' if options.get(RELAXED_SYNC) else 'FULL'}")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

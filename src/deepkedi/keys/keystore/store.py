@@ -61,6 +61,7 @@ from deepkedi.keys.keystore.schema import (
     ACTIVE,
     KEYSTORE_VERSION,
     READ_ONLY,
+    RELAXED_SYNC,
     REVOKED,
     _audit,
     _data_keys,
@@ -142,6 +143,8 @@ class Keystore:
         self._engine = engine
         # Reads that need no write lock (key_info): on SQLite they do not queue behind audit writes.
         self._reader = engine.execution_options(**{READ_ONLY: True})
+        # Writes of events that need not survive a power loss (record_event(durable=False)).
+        self._relaxed = engine.execution_options(**{RELAXED_SYNC: True})
         # Writers of this process queue here, woken in turn, rather than in SQLite's busy handler,
         # which polls with sleeps of up to 100 ms (other processes still queue there).
         self._write_lock = threading.RLock()
@@ -291,18 +294,22 @@ class Keystore:
         return AESGCM(self._kek), self._kek_version
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[tuple[sa.Connection, _Head]]:
+    def _write(self, *, durable: bool = True) -> Iterator[tuple[sa.Connection, _Head]]:
         """One transaction that holds the keystore's write lock and the audit head.
 
         SQLite: ``BEGIN IMMEDIATE`` already holds the database's one write lock. PostgreSQL: the
         ``FOR UPDATE`` lock on the audit head row queues writers, so audit sequence numbers never race.
+        Not ``durable``: the commit survives a crash of the process, not a power loss (no sync of its own).
         """
+        engine = self._engine if durable else self._relaxed
         with (
             self._write_lock,
             self._file_lock or contextlib.nullcontext(),
             _database_errors(self._engine.url),
-            self._engine.begin() as conn,
+            engine.begin() as conn,
         ):
+            if not durable and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             value = conn.execute(
                 sa.select(_meta.c.value).where(_meta.c.name == "audit_head").with_for_update()
             ).scalar_one_or_none()
@@ -840,6 +847,7 @@ class Keystore:
         actor: str,
         key_id: str | bytes | None = None,
         details: Mapping[str, Any] | None = None,
+        durable: bool = True,
     ) -> None:
         """Append one event of a service built on the keystore (a sign-in, a view, a refusal) to the audit trail.
 
@@ -860,6 +868,14 @@ class Keystore:
             The data key concerned, if any (32 hexadecimal digits or the 16 bytes).
         details
             A JSON object, public: never a secret or a patient identifier.
+        durable
+            ``False`` for a high-rate event whose row may be lost in a power loss (never in a
+            crash of the process: it is committed, in SQLite's log, when this returns), as a
+            PACS's own index is: its transaction does not wait for a sync of the disk (SQLite
+            ``synchronous = NORMAL``, PostgreSQL ``synchronous_commit = off``). A power loss can
+            only cut the trail's tail, which :meth:`verify_audit` then still accepts as a chain;
+            key operations are always durable. Shares a transaction with durable events
+            queued meanwhile, which makes it durable.
 
         Raises
         ------
@@ -884,7 +900,7 @@ class Keystore:
         except (TypeError, ValueError):
             raise ValueError("audit details must be a JSON object (strings, numbers, lists, objects)") from None
         self._need_kek()
-        self._write_event(_QueuedEvent(actor, (operation, key_hex, None, payload)))
+        self._write_event(_QueuedEvent(actor, (operation, key_hex, None, payload), durable=durable))
 
     def _write_event(self, event: _QueuedEvent) -> None:
         """Commit ``event``'s row, with whatever other threads queued meanwhile (group commit); return once written.
@@ -906,7 +922,7 @@ class Keystore:
         if batch:
             written = False
             try:
-                with self._write() as (conn, head):
+                with self._write(durable=any(queued.durable for queued in batch)) as (conn, head):
                     for queued in batch:
                         self._append(conn, head, queued.actor, [queued.event])
                 written = True
@@ -948,6 +964,7 @@ class _QueuedEvent:
 
     actor: str
     event: tuple[str, str | None, str | None, Mapping[str, Any]]
+    durable: bool = True
     done: bool = False
     error: BaseException | None = None
 
