@@ -210,3 +210,43 @@ def test_a_stored_attachment_costs_one_file_sync_and_a_relaxed_audit_row(
         assert not list(storage.settings.storage.rglob("*.part"))
     finally:
         storage.keystore.close()
+
+
+def test_the_pixel_less_copy_reuses_its_dicom_files_key_in_the_same_thread(tmp_path: Path) -> None:
+    import threading
+
+    kek = os.urandom(32)
+    kek_file = tmp_path / "kek.hex"
+    kek_file.write_text(kek.hex())
+    url = f"sqlite:///{tmp_path / 'keystore.db'}"
+    Keystore.init(url, kek_source=RawKek(kek), actor="test").close()
+    storage = EncryptedStorage.open(StorageSettings(storage=tmp_path / "objects", keystore_url=url, kek_file=kek_file))
+    looked_up: list[bytes] = []
+    key_for = storage._key_for
+
+    def spy(data: bytes) -> tuple[Key, bool]:
+        looked_up.append(data)
+        return key_for(data)
+
+    storage._key_for = spy  # type: ignore[method-assign]
+    try:
+        dicom = ct_small()
+        prefix = dicom[: dicom.rindex(b"\xe0\x7f\x10\x00")]
+        storage.create("1a2b3c4d-dicom", 1, dicom)
+        storage.create("1a2b3c4d-prefix", 3, prefix)
+        assert looked_up == [dicom]  # the copy, right after its file in the same thread: no second lookup
+        storage.create("1a2b3c4d-again", 3, prefix)  # not right after a DICOM file: looked up
+        assert looked_up == [dicom, prefix]
+        storage.create("1a2b3c4d-other", 1, dicom)
+        worker = threading.Thread(target=storage.create, args=("1a2b3c4d-thread", 3, prefix))
+        worker.start()
+        worker.join()
+        assert looked_up == [dicom, prefix, dicom, prefix]  # another thread's copy: looked up too
+        storage.create("1a2b3c4d-junk", 3, b"DICM but not this file's prefix")  # after the file, not its prefix
+        assert len(looked_up) == 5
+        for uuid, data in (("1a2b3c4d-prefix", prefix), ("1a2b3c4d-thread", prefix)):
+            assert storage.read(uuid, 3) == data
+        headers = {api.read_header(storage.path(u).read_bytes()).key_id for u in ("1a2b3c4d-dicom", "1a2b3c4d-prefix")}
+        assert len(headers) == 1  # the same study key
+    finally:
+        storage.keystore.close()

@@ -80,6 +80,8 @@ __all__ = [
 CONFIG_SECTION = "DeepKedi"
 #: Orthanc's content type of the DICOM file itself (OrthancPluginContentType_Dicom).
 CONTENT_DICOM = 1
+#: Orthanc's content type of an instance's bytes up to its Pixel Data (OrthancPluginContentType_DicomUntilPixelData).
+CONTENT_DICOM_UNTIL_PIXEL_DATA = 3
 #: HKDF ``info`` of the key that hashes StudyInstanceUIDs into key labels.
 STUDY_LABEL_INFO = b"deepkedi orthanc study label v1"
 #: The one byte put before a wrapped attachment: a ``(1, n + 1)`` array is never empty.
@@ -258,6 +260,9 @@ class EncryptedStorage:
         self.keystore = keystore
         self._actor = settings.instance
         self._lock = threading.Lock()
+        # Per Orthanc thread (its OS thread id: Orthanc's Python plugin gives each callback a fresh Python
+        # thread state, so threading.local would forget): the DICOM file it stored last, and its key.
+        self._last_dicom: dict[int, tuple[bytes, Key]] = {}
         self._keys: dict[str, Key] = {}
         plugin_key = _plugin_key(keystore, settings.instance, self._actor, create=True)
         assert plugin_key is not None
@@ -328,11 +333,19 @@ class EncryptedStorage:
         kind = int(content_type)
         path = self.path(uuid)
         data = bytes(data)
-        try:
-            key, _ = self._key_for(data)
-        except KeyRevokedError:
-            self._record("orthanc.refused", None, uuid, kind, reason="study key revoked")
-            raise
+        thread = threading.get_ident()
+        last = self._last_dicom.pop(thread, None)
+        if kind == CONTENT_DICOM_UNTIL_PIXEL_DATA and last is not None and last[0].startswith(data):
+            # Orthanc stores an instance's pixel-less copy right after its DICOM file, in the same
+            # thread (ServerContext::StoreAfterTranscoding): the same study, whose key was checked
+            # active a moment ago for that file. No second parse, no second keystore lookup.
+            key = last[1]
+        else:
+            try:
+                key, _ = self._key_for(data)
+            except KeyRevokedError:
+                self._record("orthanc.refused", None, uuid, kind, reason="study key revoked")
+                raise
         container = None
         if kind == CONTENT_DICOM:
             try:
@@ -343,6 +356,8 @@ class EncryptedStorage:
             container = api.encrypt_bytes_in_memory(_wrap(data), key, name=f"{uuid}.npy", tmp_dir=self._scratch)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, container)
+        if kind == CONTENT_DICOM:
+            self._last_dicom[thread] = (data, key)
         # Not synced on its own (durable=False): committed before Orthanc acknowledges the instance, so
         # it survives Orthanc being killed; a power loss may cut it, as it may Orthanc's own index rows.
         self._record("orthanc.store", key.key_id_hex, uuid, kind, durable=False, bytes=len(data))
