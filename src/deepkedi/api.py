@@ -698,7 +698,7 @@ def encrypt_bytes_in_memory(
     chosen = ZigzagPattern(pattern) if pattern is not None else hybrid.DEFAULT_PATTERN
     with _staging(tmp_dir) as folder:
         source = folder / (Path(name).name or "image")
-        _write_private(source, iter((memoryview(data).cast("B"),)))
+        _write_private(source, iter((data if isinstance(data, bytes) else bytes(data),)))
         return hybrid.encrypt_file_to_bytes(source, key, pattern=chosen)
 
 

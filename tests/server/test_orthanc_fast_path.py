@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -250,3 +250,25 @@ def test_the_pixel_less_copy_reuses_its_dicom_files_key_in_the_same_thread(tmp_p
         assert len(headers) == 1  # the same study key
     finally:
         storage.keystore.close()
+
+
+def test_relaxed_events_on_postgresql_turn_synchronous_commit_off_for_their_transaction_only(
+    make_url: Callable[[], str],
+) -> None:
+    url = make_url()
+    with Keystore.init(url, kek_source=os.urandom(32), actor="test") as store:
+        seen: list[str] = []
+
+        def capture(conn: sa.Connection, *args: object) -> None:
+            if conn.in_transaction():
+                seen.append(str(conn.exec_driver_sql("SHOW synchronous_commit").scalar()))
+
+        sa.event.listen(store._engine, "commit", capture)
+        try:
+            store.record_event("orthanc.store", actor="orthanc", details={"n": 1}, durable=False)
+            store.record_event("orthanc.read", actor="orthanc", details={"n": 2})
+        finally:
+            sa.event.remove(store._engine, "commit", capture)
+        assert seen == ["off", "on"]  # SET LOCAL: the next transaction on that connection is durable again
+        assert [e.operation for e in store.audit_entries()][-2:] == ["orthanc.store", "orthanc.read"]
+        assert store.verify_audit() == (True, None)

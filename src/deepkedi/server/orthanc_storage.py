@@ -6,10 +6,11 @@ attachments (``DicomUntilPixelData``, the legacy JSON summary, user attachments)
 Orthanc's Python plugin lets a script replace that storage area with three
 callbacks (create, read, remove). :class:`EncryptedStorage` is that storage area:
 
-- **create** encrypts the attachment with :func:`deepkedi.api.encrypt_bytes`
-  (AES-256-GCM, the ``hybrid`` suite) and writes it atomically (a part file,
-  ``fsync``, then renamed into place): a process killed mid-write leaves no
-  half-written attachment under its final name.
+- **create** encrypts the attachment with :func:`deepkedi.api.encrypt_bytes_in_memory`
+  (AES-256-GCM, the ``hybrid`` suite, the container sealed in memory) and writes it
+  atomically (:func:`deepkedi.fileio.write_atomic`: a part file, one ``fdatasync``
+  as plain Orthanc does for each file, then renamed into place): a process killed
+  mid-write leaves no half-written attachment under its final name.
 - The key is the **study's**: the StudyInstanceUID is read from the attachment
   (pydicom, before the pixel data) and mapped to a data key of the deepkedi
   keystore. The mapping is the key's label, ``<instance>:study:<HMAC>``, an
@@ -29,6 +30,8 @@ callbacks (create, read, remove). :class:`EncryptedStorage` is that storage area
   container.
 
 Every store, read and refusal is recorded in the keystore's MAC-chained audit trail
+(the store rows committed without a disk sync of their own: they survive Orthanc being
+killed, not necessarily a power loss, like Orthanc's own index)
 (operations ``orthanc.store``, ``orthanc.read``, ``orthanc.refused``; details: the
 Orthanc attachment uuid and content type, never a patient identifier).
 

@@ -922,7 +922,8 @@ class Keystore:
         if batch:
             written = False
             try:
-                with self._write(durable=any(queued.durable for queued in batch)) as (conn, head):
+                durable = any(queued.durable for queued in batch)
+                with self._write() if durable else self._write(durable=False) as (conn, head):
                     for queued in batch:
                         self._append(conn, head, queued.actor, [queued.event])
                 written = True
