@@ -255,7 +255,10 @@ class EncryptedStorage:
     bytes``, ``remove(uuid, content_type)``. Orthanc calls them from several
     threads; the study → key map is guarded by a lock. Unwrapped keys are kept in
     memory, but each use checks the keystore that the key is still active, so a
-    revocation takes effect on the next read.
+    revocation takes effect on the next read or new instance. (The one use that is
+    not checked again: an instance's pixel-less copy, stored by the same Orthanc
+    thread right after its DICOM file, under the key that file was just checked
+    and stored under.)
     """
 
     def __init__(self, settings: StorageSettings, keystore: Keystore) -> None:
