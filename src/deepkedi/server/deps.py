@@ -40,8 +40,12 @@ CSRF_HEADER = "X-CSRF-Token"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-def get_service(request: Request) -> Service:
-    """The :class:`Service` of this app."""
+async def get_service(request: Request) -> Service:
+    """The :class:`Service` of this app.
+
+    Async only so that FastAPI calls it in the event loop: a plain ``def`` dependency is
+    run in the thread pool, a hop between threads per request for one attribute read.
+    """
     service: Service = request.app.state.service
     return service
 
@@ -60,7 +64,7 @@ def current_principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    service = get_service(request)
+    service: Service = request.app.state.service
     address = client_address(request)
     authorization = request.headers.get("authorization")
     cookie = request.cookies.get(SESSION_COOKIE)
