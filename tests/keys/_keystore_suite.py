@@ -308,7 +308,7 @@ class KeystoreContract:
 
             transactions.clear()
             release.clear()
-            monkeypatch.setattr(store, "_append", broken)
+            monkeypatch.setattr(store, "_append_rows", broken)  # the batch's write fails
             failures: list[BaseException] = []
 
             def failing(n: int) -> None:

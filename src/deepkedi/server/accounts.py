@@ -271,12 +271,20 @@ def principal_for_session(
     db: Session, token: str, *, address: str | None, now: float | None = None
 ) -> Principal | None:
     now = time.time() if now is None else now
-    user = db.scalar(
-        sa.select(User)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_sha256 == token_digest(token), UserSession.expires > now, User.disabled.is_(False))
-    )
+    user = db.scalar(_USER_OF_SESSION, {"digest": token_digest(token), "now": now})
     return None if user is None else user.principal(address)
+
+
+#: The enabled user a live browser session belongs to (built once, as :data:`_USER_OF_TOKEN`).
+_USER_OF_SESSION = (
+    sa.select(User)
+    .join(UserSession, UserSession.user_id == User.id)
+    .where(
+        UserSession.token_sha256 == sa.bindparam("digest"),
+        UserSession.expires > sa.bindparam("now"),
+        User.disabled.is_(False),
+    )
+)
 
 
 def issue_api_token(
@@ -315,16 +323,21 @@ def principal_for_token(db: Session, token: str, *, address: str | None, now: fl
     if not token.startswith(TOKEN_PREFIX):
         return None
     now = time.time() if now is None else now
-    user = db.scalar(
-        sa.select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_sha256 == token_digest(token),
-            sa.or_(ApiToken.expires.is_(None), ApiToken.expires > now),
-            User.disabled.is_(False),
-        )
-    )
+    user = db.scalar(_USER_OF_TOKEN, {"digest": token_digest(token), "now": now})
     return None if user is None else user.principal(address)
+
+
+#: The enabled user a live bearer token belongs to. Built once: every API request runs it,
+#: and building the statement cost about as much as running it.
+_USER_OF_TOKEN = (
+    sa.select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_sha256 == sa.bindparam("digest"),
+        sa.or_(ApiToken.expires.is_(None), ApiToken.expires > sa.bindparam("now")),
+        User.disabled.is_(False),
+    )
+)
 
 
 # ------------------------------------------------------------------------------- throttling

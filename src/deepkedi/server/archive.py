@@ -840,10 +840,9 @@ class Archive:
 
         ``deidentified``: ``study_uid`` is the de-identified UID a researcher sees.
         """
-        column = StudyIndex.deid_hmac if deidentified else StudyIndex.uid_hmac
         kind = "deid-study" if deidentified else "study"
         with self._session(read_only=True) as session:
-            row = session.scalars(sa.select(StudyIndex).where(column == self.uid_hmac(kind, study_uid))).one_or_none()
+            row = session.scalars(_STUDY_BY_HMAC[deidentified], {"hmac": self.uid_hmac(kind, study_uid)}).one_or_none()
             return None if row is None else self._study_record(row, unseal=False)
 
     def study_by_pseudonym(self, pseudonym: str) -> StudyRecord | None:
@@ -971,20 +970,13 @@ class Archive:
         """
         key = self._require_key(study)
         prefix = "deid-" if deidentified else ""
-        series_column = SeriesIndex.deid_hmac if deidentified else SeriesIndex.uid_hmac
-        instance_column = InstanceIndex.deid_hmac if deidentified else InstanceIndex.uid_hmac
-        query = (
-            sa.select(InstanceIndex)
-            .join(SeriesIndex, SeriesIndex.id == InstanceIndex.series_id)
-            .where(
-                InstanceIndex.study_id == study.id,
-                SeriesIndex.study_id == study.id,
-                instance_column == self.uid_hmac(prefix + "instance", sop_uid),
-                series_column == self.uid_hmac(prefix + "series", series_uid),
-            )
-        )
+        values = {
+            "study_id": study.id,
+            "instance": self.uid_hmac(prefix + "instance", sop_uid),
+            "series": self.uid_hmac(prefix + "series", series_uid),
+        }
         with self._session(read_only=True) as session:
-            row = session.scalars(query).first()
+            row = session.scalars(_INSTANCE_BY_HMACS[deidentified], values).first()
         if row is None:
             return None
         return self._instance_record(key, row)
@@ -1122,3 +1114,24 @@ class Archive:
             row.revoked = True
             session.flush()
             return self._study_record(row, unseal=False)
+
+
+# Lookups every WADO-RS request runs, built once with bound parameters (building a statement
+# cost about as much as running it), by whether the UIDs are the de-identified ones.
+_STUDY_BY_HMAC = {
+    deidentified: sa.select(StudyIndex).where(
+        (StudyIndex.deid_hmac if deidentified else StudyIndex.uid_hmac) == sa.bindparam("hmac")
+    )
+    for deidentified in (False, True)
+}
+_INSTANCE_BY_HMACS = {
+    deidentified: sa.select(InstanceIndex)
+    .join(SeriesIndex, SeriesIndex.id == InstanceIndex.series_id)
+    .where(
+        InstanceIndex.study_id == sa.bindparam("study_id"),
+        SeriesIndex.study_id == sa.bindparam("study_id"),
+        (InstanceIndex.deid_hmac if deidentified else InstanceIndex.uid_hmac) == sa.bindparam("instance"),
+        (SeriesIndex.deid_hmac if deidentified else SeriesIndex.uid_hmac) == sa.bindparam("series"),
+    )
+    for deidentified in (False, True)
+}

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from deepkedi.server.accounts import User
 from deepkedi.server.archive import StudyIndex, StudySeal
 from deepkedi.server.db import Base
-from deepkedi.server.policy import assigned_filter
 from deepkedi.server.principal import BreakGlassAccess, Principal, Role
 
 __all__ = [
@@ -129,23 +128,38 @@ def grants_in_force(db: Session, principal: Principal, *, now: float | None = No
     if principal.role is not Role.RADIOLOGIST:
         return ()
     now = current_time() if now is None else now
-    # COALESCE: the assignment columns may be NULL, and NOT NULL is NULL (the row would be dropped).
-    unassigned = sa.not_(sa.func.coalesce(assigned_filter(principal), sa.false()))
     rows = db.execute(
-        sa.select(BreakGlassGrant.id, BreakGlassGrant.study_id, StudyIndex.pseudonym, BreakGlassGrant.expires)
-        .join(StudyIndex, StudyIndex.id == BreakGlassGrant.study_id)
-        .where(
-            BreakGlassGrant.user_id == principal.user_id,
-            BreakGlassGrant.ended.is_(None),
-            BreakGlassGrant.expires > now,
-            unassigned,
-        )
-        .order_by(BreakGlassGrant.expires.desc(), BreakGlassGrant.id.desc())
+        _GRANTS_IN_FORCE, {"user_id": principal.user_id, "group": principal.group or None, "now": now}
     ).all()
     latest: dict[int, BreakGlassAccess] = {}
     for grant_id, study_id, pseudonym, expires in rows:
         latest.setdefault(study_id, BreakGlassAccess(grant_id, study_id, pseudonym, expires))
     return tuple(latest.values())
+
+
+#: :func:`grants_in_force`'s query, built once (every radiologist's request runs it). The
+#: assignment test is :func:`deepkedi.server.policy.assigned_filter`'s with the user and group
+#: bound: a NULL group matches nothing, as no group does there. COALESCE: the assignment
+#: columns may be NULL, and NOT NULL is NULL (the row would be dropped).
+_GRANTS_IN_FORCE = (
+    sa.select(BreakGlassGrant.id, BreakGlassGrant.study_id, StudyIndex.pseudonym, BreakGlassGrant.expires)
+    .join(StudyIndex, StudyIndex.id == BreakGlassGrant.study_id)
+    .where(
+        BreakGlassGrant.user_id == sa.bindparam("user_id"),
+        BreakGlassGrant.ended.is_(None),
+        BreakGlassGrant.expires > sa.bindparam("now"),
+        sa.not_(
+            sa.func.coalesce(
+                sa.or_(
+                    StudyIndex.assigned_user_id == sa.bindparam("user_id"),
+                    StudyIndex.assigned_group == sa.bindparam("group"),
+                ),
+                sa.false(),
+            )
+        ),
+    )
+    .order_by(BreakGlassGrant.expires.desc(), BreakGlassGrant.id.desc())
+)
 
 
 def with_grants(db: Session, principal: Principal, *, now: float | None = None) -> Principal:

@@ -141,7 +141,7 @@ def _chain_rows(
     """Audit rows for ``events`` (operation, key id, file SHA-256, details), chained from ``head``.
 
     Chained from the head, not from the last row, so that a cut tail stays visible.
-    ``head`` itself is left as it is: the caller moves it once the rows are stored.
+    ``head`` itself is left as it is: the caller moves it past the rows.
     """
     rows = []
     prev, seq = head.last_mac, head.last_seq

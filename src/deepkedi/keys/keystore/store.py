@@ -310,12 +310,8 @@ class Keystore:
         ):
             if not durable and conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            value = conn.execute(
-                sa.select(_meta.c.value).where(_meta.c.name == "audit_head").with_for_update()
-            ).scalar_one_or_none()
-            current = conn.execute(
-                sa.select(_meta.c.value).where(_meta.c.name == "current_kek_version")
-            ).scalar_one_or_none()
+            value = conn.execute(_AUDIT_HEAD_FOR_UPDATE).scalar_one_or_none()
+            current = conn.execute(_CURRENT_KEK_VERSION).scalar_one_or_none()
             if value is None or current is None:
                 raise KeystoreError("the keystore is damaged: its metadata is missing")
             if self._kek_version is not None and int(current) != self._kek_version:
@@ -337,18 +333,28 @@ class Keystore:
         events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]],
     ) -> None:
         """Append audit rows chained from the head (not from the last row, so a cut tail stays visible)."""
+        self._append_rows(conn, head, self._chain(head, actor, events))
+
+    def _chain(
+        self, head: _Head, actor: str, events: Sequence[tuple[str, str | None, str | None, Mapping[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """Audit rows chained from ``head``, which moves on past them (nothing written yet)."""
         assert self._audit_key is not None
         rows = _chain_rows(self._audit_key, head, actor, events)
+        if rows:
+            head.count, head.last_seq, head.last_mac = head.count + len(rows), rows[-1]["seq"], rows[-1]["mac"]
+        return rows
+
+    def _append_rows(self, conn: sa.Connection, head: _Head, rows: list[dict[str, Any]]) -> None:
+        """Write ``rows`` (from :meth:`_chain`) and the MAC'd head that now names the last of them."""
+        assert self._audit_key is not None
         if not rows:
             return
-        conn.execute(sa.insert(_audit), rows)
-        head.count, head.last_seq, head.last_mac = head.count + len(rows), rows[-1]["seq"], rows[-1]["mac"]
-        conn.execute(
-            sa.update(_meta).where(_meta.c.name == "audit_head").values(value=_head_json(self._audit_key, head))
-        )
+        conn.execute(_INSERT_AUDIT, rows)
+        conn.execute(_SET_AUDIT_HEAD, {"head": _head_json(self._audit_key, head)})
 
     def _row(self, conn: sa.Connection, key_id: str) -> Any:
-        return conn.execute(sa.select(_data_keys).where(_data_keys.c.key_id == key_id)).one_or_none()
+        return conn.execute(_KEY_ROW, {"key_id": key_id}).one_or_none()
 
     def _key_from_row(self, aead: AESGCM, row: Any) -> Key:
         raw_id = bytes.fromhex(row.key_id)
@@ -924,8 +930,8 @@ class Keystore:
             try:
                 durable = any(queued.durable for queued in batch)
                 with self._write() if durable else self._write(durable=False) as (conn, head):
-                    for queued in batch:
-                        self._append(conn, head, queued.actor, [queued.event])
+                    rows = [row for queued in batch for row in self._chain(head, queued.actor, [queued.event])]
+                    self._append_rows(conn, head, rows)  # one insert and one head update for the batch
                 written = True
             finally:
                 # The writer's own failure propagates from here; the others' calls raise this one.
@@ -1048,3 +1054,12 @@ class _WriterFileLock:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+# Statements a service runs at every request (a key's state, an audit event), built once:
+# building one cost about as much as running it.
+_KEY_ROW = sa.select(_data_keys).where(_data_keys.c.key_id == sa.bindparam("key_id"))
+_AUDIT_HEAD_FOR_UPDATE = sa.select(_meta.c.value).where(_meta.c.name == "audit_head").with_for_update()
+_CURRENT_KEK_VERSION = sa.select(_meta.c.value).where(_meta.c.name == "current_kek_version")
+_INSERT_AUDIT = sa.insert(_audit)
+_SET_AUDIT_HEAD = sa.update(_meta).where(_meta.c.name == "audit_head").values(value=sa.bindparam("head"))
