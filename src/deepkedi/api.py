@@ -43,7 +43,7 @@ from deepkedi.cipher.format import MAGIC, ContainerHeader, Suite, parse_header, 
 from deepkedi.cipher.keytypes import Key, KeyImage
 from deepkedi.cipher.layout import cipher_image
 from deepkedi.errors import DeepKediError, FormatError
-from deepkedi.fileio import make_output_folder
+from deepkedi.fileio import make_output_folder, scratch_folder
 from deepkedi.inputs import open_input
 from deepkedi.transforms.zigzag import ZigzagPattern
 
@@ -635,10 +635,14 @@ def _native_action(
 
 @contextlib.contextmanager
 def _staging(tmp_dir: PathLike | None) -> Iterator[Path]:
-    """A private folder (0700) for files a path-based reader needs; removed with everything in it."""
-    with tempfile.TemporaryDirectory(prefix="kedi-", dir=tmp_dir) as folder:
-        os.chmod(folder, 0o700)
-        yield Path(folder)
+    """A private folder (0700) for files a path-based reader needs; removed with everything in it.
+
+    Named as part files are (:func:`deepkedi.fileio.scratch_folder`): a process killed
+    while it stages leaves a folder that :func:`deepkedi.fileio.remove_stale_parts` of
+    ``tmp_dir`` removes, so a plaintext staged there does not outlive it for long.
+    """
+    with scratch_folder(tmp_dir if tmp_dir is not None else tempfile.gettempdir(), "kedi-staging") as folder:
+        yield folder
 
 
 def _write_private(path: Path, chunks: Iterator[bytes]) -> None:
@@ -669,10 +673,24 @@ def encrypt_bytes(
     removed before returning). Give ``tmp_dir`` on an encrypted or memory-backed
     filesystem (``/dev/shm``) when the plaintext must not reach a disk. ``name``
     (a file name) helps recognise formats that only a suffix tells apart.
+
+    A container is sealed straight into memory, in one pass over the staged file
+    (the same container :func:`encrypt_file` writes: same header, segments and
+    restoration section; nothing else is written).
     """
-    out = io.BytesIO()
-    encrypt_stream(io.BytesIO(data), out, key, as_dicom=as_dicom, pattern=pattern, name=name, tmp_dir=tmp_dir)
-    return out.getvalue()
+    if as_dicom:
+        out = io.BytesIO()
+        encrypt_stream(io.BytesIO(data), out, key, as_dicom=True, pattern=pattern, name=name, tmp_dir=tmp_dir)
+        return out.getvalue()
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a Key, not {type(key).__name__}")
+    chosen = ZigzagPattern(pattern) if pattern is not None else hybrid.DEFAULT_PATTERN
+    sealed = io.BytesIO()
+    with _staging(tmp_dir) as folder:
+        source = folder / (Path(name).name or "image")
+        _write_private(source, iter((memoryview(data).cast("B"),)))
+        hybrid.seal_file(hybrid.prepare_file(source, key, pattern=chosen), sealed)
+    return sealed.getvalue()
 
 
 def decrypt_bytes(data: Data, key: Decryptor, *, actor: str | None = None) -> bytes:

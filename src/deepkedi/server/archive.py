@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from deepkedi import api
 from deepkedi.cipher.dicom_native import deidentified_uid, deidentify_dataset, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
-from deepkedi.fileio import remove_stale_parts, scratch_folder
+from deepkedi.fileio import remove_stale_parts
 from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
@@ -561,7 +561,9 @@ class Archive:
         study_h = self.uid_hmac("study", parsed.study_uid)
         with self._lock:
             # One writer at a time decides whether a study is new (never two keys for one study).
-            with self._session() as session:
+            # A lookup: a read transaction (this lock, not the database's, keeps two writers from both
+            # deciding that a study is new; another process is caught by the unique index).
+            with self._session(read_only=True) as session:
                 existing = session.scalars(sa.select(StudyIndex).where(StudyIndex.uid_hmac == study_h)).one_or_none()
                 study = None if existing is None else self._study_record(existing, unseal=False)
             if study is None:
@@ -623,7 +625,7 @@ class Archive:
                 reason="the study's key was revoked",
             )
         sop_h = self.uid_hmac("instance", parsed.sop_uid)
-        with self._session() as session:
+        with self._session(read_only=True) as session:
             existing = session.scalars(sa.select(InstanceIndex).where(InstanceIndex.uid_hmac == sop_h)).one_or_none()
             if existing is not None:
                 same = (
@@ -681,18 +683,13 @@ class Archive:
         """Encrypt ``parsed`` into a new object: (name, size), or the one-line reason it cannot be."""
         name = secrets.token_hex(16)
         # The object first, then its index rows: a crash in between leaves an unreferenced
-        # object (never served), never a row without its object. The plaintext and the
-        # container are staged in a private folder, in memory where the system has /dev/shm;
-        # only the container reaches the object storage, written as atomically as it allows
-        # (a local folder: a part file synced and moved into place).
+        # object (never served), never a row without its object. The plaintext is staged in a
+        # private folder (the image reader maps files), in memory where the system has
+        # /dev/shm, and sealed into memory in one pass; only the container reaches the object
+        # storage, written as atomically as it allows (a local folder: a part file synced and
+        # moved into place).
         try:
-            with scratch_folder(self._staging, "kedi-serve") as folder:
-                staged, container = folder / "instance.dcm", folder / "object.kedi"
-                fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(parsed.data)
-                api.encrypt_file(staged, container, key)
-                data = container.read_bytes()
+            data = api.encrypt_bytes(parsed.data, key, name="instance.dcm", tmp_dir=self._staging)
             self.objects.put(name, data)
         except DeepKediError as exc:
             self._discard(name)
