@@ -563,12 +563,19 @@ class Archive:
             # One writer at a time decides whether a study is new (never two keys for one study).
             # A lookup: a read transaction (this lock, not the database's, keeps two writers from both
             # deciding that a study is new; another process is caught by the unique index).
+            # The same read transaction looks for an instance of the same SOP Instance UID.
+            sop_h = self.uid_hmac("instance", parsed.sop_uid)
             with self._session(read_only=True) as session:
                 existing = session.scalars(sa.select(StudyIndex).where(StudyIndex.uid_hmac == study_h)).one_or_none()
                 study = None if existing is None else self._study_record(existing, unseal=False)
+                same_uid = (
+                    None
+                    if existing is None
+                    else session.scalars(sa.select(InstanceIndex).where(InstanceIndex.uid_hmac == sop_h)).one_or_none()
+                )
             if study is None:
                 return self._store_new_study(parsed, principal, study_h)
-        return self._store_in(study, parsed, principal)
+        return self._store_in(study, parsed, principal, same_uid)
 
     def _outcome(self, parsed: ParsedInstance, **fields: Any) -> StoreOutcome:
         return StoreOutcome(
@@ -605,7 +612,10 @@ class Archive:
             self._keys[key.key_id_hex] = key
         return outcome
 
-    def _store_in(self, study: StudyRecord, parsed: ParsedInstance, principal: Principal) -> StoreOutcome:
+    def _store_in(
+        self, study: StudyRecord, parsed: ParsedInstance, principal: Principal, existing: InstanceIndex | None
+    ) -> StoreOutcome:
+        """Store ``parsed`` in ``study``; ``existing``: the indexed instance of the same SOP Instance UID, if any."""
         if study.uploader_id != principal.user_id:
             return self._outcome(
                 parsed,
@@ -624,24 +634,20 @@ class Archive:
                 failure_reason=0xA700,
                 reason="the study's key was revoked",
             )
-        sop_h = self.uid_hmac("instance", parsed.sop_uid)
-        with self._session(read_only=True) as session:
-            existing = session.scalars(sa.select(InstanceIndex).where(InstanceIndex.uid_hmac == sop_h)).one_or_none()
-            if existing is not None:
-                same = (
-                    existing.study_id == study.id
-                    and self._unseal(key, existing.object_name, existing.meta).get("sha256")
-                    == parsed.instance["sha256"]
-                )
-                if same:
-                    return self._outcome(parsed, stored=True, study_pseudonym=study.pseudonym, already_stored=True)
-                return self._outcome(
-                    parsed,
-                    stored=False,
-                    study_pseudonym=study.pseudonym,
-                    failure_reason=0x0111,
-                    reason="an instance with this SOP Instance UID is already stored",
-                )
+        if existing is not None:
+            same = (
+                existing.study_id == study.id
+                and self._unseal(key, existing.object_name, existing.meta).get("sha256") == parsed.instance["sha256"]
+            )
+            if same:
+                return self._outcome(parsed, stored=True, study_pseudonym=study.pseudonym, already_stored=True)
+            return self._outcome(
+                parsed,
+                stored=False,
+                study_pseudonym=study.pseudonym,
+                failure_reason=0x0111,
+                reason="an instance with this SOP Instance UID is already stored",
+            )
         return self._write_instance(parsed, key, study.pseudonym, study_id=study.id)
 
     def _write_instance(

@@ -81,6 +81,8 @@ NOT_AUTHORISED = 0x0124
 DUPLICATE = 0x0111
 OUT_OF_RESOURCES = 0xA700
 MOVE_DESTINATION_UNKNOWN = 0xA801
+#: The largest P-DATA PDU the node accepts (its Maximum Length Received, PS3.8 D.3.3.1): 1 MiB.
+MAXIMUM_PDU_SIZE = 1 << 20
 #: Most presentation contexts one association may propose (PS3.8: context ids are odd numbers up to 255).
 MAX_CONTEXTS = 128
 DOES_NOT_MATCH = 0xA900
@@ -306,6 +308,9 @@ class DicomNode:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
         ae = AE(ae_title=self.ae_title)
+        # The largest PDU the node receives: pynetdicom's default (16 KiB) splits a 512 x 512 CT slice
+        # into 33 PDUs, each decoded by a Python loop; DCMTK sends up to 128 KiB when allowed (5).
+        ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
         ae.require_called_aet = True
         ae.require_calling_aet = list(self.peers)
         ae.add_supported_context(VERIFICATION)
