@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from log_secrets import ADMIN_PASSWORD, USER_PASSWORD
@@ -25,6 +26,7 @@ from deepkedi.server.app import create_app
 from deepkedi.server.archive import parse_instance
 from deepkedi.server.config import ServiceConfig
 from deepkedi.server.principal import Role
+from deepkedi.server.service import AuditEvent
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -125,4 +127,51 @@ def test_node_accepts_large_pdus(tmp_path: Path) -> None:
             assoc.release()
     finally:
         node.stop()
+        service.close()
+
+
+def test_index_rows_and_audit_event_commit_together(tmp_path: Path) -> None:
+    samples = tmp_path / "samples"
+    write_samples(samples)
+    data = (samples / "CT_small.dcm").read_bytes()
+    app = create_app(ServiceConfig(home=tmp_path / "home", kek_source=os.urandom(32), admin_password=ADMIN_PASSWORD))
+    service = app.state.service
+    try:
+        with service.sessions.begin() as db:
+            tech = accounts.create_user(db, username="tech", password=USER_PASSWORD, role=Role.TECHNOLOGIST)
+        principal = tech.principal("127.0.0.1")
+        archive, keystore = service.archive, service.keystore
+        parsed = parse_instance(data)
+
+        def ours() -> list[Any]:
+            return [e for e in keystore.audit_entries() if e.operation == "test.store"]
+
+        def event(outcome: Any) -> AuditEvent:
+            return service.audit_event(principal, "test.store", outcome="ok", target=outcome.study_pseudonym)
+
+        def broken(outcome: Any) -> AuditEvent:
+            raise RuntimeError("no audit")
+
+        # The audit event cannot be made: nothing is stored (no object, no row, no event).
+        with pytest.raises(RuntimeError):
+            archive.store(parsed, principal, audit=broken)
+        assert archive.find_study(parsed.study_uid) is None
+        assert list(archive.objects.names()) == []
+        assert ours() == []
+
+        # A transaction of the keystore that fails leaves neither the rows written in it nor its event.
+        with pytest.raises(RuntimeError), keystore.recording_events() as (_, record):
+            record("test.store", actor="tech", details={"outcome": "ok"})
+            raise RuntimeError("rolled back")
+        assert ours() == []
+
+        outcome = archive.store(parsed, principal, audit=event)
+        assert outcome.stored
+        (written,) = ours()
+        assert written.details["target"] == outcome.study_pseudonym and written.actor == "tech"
+        # A duplicate is not audited by the archive (its caller does): no second event.
+        assert archive.store(parse_instance(data), principal, audit=event).already_stored
+        assert len(ours()) == 1
+        assert keystore.verify_audit() == (True, None)
+    finally:
         service.close()

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
     from deepkedi.server.principal import Principal
-    from deepkedi.server.service import Service
+    from deepkedi.server.service import AuditEvent, Service
 
 __all__ = [
     "STUDY_TAGS",
@@ -129,6 +129,10 @@ class ArchiveError(DeepKediError):
 
 class InvalidInstance(ArchiveError):
     """The uploaded bytes are not a DICOM instance the archive can store."""
+
+
+class _InstanceTaken(Exception):
+    """An index row of the instance collides with one another writer committed meanwhile (a unique key)."""
 
 
 class StudyGone(ArchiveError):
@@ -547,7 +551,13 @@ class Archive:
 
     # ------------------------------------------------------------------------------ storing
 
-    def store(self, parsed: ParsedInstance, principal: Principal) -> StoreOutcome:
+    def store(
+        self,
+        parsed: ParsedInstance,
+        principal: Principal,
+        *,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
+    ) -> StoreOutcome:
         """Encrypt and store one instance for ``principal`` (who becomes the uploader of a new study).
 
         A duplicate SOP Instance UID is refused (failure 0x0111) unless it is the same
@@ -557,6 +567,12 @@ class Archive:
         Nothing is left behind by a refusal or a failure: the object is written first,
         then its index rows in one transaction; a new study's key is revoked if its
         first instance cannot be stored.
+
+        ``audit``: the audit event of the instance once stored (:meth:`Service.audit_event
+        <deepkedi.server.service.Service.audit_event>` of the outcome), committed in the same
+        transaction as its index rows (one commit, one sync on SQLite, instead of two): the
+        event is there if and only if the rows are. Called only for an instance written
+        now; the caller audits the other outcomes (a duplicate, a refusal) itself.
         """
         study_h = self.uid_hmac("study", parsed.study_uid)
         with self._lock:
@@ -574,8 +590,8 @@ class Archive:
                     else session.scalars(sa.select(InstanceIndex).where(InstanceIndex.uid_hmac == sop_h)).one_or_none()
                 )
             if study is None:
-                return self._store_new_study(parsed, principal, study_h)
-        return self._store_in(study, parsed, principal, same_uid)
+                return self._store_new_study(parsed, principal, study_h, audit)
+        return self._store_in(study, parsed, principal, same_uid, audit)
 
     def _outcome(self, parsed: ParsedInstance, **fields: Any) -> StoreOutcome:
         return StoreOutcome(
@@ -586,7 +602,13 @@ class Archive:
             **fields,
         )
 
-    def _store_new_study(self, parsed: ParsedInstance, principal: Principal, study_h: str) -> StoreOutcome:
+    def _store_new_study(
+        self,
+        parsed: ParsedInstance,
+        principal: Principal,
+        study_h: str,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
+    ) -> StoreOutcome:
         pseudonym = "ST-" + secrets.token_hex(12).upper()
         # The label is the pseudonymous id: the keystore never sees a patient identifier.
         key = self.service.keystore.new_key(label=f"study {pseudonym}", actor=SERVICE_ACTOR, gan=False)
@@ -602,7 +624,7 @@ class Archive:
             meta=self._seal(key, pseudonym, parsed.study),
         )
         try:
-            outcome = self._write_instance(parsed, key, pseudonym, new_study=study)
+            outcome = self._write_instance(parsed, key, pseudonym, new_study=study, audit=audit)
         except BaseException:
             self.service.keystore.revoke(key.key_id_hex, actor=SERVICE_ACTOR)  # never used: shred it
             raise
@@ -613,7 +635,12 @@ class Archive:
         return outcome
 
     def _store_in(
-        self, study: StudyRecord, parsed: ParsedInstance, principal: Principal, existing: InstanceIndex | None
+        self,
+        study: StudyRecord,
+        parsed: ParsedInstance,
+        principal: Principal,
+        existing: InstanceIndex | None,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
     ) -> StoreOutcome:
         """Store ``parsed`` in ``study``; ``existing``: the indexed instance of the same SOP Instance UID, if any."""
         if study.uploader_id != principal.user_id:
@@ -648,7 +675,7 @@ class Archive:
                 failure_reason=0x0111,
                 reason="an instance with this SOP Instance UID is already stored",
             )
-        return self._write_instance(parsed, key, study.pseudonym, study_id=study.id)
+        return self._write_instance(parsed, key, study.pseudonym, study_id=study.id, audit=audit)
 
     def _write_instance(
         self,
@@ -658,20 +685,40 @@ class Archive:
         *,
         study_id: int | None = None,
         new_study: StudyIndex | None = None,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
     ) -> StoreOutcome:
         written = self._encrypt_object(parsed, key)
         if isinstance(written, str):
             return self._outcome(parsed, stored=False, study_pseudonym=pseudonym, failure_reason=0xC000, reason=written)
         name, stored_size = written
+        stored = self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
+
+        def add_rows(session: sa.orm.Session) -> None:
+            nonlocal study_id
+            if new_study is not None:
+                session.add(new_study)
+                session.flush()
+                study_id = new_study.id
+            assert study_id is not None
+            self._index_rows(session, study_id, key, [(parsed, name, stored_size)], {})
+            session.flush()
+
         try:
-            with self._session() as session:
-                if new_study is not None:
-                    session.add(new_study)
-                    session.flush()
-                    study_id = new_study.id
-                assert study_id is not None
-                self._index_rows(session, study_id, key, [(parsed, name, stored_size)], {})
-        except sa.exc.IntegrityError:
+            if audit is None:
+                with self._session() as session:
+                    add_rows(session)
+            else:
+                # The index rows and the audit event in one transaction of the keystore's database
+                # (the service's: one URL holds both), committed together.
+                event = audit(stored)
+                with self.service.keystore.recording_events() as (connection, record):
+                    with sa.orm.Session(bind=connection, expire_on_commit=False) as session:
+                        try:
+                            add_rows(session)
+                        except sa.exc.IntegrityError:
+                            raise _InstanceTaken from None  # (the keystore would report it as its own failure)
+                    record(event.operation, actor=event.actor, key_id=event.key_id, details=event.details)
+        except (sa.exc.IntegrityError, _InstanceTaken):
             self.objects.delete(name)
             return self._outcome(
                 parsed,
@@ -683,7 +730,7 @@ class Archive:
         except BaseException:
             self.objects.delete(name)
             raise
-        return self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
+        return stored
 
     def _encrypt_object(self, parsed: ParsedInstance, key: Key) -> tuple[str, int] | str:
         """Encrypt ``parsed`` into a new object: (name, size), or the one-line reason it cannot be."""

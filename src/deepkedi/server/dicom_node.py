@@ -41,6 +41,7 @@ from deepkedi.server.archive import (
     Archive,
     InstanceRecord,
     InvalidInstance,
+    StoreOutcome,
     StudyGone,
     StudyRecord,
     parse_instance,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from pynetdicom.events import Event
     from pynetdicom.transport import ThreadedAssociationServer
 
-    from deepkedi.server.service import Service
+    from deepkedi.server.service import AuditEvent, Service
 
 __all__ = [
     "DEFAULT_AE_TITLE",
@@ -395,6 +396,23 @@ class DicomNode:
             principal, operation, outcome=outcome, target=target, details=record, actor=actor, address=peer.address
         )
 
+    def _audit_event(
+        self,
+        principal: Principal | None,
+        operation: str,
+        peer: _Peer,
+        *,
+        outcome: str,
+        target: str | None = None,
+        **details: Any,
+    ) -> AuditEvent:
+        """The audit row of ``operation`` by ``peer``, not yet written (:meth:`Service.audit_event`)."""
+        record = {"calling_ae": peer.ae_title, "called_ae": self.ae_title, **details}
+        actor = self.peers.get(peer.ae_title)
+        return self.service.audit_event(
+            principal, operation, outcome=outcome, target=target, details=record, actor=actor, address=peer.address
+        )
+
     def _on_accepted(self, event: Event) -> None:
         peer = _peer_of(event)
         principal = self._principal(peer)
@@ -448,7 +466,22 @@ class DicomNode:
                 principal, "dicom.store", peer, outcome="failed", status=f"0x{DOES_NOT_MATCH:04X}", reason=reason
             )
             return _status(DOES_NOT_MATCH, reason)
-        outcome = self.archive.store(parsed, principal)
+
+        def stored_event(outcome: StoreOutcome) -> AuditEvent:
+            # The event of an instance written now, committed with its index rows (one commit, not two).
+            return self._audit_event(
+                principal,
+                "dicom.store",
+                peer,
+                outcome="ok",
+                target=outcome.study_pseudonym,
+                status=f"0x{SUCCESS:04X}",
+                duplicate=False,
+            )
+
+        outcome = self.archive.store(parsed, principal, audit=stored_event)
+        if outcome.stored and not outcome.already_stored:
+            return _status(SUCCESS)  # audited with the index rows
         if outcome.stored:
             self._audit(
                 principal,
