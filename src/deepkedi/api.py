@@ -641,7 +641,7 @@ def _staging(tmp_dir: PathLike | None) -> Iterator[Path]:
     while it stages leaves a folder that :func:`deepkedi.fileio.remove_stale_parts` of
     ``tmp_dir`` removes, so a plaintext staged there does not outlive it for long.
     """
-    with scratch_folder(tmp_dir if tmp_dir is not None else tempfile.gettempdir(), "kedi-staging") as folder:
+    with scratch_folder(Path(tmp_dir if tmp_dir is not None else tempfile.gettempdir()), "kedi-staging") as folder:
         yield folder
 
 
@@ -688,7 +688,9 @@ def encrypt_bytes(
     sealed = io.BytesIO()
     with _staging(tmp_dir) as folder:
         source = folder / (Path(name).name or "image")
-        _write_private(source, iter((memoryview(data).cast("B"),)))
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         hybrid.seal_file(hybrid.prepare_file(source, key, pattern=chosen), sealed)
     return sealed.getvalue()
 
