@@ -43,7 +43,7 @@ from deepkedi.cipher.format import MAGIC, ContainerHeader, Suite, parse_header, 
 from deepkedi.cipher.keytypes import Key, KeyImage
 from deepkedi.cipher.layout import cipher_image
 from deepkedi.errors import DeepKediError, FormatError
-from deepkedi.fileio import make_output_folder
+from deepkedi.fileio import make_output_folder, scratch_folder
 from deepkedi.inputs import open_input
 from deepkedi.transforms.zigzag import ZigzagPattern
 
@@ -71,7 +71,6 @@ __all__ = [
     "decrypt_tree",
     "deidentification_summary",
     "encrypt_bytes",
-    "encrypt_bytes_in_memory",
     "encrypt_dataset",
     "encrypt_file",
     "encrypt_image",
@@ -636,10 +635,14 @@ def _native_action(
 
 @contextlib.contextmanager
 def _staging(tmp_dir: PathLike | None) -> Iterator[Path]:
-    """A private folder (0700) for files a path-based reader needs; removed with everything in it."""
-    with tempfile.TemporaryDirectory(prefix="kedi-", dir=tmp_dir) as folder:
-        os.chmod(folder, 0o700)
-        yield Path(folder)
+    """A private folder (0700) for files a path-based reader needs; removed with everything in it.
+
+    Named as part files are (:func:`deepkedi.fileio.scratch_folder`): a process killed
+    while it stages leaves a folder that :func:`deepkedi.fileio.remove_stale_parts` of
+    ``tmp_dir`` removes, so a plaintext staged there does not outlive it for long.
+    """
+    with scratch_folder(Path(tmp_dir if tmp_dir is not None else tempfile.gettempdir()), "kedi-staging") as folder:
+        yield folder
 
 
 def _write_private(path: Path, chunks: Iterator[bytes]) -> None:
@@ -670,35 +673,23 @@ def encrypt_bytes(
     removed before returning). Give ``tmp_dir`` on an encrypted or memory-backed
     filesystem (``/dev/shm``) when the plaintext must not reach a disk. ``name``
     (a file name) helps recognise formats that only a suffix tells apart.
+
+    A container is sealed straight into memory, in one pass over the staged file
+    (the same container :func:`encrypt_file` writes: same header, segments and
+    restoration section; nothing else is written).
     """
-    out = io.BytesIO()
-    encrypt_stream(io.BytesIO(data), out, key, as_dicom=as_dicom, pattern=pattern, name=name, tmp_dir=tmp_dir)
-    return out.getvalue()
-
-
-def encrypt_bytes_in_memory(
-    data: Data,
-    key: Key,
-    *,
-    pattern: ZigzagPattern | str | None = None,
-    name: str = "image",
-    tmp_dir: PathLike | None = None,
-) -> bytes:
-    """The bytes of the hybrid container of an image file's bytes, sealed in memory.
-
-    The same container as :func:`encrypt_bytes` makes (it restores ``data`` byte for
-    byte), for callers that encrypt many small files and keep the result: the
-    plaintext is still staged in a private temporary file for the path-based image
-    readers (``tmp_dir`` as in :func:`encrypt_bytes`; ``/dev/shm`` keeps it off the
-    disks), but the container is sealed straight into memory, with no output file to
-    write, ``fsync`` and read back.
-    """
+    if as_dicom:
+        out = io.BytesIO()
+        encrypt_stream(io.BytesIO(data), out, key, as_dicom=True, pattern=pattern, name=name, tmp_dir=tmp_dir)
+        return out.getvalue()
     if not isinstance(key, Key):
-        raise TypeError(f"expected a Key (the hybrid suite), not {type(key).__name__}")
+        raise TypeError(f"expected a Key, not {type(key).__name__}")
     chosen = ZigzagPattern(pattern) if pattern is not None else hybrid.DEFAULT_PATTERN
     with _staging(tmp_dir) as folder:
         source = folder / (Path(name).name or "image")
-        _write_private(source, iter((data if isinstance(data, bytes) else bytes(data),)))
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         return hybrid.encrypt_file_to_bytes(source, key, pattern=chosen)
 
 

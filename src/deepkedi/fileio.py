@@ -326,7 +326,9 @@ def _background_flush(fd: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_MODE) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: str | Path, *, force: bool = False, mode: int = PRIVATE_MODE, flush_while_writing: bool = True
+) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; on success move it to ``path``.
 
     Parameters
@@ -347,6 +349,11 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_
         Permission bits of the output, narrowed by the umask. The temporary file
         is ``0600`` until it is moved into place, so its content is never
         readable by others. ``0o644`` for files meant to be shared (public keys).
+    flush_while_writing
+        Sync a large output to disk while it is written (a thread per output, see
+        :func:`_background_flush`). A writer that knows its output is small (an object
+        written from memory in one call) turns it off: the file is synced whole before
+        it is moved into place either way.
 
     Yields
     ------
@@ -371,7 +378,11 @@ def atomic_output(path: str | Path, *, force: bool = False, mode: int = PRIVATE_
                     tmp = None  # not ours
             else:
                 raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
-        with _writer_body(path), os.fdopen(fd, "wb") as fh, _background_flush(fh.fileno()):
+        with (
+            _writer_body(path),
+            os.fdopen(fd, "wb") as fh,
+            _background_flush(fh.fileno()) if flush_while_writing else contextlib.nullcontext(),
+        ):
             yield fh
         with _writing(path):
             _commit(tmp, path, force, mode)

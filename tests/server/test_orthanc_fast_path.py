@@ -1,7 +1,7 @@
 """What makes the Orthanc storage area's ingest cheap, without weakening it.
 
 Each piece the storage area's ``create`` relies on: the container sealed in memory
-(:func:`deepkedi.api.encrypt_bytes_in_memory`, :func:`deepkedi.cipher.hybrid.encrypt_file_to_bytes`),
+(:func:`deepkedi.api.encrypt_bytes`, :func:`deepkedi.cipher.hybrid.encrypt_file_to_bytes`),
 one write and one ``fdatasync`` per file (:func:`deepkedi.fileio.write_atomic`), and
 audit rows that need not wait for a disk sync but do survive the process being killed
 (``Keystore.record_event(durable=False)``).
@@ -44,12 +44,14 @@ def key() -> Key:
 
 
 @pytest.mark.parametrize("kind", ["dcm", "npy"])
-def test_encrypt_bytes_in_memory_is_the_container_encrypt_bytes_makes(kind: str, key: Key, tmp_path: Path) -> None:
+def test_encrypt_bytes_is_the_container_encrypt_file_writes(kind: str, key: Key, tmp_path: Path) -> None:
     data = ct_small() if kind == "dcm" else _wrap(b'{"PatientName": "SECRET^NAME"}')
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    sealed = api.encrypt_bytes_in_memory(data, key, name=f"x.{kind}", tmp_dir=scratch)
-    reference = api.encrypt_bytes(data, key, name=f"x.{kind}", tmp_dir=scratch)
+    sealed = api.encrypt_bytes(data, key, name=f"x.{kind}", tmp_dir=scratch)
+    (tmp_path / f"x.{kind}").write_bytes(data)
+    api.encrypt_file(tmp_path / f"x.{kind}", tmp_path / "x.kedi", key)
+    reference = (tmp_path / "x.kedi").read_bytes()
     assert api.decrypt_bytes(sealed, key) == data  # byte for byte, SHA-256 checked
     mine, theirs = api.read_header(sealed).header, api.read_header(reference).header
     assert (mine.format, mine.shape, mine.dtype, mine.pattern, mine.key_id) == (

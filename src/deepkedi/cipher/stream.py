@@ -138,7 +138,8 @@ class SegmentWriter(_Segments):
         if not 0 <= hold <= payload_length:
             raise ValueError(f"hold must be between 0 and the payload length, not {hold}")
         self._sink = sink
-        self._buf = bytearray(segment_size)
+        # Never larger than the payload: a small file does not pay for a whole segment of fresh memory.
+        self._buf = bytearray(min(segment_size, payload_length))
         self._fill = 0
         self._written = 0
         self._hold_segments = -(-hold // segment_size)

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from deepkedi import api
 from deepkedi.cipher.dicom_native import deidentified_uid, deidentify_dataset, patient_pseudonym
 from deepkedi.errors import DeepKediError, KeyNotFoundError, KeyRevokedError
-from deepkedi.fileio import remove_stale_parts, scratch_folder
+from deepkedi.fileio import remove_stale_parts
 from deepkedi.imaging.limits import allowed_decoded_size, format_size
 from deepkedi.keys import Key
 from deepkedi.server.db import Base
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from pydicom import Dataset
 
     from deepkedi.server.principal import Principal
-    from deepkedi.server.service import Service
+    from deepkedi.server.service import AuditEvent, Service
 
 __all__ = [
     "STUDY_TAGS",
@@ -129,6 +129,10 @@ class ArchiveError(DeepKediError):
 
 class InvalidInstance(ArchiveError):
     """The uploaded bytes are not a DICOM instance the archive can store."""
+
+
+class _InstanceTaken(Exception):
+    """An index row of the instance collides with one another writer committed meanwhile (a unique key)."""
 
 
 class StudyGone(ArchiveError):
@@ -547,7 +551,13 @@ class Archive:
 
     # ------------------------------------------------------------------------------ storing
 
-    def store(self, parsed: ParsedInstance, principal: Principal) -> StoreOutcome:
+    def store(
+        self,
+        parsed: ParsedInstance,
+        principal: Principal,
+        *,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
+    ) -> StoreOutcome:
         """Encrypt and store one instance for ``principal`` (who becomes the uploader of a new study).
 
         A duplicate SOP Instance UID is refused (failure 0x0111) unless it is the same
@@ -557,16 +567,31 @@ class Archive:
         Nothing is left behind by a refusal or a failure: the object is written first,
         then its index rows in one transaction; a new study's key is revoked if its
         first instance cannot be stored.
+
+        ``audit``: the audit event of the instance once stored (:meth:`Service.audit_event
+        <deepkedi.server.service.Service.audit_event>` of the outcome), committed in the same
+        transaction as its index rows (one commit, one sync on SQLite, instead of two): the
+        event is there if and only if the rows are. Called only for an instance written
+        now; the caller audits the other outcomes (a duplicate, a refusal) itself.
         """
         study_h = self.uid_hmac("study", parsed.study_uid)
         with self._lock:
             # One writer at a time decides whether a study is new (never two keys for one study).
-            with self._session() as session:
+            # A lookup: a read transaction (this lock, not the database's, keeps two writers from both
+            # deciding that a study is new; another process is caught by the unique index).
+            # The same read transaction looks for an instance of the same SOP Instance UID.
+            sop_h = self.uid_hmac("instance", parsed.sop_uid)
+            with self._session(read_only=True) as session:
                 existing = session.scalars(sa.select(StudyIndex).where(StudyIndex.uid_hmac == study_h)).one_or_none()
                 study = None if existing is None else self._study_record(existing, unseal=False)
+                same_uid = (
+                    None
+                    if existing is None
+                    else session.scalars(sa.select(InstanceIndex).where(InstanceIndex.uid_hmac == sop_h)).one_or_none()
+                )
             if study is None:
-                return self._store_new_study(parsed, principal, study_h)
-        return self._store_in(study, parsed, principal)
+                return self._store_new_study(parsed, principal, study_h, audit)
+        return self._store_in(study, parsed, principal, same_uid, audit)
 
     def _outcome(self, parsed: ParsedInstance, **fields: Any) -> StoreOutcome:
         return StoreOutcome(
@@ -577,7 +602,13 @@ class Archive:
             **fields,
         )
 
-    def _store_new_study(self, parsed: ParsedInstance, principal: Principal, study_h: str) -> StoreOutcome:
+    def _store_new_study(
+        self,
+        parsed: ParsedInstance,
+        principal: Principal,
+        study_h: str,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
+    ) -> StoreOutcome:
         pseudonym = "ST-" + secrets.token_hex(12).upper()
         # The label is the pseudonymous id: the keystore never sees a patient identifier.
         key = self.service.keystore.new_key(label=f"study {pseudonym}", actor=SERVICE_ACTOR, gan=False)
@@ -593,7 +624,7 @@ class Archive:
             meta=self._seal(key, pseudonym, parsed.study),
         )
         try:
-            outcome = self._write_instance(parsed, key, pseudonym, new_study=study)
+            outcome = self._write_instance(parsed, key, pseudonym, new_study=study, audit=audit)
         except BaseException:
             self.service.keystore.revoke(key.key_id_hex, actor=SERVICE_ACTOR)  # never used: shred it
             raise
@@ -603,7 +634,15 @@ class Archive:
             self._keys[key.key_id_hex] = key
         return outcome
 
-    def _store_in(self, study: StudyRecord, parsed: ParsedInstance, principal: Principal) -> StoreOutcome:
+    def _store_in(
+        self,
+        study: StudyRecord,
+        parsed: ParsedInstance,
+        principal: Principal,
+        existing: InstanceIndex | None,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
+    ) -> StoreOutcome:
+        """Store ``parsed`` in ``study``; ``existing``: the indexed instance of the same SOP Instance UID, if any."""
         if study.uploader_id != principal.user_id:
             return self._outcome(
                 parsed,
@@ -622,25 +661,21 @@ class Archive:
                 failure_reason=0xA700,
                 reason="the study's key was revoked",
             )
-        sop_h = self.uid_hmac("instance", parsed.sop_uid)
-        with self._session() as session:
-            existing = session.scalars(sa.select(InstanceIndex).where(InstanceIndex.uid_hmac == sop_h)).one_or_none()
-            if existing is not None:
-                same = (
-                    existing.study_id == study.id
-                    and self._unseal(key, existing.object_name, existing.meta).get("sha256")
-                    == parsed.instance["sha256"]
-                )
-                if same:
-                    return self._outcome(parsed, stored=True, study_pseudonym=study.pseudonym, already_stored=True)
-                return self._outcome(
-                    parsed,
-                    stored=False,
-                    study_pseudonym=study.pseudonym,
-                    failure_reason=0x0111,
-                    reason="an instance with this SOP Instance UID is already stored",
-                )
-        return self._write_instance(parsed, key, study.pseudonym, study_id=study.id)
+        if existing is not None:
+            same = (
+                existing.study_id == study.id
+                and self._unseal(key, existing.object_name, existing.meta).get("sha256") == parsed.instance["sha256"]
+            )
+            if same:
+                return self._outcome(parsed, stored=True, study_pseudonym=study.pseudonym, already_stored=True)
+            return self._outcome(
+                parsed,
+                stored=False,
+                study_pseudonym=study.pseudonym,
+                failure_reason=0x0111,
+                reason="an instance with this SOP Instance UID is already stored",
+            )
+        return self._write_instance(parsed, key, study.pseudonym, study_id=study.id, audit=audit)
 
     def _write_instance(
         self,
@@ -650,20 +685,40 @@ class Archive:
         *,
         study_id: int | None = None,
         new_study: StudyIndex | None = None,
+        audit: Callable[[StoreOutcome], AuditEvent] | None = None,
     ) -> StoreOutcome:
         written = self._encrypt_object(parsed, key)
         if isinstance(written, str):
             return self._outcome(parsed, stored=False, study_pseudonym=pseudonym, failure_reason=0xC000, reason=written)
         name, stored_size = written
+        stored = self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
+
+        def add_rows(session: sa.orm.Session) -> None:
+            nonlocal study_id
+            if new_study is not None:
+                session.add(new_study)
+                session.flush()
+                study_id = new_study.id
+            assert study_id is not None
+            self._index_rows(session, study_id, key, [(parsed, name, stored_size)], {})
+            session.flush()
+
         try:
-            with self._session() as session:
-                if new_study is not None:
-                    session.add(new_study)
-                    session.flush()
-                    study_id = new_study.id
-                assert study_id is not None
-                self._index_rows(session, study_id, key, [(parsed, name, stored_size)], {})
-        except sa.exc.IntegrityError:
+            if audit is None:
+                with self._session() as session:
+                    add_rows(session)
+            else:
+                # The index rows and the audit event in one transaction of the keystore's database
+                # (the service's: one URL holds both), committed together.
+                event = audit(stored)
+                with self.service.keystore.recording_events() as (connection, record):
+                    with sa.orm.Session(bind=connection, expire_on_commit=False) as session:
+                        try:
+                            add_rows(session)
+                        except sa.exc.IntegrityError:
+                            raise _InstanceTaken from None  # (the keystore would report it as its own failure)
+                    record(event.operation, actor=event.actor, key_id=event.key_id, details=event.details)
+        except (sa.exc.IntegrityError, _InstanceTaken):
             self.objects.delete(name)
             return self._outcome(
                 parsed,
@@ -675,24 +730,19 @@ class Archive:
         except BaseException:
             self.objects.delete(name)
             raise
-        return self._outcome(parsed, stored=True, study_pseudonym=pseudonym)
+        return stored
 
     def _encrypt_object(self, parsed: ParsedInstance, key: Key) -> tuple[str, int] | str:
         """Encrypt ``parsed`` into a new object: (name, size), or the one-line reason it cannot be."""
         name = secrets.token_hex(16)
         # The object first, then its index rows: a crash in between leaves an unreferenced
-        # object (never served), never a row without its object. The plaintext and the
-        # container are staged in a private folder, in memory where the system has /dev/shm;
-        # only the container reaches the object storage, written as atomically as it allows
-        # (a local folder: a part file synced and moved into place).
+        # object (never served), never a row without its object. The plaintext is staged in a
+        # private folder (the image reader maps files), in memory where the system has
+        # /dev/shm, and sealed into memory in one pass; only the container reaches the object
+        # storage, written as atomically as it allows (a local folder: a part file synced and
+        # moved into place).
         try:
-            with scratch_folder(self._staging, "kedi-serve") as folder:
-                staged, container = folder / "instance.dcm", folder / "object.kedi"
-                fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(parsed.data)
-                api.encrypt_file(staged, container, key)
-                data = container.read_bytes()
+            data = api.encrypt_bytes(parsed.data, key, name="instance.dcm", tmp_dir=self._staging)
             self.objects.put(name, data)
         except DeepKediError as exc:
             self._discard(name)

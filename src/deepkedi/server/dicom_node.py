@@ -41,6 +41,7 @@ from deepkedi.server.archive import (
     Archive,
     InstanceRecord,
     InvalidInstance,
+    StoreOutcome,
     StudyGone,
     StudyRecord,
     parse_instance,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from pynetdicom.events import Event
     from pynetdicom.transport import ThreadedAssociationServer
 
-    from deepkedi.server.service import Service
+    from deepkedi.server.service import AuditEvent, Service
 
 __all__ = [
     "DEFAULT_AE_TITLE",
@@ -81,6 +82,8 @@ NOT_AUTHORISED = 0x0124
 DUPLICATE = 0x0111
 OUT_OF_RESOURCES = 0xA700
 MOVE_DESTINATION_UNKNOWN = 0xA801
+#: The largest P-DATA PDU the node accepts (its Maximum Length Received, PS3.8 D.3.3.1): 1 MiB.
+MAXIMUM_PDU_SIZE = 1 << 20
 #: Most presentation contexts one association may propose (PS3.8: context ids are odd numbers up to 255).
 MAX_CONTEXTS = 128
 DOES_NOT_MATCH = 0xA900
@@ -306,6 +309,9 @@ class DicomNode:
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 
         ae = AE(ae_title=self.ae_title)
+        # The largest PDU the node receives: pynetdicom's default (16 KiB) splits a 512 x 512 CT slice
+        # into 33 PDUs, each decoded by a Python loop; DCMTK sends up to 128 KiB when allowed (5).
+        ae.maximum_pdu_size = MAXIMUM_PDU_SIZE
         ae.require_called_aet = True
         ae.require_calling_aet = list(self.peers)
         ae.add_supported_context(VERIFICATION)
@@ -390,6 +396,23 @@ class DicomNode:
             principal, operation, outcome=outcome, target=target, details=record, actor=actor, address=peer.address
         )
 
+    def _audit_event(
+        self,
+        principal: Principal | None,
+        operation: str,
+        peer: _Peer,
+        *,
+        outcome: str,
+        target: str | None = None,
+        **details: Any,
+    ) -> AuditEvent:
+        """The audit row of ``operation`` by ``peer``, not yet written (:meth:`Service.audit_event`)."""
+        record = {"calling_ae": peer.ae_title, "called_ae": self.ae_title, **details}
+        actor = self.peers.get(peer.ae_title)
+        return self.service.audit_event(
+            principal, operation, outcome=outcome, target=target, details=record, actor=actor, address=peer.address
+        )
+
     def _on_accepted(self, event: Event) -> None:
         peer = _peer_of(event)
         principal = self._principal(peer)
@@ -443,7 +466,22 @@ class DicomNode:
                 principal, "dicom.store", peer, outcome="failed", status=f"0x{DOES_NOT_MATCH:04X}", reason=reason
             )
             return _status(DOES_NOT_MATCH, reason)
-        outcome = self.archive.store(parsed, principal)
+
+        def stored_event(outcome: StoreOutcome) -> AuditEvent:
+            # The event of an instance written now, committed with its index rows (one commit, not two).
+            return self._audit_event(
+                principal,
+                "dicom.store",
+                peer,
+                outcome="ok",
+                target=outcome.study_pseudonym,
+                status=f"0x{SUCCESS:04X}",
+                duplicate=False,
+            )
+
+        outcome = self.archive.store(parsed, principal, audit=stored_event)
+        if outcome.stored and not outcome.already_stored:
+            return _status(SUCCESS)  # audited with the index rows
         if outcome.stored:
             self._audit(
                 principal,

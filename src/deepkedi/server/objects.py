@@ -42,6 +42,8 @@ _OBJECT_NAME = re.compile(r"^[0-9a-f]{32}$")
 #: ``scheme://`` or a chained ``a::b://`` URL; anything else is a local path.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(::|://)")
 _LOCAL_PROTOCOLS = frozenset({"file", "local"})
+#: Objects from this size on are synced while they are written (one write call of many megabytes).
+_FLUSH_WHILE_WRITING = 256 << 20
 
 
 def object_key(object_name: str) -> str:
@@ -173,7 +175,9 @@ class ObjectStore:
                 path.parent.mkdir(mode=0o700, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"cannot write the object ({exc.strerror or exc})") from exc
-            with atomic_output(path) as fh:  # part file 0600, fsync, moved into place; never clobbers
+            # Part file 0600, fsync, moved into place; never clobbers. Written in one call from
+            # memory: no thread to sync it while it grows.
+            with atomic_output(path, flush_while_writing=len(data) >= _FLUSH_WHILE_WRITING) as fh:
                 fh.write(data)
             return
         target = self._remote(object_name)

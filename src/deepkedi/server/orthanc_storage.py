@@ -6,7 +6,7 @@ attachments (``DicomUntilPixelData``, the legacy JSON summary, user attachments)
 Orthanc's Python plugin lets a script replace that storage area with three
 callbacks (create, read, remove). :class:`EncryptedStorage` is that storage area:
 
-- **create** encrypts the attachment with :func:`deepkedi.api.encrypt_bytes_in_memory`
+- **create** encrypts the attachment with :func:`deepkedi.api.encrypt_bytes`
   (AES-256-GCM, the ``hybrid`` suite, the container sealed in memory) and writes it
   atomically (:func:`deepkedi.fileio.write_atomic`: a part file, one ``fdatasync``
   as plain Orthanc does for each file, then renamed into place): a process killed
@@ -355,11 +355,11 @@ class EncryptedStorage:
         container = None
         if kind == CONTENT_DICOM:
             try:
-                container = api.encrypt_bytes_in_memory(data, key, name=f"{uuid}.dcm", tmp_dir=self._scratch)
+                container = api.encrypt_bytes(data, key, name=f"{uuid}.dcm", tmp_dir=self._scratch)
             except UnsupportedImageError:
                 container = None  # no image the imaging layer reads (a report, a waveform): wrapped below
         if container is None:
-            container = api.encrypt_bytes_in_memory(_wrap(data), key, name=f"{uuid}.npy", tmp_dir=self._scratch)
+            container = api.encrypt_bytes(_wrap(data), key, name=f"{uuid}.npy", tmp_dir=self._scratch)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, container)
         if kind == CONTENT_DICOM:

@@ -19,12 +19,22 @@ if TYPE_CHECKING:
     from deepkedi.server.config import ServiceConfig
     from deepkedi.server.principal import Principal
 
-__all__ = ["ANONYMOUS", "OUTCOMES", "Service"]
+__all__ = ["ANONYMOUS", "OUTCOMES", "AuditEvent", "Service"]
 
 #: The audit actor of a request nobody signed in for.
 ANONYMOUS = "-"
 #: What :meth:`Service.audit` records as an event's outcome.
 OUTCOMES = frozenset({"ok", "denied", "failed", "throttled"})
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit row as :meth:`Service.audit` records it: what the keystore's ``record_event`` takes."""
+
+    operation: str
+    actor: str
+    key_id: str | None
+    details: dict[str, Any]
 
 
 @dataclass
@@ -75,6 +85,31 @@ class Service:
         ids in ``break_glass_grants``. So every search, view, metadata read, rendering
         and download made under a grant is flagged, whichever route made it.
         """
+        event = self.audit_event(
+            principal,
+            operation,
+            outcome=outcome,
+            target=target,
+            details=details,
+            actor=actor,
+            address=address,
+            key_id=key_id,
+        )
+        self.keystore.record_event(event.operation, actor=event.actor, key_id=event.key_id, details=event.details)
+
+    def audit_event(
+        self,
+        principal: Principal | None,
+        operation: str,
+        *,
+        outcome: str,
+        target: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor: str | None = None,
+        address: str | None = None,
+        key_id: str | None = None,
+    ) -> AuditEvent:
+        """The row :meth:`audit` would record, not yet written (for a write that commits it with its own rows)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
         record: dict[str, Any] = dict(details or {})
@@ -91,7 +126,7 @@ class Service:
                 record["break_glass"] = True
                 record["break_glass_grants"] = grants
         who = principal.username if principal is not None else (actor or ANONYMOUS)
-        self.keystore.record_event(operation, actor=who, key_id=key_id, details=record)
+        return AuditEvent(operation=operation, actor=who, key_id=key_id, details=record)
 
     def close(self) -> None:
         """Release the database connections and forget the KEK."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -889,6 +889,18 @@ class Keystore:
             A refused operation name, an empty actor, a malformed key id, details that
             are not a JSON object, or a keystore opened without its KEK.
         """
+        self._write_event(self._service_event(operation, actor=actor, key_id=key_id, details=details, durable=durable))
+
+    def _service_event(
+        self,
+        operation: str,
+        *,
+        actor: str,
+        key_id: str | bytes | None,
+        details: Mapping[str, Any] | None,
+        durable: bool = True,
+    ) -> _QueuedEvent:
+        """A service event checked as :meth:`record_event` documents (the same ``ValueError``), not yet written."""
         _check_actor(actor)
         if (
             not isinstance(operation, str)
@@ -906,7 +918,34 @@ class Keystore:
         except (TypeError, ValueError):
             raise ValueError("audit details must be a JSON object (strings, numbers, lists, objects)") from None
         self._need_kek()
-        self._write_event(_QueuedEvent(actor, (operation, key_hex, None, payload), durable=durable))
+        return _QueuedEvent(actor, (operation, key_hex, None, payload), durable=durable)
+
+    @contextlib.contextmanager
+    def recording_events(self) -> Iterator[tuple[sa.Connection, EventRecorder]]:
+        """One write transaction on the keystore's database for a service's own rows and its audit events, together.
+
+        Yields the transaction's connection, on which the service writes its own tables
+        (they must live in the keystore's database), and a function that appends a
+        service event as :meth:`record_event` does (same arguments, same checks), chained
+        and MAC'd in this transaction. Everything commits at the end of the ``with``
+        block, in one commit (one sync on SQLite), or nothing does if it raises: a row
+        is never there without its audit event, nor the event without the row. It holds
+        the keystore's write lock: call no other keystore method inside the block.
+        """
+        self._need_kek()
+        with self._write() as (conn, head):
+
+            def record(
+                operation: str,
+                *,
+                actor: str,
+                key_id: str | bytes | None = None,
+                details: Mapping[str, Any] | None = None,
+            ) -> None:
+                queued = self._service_event(operation, actor=actor, key_id=key_id, details=details)
+                self._append(conn, head, queued.actor, [queued.event])
+
+            yield conn, record
 
     def _write_event(self, event: _QueuedEvent) -> None:
         """Commit ``event``'s row, with whatever other threads queued meanwhile (group commit); return once written.
@@ -963,6 +1002,19 @@ class Keystore:
             rows = conn.execute(sa.select(_audit).order_by(_audit.c.seq)).all()
             head_value = _meta_value(conn, "audit_head")
         return _verify_chain(self._audit_key, rows, head_value)
+
+
+class EventRecorder(Protocol):
+    """What :meth:`Keystore.recording_events` yields to append a service event as record_event does."""
+
+    def __call__(
+        self,
+        operation: str,
+        *,
+        actor: str,
+        key_id: str | bytes | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None: ...
 
 
 @dataclass
