@@ -1,8 +1,15 @@
 """Accounts, sign-in, roles and audit of the service (deepkedi.server.app, accounts, deps).
 
 Every route the app has is enumerated from ``app.routes``: a route added later is
-checked too. The app runs on a fresh SQLite database per test, its keystore unlocked
-with 32 random bytes (no scrypt), and cookies without Secure (TestClient speaks HTTP).
+checked too. The app runs on a fresh database per test, its keystore unlocked with 32
+random bytes (no scrypt), and cookies without Secure (TestClient speaks HTTP).
+
+Every test that builds an app runs twice: on the embedded SQLite file and on a fresh
+database of the real PostgreSQL server the keystore's tests start (tests/server/
+postgres_fixtures.py; once per session, and under ``CI=true`` a missing server fails
+rather than skips). What a test reads of the database it reads through the service's own
+engine, so the same assertions hold on both; "at rest" means the SQLite file (and its WAL)
+or, on PostgreSQL, the database's data files after a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +19,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +33,8 @@ from fastapi.testclient import TestClient
 # Every user the tests create shares USER_PASSWORD (the throttling tests use wrong ones); both are
 # watched in every service test's log (log_secrets.py).
 from log_secrets import ADMIN_PASSWORD, USER_PASSWORD, watch
+from sqlalchemy import text
+from sqlalchemy.engine import make_url as parse_url
 from typer.testing import CliRunner
 
 from deepkedi.cli import app as kedi
@@ -50,9 +58,15 @@ def make_config(home: Path, **changes: object) -> ServiceConfig:
     return ServiceConfig(**options)  # type: ignore[arg-type]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None: the service's embedded SQLite file; else a fresh database on the real PostgreSQL server."""
+    return request.getfixturevalue("make_url")() if request.param == "postgresql" else None
+
+
 @pytest.fixture
-def service_app(tmp_path: Path) -> Iterator[FastAPI]:
-    app = create_app(make_config(tmp_path / "service"))
+def service_app(tmp_path: Path, database_url: str | None) -> Iterator[FastAPI]:
+    app = create_app(make_config(tmp_path / "service", database_url=database_url))
     yield app
     app.state.service.close()
 
@@ -105,19 +119,29 @@ def user_of(service_app: FastAPI, admin: SignedIn) -> Callable[[str], SignedIn]:
     return make
 
 
-def _database(app: FastAPI) -> Path:
-    return Path(app.state.service.config.home) / "service.db"
-
-
 def _database_bytes(app: FastAPI) -> bytes:
-    """Everything SQLite holds on disk for the service (main file, WAL, shared memory)."""
-    db = _database(app)
-    return b"".join(path.read_bytes() for path in sorted(db.parent.glob(db.name + "*")))
+    """Everything the database holds on disk for the service.
+
+    SQLite: the main file, WAL and shared memory. PostgreSQL: the data files of the
+    service's database after a checkpoint (the server's WAL is shared by every database).
+    """
+    url = parse_url(app.state.service.config.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        db = Path(str(url.database))
+        return b"".join(path.read_bytes() for path in sorted(db.parent.glob(db.name + "*")))
+    with app.state.service.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("CHECKPOINT"))
+        oid = conn.execute(text("SELECT oid FROM pg_database WHERE datname = current_database()")).scalar_one()
+    folder = Path(str(url.query["host"])) / "data" / "base" / str(oid)
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    assert len(files) > 10, folder
+    return b"".join(path.read_bytes() for path in files)
 
 
-def _rows(app: FastAPI, sql: str, *params: object) -> list[tuple]:
-    with sqlite3.connect(_database(app)) as conn:
-        return conn.execute(sql, params).fetchall()
+def _rows(app: FastAPI, sql: str, **params: object) -> list[tuple]:
+    """Rows read through the service's own engine (SQLite or PostgreSQL alike)."""
+    with app.state.service.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql), params)]
 
 
 def _audit(app: FastAPI) -> list[dict]:
@@ -285,7 +309,9 @@ def test_bearer_requests_need_no_csrf_and_the_token_is_stored_hashed(admin: Sign
     assert _rows(service_app, "SELECT token_sha256, label FROM service_api_tokens") == [
         (hashlib.sha256(token.encode()).hexdigest(), "pacs bridge")
     ]
-    assert token.encode() not in _database_bytes(service_app)
+    stored = _database_bytes(service_app)
+    assert hashlib.sha256(token.encode()).hexdigest().encode() in stored  # the bytes read are the table's
+    assert token.encode() not in stored
     # A bearer header that is wrong is refused, even with a valid cookie beside it.
     assert admin.client.get("/api/session", headers={"Authorization": "Bearer " + token[:-2]}).status_code == 401
     assert admin.client.get("/api/session", headers={"Authorization": "Basic YWRtaW46eA=="}).status_code == 401
@@ -294,8 +320,8 @@ def test_bearer_requests_need_no_csrf_and_the_token_is_stored_hashed(admin: Sign
 # --------------------------------------------------------------------------- sign-in, cookies
 
 
-def test_session_cookie_attributes_and_storage(tmp_path: Path) -> None:
-    app = create_app(make_config(tmp_path / "secure", secure_cookies=True))
+def test_session_cookie_attributes_and_storage(tmp_path: Path, database_url: str | None) -> None:
+    app = create_app(make_config(tmp_path / "secure", secure_cookies=True, database_url=database_url))
     try:
         client = TestClient(app, base_url="https://testserver")
         answer = client.post("/api/login", data={"username": "admin", "password": ADMIN_PASSWORD})  # a form works too
@@ -356,9 +382,11 @@ def test_sign_in_is_throttled_per_user_name(service_app: FastAPI) -> None:
     assert outcomes == ["failed"] * 5 + ["throttled", "throttled"]
 
 
-def test_processes_of_one_service_share_the_count_and_it_holds_no_name(tmp_path: Path) -> None:
+def test_processes_of_one_service_share_the_count_and_it_holds_no_name(
+    tmp_path: Path, database_url: str | None
+) -> None:
     # Two apps on one database stand for the processes of `kedi serve --workers 2` (or a restart).
-    config = make_config(tmp_path / "service")
+    config = make_config(tmp_path / "service", database_url=database_url)
     first = create_app(config)
     second = create_app(config)
     try:
@@ -378,8 +406,8 @@ def test_processes_of_one_service_share_the_count_and_it_holds_no_name(tmp_path:
         second.state.service.close()
 
 
-def test_sign_in_is_throttled_per_address(tmp_path: Path) -> None:
-    app = create_app(make_config(tmp_path / "addr", login_failures_per_address=3))
+def test_sign_in_is_throttled_per_address(tmp_path: Path, database_url: str | None) -> None:
+    app = create_app(make_config(tmp_path / "addr", login_failures_per_address=3, database_url=database_url))
     try:
         client = TestClient(app)
         for name in ("a1", "a2", "a3"):
@@ -402,10 +430,12 @@ def test_a_success_clears_the_user_names_count(service_app: FastAPI) -> None:
 # ------------------------------------------------------------------------------- first run
 
 
-def test_the_first_run_password_is_handed_over_once_and_works(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_first_run_password_is_handed_over_once_and_works(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, database_url: str | None
+) -> None:
     caplog.set_level(logging.DEBUG)
     home = tmp_path / "first"
-    config = make_config(home, admin_password=None)
+    config = make_config(home, admin_password=None, database_url=database_url)
     app = create_app(config)
     try:
         password = take_initial_admin_password(app)
@@ -433,11 +463,11 @@ def test_the_first_run_password_is_handed_over_once_and_works(tmp_path: Path, ca
     assert password not in caplog.text
 
 
-def test_a_wrong_kek_does_not_open_the_service(tmp_path: Path) -> None:
-    config = make_config(tmp_path / "s")
+def test_a_wrong_kek_does_not_open_the_service(tmp_path: Path, database_url: str | None) -> None:
+    config = make_config(tmp_path / "s", database_url=database_url)
     create_app(config).state.service.close()
     with pytest.raises(AuthenticationError):
-        create_app(make_config(tmp_path / "s"))  # other random bytes
+        create_app(make_config(tmp_path / "s", database_url=database_url))  # other random bytes
     with pytest.raises(ValueError, match="at least"):
         create_app(make_config(tmp_path / "t", admin_password="short"))
 
@@ -514,8 +544,8 @@ def test_the_audit_api_lists_and_verifies_and_sees_an_edit(admin: SignedIn, user
     assert ok.exit_code == 0, ok.output
     # Someone with the database edits who signed in: the chain names the row.
     seq = next(e["seq"] for e in _audit(service_app) if e["operation"] == "session.login" and e["actor"] == "auditor-1")
-    with sqlite3.connect(_database(service_app)) as conn:
-        conn.execute("UPDATE audit SET actor = 'admin' WHERE seq = ?", (seq,))
+    with service_app.state.service.engine.begin() as conn:
+        conn.execute(text("UPDATE audit SET actor = 'admin' WHERE seq = :seq"), {"seq": seq})
     verdict = auditor.get("/api/audit/verify").json()
     assert verdict == {"ok": False, "first_bad_seq": seq, "entries": verdict["entries"]}
     bad = CliRunner().invoke(kedi, ["keys", "audit", "--verify", "--keystore", url, "--kek-file", str(kek_file)])
@@ -548,7 +578,8 @@ def test_a_user_changes_their_password_and_their_other_sessions_end(
 
 
 def test_concurrent_requests_neither_fail_nor_lose_audit_rows(admin: SignedIn, service_app: FastAPI) -> None:
-    """Service tables and keystore share one SQLite file: concurrent writers queue, none sees "locked"."""
+    """Service tables and keystore share one database: concurrent writers queue (SQLite) or interleave
+    (PostgreSQL), none sees "locked" or a duplicate audit sequence number."""
     token = admin.post("/api/tokens").json()["token"]
     bearer = {"Authorization": f"Bearer {token}"}
     before = len(_audit(service_app))
