@@ -1356,7 +1356,7 @@ FAMILIES: list[tuple[Callable[..., tuple[str, list[str], str]], int]] = [
 ]
 CYCLE = [f for f, weight in FAMILIES for _ in range(weight)]
 #: Case ids HEAVY_OFFSET, HEAVY_OFFSET + HEAVY_EVERY, ... run `reproduce`/`train` (fam_heavy):
-#: 4 in 1,500 cases, 1 in the test suite's 150.
+#: 4 in 1,500 cases, 1 in the test suite's 80.
 HEAVY_EVERY, HEAVY_OFFSET = 375, 77
 
 

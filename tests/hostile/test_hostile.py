@@ -1,7 +1,8 @@
 """The hostile-input harness (harness.py): a short run inside the test suite, and the harness's own checks.
 
-`make fuzz` runs the full 1,500 cases; here 150 cases (every family, every command group
-that the families reach) keep regressions visible in `make test`.
+`make fuzz` runs the full 1,500 cases (a CI step of its own); here 80 cases (two turns of
+the families' cycle, so every family and every command group they reach, and the one heavy
+case, id 77) keep regressions visible in `make test`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ HARNESS = Path(harness.__file__)
 
 
 def test_hostile_inputs_keep_the_contract(tmp_path: Path) -> None:
-    """150 seeded crafted inputs: no traceback, exit codes in the table, no hang, RSS < 1 GiB."""
+    """80 seeded crafted inputs: no traceback, exit codes in the table, no hang, RSS < 1 GiB."""
     proc = subprocess.run(
-        [sys.executable, str(HARNESS), "--cases", "150", "--seed", "11", "--workers", "2", "--out", str(tmp_path)],
+        [sys.executable, str(HARNESS), "--cases", "80", "--seed", "11", "--workers", "2", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=1200,
         check=False,
     )
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert len(records) == 150, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(records) == 80, proc.stdout[-3000:] + proc.stderr[-3000:]
     families = {r["family"] for r in records}
     assert families >= {f.__name__.removeprefix("fam_") for f, _ in harness.FAMILIES} | {"heavy"}
     commands = {r["command"].split()[0] for r in records}
