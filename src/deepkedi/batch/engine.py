@@ -40,6 +40,8 @@ _HASH_CHUNK = 1 << 20
 #: At most this many files per chunk: progress and the manifest move at least this often.
 _MAX_CHUNK = 64
 _SNIFF_BYTES = 4096
+#: Without ``jobs``, no more workers than one per this many files (a small folder runs in this process).
+_FILES_PER_DEFAULT_WORKER = 16
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,9 @@ def run_batch(
         (same input size; output present with the recorded size and the recorded key
         id in its header); everything else is done again.
     jobs
-        Worker processes (default: ``os.cpu_count()``); ``1`` works in this process.
+        Worker processes (default: ``os.cpu_count()``, but no more than one per 16
+        files, so a small folder runs in this process); ``1`` works in this process.
+        Never more workers than files.
     manifest
         The SQLite manifest (default ``dst/.kedi-manifest.sqlite``).
     progress
@@ -364,14 +368,17 @@ def run_batch(
             if not resume and ours and before is not None and before.status == Status.DONE:
                 kept_done.add(name)  # a refusal below must not erase what an earlier run finished
             tasks.append(_Task(name, str(path), str(output), size, force or (resume and ours)))
-        if resume:
-            for folder in sorted({Path(t.output).parent for t in tasks}):
+        if resume:  # part files a killed run left, wherever it was writing
+            for folder in sorted({output.parent for _, _, output in planned}):
                 if folder.is_dir():
                     remove_stale_parts(folder)
         book.record(Entry(t.rel, t.size, t.output, Status.PENDING) for t in tasks if t.rel not in kept_done)
         if mode == "decrypt" and not isinstance(key, Key):
             tasks = _with_keystore_keys(tasks, key, actor, outcomes, book)
         settings = _Settings(mode, key if isinstance(key, Key) else None, as_dicom, pattern)
+        # A worker starts in about half a second: by default each gets at least _FILES_PER_DEFAULT_WORKER files.
+        cap = len(tasks) if jobs is not None else math.ceil(len(tasks) / _FILES_PER_DEFAULT_WORKER)
+        workers = max(1, min(workers, cap))
         total = sum(t.size for t in tasks)
         done_bytes = 0
         if progress is not None and tasks:
