@@ -5,7 +5,7 @@ library's :func:`deepkedi.api.encrypt_tree` and :func:`~deepkedi.api.decrypt_tre
 stay the one-process, no-manifest calls.
 """
 
-from deepkedi.batch.engine import BatchResult, Mode, Outcome, run_batch
+from deepkedi.batch.engine import BatchResult, Mode, Outcome, WorkerLostError, run_batch
 from deepkedi.batch.manifest import MANIFEST_NAME, Entry, Manifest, ManifestMismatchError, Status
 
 __all__ = [
@@ -17,5 +17,6 @@ __all__ = [
     "Mode",
     "Outcome",
     "Status",
+    "WorkerLostError",
     "run_batch",
 ]

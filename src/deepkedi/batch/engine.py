@@ -17,6 +17,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -30,7 +31,7 @@ from deepkedi.fileio import make_output_folder, remove_stale_parts
 if TYPE_CHECKING:
     from deepkedi.keys.keystore import Keystore
 
-__all__ = ["BatchResult", "Mode", "Outcome", "run_batch"]
+__all__ = ["BatchResult", "Mode", "Outcome", "WorkerLostError", "run_batch"]
 
 Mode = Literal["encrypt", "decrypt"]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -42,6 +43,10 @@ _MAX_CHUNK = 64
 _SNIFF_BYTES = 4096
 #: Without ``jobs``, no more workers than one per this many files (a small folder runs in this process).
 _FILES_PER_DEFAULT_WORKER = 16
+
+
+class WorkerLostError(DeepKediError):
+    """A worker process ended abruptly (killed, out of memory); the manifest keeps what finished."""
 
 
 @dataclass(frozen=True)
@@ -440,6 +445,16 @@ def _execute(settings: _Settings, tasks: list[_Task], workers: int, per_chunk: i
         for chunk in chunks:
             yield _run_chunk(settings, chunk)
         return
+    try:
+        yield from _pooled(settings, chunks, workers)
+    except BrokenProcessPool:
+        raise WorkerLostError(
+            "a worker process ended abruptly (killed, or out of memory; a script that runs a pool needs "
+            "an `if __name__ == '__main__':` guard); the manifest keeps what finished: run again with --resume"
+        ) from None
+
+
+def _pooled(settings: _Settings, chunks: Iterator[list[_Task]], workers: int) -> Iterator[list[Outcome]]:
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(settings,)
     ) as pool:
