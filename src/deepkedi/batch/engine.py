@@ -276,8 +276,12 @@ def _chunked(tasks: Sequence[_Task], size: int) -> Iterator[list[_Task]]:
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     """Workers start from a clean interpreter (never a fork of a process holding keys and open databases)."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The server imports the engine (and so the cipher) once; each worker forks from it ready to work.
+    context.set_forkserver_preload([__name__])
+    return context
 
 
 def run_batch(
