@@ -215,3 +215,39 @@ def test_kill_minus_9_mid_run_then_resume_finishes_every_file_once(study: Path, 
     assert not list(out.rglob("*.part"))
     assert _kedi("decrypt", out, "-o", tmp_path / "dec", "--key", keyfile, "--jobs", "2", "-q")[0] == 0
     assert _files(tmp_path / "dec") == _files(big)
+
+
+def test_ctrl_c_stops_a_pooled_run_quietly_and_resume_finishes_it(study: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    for n in range(24):
+        shutil.copytree(study / "study", big / f"series-{n:02d}")
+    keyfile = tmp_path / "site.key"
+    assert _kedi("keygen", "-o", keyfile)[0] == 0
+    out = tmp_path / "enc"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    command = [sys.executable, "-m", "deepkedi.cli", "encrypt", str(big), "-o", str(out), "--key", str(keyfile)]
+    run = subprocess.Popen(
+        [*command, "--jobs", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    manifest = out / MANIFEST_NAME
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and run.poll() is None and not manifest.exists():
+            time.sleep(0.01)
+        assert run.poll() is None, "the run ended before it could be interrupted"
+        os.killpg(run.pid, signal.SIGINT)  # what a terminal sends the whole foreground group
+        _, stderr = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 130 and "Traceback" not in stderr, stderr
+    _wait_until_gone(run.pid)
+    again = subprocess.run([*command, "--resume", "--json"], capture_output=True, text=True, env=env, check=False)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["done"] == 144 and not list(out.rglob("*.part"))

@@ -15,6 +15,7 @@ import hashlib
 import math
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -147,6 +148,9 @@ _worker_state: dict[str, _Settings] = {}
 
 
 def _init_worker(settings: _Settings) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone answers it (it stops handing out
+    # chunks; a worker finishes the chunk it holds), so workers print no tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_state["settings"] = settings
 
 
@@ -459,9 +463,10 @@ def _execute(settings: _Settings, tasks: list[_Task], workers: int, per_chunk: i
 
 
 def _pooled(settings: _Settings, chunks: Iterator[list[_Task]], workers: int) -> Iterator[list[Outcome]]:
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(settings,)
-    ) as pool:
+    )
+    try:
         pending: set[Future[list[Outcome]]] = set()
         for chunk in chunks:  # at most two chunks per worker in flight: memory stays flat on any folder
             pending.add(pool.submit(_worker_chunk, chunk))
@@ -473,3 +478,5 @@ def _pooled(settings: _Settings, chunks: Iterator[list[_Task]], workers: int) ->
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
+    finally:  # on an interrupt, what no worker has started is dropped: --resume does it
+        pool.shutdown(wait=True, cancel_futures=True)
