@@ -60,6 +60,7 @@ def test_pool_and_serial_restore_the_same_bytes_and_record_every_file(study: Pat
         assert back.ok and len(back.done) == len(originals)
         restored[jobs] = _files(tmp_path / f"dec{jobs}")
     assert restored[1] == restored[2] == originals
+    assert (tmp_path / "enc2" / MANIFEST_NAME).stat().st_mode & 0o077 == 0  # names and hashes stay private
     rows = _rows(tmp_path / "enc2" / MANIFEST_NAME)
     assert [r[0] for r in rows] == sorted(originals)
     for rel, status, sha256, key_id, output_size, size in rows:

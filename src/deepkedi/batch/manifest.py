@@ -5,11 +5,12 @@ the key id of the encrypted side, the output path and size, the status
 (``pending``, ``done``, ``skipped``, ``refused``, ``failed``) and the error. Only
 the parent process writes it, one transaction per finished chunk, so a run killed
 at any point leaves a consistent manifest that ``resume`` continues from
-(docs/SCALE.md).
+(docs/SCALE.md). The file is created private (0600).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -72,6 +73,8 @@ class Manifest:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        # Private (0600): input names can carry patient names, and hashes identify files.
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
