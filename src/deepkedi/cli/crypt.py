@@ -7,6 +7,7 @@ container a file is and how it decrypts is the library's to know.
 
 import contextlib
 import enum
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +28,6 @@ from deepkedi.cli._common import (
     fail,
     guarded,
     load_key_for_cli,
-    message_for,
     printable,
 )
 from deepkedi.errors import DeepKediError, KeyFileError, UnsupportedImageError
@@ -36,7 +36,7 @@ from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.transforms.patterns import DEFAULT_PATTERN, ZigzagPattern
 
 if TYPE_CHECKING:
-    from deepkedi import api
+    from deepkedi import api, batch
     from deepkedi.cipher.keytypes import Key, KeyImage
     from deepkedi.keys.keystore import Keystore
 
@@ -125,6 +125,84 @@ def _tree_progress(verb: str) -> "Iterator[api.TreeProgress]":
 QuietOption = Annotated[
     bool, typer.Option("-q", "--quiet", help="Print no summary line (warnings and errors still go to stderr).")
 ]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "-j", "--jobs", min=1, help="Folder input: worker processes (default: the number of cores; 1: no pool)."
+    ),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Folder input: continue the run the manifest records; files it finished and that verify are kept.",
+    ),
+]
+ManifestOption = Annotated[
+    Path | None,
+    typer.Option(help="Folder input: the run's SQLite manifest (default: OUTPUT/.kedi-manifest.sqlite)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Folder input: print the run's summary as JSON.")]
+
+
+def _refuse_batch_options(jobs: int | None, resume: bool, manifest: Path | None, as_json: bool) -> None:
+    if jobs is not None or resume or manifest is not None or as_json:
+        fail("--jobs, --resume, --manifest and --json belong to folder runs; the input is one file", EXIT_USAGE)
+
+
+def _exit_code_of(kind: str | None, message: str) -> int:
+    """The exit code of a worker's failure, from its exception class's name (a deepkedi error or a built-in)."""
+    import builtins
+
+    from deepkedi import errors
+
+    cls = getattr(errors, kind or "", None) or getattr(builtins, kind or "", None)
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        return exit_code_for(cls(message))
+    return EXIT_INPUT
+
+
+def _render_batch(
+    result: "batch.BatchResult", verb: str, source: Path, output: Path, *, quiet: bool, as_json: bool
+) -> None:
+    """A folder run's summary (a line, or ``--json``), its failures on stderr, and the exit code.
+
+    Exit 0 only when every file is done or deliberately skipped; otherwise the most
+    serious code among the failures (authentication before input), 2 for refused outputs.
+    """
+    failed, refused = result.failed, result.refused
+    if as_json:
+        typer.echo(json.dumps(result.summary(), sort_keys=True))
+    else:
+        done = result.done
+        total = len(done) + len(failed) + len(refused)
+        described = {o.described for o in done if o.described is not None}
+        detail = ""
+        if len(described) == 1:
+            kind, suite, pattern = described.pop()
+            keys = {o.entry.key_id for o in done}
+            key = f", key {keys.pop()}" if len(keys) == 1 else f", {len(keys)} keys"
+            prefix = "DICOM-native, " if kind == "dicom-native" else ""
+            detail = f" ({prefix}{suite} suite, {pattern} zigzag{key})"
+        elif done:
+            detail = f" ({len({o.entry.key_id for o in done})} keys)"
+        earlier = f"; {len(result.earlier)} done by an earlier run" if result.earlier else ""
+        _summary(
+            f"{verb} {len(done)} of {total} files from {printable(source)} to {printable(output)}{detail}{earlier}",
+            quiet and result.ok,
+        )
+    for outcome in failed:
+        err_console.print(f"kedi: error: {printable(outcome.entry.error or '')}", markup=False)
+    if refused:
+        first = refused[0].entry
+        err_console.print(
+            f"kedi: error: {len(refused)} output(s) exist and were left alone (first: {printable(first.output)}); "
+            "use --resume to continue the run that wrote them, or --force to replace them",
+            markup=False,
+        )
+    if not result.ok:
+        codes = [_exit_code_of(o.error_kind, o.entry.error or "") for o in failed]
+        raise typer.Exit(min(codes + ([EXIT_USAGE] if refused else [])))
 
 
 def _described(info: "api.ContainerInfo") -> str:
@@ -149,25 +227,6 @@ def _file_summary(verb: str, result: "api.FileResult", quiet: bool) -> None:
         f"{verb} {printable(result.source)} to {printable(result.output)} ({_described(result.info)})",
         quiet,
     )
-
-
-def _render_tree(result: "api.TreeResult", verb: str, source: Path, output: Path, quiet: bool) -> None:
-    """A folder run's summary line; exit with the most serious failure's code (authentication before input).
-
-    The line names the suite, pattern and key when every file shares them (one key encrypts
-    a folder; a folder decrypted from the keystore may hold several keys).
-    """
-    total = len(result.done) + len(result.failed)
-    described = {_described(done.info) for done in result.done}
-    detail = f" ({described.pop()})" if len(described) == 1 else f" ({len(described)} keys)" if described else ""
-    _summary(
-        f"{verb} {len(result.done)} of {total} files from {printable(source)} to {printable(output)}{detail}",
-        quiet and not result.failed,
-    )
-    if result.failed:
-        for failure in result.failed:
-            err_console.print(f"kedi: error: {printable(message_for(failure.error))}", markup=False)
-        raise typer.Exit(min(exit_code_for(f.error) for f in result.failed))
 
 
 def _check_input_file(path: Path | None, error: type[DeepKediError] = UnsupportedImageError) -> None:
@@ -286,6 +345,10 @@ def encrypt(
         ),
     ] = False,
     max_decoded_size: MaxDecodedSize = None,
+    jobs: JobsOption = None,
+    resume: ResumeOption = False,
+    manifest: ManifestOption = None,
+    as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
@@ -304,6 +367,9 @@ def encrypt(
     On success one line on stdout says what was encrypted, where to, and with
     what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows
     (for a folder: how many files). -q silences it.
+
+    Folders run on --jobs worker processes and are recorded in a manifest;
+    --resume continues an interrupted run (kedi docs SCALE).
     """
     from deepkedi import api
 
@@ -347,26 +413,33 @@ def encrypt(
         )
     master = _master(key, keystore, key_id, passphrase_file)
     if input.is_dir():
+        from deepkedi import batch
+
         with _tree_progress("encrypted") as report, guarded():
-            result = api.encrypt_tree(
+            result = batch.run_batch(
                 input,
                 output,
                 master,
+                mode="encrypt",
                 as_dicom=as_dicom,
-                pattern=pattern,
+                pattern=pattern.value,
                 force=force,
+                resume=resume,
+                jobs=jobs,
+                manifest=manifest,
                 progress=report,
                 protect=dict(protected),
             )
         if as_dicom:
-            if not result.done and not result.failed:
+            if not result.done and not result.failed and not result.refused:
                 fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
-            if result.skipped:
+            if result.skipped and not as_json:
                 err_console.print(
                     f"kedi: note: skipped {len(result.skipped)} non-DICOM file(s) (--as-dicom)", markup=False
                 )
-        _render_tree(result, "encrypted", input, output, quiet)
+        _render_batch(result, "encrypted", input, output, quiet=quiet, as_json=as_json)
         return
+    _refuse_batch_options(jobs, resume, manifest, as_json)
     done = _run_one(
         input,
         lambda progress: api.encrypt_file(
@@ -445,6 +518,10 @@ def decrypt(
     despeckle: Annotated[
         bool, typer.Option(help="Suite paper: remove the speckle after decryption (the paper's last step).")
     ] = True,
+    jobs: JobsOption = None,
+    resume: ResumeOption = False,
+    manifest: ManifestOption = None,
+    as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Decrypt a container: hybrid restores the original file byte for byte; paper gives an estimate.
@@ -475,20 +552,28 @@ def decrypt(
         _refuse_overwriting([output], protected)
     if input.is_dir() and key is not None and _is_key_image(key):
         fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
+    if not input.is_dir():
+        _refuse_batch_options(jobs, resume, manifest, as_json)
     with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
         if input.is_dir():
+            from deepkedi import batch
+
             with _tree_progress("decrypted") as report, guarded():
                 # A key image was refused above for a folder: decryptor is a Key or the keystore.
-                result = api.decrypt_tree(
+                result = batch.run_batch(
                     input,
                     output,
                     decryptor,  # type: ignore[arg-type]  # see above
+                    mode="decrypt",
                     actor=who,
                     force=force,
+                    resume=resume,
+                    jobs=jobs,
+                    manifest=manifest,
                     progress=report,
                     protect=dict(protected),
                 )
-            _render_tree(result, "decrypted", input, output, quiet)
+            _render_batch(result, "decrypted", input, output, quiet=quiet, as_json=as_json)
             return
         done = _run_one(
             input,

@@ -1,0 +1,482 @@
+"""The batch engine: a folder run on every core, recorded in a resumable manifest.
+
+:func:`run_batch` walks the input folder, plans one output per file (the names
+:func:`deepkedi.api.encrypt_tree` and :func:`~deepkedi.api.decrypt_tree` use), and
+hands the files in chunks to a pool of worker processes (or, with ``jobs=1``, works
+in this process). Each worker receives, once, the one key it needs (decryption
+from a keystore: the keys the files name, resolved and audited here); the
+keystore itself never reaches a worker. Only this process writes the manifest, one
+transaction per finished chunk. Nothing here prints, reads the environment or exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from deepkedi import api
+from deepkedi.batch.manifest import MANIFEST_NAME, Entry, Manifest, Status
+from deepkedi.cipher.keytypes import Key
+from deepkedi.errors import DeepKediError, FormatError, OutputExistsError
+from deepkedi.fileio import make_output_folder, remove_stale_parts
+
+if TYPE_CHECKING:
+    from deepkedi.keys.keystore import Keystore
+
+__all__ = ["BatchResult", "Mode", "Outcome", "WorkerLostError", "run_batch"]
+
+Mode = Literal["encrypt", "decrypt"]
+PathLike = Union[str, "os.PathLike[str]"]
+#: Called with (bytes done, bytes total, the file last finished) as the run goes on.
+BatchProgress = Callable[[int, int, Path], None]
+_HASH_CHUNK = 1 << 20
+#: At most this many files per chunk: progress and the manifest move at least this often.
+_MAX_CHUNK = 64
+_SNIFF_BYTES = 4096
+#: Without ``jobs``, no more workers than one per this many files (a small folder runs in this process).
+_FILES_PER_DEFAULT_WORKER = 16
+
+
+class WorkerLostError(DeepKediError):
+    """A worker process ended abruptly (killed, out of memory); the manifest keeps what finished."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One input's manifest entry, plus what the summary says of its encrypted side (not stored)."""
+
+    entry: Entry
+    #: The exception class's name for a failure or refusal (the command line's exit code follows it).
+    error_kind: str | None = None
+    #: ``(kind, suite, pattern)`` of the encrypted side, e.g. ``("container", "hybrid", "horizontal")``.
+    described: tuple[str, str, str] | None = None
+    #: Done by an earlier run of the same manifest and verified, not redone (``resume``).
+    earlier: bool = False
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch did to each input of the folder, in path order."""
+
+    outcomes: tuple[Outcome, ...]
+    manifest: Path
+    jobs: int
+
+    def _with(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.entry.status == status]
+
+    @property
+    def done(self) -> list[Outcome]:
+        return self._with(Status.DONE)
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        return self._with(Status.SKIPPED)
+
+    @property
+    def refused(self) -> list[Outcome]:
+        return self._with(Status.REFUSED)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return self._with(Status.FAILED)
+
+    @property
+    def earlier(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.earlier]
+
+    @property
+    def ok(self) -> bool:
+        """Every file done or deliberately skipped."""
+        return all(o.entry.status in (Status.DONE, Status.SKIPPED) for o in self.outcomes)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe counts and every file that was not done, with its reason."""
+        return {
+            "ok": self.ok,
+            "manifest": str(self.manifest),
+            "jobs": self.jobs,
+            "files": len(self.outcomes),
+            "done": len(self.done),
+            "done_earlier": len(self.earlier),
+            "skipped": len(self.skipped),
+            "refused": len(self.refused),
+            "failed": len(self.failed),
+            "not_done": [
+                {"path": o.entry.rel, "status": o.entry.status, "reason": o.entry.error}
+                for o in self.outcomes
+                if o.entry.status != Status.DONE
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every worker needs for the whole run (sent once, when the worker starts)."""
+
+    mode: Mode
+    key: Key | None
+    as_dicom: bool
+    pattern: str | None
+
+
+@dataclass(frozen=True)
+class _Task:
+    rel: str
+    source: str
+    output: str
+    size: int
+    #: The output may be replaced: ``force``, or the output of an unfinished entry of this manifest.
+    replace: bool
+    #: Decryption from a keystore: the key this file's header names (resolved by the parent).
+    key: Key | None = field(default=None, repr=False)
+
+
+# ----------------------------------------------------------------------------- worker side
+
+#: A worker process's settings for the whole run, set once by the pool's initializer.
+_worker_state: dict[str, _Settings] = {}
+
+
+def _init_worker(settings: _Settings) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone answers it (it stops handing out
+    # chunks; a worker finishes the chunk it holds), so workers print no tracebacks of their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _worker_state["settings"] = settings
+
+
+def _worker_chunk(tasks: list[_Task]) -> list[Outcome]:
+    return _run_chunk(_worker_state["settings"], tasks)
+
+
+def _run_chunk(settings: _Settings, tasks: Sequence[_Task]) -> list[Outcome]:
+    return [_run_one(settings, task) for task in tasks]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_dicom(path: Path) -> bool:
+    from deepkedi.imaging.sniff import sniff_dicom
+
+    try:
+        with open(path, "rb") as fh:
+            return sniff_dicom(fh.read(_SNIFF_BYTES))
+    except OSError:
+        return False
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the manifest: deepkedi's own message, or a system error's file and reason."""
+    if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, DeepKediError):
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, DeepKediError) else text.splitlines()[0]
+
+
+def _run_one(settings: _Settings, task: _Task) -> Outcome:
+    source, output = Path(task.source), Path(task.output)
+    entry = Entry(rel=task.rel, size=task.size, output=task.output, status=Status.PENDING)
+    try:
+        entry = replace(entry, sha256=_sha256(source))
+        if settings.mode == "encrypt":
+            if settings.as_dicom and not _is_dicom(source):
+                reason = "not a DICOM file (as_dicom encrypts DICOM files only)"
+                return Outcome(replace(entry, status=Status.SKIPPED, error=reason))
+            assert settings.key is not None
+            make_output_folder(output.parent)
+            result = api.encrypt_file(
+                source, output, settings.key, as_dicom=settings.as_dicom, pattern=settings.pattern, force=task.replace
+            )
+        else:
+            key = task.key or settings.key
+            assert key is not None
+            if not task.rel.endswith(api.CONTAINER_SUFFIX) and not _is_dicom(source):
+                reason = f"neither a {api.CONTAINER_SUFFIX} container nor a DICOM-native file"
+                return Outcome(replace(entry, status=Status.SKIPPED, error=reason))
+            make_output_folder(output.parent)
+            try:
+                result = api.decrypt_file(source, output, key, force=task.replace)
+            except FormatError:
+                if task.rel.endswith(api.CONTAINER_SUFFIX):
+                    raise
+                return Outcome(replace(entry, status=Status.SKIPPED, error="a DICOM file that is not DICOM-native"))
+    except OutputExistsError as exc:
+        return Outcome(replace(entry, status=Status.REFUSED, error=_message(exc)), type(exc).__name__)
+    except (DeepKediError, ValueError, OSError) as exc:
+        return Outcome(replace(entry, status=Status.FAILED, error=_message(exc)), type(exc).__name__)
+    header = result.info.header
+    done = replace(
+        entry,
+        status=Status.DONE,
+        key_id=header.key_id.hex(),
+        output_size=output.stat().st_size,
+    )
+    return Outcome(done, described=(result.info.kind.value, header.suite.name.lower(), header.pattern.value))
+
+
+# ----------------------------------------------------------------------------- parent side
+
+
+def _walk(src: Path) -> list[Path]:
+    """Every visible regular file under ``src`` (names starting with a dot are skipped), sorted."""
+    found = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        if not any(part.startswith(".") for part in path.relative_to(src).parts):
+            found.append(path)
+    return found
+
+
+def _output_for(mode: Mode, rel: Path, dst: Path, as_dicom: bool) -> Path:
+    if mode == "encrypt":
+        return dst / rel if as_dicom else dst / rel.parent / (rel.name + api.CONTAINER_SUFFIX)
+    if rel.name.endswith(api.CONTAINER_SUFFIX):
+        return dst / rel.parent / rel.name[: -len(api.CONTAINER_SUFFIX)]
+    return dst / rel
+
+
+def _refuse_protected(outputs: Sequence[Path], protect: Mapping[PathLike, str] | None) -> None:
+    """``ValueError`` before any work when an output would replace a protected file (a key, a keystore)."""
+    for path, what in (protect or {}).items():
+        for output in outputs:
+            try:
+                same = os.path.samefile(output, path)
+            except OSError:
+                same = False  # one of them does not exist: nothing to replace
+            if same:
+                raise ValueError(f"the output {output} is {what} ({path}); choose another output path")
+
+
+def _verifies(mode: Mode, entry: Entry, source: Path, size: int) -> bool:
+    """Whether an entry done earlier still stands: same input size, output of the recorded size and key id."""
+    output = Path(entry.output)
+    try:
+        if size != entry.size or output.stat().st_size != entry.output_size:
+            return False
+        encrypted = output if mode == "encrypt" else source
+        return api.read_header(encrypted).key_id.hex() == entry.key_id
+    except (DeepKediError, OSError):
+        return False
+
+
+def _chunked(tasks: Sequence[_Task], size: int) -> Iterator[list[_Task]]:
+    for start in range(0, len(tasks), size):
+        yield list(tasks[start : start + size])
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Workers start from a clean interpreter (never a fork of a process holding keys and open databases)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # The server imports the engine (and so the cipher) once; each worker forks from it ready to work.
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def run_batch(
+    src: PathLike,
+    dst: PathLike,
+    key: Key | Keystore,
+    *,
+    mode: Mode,
+    actor: str | None = None,
+    as_dicom: bool = False,
+    pattern: str | None = None,
+    force: bool = False,
+    resume: bool = False,
+    jobs: int | None = None,
+    manifest: PathLike | None = None,
+    progress: BatchProgress | None = None,
+    protect: Mapping[PathLike, str] | None = None,
+    chunk_size: int | None = None,
+) -> BatchResult:
+    """Encrypt (``mode="encrypt"``) or decrypt every visible file under ``src`` into the mirrored tree ``dst``.
+
+    Parameters
+    ----------
+    key
+        A :class:`~deepkedi.cipher.keytypes.Key`; for decryption also an open keystore,
+        from which the key each file's header names is taken once per key id (audited
+        under ``actor``) and handed to the workers with the files it opens.
+    as_dicom
+        Encryption: DICOM-native outputs under the same names; other files are skipped.
+    force
+        Replace outputs that exist. Without it an existing output is *refused*
+        (recorded, the run goes on), except the output of an entry this manifest
+        left unfinished, which this run itself was writing.
+    resume
+        Keep the entries an earlier run of this manifest finished, when they verify
+        (same input size; output present with the recorded size and the recorded key
+        id in its header); everything else is done again.
+    jobs
+        Worker processes (default: ``os.cpu_count()``, but no more than one per 16
+        files, so a small folder runs in this process); ``1`` works in this process.
+        Never more workers than files.
+    manifest
+        The SQLite manifest (default ``dst/.kedi-manifest.sqlite``).
+    progress
+        Called with (bytes done, bytes total, the file last finished).
+    protect
+        Files no output may replace (a key file, a keystore) and what they are:
+        ``ValueError`` before any file is touched.
+
+    Raises
+    ------
+    ManifestMismatchError
+        ``manifest`` records another run (another mode, input folder, key or options).
+    ValueError
+        An output would replace a protected file; ``jobs`` is below 1.
+    """
+    if mode not in ("encrypt", "decrypt"):
+        raise ValueError(f"mode must be 'encrypt' or 'decrypt', not {mode!r}")
+    if as_dicom and mode == "decrypt":
+        raise ValueError("as_dicom belongs to encryption (decryption recognises DICOM-native files itself)")
+    workers = (os.cpu_count() or 1) if jobs is None else jobs
+    if workers < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if mode == "encrypt" and not isinstance(key, Key):
+        raise TypeError(f"encryption needs a Key, not {type(key).__name__}")
+    src_dir, dst_dir = Path(src), Path(dst)
+    files = _walk(src_dir)
+    planned = [(p, r, _output_for(mode, r, dst_dir, as_dicom)) for p in files for r in [p.relative_to(src_dir)]]
+    _refuse_protected([out for _, _, out in planned], protect)
+    make_output_folder(dst_dir)
+    manifest_path = Path(manifest) if manifest is not None else dst_dir / MANIFEST_NAME
+    with Manifest(manifest_path) as book:
+        run = {"mode": mode, "source": str(src_dir.resolve()), "as_dicom": str(as_dicom), "pattern": str(pattern)}
+        if isinstance(key, Key):
+            run["key_id"] = key.key_id_hex
+        book.bind(run)
+        earlier = book.entries()
+        outcomes: dict[str, Outcome] = {}
+        tasks: list[_Task] = []
+        kept_done: set[str] = set()
+        for path, rel, output in planned:
+            name = rel.as_posix()
+            size = path.stat().st_size
+            before = earlier.get(name)
+            if resume and before is not None and before.status == Status.DONE and _verifies(mode, before, path, size):
+                outcomes[name] = Outcome(before, earlier=True)
+                continue
+            # An output the manifest's own unfinished (or no longer verifying) entry names is this
+            # manifest's own work: resume replaces it.
+            ours = (
+                before is not None and before.status in (Status.PENDING, Status.DONE) and before.output == str(output)
+            )
+            if not resume and ours and before is not None and before.status == Status.DONE:
+                kept_done.add(name)  # a refusal below must not erase what an earlier run finished
+            tasks.append(_Task(name, str(path), str(output), size, force or (resume and ours)))
+        if resume:  # part files a killed run left, wherever it was writing
+            for folder in sorted({output.parent for _, _, output in planned}):
+                if folder.is_dir():
+                    remove_stale_parts(folder)
+        book.record(Entry(t.rel, t.size, t.output, Status.PENDING) for t in tasks if t.rel not in kept_done)
+        if mode == "decrypt" and not isinstance(key, Key):
+            tasks = _with_keystore_keys(tasks, key, actor, outcomes, book)
+        settings = _Settings(mode, key if isinstance(key, Key) else None, as_dicom, pattern)
+        # A worker starts in about half a second: by default each gets at least _FILES_PER_DEFAULT_WORKER files.
+        cap = len(tasks) if jobs is not None else math.ceil(len(tasks) / _FILES_PER_DEFAULT_WORKER)
+        workers = max(1, min(workers, cap))
+        total = sum(t.size for t in tasks)
+        done_bytes = 0
+        if progress is not None and tasks:
+            progress(0, total, Path(tasks[0].source))
+        per_chunk = chunk_size or max(1, min(_MAX_CHUNK, math.ceil(len(tasks) / (workers * 4))))
+        for finished in _execute(settings, tasks, workers, per_chunk):
+            book.record(o.entry for o in finished if o.entry.status != Status.REFUSED or o.entry.rel not in kept_done)
+            for outcome in finished:
+                outcomes[outcome.entry.rel] = outcome
+            done_bytes += sum(o.entry.size for o in finished)
+            if progress is not None and finished:
+                progress(done_bytes, total, src_dir / finished[-1].entry.rel)
+    ordered = tuple(outcomes[rel.as_posix()] for _, rel, _ in planned)
+    return BatchResult(ordered, manifest_path, workers)
+
+
+def _with_keystore_keys(
+    tasks: list[_Task], store: Keystore, actor: str | None, outcomes: dict[str, Outcome], book: Manifest
+) -> list[_Task]:
+    """Each file to decrypt with the key its header names, taken from the keystore once per key id."""
+    if not actor:
+        raise ValueError("decrypting with a keystore needs actor=NAME: the keystore audits who asks")
+    keys: dict[bytes, Key] = {}
+    ready: list[_Task] = []
+    settled: list[Entry] = []
+    for task in tasks:
+        source = Path(task.source)
+        if not task.rel.endswith(api.CONTAINER_SUFFIX) and not _is_dicom(source):
+            ready.append(task)  # the worker records it as skipped
+            continue
+        try:
+            key_id = api.read_header(source).key_id
+            if key_id not in keys:
+                found = store.get_key(key_id, actor=actor)
+                if not isinstance(found, Key):
+                    raise ValueError(f"{source}: the keystore's key {key_id.hex()} is not a hybrid key")
+                keys[key_id] = found
+        except FormatError as exc:
+            status = Status.FAILED if task.rel.endswith(api.CONTAINER_SUFFIX) else Status.SKIPPED
+            reason = str(exc) if status == Status.FAILED else "a DICOM file that is not DICOM-native"
+            entry = Entry(task.rel, task.size, task.output, status, error=reason)
+            outcomes[task.rel] = Outcome(entry, type(exc).__name__ if status == Status.FAILED else None)
+            settled.append(entry)
+            continue
+        except (DeepKediError, ValueError, OSError) as exc:
+            entry = Entry(task.rel, task.size, task.output, Status.FAILED, error=_message(exc))
+            outcomes[task.rel] = Outcome(entry, type(exc).__name__)
+            settled.append(entry)
+            continue
+        ready.append(replace(task, key=keys[key_id]))
+    book.record(settled)
+    return ready
+
+
+def _execute(settings: _Settings, tasks: list[_Task], workers: int, per_chunk: int) -> Iterator[list[Outcome]]:
+    """Each chunk's outcomes as it finishes: in this process (one job), or across a process pool."""
+    chunks = _chunked(tasks, per_chunk)
+    if workers == 1:
+        for chunk in chunks:
+            yield _run_chunk(settings, chunk)
+        return
+    try:
+        yield from _pooled(settings, chunks, workers)
+    except BrokenProcessPool:
+        raise WorkerLostError(
+            "a worker process ended abruptly (killed, or out of memory; a script that runs a pool needs "
+            "an `if __name__ == '__main__':` guard); the manifest keeps what finished: run again with --resume"
+        ) from None
+
+
+def _pooled(settings: _Settings, chunks: Iterator[list[_Task]], workers: int) -> Iterator[list[Outcome]]:
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(settings,)
+    )
+    try:
+        pending: set[Future[list[Outcome]]] = set()
+        for chunk in chunks:  # at most two chunks per worker in flight: memory stays flat on any folder
+            pending.add(pool.submit(_worker_chunk, chunk))
+            if len(pending) >= 2 * workers:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+    finally:  # on an interrupt, what no worker has started is dropped: --resume does it
+        pool.shutdown(wait=True, cancel_futures=True)
