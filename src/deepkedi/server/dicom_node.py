@@ -390,11 +390,7 @@ class DicomNode:
         target: str | None = None,
         **details: Any,
     ) -> None:
-        record = {"calling_ae": peer.ae_title, "called_ae": self.ae_title, **details}
-        actor = self.peers.get(peer.ae_title)
-        self.service.audit(
-            principal, operation, outcome=outcome, target=target, details=record, actor=actor, address=peer.address
-        )
+        self.service.audit(principal, operation, outcome=outcome, target=target, **self._peer_fields(peer, details))
 
     def _audit_event(
         self,
@@ -407,11 +403,14 @@ class DicomNode:
         **details: Any,
     ) -> AuditEvent:
         """The audit row of ``operation`` by ``peer``, not yet written (:meth:`Service.audit_event`)."""
-        record = {"calling_ae": peer.ae_title, "called_ae": self.ae_title, **details}
-        actor = self.peers.get(peer.ae_title)
         return self.service.audit_event(
-            principal, operation, outcome=outcome, target=target, details=record, actor=actor, address=peer.address
+            principal, operation, outcome=outcome, target=target, **self._peer_fields(peer, details)
         )
+
+    def _peer_fields(self, peer: _Peer, details: dict[str, Any]) -> dict[str, Any]:
+        """What every audit row of a peer's operation carries: the AE titles, the peer's user and address."""
+        record = {"calling_ae": peer.ae_title, "called_ae": self.ae_title, **details}
+        return {"details": record, "actor": self.peers.get(peer.ae_title), "address": peer.address}
 
     def _on_accepted(self, event: Event) -> None:
         peer = _peer_of(event)
