@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from deepkedi.cipher.format import ContainerHeader, parse_header
-from deepkedi.cipher.hybrid import _encrypt_file_from_parts, _encrypt_from_parts
+from deepkedi.cipher.hybrid import _encrypt_file_from_parts, _encrypt_from_parts, _encrypt_opaque_file_from_parts
 from deepkedi.keys import Key
 
 HERE = Path(__file__).parent
@@ -126,6 +126,38 @@ def main() -> int:
                 "file": src.read_bytes().hex(),
             },
         )
+
+    # An opaque container (§5.3): a file that is not an image, sealed whole, spanning two segments.
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "report.txt"
+        src.write_bytes(b"".join(b"line %04d of a report that is not an image\n" % i for i in range(40)))
+        dst = Path(tmp) / "report.txt.kedi"
+        salt, prefix = _fixed("salt opaque", 32), _fixed("nonce opaque", 7)
+        _encrypt_opaque_file_from_parts(src, dst, key, salt=salt, nonce_prefix=prefix, segment_size=1024)
+        opaque = dst.read_bytes()
+        _write(
+            "success-opaque-file",
+            {
+                "description": "an opaque container: a 1,720-byte text file sealed whole, restored byte for byte, "
+                "2 segments",
+                "expect": "success",
+                "key": _key_doc(key),
+                "salt": salt.hex(),
+                "nonce_prefix": prefix.hex(),
+                "container": opaque.hex(),
+                "file": src.read_bytes().hex(),
+            },
+        )
+    at = parse_header(opaque).encoded_length - 1
+    _write(
+        "header-opaque-shape",
+        {
+            "description": "an opaque container whose shape says (0, 1): opaque headers have shape (0, 0) only",
+            "expect": "header failure",
+            "key": _key_doc(key),
+            "container": (opaque[:at] + b"\x01" + opaque[at + 1 :]).hex(),
+        },
+    )
 
     base = containers["u16-2d"]
     header = parse_header(base)

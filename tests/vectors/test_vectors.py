@@ -13,6 +13,7 @@ from deepkedi.cipher.format import parse_header
 from deepkedi.cipher.hybrid import (
     _encrypt_file_from_parts,
     _encrypt_from_parts,
+    _encrypt_opaque_file_from_parts,
     decrypt_file,
     decrypt_image,
     decrypt_pixels,
@@ -73,8 +74,23 @@ def test_vector(case_path: Path, tmp_path: Path) -> None:
         assert not (tmp_path / "out.npy").exists()
         return
 
-    expected = array_from_record(case["pixels"])
     salt, prefix = bytes.fromhex(case["salt"]), bytes.fromhex(case["nonce_prefix"])
+    if header.opaque:  # a file sealed whole (§5.3): no pixels, the file restored byte for byte
+        src = tmp_path / "report.txt"
+        src.write_bytes(bytes.fromhex(case["file"]))
+        again = tmp_path / "again.kedi"
+        _encrypt_opaque_file_from_parts(
+            src, again, key, salt=salt, nonce_prefix=prefix, segment_size=header.segment_size
+        )
+        assert again.read_bytes() == data  # the seam is deterministic
+        container = tmp_path / "c.kedi"
+        container.write_bytes(data)
+        decrypt_file(container, tmp_path / "restored.txt", key)
+        assert (tmp_path / "restored.txt").read_bytes() == src.read_bytes()
+        with pytest.raises(FormatError):
+            decrypt_pixels(data, key)
+        return
+    expected = array_from_record(case["pixels"])
     if "file" in case:
         src = tmp_path / "volume.npy"
         src.write_bytes(bytes.fromhex(case["file"]))

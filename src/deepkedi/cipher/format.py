@@ -34,6 +34,8 @@ from deepkedi.transforms.zigzag import ZigzagPattern
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "MAGIC",
+    "OPAQUE_FORMAT",
+    "OPAQUE_SHAPE",
     "PAPER_DTYPES",
     "TAG_SIZE",
     "VERSION",
@@ -54,6 +56,10 @@ MIN_SEGMENT_SIZE = 1 << 10
 MAX_SEGMENT_SIZE = 1 << 24
 MAX_NDIM = 16
 MAX_SEGMENTS = 1 << 32
+#: The format name of an opaque container: a whole file sealed as bytes, with no pixel
+#: array (docs/FORMAT.md 5.3). Its header's shape is OPAQUE_SHAPE and nothing else.
+OPAQUE_FORMAT = "opaque"
+OPAQUE_SHAPE = (0, 0)
 #: A prefix this far (in bits) from the magic is a damaged container, not another kind of file.
 MAGIC_DAMAGE_BITS = 2
 
@@ -139,7 +145,9 @@ class ContainerHeader:
             raise ValueError(f"unsupported pixel dtype {dtype}")
         if dtype.itemsize > 1 and dtype.byteorder == ">":
             raise ValueError("payload dtypes are little-endian")
-        if not 2 <= len(self.shape) <= MAX_NDIM or any(d < 1 for d in self.shape):
+        if self.format == OPAQUE_FORMAT:
+            self._check_opaque(dtype)
+        elif not 2 <= len(self.shape) <= MAX_NDIM or any(d < 1 for d in self.shape):
             raise ValueError(f"shape must have 2..{MAX_NDIM} positive dimensions, got {self.shape}")
         if self.channels_last and len(self.shape) < 3:
             raise ValueError("channels_last needs at least 3 dimensions")
@@ -173,6 +181,21 @@ class ContainerHeader:
             raise ValueError("suite paper has no restoration section (residual_length must be 0)")
         if any(self.salt) or any(self.nonce_prefix):
             raise ValueError("suite paper has no salt or nonce prefix (they must be zero bytes)")
+
+    def _check_opaque(self, dtype: np.dtype) -> None:
+        # One encoding only: the fields that describe pixels are fixed, so an opaque header
+        # cannot pass for an image's, nor an image's for an opaque one.
+        if tuple(self.shape) != OPAQUE_SHAPE or dtype != np.dtype("u1") or self.channels_last:
+            raise ValueError(f"an opaque container has shape {OPAQUE_SHAPE}, dtype uint8 and no channels_last")
+        if ZigzagPattern(self.pattern) is not ZigzagPattern.HORIZONTAL:
+            raise ValueError("an opaque container's pattern is horizontal")
+        if Suite(self.suite) is not Suite.HYBRID:
+            raise ValueError("only suite hybrid holds opaque containers")
+
+    @property
+    def opaque(self) -> bool:
+        """Whether this container holds a whole file as bytes (no pixel array): docs/FORMAT.md 5.3."""
+        return self.format == OPAQUE_FORMAT
 
     # -- derived sizes -----------------------------------------------------------------
     @property

@@ -42,6 +42,8 @@ from deepkedi._json import DEFAULT_MAX_BYTES, loads_bounded
 from deepkedi.cipher.format import (
     DEFAULT_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
+    OPAQUE_FORMAT,
+    OPAQUE_SHAPE,
     SALT_SIZE,
     ContainerHeader,
     Suite,
@@ -54,7 +56,7 @@ from deepkedi.cipher.stream import SegmentReader, SegmentWriter, open_segments, 
 from deepkedi.errors import AuthenticationError, FormatError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, atomic_output_path, check_distinct, output_mode
 from deepkedi.imaging import MedicalImage, read_image, write_image
-from deepkedi.inputs import check_regular_input
+from deepkedi.inputs import check_regular_input, open_input
 from deepkedi.transforms.patterns import DEFAULT_PATTERN
 from deepkedi.transforms.zigzag import ZigzagPattern, zigzag_scan, zigzag_unscan
 
@@ -71,9 +73,12 @@ __all__ = [
     "encrypt_file",
     "encrypt_file_to_bytes",
     "encrypt_image",
+    "encrypt_opaque_file",
+    "encrypt_opaque_to_bytes",
     "held_length",
     "prepare_file",
     "seal_file",
+    "seal_opaque",
 ]
 
 HKDF_INFO = b"deepkedi/v1 hybrid payload key"
@@ -289,6 +294,15 @@ def _check_key(header: ContainerHeader, key: Key) -> None:
         raise AuthenticationError()
 
 
+def _refuse_opaque(header: ContainerHeader) -> None:
+    """``FormatError`` for an opaque container where an image is asked for (the header is public)."""
+    if header.opaque:
+        raise FormatError(
+            "this is an opaque container: it holds a file's bytes, not an image; restore the file with "
+            "decrypt_file or decrypt_stream (`kedi decrypt`)"
+        )
+
+
 def _pixel_dtype(text: object) -> np.dtype:
     """A dtype string of ``meta``: only the numeric kinds an image can have (never ``"|O"`` objects)."""
     if not isinstance(text, str):
@@ -374,6 +388,7 @@ def _decrypt_in_memory(data: bytes | bytearray | memoryview, key: Key) -> tuple[
     view = memoryview(data).cast("B")
     header = parse_header(view)
     _check_key(header, key)
+    _refuse_opaque(header)
     if len(view) != header.container_length:
         raise AuthenticationError()
     aad = header.encode()
@@ -777,6 +792,190 @@ def encrypt_file_to_bytes(
     return sink.getvalue()
 
 
+# --------------------------------------------------------------------------- opaque files
+
+#: Bytes of an opaque file read, hashed and sealed at a time: memory stays at about two segments.
+_OPAQUE_CHUNK = 1 << 20
+
+
+def _opaque_key(key: object) -> None:
+    """``ValueError`` unless ``key`` is a hybrid master key: only the hybrid suite seals files as bytes."""
+    if not isinstance(key, Key) or key.suite != "hybrid":
+        raise ValueError(
+            "the paper suite encrypts images only; an opaque container (a file sealed whole) needs a hybrid key file"
+        )
+
+
+def _opaque_head(size: int) -> bytes:
+    """The restoration head of an opaque file of ``size`` bytes (the file itself is the prefix that follows)."""
+    meta = {
+        "restore": "verbatim",
+        "image": {"kind": "opaque", "format": OPAQUE_FORMAT},
+        "size": size,
+        "sha256": _SHA256_PLACEHOLDER,
+    }
+    return _residual_head(meta, size)
+
+
+def _seal_opaque_from_parts(
+    src: Path,
+    sink: BinaryIO,
+    key: Key,
+    *,
+    salt: bytes,
+    nonce_prefix: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Deterministic core of :func:`seal_opaque` (salt and nonce prefix given; known-answer vectors only)."""
+    _opaque_key(key)
+    try:
+        fh = open_input(src)  # a FIFO or device is refused (UnsupportedImageError), never waited on
+    except OSError as exc:
+        raise UnsupportedImageError(f"{src}: cannot be read ({exc.strerror or exc})") from None
+    with fh:
+        before = os.fstat(fh.fileno())
+        size = before.st_size
+        head = _opaque_head(size)
+        try:
+            header = ContainerHeader(
+                suite=Suite.HYBRID,
+                pattern=ZigzagPattern.HORIZONTAL,
+                channels_last=False,
+                dtype=np.dtype("u1"),
+                shape=OPAQUE_SHAPE,
+                key_id=key.key_id,
+                salt=salt,
+                nonce_prefix=nonce_prefix,
+                segment_size=segment_size,
+                residual_length=_residual_length(head, size, 0),
+                format=OPAQUE_FORMAT,
+            )
+        except ValueError as exc:  # the file is too large for 2**32 segments
+            raise UnsupportedImageError(f"{src}: the container cannot hold this file: {exc}") from None
+        aad = header.encode()
+        sink.write(aad)
+        writer = SegmentWriter(
+            AESGCM(derive_file_key(key.secret, salt)),
+            nonce_prefix,
+            aad,
+            segment_size,
+            header.payload_length,
+            sink,
+            hold=_sha256_offset(head) + len(_SHA256_PLACEHOLDER),
+        )
+        writer.write(head)
+        # The digest covers exactly the bytes sealed (docs/FORMAT.md 5.1), read once, in chunks.
+        sha256 = hashlib.sha256()
+        remaining = size
+        while remaining:
+            chunk = fh.read(min(_OPAQUE_CHUNK, remaining))
+            if not chunk:
+                break
+            sha256.update(chunk)
+            writer.write(chunk)
+            remaining -= len(chunk)
+            if progress is not None:
+                progress(size - remaining, size)
+        after = os.stat(src)
+        if (
+            remaining
+            or fh.read(1)
+            or (after.st_ino, after.st_size, after.st_mtime_ns)
+            != (
+                before.st_ino,
+                before.st_size,
+                before.st_mtime_ns,
+            )
+        ):
+            raise UnsupportedImageError(f"{src}: the file changed while it was being encrypted; try again")
+    writer.write(_U64.pack(0))  # no suffix
+    writer.patch(_sha256_offset(head), sha256.hexdigest().encode("ascii"))
+    writer.close()
+    if progress is not None and size == 0:
+        progress(0, 0)
+    return header
+
+
+def seal_opaque(src: str | Path, sink: BinaryIO, key: Key, *, progress: Progress | None = None) -> ContainerHeader:
+    """Write an opaque container of ``src`` to ``sink`` (seekable): any file's bytes, sealed whole.
+
+    No image is read: the file is streamed in 1 MiB pieces, its SHA-256 computed over
+    exactly the bytes sealed, and :func:`decrypt_file` / :func:`decrypt_stream` restore
+    it byte for byte. The header says only that the container is opaque
+    (``format`` ``"opaque"``, no pixel array, docs/FORMAT.md 5.3); the file's size shows
+    in the container's length, its name and kind nowhere.
+
+    Raises
+    ------
+    UnsupportedImageError
+        ``src`` cannot be read, is not a regular file, or changed while it was being read.
+    """
+    return _seal_opaque_from_parts(
+        Path(src), sink, key, salt=os.urandom(SALT_SIZE), nonce_prefix=os.urandom(NONCE_PREFIX_SIZE), progress=progress
+    )
+
+
+def _encrypt_opaque_file_from_parts(
+    src: str | Path,
+    dst: str | Path,
+    key: Key,
+    *,
+    salt: bytes,
+    nonce_prefix: bytes,
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Deterministic core of :func:`encrypt_opaque_file` (salt and nonce prefix given)."""
+    src, dst = Path(src), Path(dst)
+    check_distinct(src, dst)
+    _opaque_key(key)
+    with atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666)) as fh:
+        return _seal_opaque_from_parts(
+            src, fh, key, salt=salt, nonce_prefix=nonce_prefix, segment_size=segment_size, progress=progress
+        )
+
+
+def encrypt_opaque_file(
+    src: str | Path,
+    dst: str | Path,
+    key: Key,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> ContainerHeader:
+    """Encrypt any file ``src`` into the opaque container ``dst`` (:func:`seal_opaque`, written atomically).
+
+    For what is not an image deepkedi reads: a DICOM object without pixel data
+    (a structured report, a DICOMDIR), a PDF, a text file. :func:`decrypt_file`
+    restores it byte for byte. ``dst`` is written as :func:`encrypt_file` writes.
+
+    Raises
+    ------
+    UnsupportedImageError
+        ``src`` cannot be read, is not a regular file, or changed while it was being read.
+    OutputExistsError
+        ``dst`` exists and ``force`` is false.
+    """
+    return _encrypt_opaque_file_from_parts(
+        src,
+        dst,
+        key,
+        salt=os.urandom(SALT_SIZE),
+        nonce_prefix=os.urandom(NONCE_PREFIX_SIZE),
+        force=force,
+        progress=progress,
+    )
+
+
+def encrypt_opaque_to_bytes(src: str | Path, key: Key) -> bytes:
+    """The container :func:`encrypt_opaque_file` would write for ``src``, as bytes in memory."""
+    sink = io.BytesIO()
+    seal_opaque(src, sink, key)
+    return sink.getvalue()
+
+
 #: Buffers waiting to be hashed on the second thread, at most.
 _HASH_QUEUE = 2
 
@@ -926,6 +1125,8 @@ def _open_payload(fh: BinaryIO, key: Key, length: int | None) -> _Opened:
     if meta_length > min(header.residual_length, DEFAULT_MAX_BYTES):
         raise AuthenticationError()
     meta, _ = _read_meta(memoryview(_U32.pack(meta_length) + reader.read(meta_length)))
+    if header.opaque and meta["restore"] != "verbatim":
+        raise AuthenticationError()  # an opaque container restores its stored bytes, nothing else
     (prefix_length,) = _U64.unpack(reader.read(8))
     return _Opened(header, reader, meta, prefix_length)
 
@@ -968,6 +1169,8 @@ def _read_planes(
     report: Callable[[], None],
 ) -> None:
     """Stream the pixel words; un-scan them into ``sink`` as ``stored`` words, or just authenticate."""
+    if header.pixel_length == 0:
+        return  # an opaque container: no pixel words
     n_planes = math.prod(header.shape[:-3] if header.channels_last else header.shape[:-2])
     plane_bytes = header.pixel_length // n_planes
     batch = max(1, BATCH_BYTES // plane_bytes)

@@ -160,7 +160,7 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
     Raises
     ------
     FormatError
-        Not a container.
+        Not a container, or an opaque one (a file sealed whole has no cipher image).
     AuthenticationError
         The container's length contradicts its header.
     ValueError
@@ -175,6 +175,10 @@ def cipher_image(path_or_data: str | Path | bytes, *, out: np.ndarray | None = N
             data = memoryview(path_or_data).cast("B")
             container, length = io.BytesIO(data), len(data)
         header, _ = read_header_from(container)
+        if header.opaque:
+            raise FormatError(
+                "this is an opaque container: it holds a file's bytes, not an image, and has no cipher image"
+            )
         if length != header.container_length:
             raise AuthenticationError()
         if out is None:
