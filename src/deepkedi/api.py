@@ -129,6 +129,11 @@ class ContainerInfo:
         """Whether decryption detects changes (hybrid: yes; paper: no)."""
         return self.header.authenticated
 
+    @property
+    def opaque(self) -> bool:
+        """Whether the container holds a whole file as bytes rather than an image (``encrypt_file(opaque=True)``)."""
+        return self.header.opaque
+
     def describe(self) -> dict[str, Any]:
         """The header as JSON-safe values (what ``kedi inspect --json`` prints; secrets never appear)."""
         header = self.header
@@ -149,8 +154,14 @@ class ContainerInfo:
             "restoration_bytes": header.residual_length,
             "container_bytes": header.container_length,
             "authenticated": header.authenticated,
+            "opaque": header.opaque,
         }
-        if self.kind is ContainerKind.DICOM_NATIVE:
+        if header.opaque:
+            record["note"] = (
+                "opaque: a whole file sealed as bytes (it is not an image deepkedi reads); no pixel array and "
+                "no cipher image; the file's name and kind are not in the header, its size is about payload_bytes"
+            )
+        elif self.kind is ContainerKind.DICOM_NATIVE:
             record["note"] = (
                 "de-identified DICOM file; the container of the original file lies in Encrypted Attributes "
                 "Sequence (0400,0500) less its pixel ciphertext, which is the file's Pixel Data"
@@ -354,8 +365,9 @@ def encrypt_file(
     progress: Progress | None = None,
     seed: int | None = None,
     uid_secret: bytes | None = None,
+    opaque: bool = False,
 ) -> FileResult:
-    """Encrypt the image file ``src`` into ``dst``.
+    """Encrypt the image file ``src`` into ``dst`` (or, ``opaque``, any file).
 
     Parameters
     ----------
@@ -380,8 +392,17 @@ def encrypt_file(
     uid_secret
         ``as_dicom`` only: a secret for the new UIDs (default: derived from the key,
         so every file of a study maps to the same new study UID).
+    opaque
+        Seal ``src``'s bytes whole, whatever the file is (a DICOM object without
+        pixel data, a DICOMDIR, a PDF, a text file), into an *opaque* ``.kedi``
+        container: no image is read, :func:`decrypt_file` restores the file byte
+        for byte (docs/FORMAT.md 5.3). Hybrid suite only (a :class:`Key`); not with
+        ``as_dicom`` or ``pattern``. Without it, a file that is not an image deepkedi
+        reads raises :class:`~deepkedi.errors.UnsupportedImageError`.
     """
     src_path, dst_path = Path(src), Path(dst)
+    if opaque:
+        return _encrypt_opaque(src_path, dst_path, key, as_dicom, pattern, force, progress, seed, uid_secret)
     chosen = ZigzagPattern(pattern) if pattern is not None else hybrid.DEFAULT_PATTERN
     if isinstance(key, KeyImage):
         if as_dicom:
@@ -407,6 +428,31 @@ def encrypt_file(
         raise ValueError("uid_secret belongs to as_dicom")
     header = hybrid.encrypt_file(src_path, dst_path, key, pattern=chosen, force=force, progress=progress)
     return FileResult(src_path, dst_path, ContainerInfo(ContainerKind.CONTAINER, header))
+
+
+def _encrypt_opaque(
+    src: Path,
+    dst: Path,
+    key: Key | KeyImage,
+    as_dicom: bool,
+    pattern: ZigzagPattern | str | None,
+    force: bool,
+    progress: Progress | None,
+    seed: int | None,
+    uid_secret: bytes | None,
+) -> FileResult:
+    if isinstance(key, KeyImage):
+        raise ValueError(
+            "the paper suite encrypts images only; an opaque container (a file sealed whole) needs a hybrid key file"
+        )
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a Key, not {type(key).__name__}")
+    if as_dicom:
+        raise ValueError("opaque and as_dicom exclude each other: a DICOM-native file carries an image")
+    if pattern is not None or seed is not None or uid_secret is not None:
+        raise ValueError("an opaque container has no pixels: pattern, seed and uid_secret do not apply")
+    header = hybrid.encrypt_opaque_file(src, dst, key, force=force, progress=progress)
+    return FileResult(src, dst, ContainerInfo(ContainerKind.CONTAINER, header))
 
 
 def decrypt_file(
@@ -665,8 +711,11 @@ def encrypt_bytes(
     pattern: ZigzagPattern | str | None = None,
     name: str = "image",
     tmp_dir: PathLike | None = None,
+    opaque: bool = False,
 ) -> bytes:
     """Encrypt the bytes of an image file into the bytes of a container (or, ``as_dicom``, of a DICOM file).
+
+    ``opaque``: seal any bytes whole into an opaque container (as :func:`encrypt_file`).
 
     The image readers work on files (memory maps, format libraries), so the
     plaintext is staged in a private temporary file (mode 0600 in a 0700 folder,
@@ -678,9 +727,11 @@ def encrypt_bytes(
     (the same container :func:`encrypt_file` writes: same header, segments and
     restoration section; nothing else is written).
     """
-    if as_dicom:
+    if as_dicom or opaque:
         out = io.BytesIO()
-        encrypt_stream(io.BytesIO(data), out, key, as_dicom=True, pattern=pattern, name=name, tmp_dir=tmp_dir)
+        encrypt_stream(
+            io.BytesIO(data), out, key, as_dicom=as_dicom, pattern=pattern, name=name, tmp_dir=tmp_dir, opaque=opaque
+        )
         return out.getvalue()
     if not isinstance(key, Key):
         raise TypeError(f"expected a Key, not {type(key).__name__}")
@@ -729,8 +780,9 @@ def encrypt_stream(
     uid_secret: bytes | None = None,
     name: str = "image",
     tmp_dir: PathLike | None = None,
+    opaque: bool = False,
 ) -> ContainerInfo:
-    """Encrypt an image file read from the binary file object ``src`` into ``dst``.
+    """Encrypt an image file (or, ``opaque``, any bytes) read from the binary file object ``src`` into ``dst``.
 
     As :func:`encrypt_bytes`, the plaintext is staged in a private temporary file
     (copied in chunks, never held whole); the container is copied to ``dst`` once complete.
@@ -738,7 +790,9 @@ def encrypt_stream(
     with _staging(tmp_dir) as folder:
         source, out = folder / (Path(name).name or "image"), folder / "out"
         _write_private(source, _chunks(src))
-        result = encrypt_file(source, out, key, as_dicom=as_dicom, pattern=pattern, uid_secret=uid_secret)
+        result = encrypt_file(
+            source, out, key, as_dicom=as_dicom, pattern=pattern, uid_secret=uid_secret, opaque=opaque
+        )
         with open(out, "rb") as fh:
             shutil.copyfileobj(fh, dst, _COPY_CHUNK)
     return result.info

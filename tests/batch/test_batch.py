@@ -70,15 +70,21 @@ def test_pool_and_serial_restore_the_same_bytes_and_record_every_file(study: Pat
         assert output_size == (tmp_path / "enc2" / (rel + ".kedi")).stat().st_size
 
 
-def test_as_dicom_folder_skips_what_is_not_dicom_and_decrypts_back(study: Path, tmp_path: Path) -> None:
+def test_as_dicom_folder_seals_what_is_not_dicom_beside_and_decrypts_back(study: Path, tmp_path: Path) -> None:
     mixed = tmp_path / "mixed"
     shutil.copytree(study, mixed)
     (mixed / "notes.txt").write_text("not an image")
     result = run_batch(mixed, tmp_path / "native", KEY, mode="encrypt", as_dicom=True, jobs=2)
-    assert result.ok
-    assert [(o.entry.rel, o.entry.status) for o in result.skipped] == [("notes.txt", Status.SKIPPED)]
+    assert result.ok and not result.skipped
+    assert [o.entry.rel for o in result.opaque] == ["notes.txt"]
+    assert (tmp_path / "native" / "notes.txt.kedi").is_file() and not (tmp_path / "native" / "notes.txt").exists()
     back = run_batch(tmp_path / "native", tmp_path / "back", KEY, mode="decrypt", jobs=2)
-    assert back.ok and _files(tmp_path / "back") == _files(study)
+    assert back.ok and _files(tmp_path / "back") == _files(mixed)
+    # Images only: what is not DICOM is skipped, as it was before opaque containers.
+    only = run_batch(mixed, tmp_path / "only", KEY, mode="encrypt", as_dicom=True, only_images=True, jobs=1)
+    assert only.ok and [(o.entry.rel, o.entry.status) for o in only.skipped] == [("notes.txt", Status.SKIPPED)]
+    back = run_batch(tmp_path / "only", tmp_path / "only-back", KEY, mode="decrypt", jobs=1)
+    assert back.ok and _files(tmp_path / "only-back") == _files(study)
 
 
 def test_a_second_run_refuses_then_resume_keeps_what_verifies(study: Path, tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ def test_force_replaces(tmp_path: Path, kedi, keyfile: Path, container: Path) ->
     assert container.read_bytes() != before
 
 
-def test_folder_mode_mirrors_tree_and_reports_bad_files(tmp_path: Path, kedi, keyfile: Path) -> None:
+def test_folder_mode_mirrors_tree_and_seals_what_is_not_an_image(tmp_path: Path, kedi, keyfile: Path) -> None:
     tree = tmp_path / "study"
     (tree / "series1").mkdir(parents=True)
     (tree / "series2").mkdir()
@@ -154,15 +154,19 @@ def test_folder_mode_mirrors_tree_and_reports_bad_files(tmp_path: Path, kedi, ke
     (tree / "series2" / "readme.txt").write_text("not an image")
     enc = tmp_path / "enc"
     result = kedi("encrypt", tree, "-o", enc, "--key", keyfile)
-    assert result.exit_code == 4
-    assert "readme.txt" in result.stderr
-    assert (enc / "series2" / "a.npy.kedi").exists()
+    assert result.exit_code == 0, result.stderr
+    assert "1 sealed opaque" in result.stdout
+    assert (enc / "series2" / "a.npy.kedi").exists() and (enc / "series2" / "readme.txt.kedi").exists()
     dec = tmp_path / "dec"
     result = kedi("decrypt", enc, "-o", dec, "--key", keyfile)
     assert result.exit_code == 0, result.stderr
     for original in tree.rglob("*"):
-        if original.is_file() and original.suffix != ".txt":
+        if original.is_file():
             assert _sha(dec / original.relative_to(tree)) == _sha(original)
+    # --only-images leaves what is not an image out, deliberately (exit 0).
+    result = kedi("encrypt", tree, "-o", tmp_path / "only", "--key", keyfile, "--only-images")
+    assert result.exit_code == 0 and "skipped 1 non-image" in result.stderr
+    assert not (tmp_path / "only" / "series2" / "readme.txt.kedi").exists()
 
 
 def test_sealed_key_without_terminal(tmp_path: Path, kedi, container: Path) -> None:

@@ -51,11 +51,13 @@ def test_folder_round_trip_mixes_containers_and_native_files(kedi, fast_key: Pat
     native = tmp_path / "native"
     result = kedi("encrypt", plain, "-o", native, "--key", fast_key, "--as-dicom")
     assert result.exit_code == 0, result.stderr
-    assert "skipped 1 non-DICOM" in result.stderr
+    assert "encrypted 1 image(s) that are not DICOM into .kedi containers beside" in result.stderr
     assert is_dicom_native(native / "series" / "ct.dcm") and is_dicom_native(native / "mr.dcm")
-    assert not (native / "notes.png").exists()
-    # A '.kedi' container beside the DICOM-native files is restored too.
-    assert kedi("encrypt", plain / "notes.png", "-o", native / "notes.png.kedi", "--key", fast_key).exit_code == 0
+    # What is not DICOM goes into a '.kedi' container beside the DICOM-native files, restored too.
+    assert not (native / "notes.png").exists() and (native / "notes.png.kedi").is_file()
+    result = kedi("encrypt", plain, "-o", tmp_path / "only", "--key", fast_key, "--as-dicom", "--only-images")
+    assert result.exit_code == 0 and "skipped 1 non-DICOM" in result.stderr
+    assert not (tmp_path / "only" / "notes.png.kedi").exists()
     back = tmp_path / "back"
     result = kedi("decrypt", native, "-o", back, "--key", fast_key)
     assert result.exit_code == 0, result.stderr
@@ -73,7 +75,12 @@ def test_non_dicom_input_exits_4(kedi, fast_key: Path, tmp_path: Path) -> None:
     only_png = tmp_path / "pngs"
     only_png.mkdir()
     shutil.copyfile(png, only_png / "a.png")
-    assert kedi("encrypt", only_png, "-o", tmp_path / "o", "--key", fast_key, "--as-dicom").exit_code == 4
+    # A folder: with --only-images nothing is left to encrypt (exit 4); without, the PNG goes into a container.
+    assert (
+        kedi("encrypt", only_png, "-o", tmp_path / "o", "--key", fast_key, "--as-dicom", "--only-images").exit_code == 4
+    )
+    assert kedi("encrypt", only_png, "-o", tmp_path / "o2", "--key", fast_key, "--as-dicom").exit_code == 0
+    assert (tmp_path / "o2" / "a.png.kedi").is_file()
 
 
 def test_paper_suite_is_refused(kedi, fast_key: Path, tmp_path: Path) -> None:

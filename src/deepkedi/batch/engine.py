@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from deepkedi import api
+from deepkedi.batch.kinds import OPAQUE, container_output, encrypt_one, is_opaque_note, opaque_note
 from deepkedi.batch.manifest import MANIFEST_NAME, Entry, Manifest, Status
 from deepkedi.cipher.keytypes import Key
 from deepkedi.errors import DeepKediError, FormatError, OutputExistsError
@@ -91,6 +92,20 @@ class BatchResult:
         return self._with(Status.FAILED)
 
     @property
+    def opaque(self) -> list[Outcome]:
+        """Files sealed whole, or restored from such containers.
+
+        When encrypting, these are the files that are not images deepkedi reads; the
+        entry's ``error`` says why.
+        """
+        return [
+            o
+            for o in self.outcomes
+            if o.entry.status == Status.DONE
+            and (is_opaque_note(o.entry.error) or (o.described is not None and o.described[0] == OPAQUE))
+        ]
+
+    @property
     def earlier(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.earlier]
 
@@ -108,6 +123,7 @@ class BatchResult:
             "files": len(self.outcomes),
             "done": len(self.done),
             "done_earlier": len(self.earlier),
+            "opaque": len(self.opaque),
             "skipped": len(self.skipped),
             "refused": len(self.refused),
             "failed": len(self.failed),
@@ -127,6 +143,8 @@ class _Settings:
     key: Key | None
     as_dicom: bool
     pattern: str | None
+    #: Skip what is not an image instead of sealing it opaque.
+    only_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,14 +212,23 @@ def _run_one(settings: _Settings, task: _Task) -> Outcome:
     try:
         entry = replace(entry, sha256=_sha256(source))
         if settings.mode == "encrypt":
-            if settings.as_dicom and not _is_dicom(source):
-                reason = "not a DICOM file (as_dicom encrypts DICOM files only)"
-                return Outcome(replace(entry, status=Status.SKIPPED, error=reason))
             assert settings.key is not None
             make_output_folder(output.parent)
-            result = api.encrypt_file(
-                source, output, settings.key, as_dicom=settings.as_dicom, pattern=settings.pattern, force=task.replace
+            one = encrypt_one(
+                source,
+                output,
+                settings.key,
+                as_dicom=settings.as_dicom,
+                is_dicom=settings.as_dicom and _is_dicom(source),
+                pattern=settings.pattern,
+                force=task.replace,
+                only_images=settings.only_images,
             )
+            if one.result is None:
+                return Outcome(replace(entry, status=Status.SKIPPED, error=one.why))
+            result, output = one.result, one.result.output  # with as_dicom, maybe NAME.kedi beside
+            # A file sealed whole: the entry says so, and why it is not an image.
+            entry = replace(entry, output=str(output), error=opaque_note(one.why) if one.opaque else None)
         else:
             key = task.key or settings.key
             assert key is not None
@@ -226,7 +253,10 @@ def _run_one(settings: _Settings, task: _Task) -> Outcome:
         key_id=header.key_id.hex(),
         output_size=output.stat().st_size,
     )
-    return Outcome(done, described=(result.info.kind.value, header.suite.name.lower(), header.pattern.value))
+    kind = OPAQUE if result.info.opaque else result.info.kind.value
+    return Outcome(
+        done, described=(kind, header.suite.name.lower(), "" if result.info.opaque else header.pattern.value)
+    )
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -297,6 +327,7 @@ def run_batch(
     actor: str | None = None,
     as_dicom: bool = False,
     pattern: str | None = None,
+    only_images: bool = False,
     force: bool = False,
     resume: bool = False,
     jobs: int | None = None,
@@ -314,7 +345,12 @@ def run_batch(
         from which the key each file's header names is taken once per key id (audited
         under ``actor``) and handed to the workers with the files it opens.
     as_dicom
-        Encryption: DICOM-native outputs under the same names; other files are skipped.
+        Encryption: DICOM-native outputs under the same names; a file that is not a DICOM
+        image is sealed opaque beside them, as ``NAME.kedi`` (skipped with ``only_images``).
+    only_images
+        Encryption: skip (with the reason) what is not an image deepkedi reads, instead of
+        sealing its bytes whole into an opaque ``.kedi`` container (the default: every
+        file of a study is protected; decryption restores it byte for byte).
     force
         Replace outputs that exist. Without it an existing output is *refused*
         (recorded, the run goes on), except the output of an entry this manifest
@@ -346,6 +382,8 @@ def run_batch(
         raise ValueError(f"mode must be 'encrypt' or 'decrypt', not {mode!r}")
     if as_dicom and mode == "decrypt":
         raise ValueError("as_dicom belongs to encryption (decryption recognises DICOM-native files itself)")
+    if only_images and mode == "decrypt":
+        raise ValueError("only_images belongs to encryption (decryption restores every container it finds)")
     workers = (os.cpu_count() or 1) if jobs is None else jobs
     if workers < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -376,7 +414,9 @@ def run_batch(
             # An output the manifest's own unfinished (or no longer verifying) entry names is this
             # manifest's own work: resume replaces it.
             ours = (
-                before is not None and before.status in (Status.PENDING, Status.DONE) and before.output == str(output)
+                before is not None
+                and before.status in (Status.PENDING, Status.DONE)
+                and before.output in (str(output), str(container_output(output, as_dicom)))
             )
             if not resume and ours and before is not None and before.status == Status.DONE:
                 kept_done.add(name)  # a refusal below must not erase what an earlier run finished
@@ -388,7 +428,7 @@ def run_batch(
         book.record(Entry(t.rel, t.size, t.output, Status.PENDING) for t in tasks if t.rel not in kept_done)
         if mode == "decrypt" and not isinstance(key, Key):
             tasks = _with_keystore_keys(tasks, key, actor, outcomes, book)
-        settings = _Settings(mode, key if isinstance(key, Key) else None, as_dicom, pattern)
+        settings = _Settings(mode, key if isinstance(key, Key) else None, as_dicom, pattern, only_images)
         # A worker starts in about half a second: by default each gets at least _FILES_PER_DEFAULT_WORKER files.
         cap = len(tasks) if jobs is not None else math.ceil(len(tasks) / _FILES_PER_DEFAULT_WORKER)
         workers = max(1, min(workers, cap))

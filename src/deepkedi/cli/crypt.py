@@ -143,6 +143,22 @@ ManifestOption = Annotated[
     typer.Option(help="Folder input: the run's SQLite manifest (default: OUTPUT/.kedi-manifest.sqlite)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Folder input: print the run's summary as JSON.")]
+OnlyImagesOption = Annotated[
+    bool,
+    typer.Option(
+        "--only-images",
+        help="Folder input: skip files that are not images (DICOM without pixels, DICOMDIR, PDF, text) instead "
+        "of sealing their bytes whole into opaque .kedi containers (the default: every file is protected).",
+    ),
+]
+OpaqueOption = Annotated[
+    bool,
+    typer.Option(
+        "--opaque",
+        help="One file: seal its bytes whole into an opaque .kedi container, whatever it is (hybrid suite; "
+        "`kedi decrypt` restores it byte for byte).",
+    ),
+]
 
 
 def _refuse_batch_options(jobs: int | None, resume: bool, manifest: Path | None, as_json: bool) -> None:
@@ -176,7 +192,8 @@ def _render_batch(
     else:
         done = result.done
         total = len(done) + len(failed) + len(refused)
-        described = {o.described for o in done if o.described is not None}
+        opaque = {id(o) for o in result.opaque}
+        described = {o.described for o in done if o.described is not None and id(o) not in opaque}
         detail = ""
         if len(described) == 1:
             kind, suite, pattern = described.pop()
@@ -186,7 +203,9 @@ def _render_batch(
             detail = f" ({prefix}{suite} suite, {pattern} zigzag{key})"
         elif done:
             detail = f" ({len({o.entry.key_id for o in done})} keys)"
-        earlier = f"; {len(result.earlier)} done by an earlier run" if result.earlier else ""
+        sealed = "sealed opaque" if verb == "encrypted" else "from opaque containers"
+        earlier = f"; {len(opaque)} {sealed}" if opaque else ""
+        earlier += f"; {len(result.earlier)} done by an earlier run" if result.earlier else ""
         _summary(
             f"{verb} {len(done)} of {total} files from {printable(source)} to {printable(output)}{detail}{earlier}",
             quiet and result.ok,
@@ -211,6 +230,8 @@ def _described(info: "api.ContainerInfo") -> str:
     suite = header.suite.name.lower()
     # A paper container names its key image by fingerprint; a hybrid one names its master key's id.
     key = f"key image {header.key_id.hex()}" if suite == "paper" else f"key {header.key_id.hex()}"
+    if info.opaque:  # a file sealed whole: no pixels, no zigzag
+        return f"opaque, {suite} suite, {key}"
     kind = "DICOM-native, " if info.kind.value == "dicom-native" else ""
     return f"{kind}{suite} suite, {header.pattern.value} zigzag, {key}"
 
@@ -345,6 +366,8 @@ def encrypt(
         ),
     ] = False,
     max_decoded_size: MaxDecodedSize = None,
+    only_images: OnlyImagesOption = False,
+    opaque: OpaqueOption = False,
     jobs: JobsOption = None,
     resume: ResumeOption = False,
     manifest: ManifestOption = None,
@@ -369,12 +392,17 @@ def encrypt(
     (for a folder: how many files). -q silences it.
 
     Folders run on --jobs worker processes and are recorded in a manifest;
-    --resume continues an interrupted run (kedi docs SCALE).
+    --resume continues an interrupted run (kedi docs SCALE). Every file of a
+    folder is protected: what is not an image (a structured report, a DICOMDIR,
+    a PDF) is sealed whole into an opaque '.kedi' container that `kedi decrypt`
+    restores byte for byte, unless --only-images skips it. One file that is not
+    an image is refused unless --opaque.
     """
     from deepkedi import api
 
     if as_dicom and suite is SuiteChoice.paper:
         fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
+    _refuse_opaque_options(input, suite, as_dicom, only_images, opaque)
     protected = _protected_files(input, key, keystore, passphrase_file)
     if not input.is_dir() and not all_patterns:
         _refuse_overwriting([output], protected)
@@ -423,6 +451,7 @@ def encrypt(
                 mode="encrypt",
                 as_dicom=as_dicom,
                 pattern=pattern.value,
+                only_images=only_images,
                 force=force,
                 resume=resume,
                 jobs=jobs,
@@ -430,23 +459,70 @@ def encrypt(
                 progress=report,
                 protect=dict(protected),
             )
-        if as_dicom:
-            if not result.done and not result.failed and not result.refused:
-                fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
-            if result.skipped and not as_json:
-                err_console.print(
-                    f"kedi: note: skipped {len(result.skipped)} non-DICOM file(s) (--as-dicom)", markup=False
-                )
+        if as_dicom and not result.done and not result.failed and not result.refused:
+            fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
+        _note_opaque(result, as_dicom=as_dicom, as_json=as_json)
         _render_batch(result, "encrypted", input, output, quiet=quiet, as_json=as_json)
         return
     _refuse_batch_options(jobs, resume, manifest, as_json)
+    if opaque:
+        done = _run_one(
+            input, lambda progress: api.encrypt_file(input, output, master, opaque=True, force=force, progress=progress)
+        )
+        _file_summary("encrypted", done, quiet)
+        return
     done = _run_one(
         input,
-        lambda progress: api.encrypt_file(
-            input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
+        lambda progress: _with_opaque_hint(
+            lambda: api.encrypt_file(
+                input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
+            )
         ),
     )
     _file_summary("encrypted", done, quiet)
+
+
+def _refuse_opaque_options(input: Path, suite: SuiteChoice, as_dicom: bool, only_images: bool, opaque: bool) -> None:
+    if opaque and suite is SuiteChoice.paper:
+        fail("--opaque needs the hybrid suite: the paper suite encrypts images only", EXIT_USAGE)
+    if opaque and as_dicom:
+        fail("--opaque and --as-dicom exclude each other: a DICOM-native file carries an image", EXIT_USAGE)
+    if opaque and input.is_dir():
+        fail("--opaque is for one file; a folder seals what is not an image by itself (see --only-images)", EXIT_USAGE)
+    if only_images and not input.is_dir():
+        fail("--only-images belongs to folder runs; one file that is not an image is refused anyway", EXIT_USAGE)
+
+
+def _with_opaque_hint(call: "Callable[[], api.FileResult]") -> "api.FileResult":
+    """``call()``; a file that is not an image is refused with a hint at ``--opaque``."""
+    try:
+        return call()
+    except UnsupportedImageError as exc:
+        hint = "; `--opaque` seals any file's bytes whole into a container that `kedi decrypt` restores"
+        raise UnsupportedImageError(f"{exc}{hint}") from None
+
+
+def _note_opaque(result: "batch.BatchResult", *, as_dicom: bool, as_json: bool) -> None:
+    """One stderr line on files sealed opaque or skipped as not images (``--json`` has the counts)."""
+    if as_json:
+        return
+    if result.opaque:
+        where = " as .kedi containers beside the DICOM-native files" if as_dicom else ""
+        err_console.print(
+            f"kedi: note: sealed {len(result.opaque)} file(s) that are not images whole{where} (opaque; "
+            "`kedi decrypt` restores them byte for byte; --only-images skips them)",
+            markup=False,
+        )
+    beside = [o for o in result.done if as_dicom and o.described is not None and o.described[0] == "container"]
+    if beside:
+        err_console.print(
+            f"kedi: note: encrypted {len(beside)} image(s) that are not DICOM into .kedi containers beside the "
+            "DICOM-native files",
+            markup=False,
+        )
+    if result.skipped:
+        what = "non-DICOM or non-image" if as_dicom else "non-image"
+        err_console.print(f"kedi: note: skipped {len(result.skipped)} {what} file(s) (--only-images)", markup=False)
 
 
 def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> "Key":
