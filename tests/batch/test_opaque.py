@@ -296,3 +296,18 @@ def test_a_large_file_is_streamed_not_held(tmp_path: Path) -> None:
     assert (tmp_path / "back.bin").stat().st_size == size
     with open(tmp_path / "back.bin", "rb") as fh:
         assert all(fh.read(1 << 20) == bytes([i]) * (1 << 20) for i in range(24))
+
+
+def test_a_dicom_native_file_never_carries_an_opaque_container(study: Path, tmp_path: Path) -> None:
+    from deepkedi.cipher.dicom_native import _ENCRYPTED_CONTENT, _native_item
+
+    native = tmp_path / "native.dcm"
+    api.encrypt_file(study / "CT_small.dcm", native, KEY, as_dicom=True)
+    ds = pydicom.dcmread(native)
+    item = _native_item(ds)
+    assert item is not None
+    item[_ENCRYPTED_CONTENT].value = hybrid.encrypt_opaque_to_bytes(study / "letter.pdf", KEY)
+    ds.save_as(tmp_path / "forged.dcm")
+    with pytest.raises(AuthenticationError):
+        api.decrypt_file(tmp_path / "forged.dcm", tmp_path / "out", KEY)
+    assert not (tmp_path / "out").exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deepkedi import api
 from deepkedi.cipher.keytypes import Key
-from deepkedi.errors import UnsupportedImageError
+from deepkedi.errors import InputTooLargeError, UnsupportedImageError
 
 __all__ = ["OPAQUE", "Encrypted", "container_output", "encrypt_one", "is_opaque_note", "opaque_note"]
 
@@ -74,6 +74,8 @@ def encrypt_one(
     if not as_dicom or is_dicom:
         try:
             return Encrypted(api.encrypt_file(source, output, key, as_dicom=as_dicom, pattern=pattern, force=force))
+        except InputTooLargeError:
+            raise  # an image past the decoding limit the caller set: a failure to report, not a file to seal
         except UnsupportedImageError as exc:
             why = str(exc)
     if only_images:
@@ -83,6 +85,8 @@ def encrypt_one(
     if as_dicom:  # another image format (PNG, NIfTI...): its own container, beside
         try:
             return Encrypted(api.encrypt_file(source, target, key, pattern=pattern, force=force))
+        except InputTooLargeError:
+            raise
         except UnsupportedImageError as exc:
             why = str(exc)
     return Encrypted(api.encrypt_file(source, target, key, opaque=True, force=force), why)

@@ -845,7 +845,7 @@ def open_dicom_native(source: str | Path | bytes | bytearray | Dataset) -> Dicom
         header = parse_header(skeleton)
     except (KeyError, TypeError, FormatError, AuthenticationError):
         raise AuthenticationError() from None
-    if header.suite is not Suite.HYBRID:
+    if header.suite is not Suite.HYBRID or header.opaque:  # writers never put an opaque container here
         raise AuthenticationError()
     expected = header.container_length - header.pixel_length
     if len(skeleton) == expected + 1 and skeleton[-1] == 0:
