@@ -293,7 +293,10 @@ _FLUSH_BYTES = 64 << 20
 _FLUSH_POLL = 0.2
 
 
-def _worth_flushing(flush_while_writing: bool, size_hint: int | None) -> bool:
+_no_flusher = contextlib.nullcontext
+
+
+def _flusher_wanted(flush_while_writing: bool, size_hint: int | None) -> bool:
     return flush_while_writing and (size_hint is None or size_hint >= _FLUSH_BYTES)
 
 
@@ -394,7 +397,7 @@ def atomic_output(
         with (
             _writer_body(path),
             os.fdopen(fd, "wb") as fh,
-            _background_flush(fh.fileno()) if _worth_flushing(flush_while_writing, size_hint) else contextlib.nullcontext(),
+            _background_flush(fh.fileno()) if _flusher_wanted(flush_while_writing, size_hint) else _no_flusher(),
         ):
             yield fh
         with _writing(path):
