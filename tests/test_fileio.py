@@ -284,3 +284,22 @@ def test_a_large_output_reaches_the_disk_while_it_is_written(tmp_path: Path, mon
             time.sleep(0.1)
     assert len(synced) >= 2 and all(size >= 1 << 20 for size in synced)
     assert (tmp_path / "large.bin").read_bytes() == b"y" * (4 << 20)
+
+
+def test_an_output_known_to_be_small_starts_no_flusher_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of small files must not start (and join) one flusher thread per file."""
+    import threading
+
+    from deepkedi import fileio
+
+    started: list[str] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
+    with fileio.atomic_output(tmp_path / "small.bin", size_hint=10_000) as fh:
+        fh.write(b"x" * 10_000)
+    assert started == []
+    with fileio.atomic_output(tmp_path / "large.bin", size_hint=fileio._FLUSH_BYTES) as fh:
+        fh.write(b"y")
+    with fileio.atomic_output(tmp_path / "unknown.bin") as fh:
+        fh.write(b"z")
+    assert started == ["kedi-flush", "kedi-flush"]

@@ -293,6 +293,13 @@ _FLUSH_BYTES = 64 << 20
 _FLUSH_POLL = 0.2
 
 
+_no_flusher = contextlib.nullcontext
+
+
+def _flusher_wanted(flush_while_writing: bool, size_hint: int | None) -> bool:
+    return flush_while_writing and (size_hint is None or size_hint >= _FLUSH_BYTES)
+
+
 @contextlib.contextmanager
 def _background_flush(fd: int) -> Iterator[None]:
     """Write a growing output to disk while it is being written, so the final sync is short.
@@ -327,7 +334,12 @@ def _background_flush(fd: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | Path, *, force: bool = False, mode: int = PRIVATE_MODE, flush_while_writing: bool = True
+    path: str | Path,
+    *,
+    force: bool = False,
+    mode: int = PRIVATE_MODE,
+    flush_while_writing: bool = True,
+    size_hint: int | None = None,
 ) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; on success move it to ``path``.
 
@@ -354,6 +366,10 @@ def atomic_output(
         :func:`_background_flush`). A writer that knows its output is small (an object
         written from memory in one call) turns it off: the file is synced whole before
         it is moved into place either way.
+    size_hint
+        The output's expected size, when the writer knows it: below the flusher's
+        threshold no flusher thread is started (a folder of small files would
+        otherwise start and join one thread per file).
 
     Yields
     ------
@@ -381,7 +397,7 @@ def atomic_output(
         with (
             _writer_body(path),
             os.fdopen(fd, "wb") as fh,
-            _background_flush(fh.fileno()) if flush_while_writing else contextlib.nullcontext(),
+            _background_flush(fh.fileno()) if _flusher_wanted(flush_while_writing, size_hint) else _no_flusher(),
         ):
             yield fh
         with _writing(path):

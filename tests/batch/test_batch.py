@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from batch_killtest import wait_until_gone
 from typer.testing import CliRunner
 
 import deepkedi
@@ -156,18 +157,6 @@ def test_cli_json_summary_and_exit_codes(study: Path, tmp_path: Path) -> None:
     assert _kedi("encrypt", study / "CT_small.dcm", "-o", tmp_path / "x.kedi", "--key", keyfile, "--resume")[0] == 2
 
 
-def _wait_until_gone(group: int) -> None:
-    """Until no process of the killed group is left (not even unreaped): their part files are then stale."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"processes of group {group} outlived SIGKILL for 20 s")
-
-
 def test_kill_minus_9_mid_run_then_resume_finishes_every_file_once(study: Path, tmp_path: Path) -> None:
     slices = sorted((study / "study").iterdir())
     big = tmp_path / "big"
@@ -206,7 +195,7 @@ def test_kill_minus_9_mid_run_then_resume_finishes_every_file_once(study: Path, 
             os.killpg(run.pid, signal.SIGKILL)
         run.wait()
     assert 0 < done < 144
-    _wait_until_gone(run.pid)
+    wait_until_gone(run.pid)
     again = subprocess.run(
         [*command, "--jobs", "2", "--resume", "--json"], capture_output=True, text=True, env=env, check=False
     )
@@ -254,7 +243,7 @@ def test_ctrl_c_stops_a_pooled_run_quietly_and_resume_finishes_it(study: Path, t
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
     assert run.returncode == 130 and "Traceback" not in stderr, stderr
-    _wait_until_gone(run.pid)
+    wait_until_gone(run.pid)
     again = subprocess.run([*command, "--resume", "--json"], capture_output=True, text=True, env=env, check=False)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["done"] == 144 and not list(out.rglob("*.part"))

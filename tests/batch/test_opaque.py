@@ -311,3 +311,44 @@ def test_a_dicom_native_file_never_carries_an_opaque_container(study: Path, tmp_
     with pytest.raises(AuthenticationError):
         api.decrypt_file(tmp_path / "forged.dcm", tmp_path / "out", KEY)
     assert not (tmp_path / "out").exists()
+
+
+def test_url_folders_seal_the_non_images_too(study: Path, tmp_path: Path) -> None:
+    """Files read whole through fsspec (here ``memory://``) take the same way: opaque beside DICOM-native."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    originals = _files(study)
+    try:
+        for rel, data in originals.items():
+            memory.pipe_file(f"/kedi-opaque/in/{rel}", data)
+        book = tmp_path / "enc.sqlite"
+        sealed = run_batch(
+            "memory://kedi-opaque/in",
+            "memory://kedi-opaque/enc",
+            KEY,
+            mode="encrypt",
+            as_dicom=True,
+            jobs=1,
+            manifest=book,
+        )
+        assert sealed.ok and sorted(o.entry.rel for o in sealed.opaque) == NON_IMAGES
+        written = {p.removeprefix("/kedi-opaque/enc/"): memory.cat_file(p) for p in memory.find("/kedi-opaque/enc")}
+        assert sorted(n for n in written if n.endswith(".kedi")) == sorted(n + ".kedi" for n in NON_IMAGES)
+        assert not any(marker in data for data in written.values() for marker in MARKERS)
+        again = run_batch(
+            "memory://kedi-opaque/in",
+            "memory://kedi-opaque/enc",
+            KEY,
+            mode="encrypt",
+            as_dicom=True,
+            jobs=1,
+            manifest=book,
+            resume=True,
+        )
+        assert again.ok and len(again.earlier) == len(originals)
+        back = run_batch("memory://kedi-opaque/enc", tmp_path / "back", KEY, mode="decrypt", jobs=1)
+        assert back.ok and _files(tmp_path / "back") == originals
+    finally:
+        if memory.exists("/kedi-opaque"):
+            memory.rm("/kedi-opaque", recursive=True)

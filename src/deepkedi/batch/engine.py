@@ -7,6 +7,11 @@ in this process). Each worker receives, once, the one key it needs (decryption
 from a keystore: the keys the files name, resolved and audited here); the
 keystore itself never reaches a worker. Only this process writes the manifest, one
 transaction per finished chunk. Nothing here prints, reads the environment or exits.
+
+Input and output folders are local paths or fsspec URLs (``file://``, ``s3://`` with
+s3fs…; :mod:`deepkedi.locations`). A file read from or written to a URL is handled
+whole in memory through :func:`deepkedi.api.encrypt_bytes` / ``decrypt_bytes``; local
+to local keeps the streaming file path.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from deepkedi import api
-from deepkedi.batch.kinds import OPAQUE, container_output, encrypt_one, is_opaque_note, opaque_note
+from deepkedi.batch.kinds import OPAQUE, container_output, encrypt_one, encrypt_one_bytes, is_opaque_note, opaque_note
 from deepkedi.batch.manifest import MANIFEST_NAME, Entry, Manifest, Status
 from deepkedi.cipher.keytypes import Key
-from deepkedi.errors import DeepKediError, FormatError, OutputExistsError
-from deepkedi.fileio import make_output_folder, remove_stale_parts
+from deepkedi.errors import DeepKediError, FormatError, OutputExistsError, UnsupportedImageError
+from deepkedi.fileio import atomic_output, make_output_folder, remove_stale_parts
+from deepkedi.locations import filesystem, is_url, protocol, storage_location
 
 if TYPE_CHECKING:
     from deepkedi.keys.keystore import Keystore
@@ -207,6 +213,8 @@ def _message(exc: BaseException) -> str:
 
 
 def _run_one(settings: _Settings, task: _Task) -> Outcome:
+    if is_url(task.source) or is_url(task.output):
+        return _run_one_in_memory(settings, task)
     source, output = Path(task.source), Path(task.output)
     entry = Entry(rel=task.rel, size=task.size, output=task.output, status=Status.PENDING)
     try:
@@ -259,30 +267,129 @@ def _run_one(settings: _Settings, task: _Task) -> Outcome:
     )
 
 
+def _read_bytes(where: str) -> bytes:
+    if not is_url(where):
+        return Path(where).read_bytes()
+    fs, path = filesystem(where)
+    return bytes(fs.cat_file(path))
+
+
+def _write_bytes(where: str, data: bytes, replace: bool) -> None:
+    """``data`` to ``where``: a local file through a part file and rename; a URL in one put."""
+    if not is_url(where):
+        make_output_folder(Path(where).parent)
+        with atomic_output(where, force=replace, flush_while_writing=False) as fh:
+            fh.write(data)
+        return
+    fs, path = filesystem(where)
+    if not replace and fs.exists(path):
+        raise OutputExistsError(f"{where} exists; use --force to replace it")
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    fs.pipe_file(path, data)
+
+
+def _run_one_in_memory(settings: _Settings, task: _Task) -> Outcome:
+    """One file whose input or output is a URL: read whole, encrypted or decrypted in memory, written whole."""
+    from deepkedi.imaging.sniff import sniff_dicom
+
+    entry = Entry(rel=task.rel, size=task.size, output=task.output, status=Status.PENDING)
+    target = task.output
+    try:
+        data = _read_bytes(task.source)
+        entry = replace(entry, sha256=hashlib.sha256(data).hexdigest())
+        if settings.mode == "encrypt":
+            assert settings.key is not None
+            as_dicom = settings.as_dicom
+            sealed, why, beside = encrypt_one_bytes(
+                data,
+                settings.key,
+                name=task.rel.rsplit("/", 1)[-1],
+                as_dicom=as_dicom,
+                is_dicom=as_dicom and sniff_dicom(data[:_SNIFF_BYTES]),
+                pattern=settings.pattern,
+                only_images=settings.only_images,
+            )
+            if sealed is None:
+                return Outcome(replace(entry, status=Status.SKIPPED, error=why))
+            result, info = sealed, api.read_header(sealed)
+            target = container_output(task.output, as_dicom) if beside else task.output
+            entry = replace(entry, output=target, error=opaque_note(why) if info.opaque else None)
+        else:
+            key = task.key or settings.key
+            assert key is not None
+            if not task.rel.endswith(api.CONTAINER_SUFFIX) and not sniff_dicom(data[:_SNIFF_BYTES]):
+                reason = f"neither a {api.CONTAINER_SUFFIX} container nor a DICOM-native file"
+                return Outcome(replace(entry, status=Status.SKIPPED, error=reason))
+            try:
+                info = api.read_header(data)
+                result = api.decrypt_bytes(data, key)
+            except FormatError:
+                if task.rel.endswith(api.CONTAINER_SUFFIX):
+                    raise
+                return Outcome(replace(entry, status=Status.SKIPPED, error="a DICOM file that is not DICOM-native"))
+        _write_bytes(target, result, task.replace)
+    except OutputExistsError as exc:
+        return Outcome(replace(entry, status=Status.REFUSED, error=_message(exc)), type(exc).__name__)
+    except (DeepKediError, ValueError, OSError) as exc:
+        return Outcome(replace(entry, status=Status.FAILED, error=_message(exc)), type(exc).__name__)
+    done = replace(entry, status=Status.DONE, key_id=info.header.key_id.hex(), output_size=len(result))
+    kind = OPAQUE if info.opaque else info.kind.value
+    return Outcome(
+        done, described=(kind, info.header.suite.name.lower(), "" if info.opaque else info.header.pattern.value)
+    )
+
+
 # ----------------------------------------------------------------------------- parent side
 
 
-def _walk(src: Path) -> list[Path]:
-    """Every visible regular file under ``src`` (names starting with a dot are skipped), sorted."""
+def _location(where: PathLike) -> Path | str:
+    """A local folder (a path, or a ``file://`` URL) or an fsspec URL, as given otherwise."""
+    return storage_location(where) if isinstance(where, str) and is_url(where) else Path(where)
+
+
+def _walk(src: Path | str) -> list[tuple[str, str, int]]:
+    """``(relative POSIX path, where, size)`` of every visible regular file under ``src``, sorted.
+
+    Names starting with a dot are skipped (the manifest and part files among them).
+    """
     found = []
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
-        if not any(part.startswith(".") for part in path.relative_to(src).parts):
-            found.append(path)
+    if isinstance(src, Path):
+        if not src.is_dir():
+            raise UnsupportedImageError(f"{src}: no such folder")
+        for path in sorted(p for p in src.rglob("*") if p.is_file()):
+            rel = path.relative_to(src)
+            if not any(part.startswith(".") for part in rel.parts):
+                found.append((rel.as_posix(), str(path), path.stat().st_size))
+        return found
+    fs, root = filesystem(src)
+    root = root.rstrip("/")
+    if not fs.isdir(root):
+        raise UnsupportedImageError(f"no such folder at the {protocol(src)}:// input")
+    for path, info in sorted(fs.find(root, detail=True).items()):
+        rel = path[len(root) :].lstrip("/")
+        if info.get("type", "file") == "file" and rel and not any(part.startswith(".") for part in rel.split("/")):
+            found.append((rel, fs.unstrip_protocol(path), int(info["size"])))
     return found
 
 
-def _output_for(mode: Mode, rel: Path, dst: Path, as_dicom: bool) -> Path:
-    if mode == "encrypt":
-        return dst / rel if as_dicom else dst / rel.parent / (rel.name + api.CONTAINER_SUFFIX)
-    if rel.name.endswith(api.CONTAINER_SUFFIX):
-        return dst / rel.parent / rel.name[: -len(api.CONTAINER_SUFFIX)]
-    return dst / rel
+def _output_for(mode: Mode, rel: str, dst: Path | str, as_dicom: bool) -> str:
+    folder, _, name = rel.rpartition("/")
+    if mode == "encrypt" and not as_dicom:
+        name += api.CONTAINER_SUFFIX
+    elif mode == "decrypt" and name.endswith(api.CONTAINER_SUFFIX):
+        name = name[: -len(api.CONTAINER_SUFFIX)]
+    out_rel = f"{folder}/{name}" if folder else name
+    return str(dst / out_rel) if isinstance(dst, Path) else f"{dst.rstrip('/')}/{out_rel}"
 
 
-def _refuse_protected(outputs: Sequence[Path], protect: Mapping[PathLike, str] | None) -> None:
+def _refuse_protected(outputs: Sequence[str], protect: Mapping[PathLike, str] | None) -> None:
     """``ValueError`` before any work when an output would replace a protected file (a key, a keystore)."""
     for path, what in (protect or {}).items():
         for output in outputs:
+            if is_url(output):
+                continue  # a protected file is local
             try:
                 same = os.path.samefile(output, path)
             except OSError:
@@ -291,15 +398,42 @@ def _refuse_protected(outputs: Sequence[Path], protect: Mapping[PathLike, str] |
                 raise ValueError(f"the output {output} is {what} ({path}); choose another output path")
 
 
-def _verifies(mode: Mode, entry: Entry, source: Path, size: int) -> bool:
-    """Whether an entry done earlier still stands: same input size, output of the recorded size and key id."""
-    output = Path(entry.output)
+def _size(where: str) -> int:
+    if not is_url(where):
+        return os.stat(where).st_size
+    fs, path = filesystem(where)
+    return int(fs.size(path))
+
+
+def _header_of(where: str) -> api.ContainerInfo:
+    if not is_url(where):
+        return api.read_header(where)
+    fs, path = filesystem(where)
+    with fs.open(path, "rb") as fh:
+        return api.read_header(fh)
+
+
+def _is_dicom_at(where: str) -> bool:
+    if not is_url(where):
+        return _is_dicom(Path(where))
+    from deepkedi.imaging.sniff import sniff_dicom
+
+    fs, path = filesystem(where)
     try:
-        if size != entry.size or output.stat().st_size != entry.output_size:
+        with fs.open(path, "rb") as fh:
+            return sniff_dicom(fh.read(_SNIFF_BYTES))
+    except OSError:
+        return False
+
+
+def _verifies(mode: Mode, entry: Entry, source: str, size: int) -> bool:
+    """Whether an entry done earlier still stands: same input size, output of the recorded size and key id."""
+    try:
+        if size != entry.size or _size(entry.output) != entry.output_size:
             return False
-        encrypted = output if mode == "encrypt" else source
-        return api.read_header(encrypted).key_id.hex() == entry.key_id
-    except (DeepKediError, OSError):
+        encrypted = entry.output if mode == "encrypt" else source
+        return _header_of(encrypted).header.key_id.hex() == entry.key_id
+    except (DeepKediError, OSError, ValueError):
         return False
 
 
@@ -389,14 +523,22 @@ def run_batch(
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if mode == "encrypt" and not isinstance(key, Key):
         raise TypeError(f"encryption needs a Key, not {type(key).__name__}")
-    src_dir, dst_dir = Path(src), Path(dst)
-    files = _walk(src_dir)
-    planned = [(p, r, _output_for(mode, r, dst_dir, as_dicom)) for p in files for r in [p.relative_to(src_dir)]]
-    _refuse_protected([out for _, _, out in planned], protect)
-    make_output_folder(dst_dir)
-    manifest_path = Path(manifest) if manifest is not None else dst_dir / MANIFEST_NAME
+    src_at, dst_at = _location(src), _location(dst)
+    in_memory = [where for where in (src_at, dst_at) if isinstance(where, str) and protocol(where) == "memory"]
+    if in_memory and workers > 1:
+        raise ValueError("a memory:// folder lives in one process; run it with jobs=1")
+    planned = [(rel, where, size, _output_for(mode, rel, dst_at, as_dicom)) for rel, where, size in _walk(src_at)]
+    _refuse_protected([out for *_, out in planned], protect)
+    if isinstance(dst_at, Path):
+        make_output_folder(dst_at)
+        manifest_path = Path(manifest) if manifest is not None else dst_at / MANIFEST_NAME
+    elif manifest is None:
+        raise ValueError("an output URL needs a local manifest: give manifest=PATH (--manifest)")
+    else:
+        manifest_path = Path(manifest)
     with Manifest(manifest_path) as book:
-        run = {"mode": mode, "source": str(src_dir.resolve()), "as_dicom": str(as_dicom), "pattern": str(pattern)}
+        source = str(src_at.resolve()) if isinstance(src_at, Path) else src_at
+        run = {"mode": mode, "source": source, "as_dicom": str(as_dicom), "pattern": str(pattern)}
         if isinstance(key, Key):
             run["key_id"] = key.key_id_hex
         book.bind(run)
@@ -404,11 +546,9 @@ def run_batch(
         outcomes: dict[str, Outcome] = {}
         tasks: list[_Task] = []
         kept_done: set[str] = set()
-        for path, rel, output in planned:
-            name = rel.as_posix()
-            size = path.stat().st_size
+        for name, where, size, output in planned:
             before = earlier.get(name)
-            if resume and before is not None and before.status == Status.DONE and _verifies(mode, before, path, size):
+            if resume and before is not None and before.status == Status.DONE and _verifies(mode, before, where, size):
                 outcomes[name] = Outcome(before, earlier=True)
                 continue
             # An output the manifest's own unfinished (or no longer verifying) entry names is this
@@ -416,13 +556,13 @@ def run_batch(
             ours = (
                 before is not None
                 and before.status in (Status.PENDING, Status.DONE)
-                and before.output in (str(output), str(container_output(output, as_dicom)))
+                and before.output in (output, container_output(output, as_dicom))
             )
             if not resume and ours and before is not None and before.status == Status.DONE:
                 kept_done.add(name)  # a refusal below must not erase what an earlier run finished
-            tasks.append(_Task(name, str(path), str(output), size, force or (resume and ours)))
+            tasks.append(_Task(name, where, output, size, force or (resume and ours)))
         if resume:  # part files a killed run left, wherever it was writing
-            for folder in sorted({output.parent for _, _, output in planned}):
+            for folder in sorted({Path(output).parent for *_, output in planned if not is_url(output)}):
                 if folder.is_dir():
                     remove_stale_parts(folder)
         book.record(Entry(t.rel, t.size, t.output, Status.PENDING) for t in tasks if t.rel not in kept_done)
@@ -435,7 +575,7 @@ def run_batch(
         total = sum(t.size for t in tasks)
         done_bytes = 0
         if progress is not None and tasks:
-            progress(0, total, Path(tasks[0].source))
+            progress(0, total, Path(tasks[0].rel))
         per_chunk = chunk_size or max(1, min(_MAX_CHUNK, math.ceil(len(tasks) / (workers * 4))))
         for finished in _execute(settings, tasks, workers, per_chunk):
             book.record(o.entry for o in finished if o.entry.status != Status.REFUSED or o.entry.rel not in kept_done)
@@ -443,8 +583,8 @@ def run_batch(
                 outcomes[outcome.entry.rel] = outcome
             done_bytes += sum(o.entry.size for o in finished)
             if progress is not None and finished:
-                progress(done_bytes, total, src_dir / finished[-1].entry.rel)
-    ordered = tuple(outcomes[rel.as_posix()] for _, rel, _ in planned)
+                progress(done_bytes, total, Path(finished[-1].entry.rel))
+    ordered = tuple(outcomes[name] for name, *_ in planned)
     return BatchResult(ordered, manifest_path, workers)
 
 
@@ -458,12 +598,12 @@ def _with_keystore_keys(
     ready: list[_Task] = []
     settled: list[Entry] = []
     for task in tasks:
-        source = Path(task.source)
-        if not task.rel.endswith(api.CONTAINER_SUFFIX) and not _is_dicom(source):
+        source = task.source
+        if not task.rel.endswith(api.CONTAINER_SUFFIX) and not _is_dicom_at(source):
             ready.append(task)  # the worker records it as skipped
             continue
         try:
-            key_id = api.read_header(source).key_id
+            key_id = _header_of(source).key_id
             if key_id not in keys:
                 found = store.get_key(key_id, actor=actor)
                 if not isinstance(found, Key):

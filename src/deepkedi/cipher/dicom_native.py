@@ -722,7 +722,7 @@ def encrypt_dicom_native(
     element = struct.pack(
         "<HH2sHI", pixel_tag >> 16, pixel_tag & 0xFFFF, pixel_vr.encode("ascii"), 0, header.pixel_length + pad
     )
-    with atomic_output(dst, force=force) as fh:
+    with atomic_output(dst, force=force, size_hint=len(head) + header.pixel_length) as fh:
         fh.write(head)
         fh.write(element)
         pixel_start = len(head) + len(element)

@@ -704,7 +704,8 @@ def _encrypt_file_from_parts(
     prepared = prepare_file(
         src, key, pattern=pattern, salt=salt, nonce_prefix=nonce_prefix, segment_size=segment_size, image=image
     )
-    with atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666)) as fh:
+    size = len(prepared.header.encode()) + prepared.header.payload_length  # about: the tags are left out
+    with atomic_output(dst, force=force, mode=output_mode(src, at_most=0o666), size_hint=size) as fh:
         seal_file(prepared, fh, progress=progress)
     return prepared.header
 
@@ -1065,7 +1066,8 @@ def decrypt_file(
         if opened.meta["restore"] == "none":
             _decrypt_in_memory_container(opened, dst, force, output_mode(src))
             return opened.header
-        with atomic_output(dst, force=force, mode=output_mode(src)) as out:
+        size = opened.meta.get("size")  # the original's, recorded and authenticated
+        with atomic_output(dst, force=force, mode=output_mode(src), size_hint=size) as out:
             _restore_file(opened, out, progress)
     return opened.header
 

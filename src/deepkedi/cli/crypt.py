@@ -179,7 +179,7 @@ def _exit_code_of(kind: str | None, message: str) -> int:
 
 
 def _render_batch(
-    result: "batch.BatchResult", verb: str, source: Path, output: Path, *, quiet: bool, as_json: bool
+    result: "batch.BatchResult", verb: str, source: Path | str, output: Path | str, *, quiet: bool, as_json: bool
 ) -> None:
     """A folder run's summary (a line, or ``--json``), its failures on stderr, and the exit code.
 
@@ -331,10 +331,20 @@ def _encrypt_all_patterns(
     )
 )
 def encrypt(
-    input: Annotated[Path, typer.Argument(help="Image file (DICOM, NIfTI, MGH, PNG, TIFF, JPEG, .npy) or folder.")],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Image file (DICOM, NIfTI, MGH, PNG, TIFF, JPEG, .npy) or folder; a folder may be an fsspec URL."
+        ),
+    ],
     output: Annotated[
-        Path,
-        typer.Option("-o", "--output", help="Container to write; folder for a folder input or --all-patterns."),
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="PATH",
+            help="Container to write; folder for a folder input or --all-patterns (a folder may be an fsspec URL).",
+        ),
     ],
     key: Annotated[Path | None, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
     keystore: Annotated[
@@ -402,26 +412,29 @@ def encrypt(
 
     if as_dicom and suite is SuiteChoice.paper:
         fail("--as-dicom uses the hybrid suite; it cannot be combined with --suite paper", EXIT_USAGE)
-    _refuse_opaque_options(input, suite, as_dicom, only_images, opaque)
-    protected = _protected_files(input, key, keystore, passphrase_file)
-    if not input.is_dir() and not all_patterns:
-        _refuse_overwriting([output], protected)
+    src, dst, remote = _locations(input, output)
+    if remote and (suite is SuiteChoice.paper or all_patterns):
+        fail("--suite paper works on local files only", EXIT_USAGE)
+    _refuse_opaque_options(remote or src.is_dir(), suite, as_dicom, only_images, opaque)
+    protected = _protected_files(src, key, keystore, passphrase_file)
+    if not remote and not src.is_dir() and not all_patterns:
+        _refuse_overwriting([dst], protected)
     if suite is SuiteChoice.paper:
         _warn_paper()
         if key is None:
             fail("--suite paper needs --key KEY.png, the key image", EXIT_USAGE)
-        if not input.exists():
-            fail(f"{input}: no such file or folder", EXIT_INPUT)
-        _check_input_file(input)
+        if not src.exists():
+            fail(f"{src}: no such file or folder", EXIT_INPUT)
+        _check_input_file(src)
         _check_input_file(key, KeyFileError)
-        if input.is_dir():
+        if src.is_dir():
             fail("--suite paper encrypts one file at a time; encrypt folders with --suite hybrid", EXIT_USAGE)
         key_image = _load_key_image_for_cli(key)
         if all_patterns:
-            _encrypt_all_patterns(input, output, key_image, seed=seed, force=force, quiet=quiet)
+            _encrypt_all_patterns(src, dst, key_image, seed=seed, force=force, quiet=quiet)
             return
         with guarded():
-            done = api.encrypt_file(input, output, key_image, pattern=pattern, seed=seed, force=force)
+            done = api.encrypt_file(src, dst, key_image, pattern=pattern, seed=seed, force=force)
         _file_summary("encrypted", done, quiet)
         return
     if all_patterns or seed is not None:
@@ -430,9 +443,10 @@ def encrypt(
         fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
     if key is None and key_id is None:
         fail("name the key: --key KEYFILE, or --key-id ID from the keystore", EXIT_USAGE)
-    if not input.exists():
-        fail(f"{input}: no such file or folder", EXIT_INPUT)
-    _check_input_file(input)
+    if not remote and not src.exists():
+        fail(f"{src}: no such file or folder", EXIT_INPUT)
+    if not remote:
+        _check_input_file(src)
     _check_input_file(key, KeyFileError)
     if key is not None and _is_key_image(key):
         fail(
@@ -440,13 +454,13 @@ def encrypt(
             EXIT_USAGE,
         )
     master = _master(key, keystore, key_id, passphrase_file)
-    if input.is_dir():
+    if remote or src.is_dir():
         from deepkedi import batch
 
         with _tree_progress("encrypted") as report, guarded():
             result = batch.run_batch(
-                input,
-                output,
+                input if remote else src,
+                output if remote else dst,
                 master,
                 mode="encrypt",
                 as_dicom=as_dicom,
@@ -460,36 +474,38 @@ def encrypt(
                 protect=dict(protected),
             )
         if as_dicom and not result.done and not result.failed and not result.refused:
-            fail(f"{input}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
+            fail(f"{src}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
         _note_opaque(result, as_dicom=as_dicom, as_json=as_json)
-        _render_batch(result, "encrypted", input, output, quiet=quiet, as_json=as_json)
+        _render_batch(
+            result, "encrypted", input if remote else src, output if remote else dst, quiet=quiet, as_json=as_json
+        )
         return
     _refuse_batch_options(jobs, resume, manifest, as_json)
     if opaque:
         done = _run_one(
-            input, lambda progress: api.encrypt_file(input, output, master, opaque=True, force=force, progress=progress)
+            src, lambda progress: api.encrypt_file(src, dst, master, opaque=True, force=force, progress=progress)
         )
         _file_summary("encrypted", done, quiet)
         return
     done = _run_one(
-        input,
+        src,
         lambda progress: _with_opaque_hint(
             lambda: api.encrypt_file(
-                input, output, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
+                src, dst, master, as_dicom=as_dicom, pattern=pattern, force=force, progress=progress
             )
         ),
     )
     _file_summary("encrypted", done, quiet)
 
 
-def _refuse_opaque_options(input: Path, suite: SuiteChoice, as_dicom: bool, only_images: bool, opaque: bool) -> None:
+def _refuse_opaque_options(folder: bool, suite: SuiteChoice, as_dicom: bool, only_images: bool, opaque: bool) -> None:
     if opaque and suite is SuiteChoice.paper:
         fail("--opaque needs the hybrid suite: the paper suite encrypts images only", EXIT_USAGE)
     if opaque and as_dicom:
         fail("--opaque and --as-dicom exclude each other: a DICOM-native file carries an image", EXIT_USAGE)
-    if opaque and input.is_dir():
+    if opaque and folder:
         fail("--opaque is for one file; a folder seals what is not an image by itself (see --only-images)", EXIT_USAGE)
-    if only_images and not input.is_dir():
+    if only_images and not folder:
         fail("--only-images belongs to folder runs; one file that is not an image is refused anyway", EXIT_USAGE)
 
 
@@ -523,6 +539,16 @@ def _note_opaque(result: "batch.BatchResult", *, as_dicom: bool, as_json: bool) 
     if result.skipped:
         what = "non-DICOM or non-image" if as_dicom else "non-image"
         err_console.print(f"kedi: note: skipped {len(result.skipped)} {what} file(s) (--only-images)", markup=False)
+
+
+def _locations(input: str, output: str) -> tuple[Path, Path, bool]:
+    """The input and output as paths, and whether either is a URL (a folder run through fsspec).
+
+    A URL reaches the batch engine as given; the paths are then only placeholders.
+    """
+    from deepkedi.locations import is_url
+
+    return Path(input), Path(output), is_url(input) or is_url(output)
 
 
 def _master(key: Path | None, keystore: str | None, key_id: str | None, passphrase_file: Path | None) -> "Key":
@@ -569,14 +595,20 @@ def _decryptor(
 )
 def decrypt(
     input: Annotated[
-        Path, typer.Argument(help="Container or DICOM-native file, or a folder of them ('.kedi' and DICOM-native).")
+        str,
+        typer.Argument(
+            help="Container or DICOM-native file, or a folder of them ('.kedi' and DICOM-native); "
+            "a folder may be an fsspec URL."
+        ),
     ],
     output: Annotated[
-        Path,
+        str,
         typer.Option(
             "-o",
             "--output",
-            help="File to restore (paper: its suffix picks the format), or folder for a folder input.",
+            metavar="PATH",
+            help="File to restore (paper: its suffix picks the format), or folder for a folder input "
+            "(a folder may be an fsspec URL).",
         ),
     ],
     key: Annotated[Path | None, typer.Option("--key", help="Key file (hybrid) or key image PNG (paper).")] = None,
@@ -619,26 +651,29 @@ def decrypt(
 
     if key is not None and (key_id is not None or keystore is not None):
         fail("give either --key KEYFILE or the keystore (--keystore URL / --key-id ID), not both", EXIT_USAGE)
-    if not input.exists():
-        fail(f"{input}: no such file or folder", EXIT_INPUT)
-    _check_input_file(input)
+    src, dst, remote = _locations(input, output)
+    if not remote and not src.exists():
+        fail(f"{src}: no such file or folder", EXIT_INPUT)
+    if not remote:
+        _check_input_file(src)
     _check_input_file(key, KeyFileError)
-    protected = _protected_files(input, key, keystore, passphrase_file)
-    if not input.is_dir():
-        _refuse_overwriting([output], protected)
-    if input.is_dir() and key is not None and _is_key_image(key):
+    protected = _protected_files(src, key, keystore, passphrase_file)
+    folder = remote or src.is_dir()
+    if not folder:
+        _refuse_overwriting([dst], protected)
+    if folder and key is not None and _is_key_image(key):
         fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
-    if not input.is_dir():
+    if not folder:
         _refuse_batch_options(jobs, resume, manifest, as_json)
     with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
-        if input.is_dir():
+        if folder:
             from deepkedi import batch
 
             with _tree_progress("decrypted") as report, guarded():
                 # A key image was refused above for a folder: decryptor is a Key or the keystore.
                 result = batch.run_batch(
-                    input,
-                    output,
+                    input if remote else src,
+                    output if remote else dst,
                     decryptor,  # type: ignore[arg-type]  # see above
                     mode="decrypt",
                     actor=who,
@@ -649,15 +684,17 @@ def decrypt(
                     progress=report,
                     protect=dict(protected),
                 )
-            _render_batch(result, "decrypted", input, output, quiet=quiet, as_json=as_json)
+            _render_batch(
+                result, "decrypted", input if remote else src, output if remote else dst, quiet=quiet, as_json=as_json
+            )
             return
         done = _run_one(
-            input,
+            src,
             lambda progress: api.decrypt_file(
-                input, output, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle
+                src, dst, decryptor, actor=who, force=force, progress=progress, despeckle=despeckle
             ),
         )
     _file_summary("decrypted", done, quiet)
     if not done.verified:
         # Every paper decryption: the key image's fingerprint matched, and that is all anyone can tell.
-        err_console.print(f"warning: {printable(output)}: {UNVERIFIED_WARNING}", markup=False)
+        err_console.print(f"warning: {printable(dst)}: {UNVERIFIED_WARNING}", markup=False)

@@ -34,14 +34,14 @@ from typing import Any
 
 from deepkedi.errors import OutputError
 from deepkedi.fileio import atomic_output, remove_stale_parts
+from deepkedi.locations import filesystem as _filesystem
+from deepkedi.locations import protocol as _protocol
+from deepkedi.locations import storage_location
 
 __all__ = ["ObjectStore", "object_key", "object_path", "storage_location"]
 
 #: Object names: 32 lowercase hexadecimal digits, nothing else (no separator, no dot).
 _OBJECT_NAME = re.compile(r"^[0-9a-f]{32}$")
-#: ``scheme://`` or a chained ``a::b://`` URL; anything else is a local path.
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*(::|://)")
-_LOCAL_PROTOCOLS = frozenset({"file", "local"})
 #: Objects from this size on are synced while they are written (one write call of many megabytes).
 _FLUSH_WHILE_WRITING = 256 << 20
 
@@ -73,51 +73,6 @@ def object_path(storage: Path, object_name: str) -> Path:
     if os.path.commonpath([os.path.abspath(path), os.path.abspath(storage)]) != os.path.abspath(storage):
         raise ValueError("not an archive object name")
     return path
-
-
-def _protocol(url: str) -> str:
-    return url.split("://", 1)[0].split("::", 1)[0].lower()
-
-
-def storage_location(text: str | Path) -> Path | str:
-    """What ``--storage`` names: a local folder (a :class:`~pathlib.Path`, made absolute) or an fsspec URL.
-
-    A plain path and a ``file://`` URL are a local folder. Any other URL is returned as
-    given once fsspec knows its protocol and the package that implements it is
-    installed; nothing is contacted.
-
-    Raises
-    ------
-    ValueError
-        An unknown protocol, or one whose package is missing (the message, one line,
-        names the protocol only: a URL may carry credentials).
-    """
-    if isinstance(text, Path) or not _URL.match(text):
-        return Path(text).expanduser().resolve()
-    protocol = _protocol(text)
-    if protocol in _LOCAL_PROTOCOLS and "::" not in text:
-        return Path(_filesystem(text)[1] or "/").expanduser().resolve()
-    _filesystem(text)
-    return text
-
-
-def _filesystem(url: str) -> tuple[Any, str]:
-    """fsspec's filesystem and root path for ``url``; :class:`ValueError` (one line) if it cannot be had."""
-    import fsspec
-    from fsspec.registry import known_implementations
-
-    protocol = _protocol(url)
-    try:
-        return fsspec.url_to_fs(url)
-    except ImportError:
-        hint = known_implementations.get(protocol, {}).get("err") or "install the package that provides it"
-        raise ValueError(f"storage protocol {protocol!r} is not available: {hint}") from None
-    except ValueError as exc:
-        if "Protocol not known" in str(exc) or protocol not in known_implementations:
-            raise ValueError(f"unknown storage protocol {protocol!r} (fsspec knows no such filesystem)") from None
-        raise ValueError(f"storage URL for {protocol!r} not understood ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - a third-party filesystem's constructor fails in its own ways
-        raise ValueError(f"storage protocol {protocol!r} cannot be opened ({type(exc).__name__})") from None
 
 
 class ObjectStore:
