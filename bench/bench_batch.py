@@ -29,7 +29,6 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -85,14 +84,16 @@ def certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def timed(command: list[object]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, children included) of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def timed(command: list[object]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one command and the children it waits for."""
     start = time.perf_counter()
-    subprocess.run([str(c) for c in command], check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([str(c) for c in command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def fresh(folder: Path) -> Path:
@@ -148,7 +149,7 @@ def main() -> None:
         for jobs in (1, 2):
             small_cases[f"kedi encrypt 5,000, {jobs} job(s)"] = kedi("encrypt", small, jobs)
             small_cases[f"kedi encrypt 500, {jobs} job(s)"] = kedi("encrypt", few, jobs)
-        times: dict[str, list[tuple[float, float]]] = {name: [] for name in [*study_cases, *small_cases]}
+        times: dict[str, list[tuple[float, float, float]]] = {name: [] for name in [*study_cases, *small_cases]}
         for _ in range(args.rounds):
             for cases in (study_cases, small_cases):
                 for name, command in cases.items():
@@ -159,10 +160,13 @@ def main() -> None:
             loads.append(os.getloadavg()[0])
 
     def wall(name: str) -> float:
-        return statistics.median(w for w, _ in times[name])
+        return statistics.median(w for w, _, _ in times[name])
 
     def cpu(name: str) -> float:
-        return statistics.median(c for _, c in times[name])
+        return statistics.median(c for _, c, _ in times[name])
+
+    def rss(name: str) -> float:
+        return statistics.median(r for _, _, r in times[name])
 
     def cpu_cell(name: str) -> str:
         return "–" if "2 job" in name else f"{cpu(name):.2f}"
@@ -190,7 +194,7 @@ def main() -> None:
         "|---|---:|---:|---:|---|",
     ]
     for name in study_cases:
-        rounds = ", ".join(f"{w:.2f}" for w, _ in times[name])
+        rounds = ", ".join(f"{w:.2f}" for w, _, _ in times[name])
         lines.append(f"| {name} | {wall(name):.2f} | {SLICES / wall(name):.0f} | {cpu_cell(name)} | {rounds} |")
     gdcm_e, gdcm_d = wall("gdcmanon -e --certificate"), wall("gdcmanon -d")
     best = {kind: min(wall(f"kedi {kind}, {j} job(s)") for j in (1, 2)) for kind in ("encrypt", "encrypt --as-dicom")}
@@ -211,13 +215,15 @@ def main() -> None:
         "",
         f"## {SMALL:,} small DICOM files (64×64 int16, {small_kb:.1f} KB each)",
         "",
-        "| command | median s | files/s | CPU s | rounds (s) |",
-        "|---|---:|---:|---:|---|",
+        "| command | median s | files/s | CPU s | peak RSS MB | rounds (s) |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for name in small_cases:
         count = SMALL_FEW if " 500," in name else SMALL
-        rounds = ", ".join(f"{w:.2f}" for w, _ in times[name])
-        lines.append(f"| {name} | {wall(name):.2f} | {count / wall(name):.0f} | {cpu_cell(name)} | {rounds} |")
+        rounds = ", ".join(f"{w:.2f}" for w, _, _ in times[name])
+        lines.append(
+            f"| {name} | {wall(name):.2f} | {count / wall(name):.0f} | {cpu_cell(name)} | {rss(name):.0f} | {rounds} |"
+        )
     lines.append("")
     marginal: dict[int, float] = {}
     for jobs in (1, 2):
@@ -227,6 +233,8 @@ def main() -> None:
         verdict = f" (goal < 3 ms wall: {'met' if marginal[jobs] < 3 else 'NOT met'})" if jobs == 2 else ""
         cpu_note = f", {cpu_ms:.2f} ms CPU" if jobs == 1 else ""
         lines.append(f"- Marginal cost per file at {jobs} job(s): **{marginal[jobs]:.2f} ms wall**{cpu_note}{verdict}.")
+    per_file_kb = (rss("kedi encrypt 5,000, 1 job(s)") - rss("kedi encrypt 500, 1 job(s)")) / (SMALL - SMALL_FEW) * 1e3
+    lines.append(f"- Memory of the run (1 job: the command does the work) per file planned: {per_file_kb:.2f} KB.")
     steady = marginal[1] / marginal[2]
     whole = wall("kedi encrypt 5,000, 1 job(s)") / wall("kedi encrypt 5,000, 2 job(s)")
     lines.append(

@@ -474,6 +474,10 @@ def run_batch(
 
     Parameters
     ----------
+    src, dst
+        Local folders, or fsspec URLs (``file://``, ``s3://``…; docs/SCALE.md): a file
+        read from or written to a URL is handled whole in memory. An output URL needs
+        ``manifest``; ``memory://`` runs in this process only.
     key
         A :class:`~deepkedi.cipher.keytypes.Key`; for decryption also an open keystore,
         from which the key each file's header names is taken once per key id (audited
@@ -524,9 +528,10 @@ def run_batch(
     if mode == "encrypt" and not isinstance(key, Key):
         raise TypeError(f"encryption needs a Key, not {type(key).__name__}")
     src_at, dst_at = _location(src), _location(dst)
-    in_memory = [where for where in (src_at, dst_at) if isinstance(where, str) and protocol(where) == "memory"]
-    if in_memory and workers > 1:
-        raise ValueError("a memory:// folder lives in one process; run it with jobs=1")
+    if any(isinstance(where, str) and protocol(where) == "memory" for where in (src_at, dst_at)):
+        if workers > 1 and jobs is not None:
+            raise ValueError("a memory:// folder lives in one process; run it with jobs=1")
+        workers = 1
     planned = [(rel, where, size, _output_for(mode, rel, dst_at, as_dicom)) for rel, where, size in _walk(src_at)]
     _refuse_protected([out for *_, out in planned], protect)
     if isinstance(dst_at, Path):
