@@ -3,7 +3,8 @@
 :func:`run_batch` walks the input folder, plans one output per file (the names
 :func:`deepkedi.api.encrypt_tree` and :func:`~deepkedi.api.decrypt_tree` use), and
 hands the files in chunks to a pool of worker processes (or, with ``jobs=1``, works
-in this process). Each worker receives, once, the one key it needs (decryption
+in this process; given a ``scheduler``, to the workers of a Dask cluster:
+:mod:`deepkedi.batch.cluster`). Each worker receives, once, the one key it needs (decryption
 from a keystore: the keys the files name, resolved and audited here); the
 keystore itself never reaches a worker. Only this process writes the manifest, one
 transaction per finished chunk. Nothing here prints, reads the environment or exits.
@@ -11,6 +12,7 @@ transaction per finished chunk. Nothing here prints, reads the environment or ex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing
@@ -30,6 +32,8 @@ from deepkedi.errors import DeepKediError, FormatError, OutputExistsError
 from deepkedi.fileio import make_output_folder, remove_stale_parts
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from deepkedi.keys.keystore import Keystore
 
 __all__ = ["BatchResult", "Mode", "Outcome", "WorkerLostError", "run_batch"]
@@ -304,6 +308,7 @@ def run_batch(
     progress: BatchProgress | None = None,
     protect: Mapping[PathLike, str] | None = None,
     chunk_size: int | None = None,
+    scheduler: str | None = None,
 ) -> BatchResult:
     """Encrypt (``mode="encrypt"``) or decrypt every visible file under ``src`` into the mirrored tree ``dst``.
 
@@ -334,13 +339,21 @@ def run_batch(
     protect
         Files no output may replace (a key file, a keystore) and what they are:
         ``ValueError`` before any file is touched.
+    scheduler
+        The address of a Dask scheduler (``tcp://HOST:PORT``): the chunks run on
+        that cluster's workers instead of a local pool (the ``cluster`` extra;
+        :mod:`deepkedi.batch.cluster`, docs/SCALE.md). ``jobs`` then defaults to the
+        cluster's threads; twice ``jobs`` chunks are kept on the cluster at once.
 
     Raises
     ------
     ManifestMismatchError
         ``manifest`` records another run (another mode, input folder, key or options).
     ValueError
-        An output would replace a protected file; ``jobs`` is below 1.
+        An output would replace a protected file; ``jobs`` is below 1; ``scheduler``
+        is not an address or answers nothing (:class:`~deepkedi.batch.cluster.SchedulerUnreachableError`).
+    WorkerLostError
+        A local worker process died, or the cluster went away.
     """
     if mode not in ("encrypt", "decrypt"):
         raise ValueError(f"mode must be 'encrypt' or 'decrypt', not {mode!r}")
@@ -355,9 +368,13 @@ def run_batch(
     files = _walk(src_dir)
     planned = [(p, r, _output_for(mode, r, dst_dir, as_dicom)) for p in files for r in [p.relative_to(src_dir)]]
     _refuse_protected([out for _, _, out in planned], protect)
+    if scheduler is not None:  # before anything is written: a missing extra, a wrong address
+        from deepkedi.batch import cluster
+
+        cluster.reach(scheduler)
     make_output_folder(dst_dir)
     manifest_path = Path(manifest) if manifest is not None else dst_dir / MANIFEST_NAME
-    with Manifest(manifest_path) as book:
+    with _cluster_client(scheduler) as client, Manifest(manifest_path) as book:
         run = {"mode": mode, "source": str(src_dir.resolve()), "as_dicom": str(as_dicom), "pattern": str(pattern)}
         if isinstance(key, Key):
             run["key_id"] = key.key_id_hex
@@ -389,6 +406,8 @@ def run_batch(
         if mode == "decrypt" and not isinstance(key, Key):
             tasks = _with_keystore_keys(tasks, key, actor, outcomes, book)
         settings = _Settings(mode, key if isinstance(key, Key) else None, as_dicom, pattern)
+        if client is not None and jobs is None:  # a cluster: as many jobs as its workers have threads
+            workers = cluster.threads(client)
         # A worker starts in about half a second: by default each gets at least _FILES_PER_DEFAULT_WORKER files.
         cap = len(tasks) if jobs is not None else math.ceil(len(tasks) / _FILES_PER_DEFAULT_WORKER)
         workers = max(1, min(workers, cap))
@@ -397,7 +416,7 @@ def run_batch(
         if progress is not None and tasks:
             progress(0, total, Path(tasks[0].source))
         per_chunk = chunk_size or max(1, min(_MAX_CHUNK, math.ceil(len(tasks) / (workers * 4))))
-        for finished in _execute(settings, tasks, workers, per_chunk):
+        for finished in _execute(settings, tasks, workers, per_chunk, client):
             book.record(o.entry for o in finished if o.entry.status != Status.REFUSED or o.entry.rel not in kept_done)
             for outcome in finished:
                 outcomes[outcome.entry.rel] = outcome
@@ -446,9 +465,28 @@ def _with_keystore_keys(
     return ready
 
 
-def _execute(settings: _Settings, tasks: list[_Task], workers: int, per_chunk: int) -> Iterator[list[Outcome]]:
-    """Each chunk's outcomes as it finishes: in this process (one job), or across a process pool."""
+@contextlib.contextmanager
+def _cluster_client(scheduler: str | None) -> Iterator[Client | None]:
+    """A client of the Dask cluster at ``scheduler`` for the run, or ``None`` (no Dask import) without one."""
+    if scheduler is None:
+        yield None
+        return
+    from deepkedi.batch import cluster
+
+    with cluster.connect(scheduler) as client:
+        yield client
+
+
+def _execute(
+    settings: _Settings, tasks: list[_Task], workers: int, per_chunk: int, client: Client | None = None
+) -> Iterator[list[Outcome]]:
+    """Each chunk's outcomes as it finishes: in this process (one job), across a process pool, or on a cluster."""
     chunks = _chunked(tasks, per_chunk)
+    if client is not None:
+        from deepkedi.batch import cluster
+
+        yield from cluster.run_chunks(client, settings, chunks, workers)
+        return
     if workers == 1:
         for chunk in chunks:
             yield _run_chunk(settings, chunk)

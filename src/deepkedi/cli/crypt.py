@@ -30,6 +30,7 @@ from deepkedi.cli._common import (
     load_key_for_cli,
     printable,
 )
+from deepkedi.cli._scheduler import SchedulerOption, cluster_logging
 from deepkedi.errors import DeepKediError, KeyFileError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.inputs import check_regular_input, open_input
@@ -349,6 +350,7 @@ def encrypt(
     resume: ResumeOption = False,
     manifest: ManifestOption = None,
     as_json: JsonOption = False,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
@@ -368,8 +370,9 @@ def encrypt(
     what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows
     (for a folder: how many files). -q silences it.
 
-    Folders run on --jobs worker processes and are recorded in a manifest;
-    --resume continues an interrupted run (kedi docs SCALE).
+    Folders run on --jobs worker processes, or on a Dask cluster with
+    --scheduler, and are recorded in a manifest; --resume continues an
+    interrupted run (kedi docs SCALE).
     """
     from deepkedi import api
 
@@ -415,7 +418,7 @@ def encrypt(
     if input.is_dir():
         from deepkedi import batch
 
-        with _tree_progress("encrypted") as report, guarded():
+        with _tree_progress("encrypted") as report, guarded(), cluster_logging(scheduler):
             result = batch.run_batch(
                 input,
                 output,
@@ -429,6 +432,7 @@ def encrypt(
                 manifest=manifest,
                 progress=report,
                 protect=dict(protected),
+                scheduler=scheduler,
             )
         if as_dicom:
             if not result.done and not result.failed and not result.refused:
@@ -440,6 +444,8 @@ def encrypt(
         _render_batch(result, "encrypted", input, output, quiet=quiet, as_json=as_json)
         return
     _refuse_batch_options(jobs, resume, manifest, as_json)
+    if scheduler is not None:
+        fail("--scheduler belongs to folder runs; the input is one file", EXIT_USAGE)
     done = _run_one(
         input,
         lambda progress: api.encrypt_file(
@@ -522,6 +528,7 @@ def decrypt(
     resume: ResumeOption = False,
     manifest: ManifestOption = None,
     as_json: JsonOption = False,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Decrypt a container: hybrid restores the original file byte for byte; paper gives an estimate.
@@ -554,11 +561,13 @@ def decrypt(
         fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
     if not input.is_dir():
         _refuse_batch_options(jobs, resume, manifest, as_json)
+        if scheduler is not None:
+            fail("--scheduler belongs to folder runs; the input is one file", EXIT_USAGE)
     with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
         if input.is_dir():
             from deepkedi import batch
 
-            with _tree_progress("decrypted") as report, guarded():
+            with _tree_progress("decrypted") as report, guarded(), cluster_logging(scheduler):
                 # A key image was refused above for a folder: decryptor is a Key or the keystore.
                 result = batch.run_batch(
                     input,
@@ -572,6 +581,7 @@ def decrypt(
                     manifest=manifest,
                     progress=report,
                     protect=dict(protected),
+                    scheduler=scheduler,
                 )
             _render_batch(result, "decrypted", input, output, quiet=quiet, as_json=as_json)
             return
