@@ -20,10 +20,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from external_tools import unavailable
 from typer.testing import CliRunner
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 import deepkedi
 from deepkedi import api, datasets
@@ -45,21 +49,76 @@ def _require_dask() -> None:
         unavailable(f"the dask command is not at {DASK}: pip install 'deepkedi[cluster]'")
 
 
+class TLS:
+    """A self-signed certificate for 127.0.0.1: the scheduler, the workers and the client present and trust it."""
+
+    def __init__(self, folder: Path) -> None:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        self.cert, self.key = folder / "cert.pem", folder / "key.pem"
+        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        self.key.chmod(0o600)
+
+    def args(self) -> list[str]:
+        """The `dask scheduler` and `dask worker` options."""
+        return ["--tls-ca-file", str(self.cert), "--tls-cert", str(self.cert), "--tls-key", str(self.key)]
+
+    def client_settings(self) -> dict[str, str]:
+        return {"tls_ca_file": str(self.cert), "tls_client_cert": str(self.cert), "tls_client_key": str(self.key)}
+
+    def environment(self) -> dict[str, str]:
+        """The same, as Dask's configuration read from the environment (what `kedi` uses)."""
+        return {
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(self.cert),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(self.cert),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(self.key),
+        }
+
+
 class Cluster:
     """A Dask scheduler and its workers, each its own process (and process group) on 127.0.0.1."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, tls: TLS | None = None) -> None:
         self.folder = folder
         self.env = {**os.environ, "PYTHONPATH": SRC}
         self.workers: list[subprocess.Popen[bytes]] = []
         self.started = 0
         self.address = ""
+        self.tls = tls
+        self.tls_args = [] if tls is None else tls.args()
         (folder / "scratch").mkdir()
         self.scheduler = self._spawn(
             "scheduler",
             [
                 *("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"),
                 *("--scheduler-file", str(folder / "scheduler.json")),
+                *(["--protocol", "tls", *self.tls_args] if tls else []),
             ],
         )
         deadline = time.monotonic() + STARTUP_S
@@ -85,10 +144,14 @@ class Cluster:
                 start_new_session=True,  # each its own group: killed alone, and checked gone at the end
             )
 
+    def client(self) -> Client:
+        from distributed import Client, Security
+
+        security = None if self.tls is None else Security(**self.tls.client_settings(), require_encryption=True)
+        return Client(self.address, timeout=STARTUP_S, set_as_default=False, security=security)
+
     def ensure_workers(self, count: int) -> None:
         """Start workers until ``count`` are alive, and wait until the scheduler knows them."""
-        from distributed import Client
-
         self.workers = [w for w in self.workers if w.poll() is None]
         while len(self.workers) < count:
             self.started += 1
@@ -100,10 +163,11 @@ class Cluster:
                         *("--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(self.folder / "scratch")),
                         # Each worker imports deepkedi as it starts, not with its first chunk.
                         *("--preload", "deepkedi.batch.cluster"),
+                        *self.tls_args,
                     ],
                 )
             )
-        with Client(self.address, timeout=STARTUP_S, set_as_default=False) as client:
+        with self.client() as client:
             client.wait_for_workers(count, timeout=STARTUP_S)
             deadline = time.monotonic() + STARTUP_S
             while len(client.nthreads()) > count and time.monotonic() < deadline:
@@ -111,16 +175,12 @@ class Cluster:
 
     def pids(self) -> dict[str, int]:
         """Each worker's address and process id, from the workers themselves."""
-        from distributed import Client
-
-        with Client(self.address, timeout=STARTUP_S, set_as_default=False) as client:
+        with self.client() as client:
             return client.run(os.getpid)
 
     def events(self, worker: str) -> list[dict[str, object]]:
         """What the scheduler recorded about the worker at address ``worker``."""
-        from distributed import Client
-
-        with Client(self.address, timeout=STARTUP_S, set_as_default=False) as client:
+        with self.client() as client:
             return [msg for _, msg in client.get_events(worker) if isinstance(msg, dict)]
 
     def stop(self) -> None:
@@ -369,6 +429,39 @@ def test_the_whole_cluster_gone_stops_the_run_and_resume_finishes_it_here(
     _one_output_per_input(out, originals)
     back = run_batch(out, tmp_path / "dec", deepkedi.load_key(keyfile), mode="decrypt", jobs=1)
     assert back.ok and _files(tmp_path / "dec") == originals
+
+
+def test_a_tls_scheduler_with_dask_tls_settings_from_the_environment(
+    samples: Path, tmp_path: Path, keyfile: Path
+) -> None:
+    """tls:// works with the certificates in Dask's configuration; without them, one line before anything is written."""
+    _require_dask()
+    (tmp_path / "cluster").mkdir()
+    tls = TLS(tmp_path / "cluster")
+    own = Cluster(tmp_path / "cluster", tls=tls)
+    try:
+        assert own.address.startswith("tls://127.0.0.1:")
+        own.ensure_workers(1)
+        command = _kedi_command("encrypt", samples / "study", "-o", tmp_path / "enc", "--key", keyfile)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")} | {"PYTHONPATH": SRC}
+        bare = subprocess.run(
+            [*command, "--scheduler", own.address], capture_output=True, text=True, env=env, check=False
+        )
+        assert bare.returncode == 2 and not (tmp_path / "enc").exists()
+        assert len(_lines(bare.stderr)) == 1 and "DASK_DISTRIBUTED__COMM__TLS__CA_FILE" in bare.stderr
+        done = subprocess.run(
+            [*command, "--scheduler", own.address, "--json"],
+            capture_output=True,
+            text=True,
+            env=env | tls.environment(),
+            check=False,
+        )
+    finally:
+        own.stop()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["done"] == 6
+    back = run_batch(tmp_path / "enc", tmp_path / "dec", deepkedi.load_key(keyfile), mode="decrypt", jobs=1)
+    assert back.ok and _files(tmp_path / "dec") == _files(samples / "study")
 
 
 # ----------------------------------------------------------------------------- failing early, and clearly

@@ -72,11 +72,12 @@ def reach(address: str) -> None:
     MissingExtraError
         Dask's ``distributed`` is not installed.
     ValueError
-        ``address`` is not a Dask address (``tcp://HOST:PORT``, ``tls://HOST:PORT``).
+        ``address`` is not a Dask address (``tcp://HOST:PORT``, ``tls://HOST:PORT``),
+        or is ``tls://`` while Dask's configuration holds no TLS settings.
     SchedulerUnreachableError
         Nothing accepts a connection there within :data:`CONNECT_TIMEOUT_S`.
     """
-    _distributed()
+    distributed = _distributed()
     from distributed.comm import parse_address, parse_host_port
 
     try:
@@ -86,6 +87,13 @@ def reach(address: str) -> None:
         host, port = parse_host_port(location)
     except ValueError as exc:
         raise ValueError(f"{address!r} is not a Dask scheduler address ({exc}); give tcp://HOST:PORT") from None
+    # The client takes its certificates from Dask's configuration (distributed.comm.tls.*), as Dask's own tools do.
+    if scheme == "tls" and distributed.Security().get_connection_args("client")["ssl_context"] is None:
+        raise ValueError(
+            f"{address} is a TLS address and Dask's configuration has no TLS settings: set "
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT and "
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY (or distributed.comm.tls in Dask's YAML configuration)"
+        )
     try:
         # A plain connection: refused at once when nothing listens, where Dask's client would retry until
         # its timeout (and then leave a half-made client behind that waits again when collected).
