@@ -431,6 +431,51 @@ def test_the_whole_cluster_gone_stops_the_run_and_resume_finishes_it_here(
     assert back.ok and _files(tmp_path / "dec") == originals
 
 
+def test_a_cluster_without_workers_stops_the_run_after_the_grace_period(
+    samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No worker when the run starts, or none left mid-run: WorkerLostError once the grace period is over."""
+    _require_dask()
+    import threading
+
+    from deepkedi.batch import WorkerLostError, cluster
+
+    monkeypatch.setattr(cluster, "NO_WORKERS_GRACE_S", 1.0)
+    study = _series(samples, tmp_path / "study", 24)
+    (tmp_path / "cluster").mkdir()
+    own = Cluster(tmp_path / "cluster")
+    try:
+        started = time.monotonic()
+        with pytest.raises(WorkerLostError, match="has no worker"):
+            run_batch(study, tmp_path / "early", KEY, mode="encrypt", scheduler=own.address)
+        assert time.monotonic() - started < 10 and not (tmp_path / "early" / MANIFEST_NAME).exists()
+        own.ensure_workers(1)
+        failure: list[BaseException] = []
+
+        def encrypt() -> None:
+            try:
+                run_batch(study, tmp_path / "enc", KEY, mode="encrypt", scheduler=own.address, chunk_size=6)
+            except BaseException as exc:  # noqa: BLE001 - what the run raised, for the test to look at
+                failure.append(exc)
+
+        run = threading.Thread(target=encrypt)
+        run.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and run.is_alive() and not _done_so_far(tmp_path / "enc" / MANIFEST_NAME):
+            time.sleep(0.01)
+        assert run.is_alive(), "the run ended before its worker could be killed"
+        own.workers[0].kill()
+        own.workers[0].wait()
+        run.join(timeout=60)
+    finally:
+        own.stop()
+    assert not run.is_alive()
+    assert len(failure) == 1 and isinstance(failure[0], WorkerLostError), failure
+    assert "no worker" in str(failure[0]) and "--resume" in str(failure[0])
+    statuses = _statuses(tmp_path / "enc" / MANIFEST_NAME)
+    assert 0 < statuses.count(Status.DONE) < 144 and set(statuses) == {Status.DONE, Status.PENDING}
+
+
 def test_a_tls_scheduler_with_dask_tls_settings_from_the_environment(
     samples: Path, tmp_path: Path, keyfile: Path
 ) -> None:

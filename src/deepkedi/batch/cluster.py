@@ -5,10 +5,12 @@ This process plans the run and alone writes the manifest, exactly as for the loc
 pool; the workers of an existing Dask cluster run the chunks. Dask (the ``cluster``
 extra) is imported here only, and only for such a run: a local run never imports it.
 
-What reaches the cluster: the run's settings (mode, ``as_dicom``, the zigzag pattern
-and, with one master key, that key), scattered to the workers once; with each chunk
-the files' paths and, when decrypting from a keystore, the key each file's header
-names. The keystore, its KEK and its database stay in this process. Workers need
+What reaches the cluster, with each chunk: the run's settings (mode, ``as_dicom``, the
+zigzag pattern and, with one master key, that key), the files' paths and, when
+decrypting from a keystore, the key each file's header names. The keystore, its KEK
+and its database stay in this process. (The settings travel with every chunk rather
+than being scattered to the workers once: scattered data dies with the workers that
+hold it, and a cluster whose workers all restart would then lose the run.) Workers need
 deepkedi installed and the input and output folders at the same paths (a shared
 filesystem); they are told absolute paths.
 
@@ -231,9 +233,7 @@ class _Run:
         self.folders: set[str] = set()
         self.workers_seen = set(self._nthreads())
         self.starved_since: float | None = None
-        # Once to every worker: the key then travels once per worker, not once per chunk, and never
-        # sits in the scheduler's task graph. Released (and dropped by the workers) when the run ends.
-        self.settings = client.scatter(settings, broadcast=True, hash=False)
+        self.settings = settings
 
     def _lost(self, what: str) -> WorkerLostError:
         return WorkerLostError(
@@ -310,7 +310,7 @@ class _Run:
 
     def cancel(self) -> None:
         """Drop what is queued (a chunk a worker is running still finishes; its outputs are --resume's)."""
-        futures = [*self.pending, self.settings]
+        futures = list(self.pending)
         self.pending.clear()
         with contextlib.suppress(OSError, self.distributed.TimeoutError):
             self.client.cancel(futures)
