@@ -221,12 +221,11 @@ def _absolute(task: _Task) -> _Task:
 
 
 class _Run:
-    """One batch's chunks on the cluster: at most ``2 * jobs`` in flight, collected as they finish."""
+    """One batch's chunks on the cluster, collected as they finish."""
 
-    def __init__(self, client: Client, settings: _Settings, jobs: int) -> None:
+    def __init__(self, client: Client, settings: _Settings) -> None:
         self.distributed = _distributed()
         self.client = client
-        self.jobs = jobs
         self.name = f"kedi-chunk-{uuid.uuid4().hex[:12]}"
         self.count = 0
         self.pending: dict[Future, list[_Task]] = {}
@@ -302,11 +301,12 @@ class _Run:
 
     def sweep_if_workers_left(self) -> None:
         """After a worker left mid-run: its part files, removed on every host that still has a worker, and here."""
-        if not self.workers_seen - set(self._nthreads()):
-            return
-        folders = sorted(self.folders)
-        self.client.run(_sweep, folders)
-        _sweep(folders)
+        # Every file is done by now: a worker or the scheduler lost meanwhile costs only the sweep on its host.
+        with contextlib.suppress(OSError, self.distributed.TimeoutError):
+            if not self.workers_seen - set(self.client.nthreads()):
+                return
+            self.client.run(_sweep, sorted(self.folders), on_error="return")
+        _sweep(sorted(self.folders))
 
     def cancel(self) -> None:
         """Drop what is queued (a chunk a worker is running still finishes; its outputs are --resume's)."""
@@ -327,7 +327,7 @@ def run_chunks(
         The scheduler went away, the cluster has had no worker for
         :data:`NO_WORKERS_GRACE_S`, or Dask gave up on a chunk whose workers kept dying.
     """
-    run = _Run(client, settings, jobs)
+    run = _Run(client, settings)
     try:
         for chunk in chunks:  # memory stays flat on any folder: a few chunks in flight, results taken as they come
             run.submit(chunk)
