@@ -540,6 +540,31 @@ def test_an_unreachable_scheduler_is_one_line_at_once_and_writes_nothing(
     assert code == 2 and "--scheduler belongs to folder runs" in stderr
 
 
+def test_a_worker_address_or_a_silent_listener_is_refused_in_one_line(
+    cluster: Cluster, samples: Path, tmp_path: Path, keyfile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What answers is asked who it is: a worker is not a scheduler, and a server that never answers is given up."""
+    import socket
+
+    from deepkedi.batch import cluster as on_cluster
+
+    out = tmp_path / "enc"
+    worker = next(iter(cluster.pids()))
+    code, _, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", worker)
+    assert code == 2 and not out.exists()
+    assert _lines(stderr) == [f"kedi: error: {worker} is a Dask Worker, not a scheduler; give the scheduler's address"]
+    monkeypatch.setattr(on_cluster, "CONNECT_TIMEOUT_S", 0.5)
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        code, _, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", address)
+    assert code == 2 and not out.exists() and time.monotonic() - started < 5
+    said = f"no Dask scheduler answers at {address} (something accepts connections there, but does not answer as Dask"
+    assert _lines(stderr) == [f"kedi: error: {said} within 0.5 s)"]
+
+
 def test_without_the_cluster_extra_scheduler_names_it(
     samples: Path, tmp_path: Path, keyfile: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,6 +25,8 @@ dead worker left are removed at the end of the run by the workers of the same ho
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import io
@@ -103,6 +105,42 @@ def reach(address: str) -> None:
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
         raise SchedulerUnreachableError(f"no Dask scheduler answers at {address} ({reason})") from None
+    _identify(address)
+
+
+def _identify(address: str) -> None:
+    """Ask what listens at ``address`` who it is, over Dask's protocol, within :data:`CONNECT_TIMEOUT_S`.
+
+    Dask's client waits without end on a server that accepts the connection and never
+    answers (another service on that port); this question is bounded.
+    """
+    distributed = _distributed()
+    from distributed.comm import connect as dask_connect
+
+    async def ask() -> Any:
+        args = distributed.Security().get_connection_args("client")
+        comm = await dask_connect(address, timeout=CONNECT_TIMEOUT_S, **args)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            await comm.close()
+
+    def bounded() -> Any:  # in a thread of its own: the caller may be inside an event loop already
+        return asyncio.run(asyncio.wait_for(ask(), CONNECT_TIMEOUT_S))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            identity = pool.submit(bounded).result()
+        except (OSError, TimeoutError, asyncio.TimeoutError):
+            raise SchedulerUnreachableError(
+                f"no Dask scheduler answers at {address} (something accepts connections there, "
+                f"but does not answer as Dask within {CONNECT_TIMEOUT_S:g} s)"
+            ) from None
+    kind = identity.get("type") if isinstance(identity, dict) else None
+    if kind != "Scheduler":
+        what = f"a Dask {kind}" if isinstance(kind, str) else "not a Dask scheduler"
+        raise SchedulerUnreachableError(f"{address} is {what}, not a scheduler; give the scheduler's address")
 
 
 @contextlib.contextmanager
