@@ -530,9 +530,10 @@ def test_an_unreachable_scheduler_is_one_line_at_once_and_writes_nothing(
     code, stdout, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", address)
     assert time.monotonic() - started < 5
     assert code == 2 and stdout == "" and not out.exists()
-    assert _lines(stderr) == [f"kedi: error: no Dask scheduler answers at {address} (connection refused)"]
+    # One line and nothing else: the failure comes before the progress bar starts.
+    assert stderr.splitlines() == [f"kedi: error: no Dask scheduler answers at {address} (connection refused)"]
     code, _, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", "nonsense")
-    assert code == 2 and "not a Dask scheduler address" in stderr and len(_lines(stderr)) == 1
+    assert code == 2 and "not a Dask scheduler address" in stderr and len(stderr.splitlines()) == 1
     # One file is not a folder run.
     code, _, stderr = _kedi(
         "encrypt", samples / "CT_small.dcm", "-o", tmp_path / "x.kedi", "--key", keyfile, "--scheduler", "tcp://h:1"
@@ -552,7 +553,9 @@ def test_a_worker_address_or_a_silent_listener_is_refused_in_one_line(
     worker = next(iter(cluster.pids()))
     code, _, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", worker)
     assert code == 2 and not out.exists()
-    assert _lines(stderr) == [f"kedi: error: {worker} is a Dask Worker, not a scheduler; give the scheduler's address"]
+    assert stderr.splitlines() == [
+        f"kedi: error: {worker} is a Dask Worker, not a scheduler; give the scheduler's address"
+    ]
     monkeypatch.setattr(on_cluster, "CONNECT_TIMEOUT_S", 0.5)
     with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never says a word
         silent.bind(("127.0.0.1", 0))
@@ -562,7 +565,7 @@ def test_a_worker_address_or_a_silent_listener_is_refused_in_one_line(
         code, _, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", address)
     assert code == 2 and not out.exists() and time.monotonic() - started < 5
     said = f"no Dask scheduler answers at {address} (something accepts connections there, but does not answer as Dask"
-    assert _lines(stderr) == [f"kedi: error: {said} within 0.5 s)"]
+    assert stderr.splitlines() == [f"kedi: error: {said} within 0.5 s)"]
 
 
 def test_without_the_cluster_extra_scheduler_names_it(
@@ -572,7 +575,7 @@ def test_without_the_cluster_extra_scheduler_names_it(
     out = tmp_path / "enc"
     code, _, stderr = _kedi("encrypt", samples / "study", "-o", out, "--key", keyfile, "--scheduler", "tcp://h:1")
     assert code == 2 and not out.exists()
-    assert _lines(stderr) == [
+    assert stderr.splitlines() == [
         "kedi: error: running on a Dask cluster (--scheduler) needs distributed: pip install 'deepkedi[cluster]'"
     ]
 

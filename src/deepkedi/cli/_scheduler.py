@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["SchedulerOption", "cluster_logging"]
+from deepkedi.cli._common import guarded
+
+__all__ = ["SchedulerOption", "on_cluster"]
 
 SchedulerOption = Annotated[
     str | None,
@@ -23,18 +25,25 @@ SchedulerOption = Annotated[
 
 
 @contextlib.contextmanager
-def cluster_logging(scheduler: str | None) -> Iterator[None]:
-    """With a scheduler, Dask's log lines (a rescheduled chunk, a closed connection) kept off stderr.
+def on_cluster(scheduler: str | None) -> Iterator[None]:
+    """With a scheduler: reach it first, then keep Dask's log lines off stderr for the run.
 
-    The run's outcome is the summary and the ``kedi: error:`` lines: a worker's death
-    that the run survives is not an error, and the cluster's going away is one line, not
-    the client's tracebacks. Dask configures a level per logger (``distributed.client``
-    among them), so logging is switched off as a whole for the run (kedi itself prints
-    through its consoles, not through logging). The scheduler and the workers keep their logs.
+    A missing extra, a malformed address or a scheduler that does not answer ends the
+    command in one line (exit 2) before the progress bar starts and before anything is
+    written. During the run, the outcome is the summary and the ``kedi: error:`` lines: a
+    worker's death that the run survives is not an error, and the cluster's going away is
+    one line, not the client's tracebacks. Dask configures a level per logger
+    (``distributed.client`` among them), so logging is switched off as a whole for the run
+    (kedi itself prints through its consoles, not through logging). The scheduler and
+    the workers keep their logs.
     """
     if scheduler is None:
         yield
         return
+    from deepkedi.batch import cluster
+
+    with guarded():
+        cluster.reach(scheduler)
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
     try:

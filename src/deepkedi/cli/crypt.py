@@ -30,7 +30,7 @@ from deepkedi.cli._common import (
     load_key_for_cli,
     printable,
 )
-from deepkedi.cli._scheduler import SchedulerOption, cluster_logging
+from deepkedi.cli._scheduler import SchedulerOption, on_cluster
 from deepkedi.errors import DeepKediError, KeyFileError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.inputs import check_regular_input, open_input
@@ -418,7 +418,7 @@ def encrypt(
     if input.is_dir():
         from deepkedi import batch
 
-        with _tree_progress("encrypted") as report, guarded(), cluster_logging(scheduler):
+        with on_cluster(scheduler), _tree_progress("encrypted") as report, guarded():
             result = batch.run_batch(
                 input,
                 output,
@@ -567,7 +567,7 @@ def decrypt(
         if input.is_dir():
             from deepkedi import batch
 
-            with _tree_progress("decrypted") as report, guarded(), cluster_logging(scheduler):
+            with on_cluster(scheduler), _tree_progress("decrypted") as report, guarded():
                 # A key image was refused above for a folder: decryptor is a Key or the keystore.
                 result = batch.run_batch(
                     input,
