@@ -3,8 +3,8 @@
 :func:`run_batch` walks the input folder, plans one output per file (the names
 :func:`deepkedi.api.encrypt_tree` and :func:`~deepkedi.api.decrypt_tree` use), and
 hands the files in chunks to a pool of worker processes (or, with ``jobs=1``, works
-in this process; given a ``scheduler``, to the workers of a Dask cluster:
-:mod:`deepkedi.batch.cluster`). Each worker receives, once, the one key it needs (decryption
+in this process; given a ``scheduler``, to the workers of a Dask cluster, which get
+the key with each chunk: :mod:`deepkedi.batch.cluster`). Each worker receives, once, the one key it needs (decryption
 from a keystore: the keys the files name, resolved and audited here); the
 keystore itself never reaches a worker. Only this process writes the manifest, one
 transaction per finished chunk. Nothing here prints, reads the environment or exits.
@@ -365,13 +365,13 @@ def run_batch(
     if mode == "encrypt" and not isinstance(key, Key):
         raise TypeError(f"encryption needs a Key, not {type(key).__name__}")
     src_dir, dst_dir = Path(src), Path(dst)
-    files = _walk(src_dir)
-    planned = [(p, r, _output_for(mode, r, dst_dir, as_dicom)) for p in files for r in [p.relative_to(src_dir)]]
-    _refuse_protected([out for _, _, out in planned], protect)
-    if scheduler is not None:  # before anything is written: a missing extra, a wrong address
+    if scheduler is not None:  # before walking and writing anything: a missing extra, a wrong address
         from deepkedi.batch import cluster
 
         cluster.reach(scheduler)
+    files = _walk(src_dir)
+    planned = [(p, r, _output_for(mode, r, dst_dir, as_dicom)) for p in files for r in [p.relative_to(src_dir)]]
+    _refuse_protected([out for _, _, out in planned], protect)
     make_output_folder(dst_dir)
     manifest_path = Path(manifest) if manifest is not None else dst_dir / MANIFEST_NAME
     with _cluster_client(scheduler) as client, Manifest(manifest_path) as book:
