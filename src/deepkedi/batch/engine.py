@@ -3,7 +3,8 @@
 :func:`run_batch` walks the input folder, plans one output per file (the names
 :func:`deepkedi.api.encrypt_tree` and :func:`~deepkedi.api.decrypt_tree` use), and
 hands the files in chunks to a pool of worker processes (or, with ``jobs=1``, works
-in this process). Each worker receives, once, the one key it needs (decryption
+in this process; given a ``scheduler``, to the workers of a Dask cluster, which get
+the key with each chunk: :mod:`deepkedi.batch.cluster`). Each worker receives, once, the one key it needs (decryption
 from a keystore: the keys the files name, resolved and audited here); the
 keystore itself never reaches a worker. Only this process writes the manifest, one
 transaction per finished chunk. Nothing here prints, reads the environment or exits.
@@ -16,6 +17,7 @@ to local keeps the streaming file path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing
@@ -37,6 +39,8 @@ from deepkedi.fileio import atomic_output, make_output_folder, remove_stale_part
 from deepkedi.locations import filesystem, is_url, protocol, storage_location
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from deepkedi.keys.keystore import Keystore
 
 __all__ = ["BatchResult", "Mode", "Outcome", "WorkerLostError", "run_batch"]
@@ -469,6 +473,7 @@ def run_batch(
     progress: BatchProgress | None = None,
     protect: Mapping[PathLike, str] | None = None,
     chunk_size: int | None = None,
+    scheduler: str | None = None,
 ) -> BatchResult:
     """Encrypt (``mode="encrypt"``) or decrypt every visible file under ``src`` into the mirrored tree ``dst``.
 
@@ -508,13 +513,21 @@ def run_batch(
     protect
         Files no output may replace (a key file, a keystore) and what they are:
         ``ValueError`` before any file is touched.
+    scheduler
+        The address of a Dask scheduler (``tcp://HOST:PORT``): the chunks run on
+        that cluster's workers instead of a local pool (the ``cluster`` extra;
+        :mod:`deepkedi.batch.cluster`, docs/SCALE.md). ``jobs`` then defaults to the
+        cluster's threads; twice ``jobs`` chunks are kept on the cluster at once.
 
     Raises
     ------
     ManifestMismatchError
         ``manifest`` records another run (another mode, input folder, key or options).
     ValueError
-        An output would replace a protected file; ``jobs`` is below 1.
+        An output would replace a protected file; ``jobs`` is below 1; ``scheduler``
+        is not an address or answers nothing (:class:`~deepkedi.batch.cluster.SchedulerUnreachableError`).
+    WorkerLostError
+        A local worker process died, or the cluster went away.
     """
     if mode not in ("encrypt", "decrypt"):
         raise ValueError(f"mode must be 'encrypt' or 'decrypt', not {mode!r}")
@@ -529,9 +542,13 @@ def run_batch(
         raise TypeError(f"encryption needs a Key, not {type(key).__name__}")
     src_at, dst_at = _location(src), _location(dst)
     if any(isinstance(where, str) and protocol(where) == "memory" for where in (src_at, dst_at)):
-        if workers > 1 and jobs is not None:
-            raise ValueError("a memory:// folder lives in one process; run it with jobs=1")
+        if scheduler is not None or (workers > 1 and jobs is not None):
+            raise ValueError("a memory:// folder lives in one process; run it with jobs=1 and no scheduler")
         workers = 1
+    if scheduler is not None:  # before walking and writing anything: a missing extra, a wrong address
+        from deepkedi.batch import cluster
+
+        cluster.reach(scheduler)
     planned = [(rel, where, size, _output_for(mode, rel, dst_at, as_dicom)) for rel, where, size in _walk(src_at)]
     _refuse_protected([out for *_, out in planned], protect)
     if isinstance(dst_at, Path):
@@ -541,7 +558,7 @@ def run_batch(
         raise ValueError("an output URL needs a local manifest: give manifest=PATH (--manifest)")
     else:
         manifest_path = Path(manifest)
-    with Manifest(manifest_path) as book:
+    with _cluster_client(scheduler) as client, Manifest(manifest_path) as book:
         source = str(src_at.resolve()) if isinstance(src_at, Path) else src_at
         run = {"mode": mode, "source": source, "as_dicom": str(as_dicom), "pattern": str(pattern)}
         if isinstance(key, Key):
@@ -574,6 +591,8 @@ def run_batch(
         if mode == "decrypt" and not isinstance(key, Key):
             tasks = _with_keystore_keys(tasks, key, actor, outcomes, book)
         settings = _Settings(mode, key if isinstance(key, Key) else None, as_dicom, pattern, only_images)
+        if client is not None and jobs is None:  # a cluster: as many jobs as its workers have threads
+            workers = cluster.threads(client)
         # A worker starts in about half a second: by default each gets at least _FILES_PER_DEFAULT_WORKER files.
         cap = len(tasks) if jobs is not None else math.ceil(len(tasks) / _FILES_PER_DEFAULT_WORKER)
         workers = max(1, min(workers, cap))
@@ -582,7 +601,7 @@ def run_batch(
         if progress is not None and tasks:
             progress(0, total, Path(tasks[0].rel))
         per_chunk = chunk_size or max(1, min(_MAX_CHUNK, math.ceil(len(tasks) / (workers * 4))))
-        for finished in _execute(settings, tasks, workers, per_chunk):
+        for finished in _execute(settings, tasks, workers, per_chunk, client):
             book.record(o.entry for o in finished if o.entry.status != Status.REFUSED or o.entry.rel not in kept_done)
             for outcome in finished:
                 outcomes[outcome.entry.rel] = outcome
@@ -631,9 +650,28 @@ def _with_keystore_keys(
     return ready
 
 
-def _execute(settings: _Settings, tasks: list[_Task], workers: int, per_chunk: int) -> Iterator[list[Outcome]]:
-    """Each chunk's outcomes as it finishes: in this process (one job), or across a process pool."""
+@contextlib.contextmanager
+def _cluster_client(scheduler: str | None) -> Iterator[Client | None]:
+    """A client of the Dask cluster at ``scheduler`` for the run, or ``None`` (no Dask import) without one."""
+    if scheduler is None:
+        yield None
+        return
+    from deepkedi.batch import cluster
+
+    with cluster.connect(scheduler) as client:
+        yield client
+
+
+def _execute(
+    settings: _Settings, tasks: list[_Task], workers: int, per_chunk: int, client: Client | None = None
+) -> Iterator[list[Outcome]]:
+    """Each chunk's outcomes as it finishes: in this process (one job), across a process pool, or on a cluster."""
     chunks = _chunked(tasks, per_chunk)
+    if client is not None:
+        from deepkedi.batch import cluster
+
+        yield from cluster.run_chunks(client, settings, chunks, workers)
+        return
     if workers == 1:
         for chunk in chunks:
             yield _run_chunk(settings, chunk)

@@ -30,6 +30,7 @@ from deepkedi.cli._common import (
     load_key_for_cli,
     printable,
 )
+from deepkedi.cli._scheduler import SchedulerOption, on_cluster
 from deepkedi.errors import DeepKediError, KeyFileError, UnsupportedImageError
 from deepkedi.fileio import atomic_output, make_output_folder
 from deepkedi.inputs import check_regular_input, open_input
@@ -382,6 +383,7 @@ def encrypt(
     resume: ResumeOption = False,
     manifest: ManifestOption = None,
     as_json: JsonOption = False,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Encrypt an image file, or every file of a folder tree, into containers.
@@ -401,12 +403,13 @@ def encrypt(
     what: suite, zigzag pattern and the key id (hex) that `kedi inspect` shows
     (for a folder: how many files). -q silences it.
 
-    Folders run on --jobs worker processes and are recorded in a manifest;
-    --resume continues an interrupted run (kedi docs SCALE). Every file of a
-    folder is protected: what is not an image (a structured report, a DICOMDIR,
-    a PDF) is sealed whole into an opaque '.kedi' container that `kedi decrypt`
-    restores byte for byte, unless --only-images skips it. One file that is not
-    an image is refused unless --opaque.
+    Folders run on --jobs worker processes, or on a Dask cluster with
+    --scheduler, and are recorded in a manifest; --resume continues an
+    interrupted run (kedi docs SCALE). Every file of a folder is protected:
+    what is not an image (a structured report, a DICOMDIR, a PDF) is sealed
+    whole into an opaque '.kedi' container that `kedi decrypt` restores byte
+    for byte, unless --only-images skips it. One file that is not an image is
+    refused unless --opaque.
     """
     from deepkedi import api
 
@@ -457,7 +460,7 @@ def encrypt(
     if remote or src.is_dir():
         from deepkedi import batch
 
-        with _tree_progress("encrypted") as report, guarded():
+        with on_cluster(scheduler), _tree_progress("encrypted") as report, guarded():
             result = batch.run_batch(
                 input if remote else src,
                 output if remote else dst,
@@ -472,6 +475,7 @@ def encrypt(
                 manifest=manifest,
                 progress=report,
                 protect=dict(protected),
+                scheduler=scheduler,
             )
         if as_dicom and not result.done and not result.failed and not result.refused:
             fail(f"{src}: no DICOM files in this folder; --as-dicom encrypts DICOM files only", EXIT_INPUT)
@@ -481,6 +485,8 @@ def encrypt(
         )
         return
     _refuse_batch_options(jobs, resume, manifest, as_json)
+    if scheduler is not None:
+        fail("--scheduler belongs to folder runs; the input is one file", EXIT_USAGE)
     if opaque:
         done = _run_one(
             src, lambda progress: api.encrypt_file(src, dst, master, opaque=True, force=force, progress=progress)
@@ -630,6 +636,7 @@ def decrypt(
     resume: ResumeOption = False,
     manifest: ManifestOption = None,
     as_json: JsonOption = False,
+    scheduler: SchedulerOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Decrypt a container: hybrid restores the original file byte for byte; paper gives an estimate.
@@ -665,11 +672,13 @@ def decrypt(
         fail("paper containers are decrypted one file at a time; give a container, not a folder", EXIT_USAGE)
     if not folder:
         _refuse_batch_options(jobs, resume, manifest, as_json)
+        if scheduler is not None:
+            fail("--scheduler belongs to folder runs; the input is one file", EXIT_USAGE)
     with _decryptor(key, keystore, key_id, passphrase_file) as (decryptor, who):
         if folder:
             from deepkedi import batch
 
-            with _tree_progress("decrypted") as report, guarded():
+            with on_cluster(scheduler), _tree_progress("decrypted") as report, guarded():
                 # A key image was refused above for a folder: decryptor is a Key or the keystore.
                 result = batch.run_batch(
                     input if remote else src,
@@ -683,6 +692,7 @@ def decrypt(
                     manifest=manifest,
                     progress=report,
                     protect=dict(protected),
+                    scheduler=scheduler,
                 )
             _render_batch(
                 result, "decrypted", input if remote else src, output if remote else dst, quiet=quiet, as_json=as_json
