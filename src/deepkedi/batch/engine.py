@@ -686,17 +686,28 @@ def _execute(
 
 
 def _pooled(settings: _Settings, chunks: Iterator[list[_Task]], workers: int) -> Iterator[list[Outcome]]:
+    """``workers`` processes at work: this one and a pool of ``workers - 1``.
+
+    A pool worker is ready only a few tenths of a second after it is asked for; this
+    process does not wait for it. It keeps the pool fed (at most two chunks per worker
+    in flight, so memory stays flat on any folder) and works on the next chunk itself
+    whenever the pool is full, recording what the pool finished in between.
+    """
+    helpers = workers - 1
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(settings,)
+        max_workers=helpers, mp_context=_pool_context(), initializer=_init_worker, initargs=(settings,)
     )
     try:
         pending: set[Future[list[Outcome]]] = set()
-        for chunk in chunks:  # at most two chunks per worker in flight: memory stays flat on any folder
-            pending.add(pool.submit(_worker_chunk, chunk))
-            if len(pending) >= 2 * workers:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield future.result()
+        for chunk in chunks:
+            if len(pending) < 2 * helpers:
+                pending.add(pool.submit(_worker_chunk, chunk))
+                continue
+            yield _run_chunk(settings, chunk)
+            finished = {future for future in pending if future.done()}
+            pending -= finished
+            for future in finished:
+                yield future.result()
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
