@@ -75,19 +75,23 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_keystore.py
 	$(BIN)/python bench/bench_service.py
 	$(BIN)/python bench/bench_orthanc.py
+	$(BIN)/python bench/bench_batch.py
+	$(BIN)/python bench/bench_cluster.py
 
 # Regenerate the measurement pages committed under docs/ on this machine, then review the diff:
 # docs/zzgan_keys.md (about 2 min on 2 cores), docs/despeckle_comparison.md, .csv and
 # docs/figures/despeckle_comparison.png (about 2 min), docs/zzgan_ablation.md (about 11 min),
 # docs/service_bench.md (about 4 min: `kedi serve` ingest and 20 viewers),
 # docs/orthanc_bench.md (about 5 min: storescu of 200 CT slices to plain Orthanc, Orthanc with the
-# deepkedi storage area and `kedi dicom-node`).
+# deepkedi storage area and `kedi dicom-node`), docs/batch_bench.md (about 3 min: folder runs beside
+# gdcmanon, and 5,000 small files on the disk and on tmpfs).
 bench-docs: $(STAMP)
 	$(BIN)/python bench/bench_zzgan.py --out docs/zzgan_keys.md
 	$(BIN)/python bench/compare_despeckle.py --out docs
 	$(BIN)/python bench/ablation_zzgan.py --out docs/zzgan_ablation.md
 	$(BIN)/python bench/bench_service.py --out docs/service_bench.md
 	$(BIN)/python bench/bench_orthanc.py --out docs/orthanc_bench.md
+	$(BIN)/python bench/bench_batch.py --out docs/batch_bench.md
 
 vectors: $(STAMP)
 	$(BIN)/python tests/vectors/generate.py
