@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from folders import visible_files, wait_until_gone
+
 KEDI = [sys.executable, "-m", "deepkedi.cli"]
 MANIFEST = ".kedi-manifest.sqlite"
 
@@ -56,14 +58,6 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
 
 
-def _visible_files(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
-
-
 def _parts(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*.part") if p.is_file()] if folder.exists() else []
 
@@ -78,18 +72,6 @@ def _done_count(manifest: Path) -> int:
             if "no such table" in str(exc):
                 return 0  # killed before the schema was written
             raise
-
-
-def wait_until_gone(group: int) -> None:
-    """Until no process of the killed group is left (not even unreaped): their part files are then stale."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"processes of group {group} outlived SIGKILL for 30 s")
 
 
 def _start(args: list[object], env: dict[str, str]) -> subprocess.Popen:
@@ -188,12 +170,12 @@ def run(root: Path, *, series: int, kills: int, seed: int) -> list[Outcome]:
     save_key(generate_key(gan=False), key)
     enc, dec = root / "enc", root / "dec"
     outcomes = [kill_and_resume("encrypt", ["encrypt", src, "--key", key, "--jobs", "2"], enc, kills, rng, env)]
-    names = sorted(_visible_files(enc))
-    expected = sorted(f"{rel}.kedi" for rel in _visible_files(src))
+    names = sorted(visible_files(enc))
+    expected = sorted(f"{rel}.kedi" for rel in visible_files(src))
     if names != expected:
         outcomes[0].failures.append(f"outputs are not one per input: {len(names)} for {count} inputs")
     outcomes.append(kill_and_resume("decrypt", ["decrypt", enc, "--key", key, "--jobs", "2"], dec, kills, rng, env))
-    if _visible_files(dec) != _visible_files(src):
+    if visible_files(dec) != visible_files(src):
         outcomes[1].failures.append("the decrypted tree differs from the input")
     failures = [f"{o.command}: {f}" for o in outcomes for f in o.failures]
     if failures:

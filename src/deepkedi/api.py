@@ -43,7 +43,7 @@ from deepkedi.cipher.format import MAGIC, ContainerHeader, Suite, parse_header, 
 from deepkedi.cipher.keytypes import Key, KeyImage
 from deepkedi.cipher.layout import cipher_image
 from deepkedi.errors import DeepKediError, FormatError
-from deepkedi.fileio import make_output_folder, scratch_folder
+from deepkedi.fileio import make_output_folder, refuse_protected, scratch_folder
 from deepkedi.inputs import open_input
 from deepkedi.transforms.zigzag import ZigzagPattern
 
@@ -511,25 +511,13 @@ def _walk(src: Path) -> list[Path]:
     return found
 
 
-def _refuse_protected(outputs: list[Path], protect: Mapping[PathLike, str] | None) -> None:
-    """``ValueError`` before any work when an output would replace a protected file (a key, a keystore)."""
-    for output in outputs:
-        for path, what in (protect or {}).items():
-            try:
-                same = os.path.samefile(output, path)
-            except OSError:
-                same = False  # one of them does not exist: nothing to replace
-            if same:
-                raise ValueError(f"the output {output} is {what} ({path}); choose another output path")
-
-
 def _run_tree(
     jobs: list[tuple[Path, Path, Callable[[Path, Path, Progress], FileResult]]],
     skipped: list[tuple[Path, str]],
     progress: TreeProgress | None,
     protect: Mapping[PathLike, str] | None,
 ) -> TreeResult:
-    _refuse_protected([dst for _, dst, _ in jobs], protect)
+    refuse_protected([dst for _, dst, _ in jobs], protect)
     total = sum(_size(src) for src, _, _ in jobs)
     done_bytes = 0
     done: list[FileResult] = []

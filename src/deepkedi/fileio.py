@@ -31,9 +31,9 @@ import shutil
 import socket
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from deepkedi.errors import OutputError, OutputExistsError
 
@@ -43,6 +43,7 @@ __all__ = [
     "check_distinct",
     "make_output_folder",
     "output_mode",
+    "refuse_protected",
     "remove_stale_parts",
     "scratch_folder",
     "write_atomic",
@@ -180,6 +181,22 @@ def _sweep_once(folder: Path) -> None:
             return
         _swept.add(key)
     remove_stale_parts(folder)
+
+
+def refuse_protected(outputs: Iterable[str | os.PathLike[str]], protect: Mapping[Any, str] | None) -> None:
+    """``ValueError`` before any work when an output would replace a protected file (a key, a keystore).
+
+    ``protect`` maps each file no output may replace to what it is (``"the key file"``);
+    an output that does not exist yet, or a protected file that does not, replaces nothing.
+    """
+    for output in outputs:
+        for path, what in (protect or {}).items():
+            try:
+                same = os.path.samefile(output, path)
+            except OSError:
+                same = False  # one of them does not exist: nothing to replace
+            if same:
+                raise ValueError(f"the output {output} is {what} ({path}); choose another output path")
 
 
 def check_distinct(src: str | Path, dst: str | Path) -> None:

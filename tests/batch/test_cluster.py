@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from external_tools import unavailable
+from folders import visible_files, wait_until_gone
 from typer.testing import CliRunner
 
 if TYPE_CHECKING:
@@ -196,20 +196,7 @@ class Cluster:
                     process.kill()
                     process.wait()
         for process in [*self.workers, self.scheduler]:
-            _wait_until_gone(process.pid)
-
-
-def _wait_until_gone(group: int) -> None:
-    """Until no process of ``group`` is left (not even unreaped)."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    os.killpg(group, signal.SIGKILL)
-    raise AssertionError(f"processes of group {group} outlived the cluster's stop")
+            wait_until_gone(process.pid)
 
 
 @pytest.fixture(scope="module")
@@ -242,14 +229,6 @@ def _series(samples: Path, folder: Path, copies: int) -> Path:
     for n in range(copies):
         shutil.copytree(samples / "study", folder / f"series-{n:02d}")
     return folder
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
 
 
 def _statuses(manifest: Path) -> list[str]:
@@ -302,7 +281,7 @@ def test_encrypt_through_the_cluster_then_decrypt_here(
     study = _series(samples, tmp_path / "study", 8)
     for name in ("CT_small.dcm", "MR_small.dcm"):
         shutil.copy(samples / name, study / name)
-    originals = _files(study)
+    originals = visible_files(study)
     assert len(originals) == 50
     out = tmp_path / "enc"
     code, stdout, stderr = _kedi(
@@ -313,7 +292,7 @@ def test_encrypt_through_the_cluster_then_decrypt_here(
     assert _statuses(out / MANIFEST_NAME) == [Status.DONE] * 50
     _one_output_per_input(out, originals)
     back = run_batch(out, tmp_path / "dec", deepkedi.load_key(keyfile), mode="decrypt", jobs=1)
-    assert back.ok and _files(tmp_path / "dec") == originals
+    assert back.ok and visible_files(tmp_path / "dec") == originals
 
 
 def test_decrypt_through_the_cluster_with_a_key_and_from_a_keystore(
@@ -328,7 +307,7 @@ def test_decrypt_through_the_cluster_with_a_key_and_from_a_keystore(
         "decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key", keyfile, "--scheduler", cluster.address, "-q"
     )
     assert code == 0 and stdout == "" and stderr.strip() == ""  # (a newline: the progress bar, gone)
-    assert _files(tmp_path / "dec") == _files(study)
+    assert visible_files(tmp_path / "dec") == visible_files(study)
     # From a keystore: the workers receive each file's key from this process, never the keystore.
     with Keystore.init(f"sqlite:///{tmp_path / 'keys.db'}", kek_source=os.urandom(32), actor="tester") as store:
         stored = store.new_key(actor="tester", gan=False)
@@ -336,14 +315,14 @@ def test_decrypt_through_the_cluster_with_a_key_and_from_a_keystore(
         back = run_batch(
             tmp_path / "enc2", tmp_path / "dec2", store, mode="decrypt", actor="tester", scheduler=cluster.address
         )
-    assert back.ok and len(back.done) == 12 and _files(tmp_path / "dec2") == _files(study)
+    assert back.ok and len(back.done) == 12 and visible_files(tmp_path / "dec2") == visible_files(study)
 
 
 def test_a_worker_killed_mid_run_leaves_every_file_done_exactly_once(
     cluster: Cluster, samples: Path, tmp_path: Path, keyfile: Path
 ) -> None:
     study = _series(samples, tmp_path / "study", 24)  # 144 files, 8 chunks of 18
-    originals = _files(study)
+    originals = visible_files(study)
     out = tmp_path / "enc"
     pids = cluster.pids()
     victim = cluster.workers[0]
@@ -381,7 +360,7 @@ def test_a_worker_killed_mid_run_leaves_every_file_done_exactly_once(
     assert _statuses(out / MANIFEST_NAME) == [Status.DONE] * 144
     _one_output_per_input(out, originals)
     back = run_batch(out, tmp_path / "dec", deepkedi.load_key(keyfile), mode="decrypt", jobs=1)
-    assert back.ok and _files(tmp_path / "dec") == originals
+    assert back.ok and visible_files(tmp_path / "dec") == originals
 
 
 def test_the_whole_cluster_gone_stops_the_run_and_resume_finishes_it_here(
@@ -389,7 +368,7 @@ def test_the_whole_cluster_gone_stops_the_run_and_resume_finishes_it_here(
 ) -> None:
     _require_dask()
     study = _series(samples, tmp_path / "study", 24)
-    originals = _files(study)
+    originals = visible_files(study)
     out = tmp_path / "enc"
     (tmp_path / "cluster").mkdir()
     own = Cluster(tmp_path / "cluster")
@@ -428,7 +407,7 @@ def test_the_whole_cluster_gone_stops_the_run_and_resume_finishes_it_here(
     assert _statuses(out / MANIFEST_NAME) == [Status.DONE] * 144
     _one_output_per_input(out, originals)
     back = run_batch(out, tmp_path / "dec", deepkedi.load_key(keyfile), mode="decrypt", jobs=1)
-    assert back.ok and _files(tmp_path / "dec") == originals
+    assert back.ok and visible_files(tmp_path / "dec") == originals
 
 
 def test_a_cluster_without_workers_stops_the_run_after_the_grace_period(
@@ -506,7 +485,7 @@ def test_a_tls_scheduler_with_dask_tls_settings_from_the_environment(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["done"] == 6
     back = run_batch(tmp_path / "enc", tmp_path / "dec", deepkedi.load_key(keyfile), mode="decrypt", jobs=1)
-    assert back.ok and _files(tmp_path / "dec") == _files(samples / "study")
+    assert back.ok and visible_files(tmp_path / "dec") == visible_files(samples / "study")
 
 
 # ----------------------------------------------------------------------------- failing early, and clearly

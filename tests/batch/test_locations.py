@@ -8,6 +8,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from folders import visible_files
 from typer.testing import CliRunner
 
 import deepkedi
@@ -28,15 +29,6 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    """Every visible file under ``folder`` (the manifest, a dot file, left out), with its bytes."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
-
-
 @pytest.fixture
 def memory() -> fsspec.AbstractFileSystem:
     fs = fsspec.filesystem("memory")
@@ -46,7 +38,7 @@ def memory() -> fsspec.AbstractFileSystem:
 
 
 def test_memory_urls_round_trip_and_resume(study: Path, memory, tmp_path: Path) -> None:
-    originals = _files(study)
+    originals = visible_files(study)
     for rel, data in originals.items():
         memory.pipe_file(f"/kedi-test/in/{rel}", data)
     memory.pipe_file("/kedi-test/in/.hidden", b"never an input")
@@ -70,7 +62,7 @@ def test_memory_urls_round_trip_and_resume(study: Path, memory, tmp_path: Path) 
     assert {p.removeprefix("/kedi-test/enc/"): memory.cat_file(p) for p in memory.find("/kedi-test/enc")} == written
     # Back to a local folder.
     back = run_batch("memory://kedi-test/enc", tmp_path / "back", KEY, mode="decrypt", jobs=1)
-    assert back.ok and _files(tmp_path / "back") == originals
+    assert back.ok and visible_files(tmp_path / "back") == originals
     assert [o.entry.status for o in back.outcomes] == [Status.DONE] * len(originals)
 
 
@@ -94,11 +86,11 @@ def test_file_urls_through_the_pool_and_the_command_line(study: Path, tmp_path: 
     code, stdout, stderr = _kedi("encrypt", source, "-o", sealed, "--key", keyfile, "--jobs", "2", "--json")
     assert code == 0, stderr
     summary = json.loads(stdout)
-    assert summary["ok"] and summary["done"] == len(_files(study)) and summary["jobs"] == 2
+    assert summary["ok"] and summary["done"] == len(visible_files(study)) and summary["jobs"] == 2
     assert (tmp_path / "enc" / ".kedi-manifest.sqlite").is_file()  # a file:// output is a local folder
     code, _, stderr = _kedi("decrypt", tmp_path / "enc", "-o", tmp_path / "dec", "--key", keyfile)
     assert code == 0, stderr
-    assert _files(tmp_path / "dec") == _files(study)
+    assert visible_files(tmp_path / "dec") == visible_files(study)
     # A missing folder, an unknown protocol: one line each, no traceback.
     code, _, stderr = _kedi("encrypt", (tmp_path / "nowhere").as_uri(), "-o", tmp_path / "x", "--key", keyfile)
     assert code == 4 and "no such folder" in stderr and "Traceback" not in stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from folders import visible_files
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from typer.testing import CliRunner
@@ -43,15 +44,6 @@ NOPIX_NAME = "OPAQUE^NOPIXELS"
 DICOMDIR_ID = "OPAQUEFILESET"
 NON_IMAGES = ["DICOMDIR", "empty.bin", "letter.pdf", "nopixels.dcm", "report.sr.dcm", "series/notes/notes.txt"]
 MARKERS = [SR_TEXT.encode(), PDF_TEXT, NOTES_TEXT.encode(), NOPIX_NAME.encode(), DICOMDIR_ID.encode()]
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    """Every visible file under ``folder`` by relative path, with its bytes."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
 
 
 def _part10(ds: Dataset, sop_class: str, path: Path) -> None:
@@ -123,7 +115,7 @@ def keyfile(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_file_is_sealed_no_plaintext_is_left_and_the_tree_comes_back(study: Path, tmp_path: Path) -> None:
-    originals = _files(study)
+    originals = visible_files(study)
     images = sorted(set(originals) - set(NON_IMAGES))
     assert len(images) == 7 and all(name in originals for name in NON_IMAGES)
     out = tmp_path / "enc"
@@ -131,7 +123,7 @@ def test_every_file_is_sealed_no_plaintext_is_left_and_the_tree_comes_back(study
     assert result.ok and len(result.done) == len(originals) and not result.skipped
     assert sorted(o.entry.rel for o in result.opaque) == NON_IMAGES
     assert result.summary()["opaque"] == len(NON_IMAGES)
-    sealed = _files(out)
+    sealed = visible_files(out)
     assert sorted(sealed) == sorted(name + ".kedi" for name in originals)
     for name, data in sealed.items():
         for marker in MARKERS:
@@ -147,7 +139,7 @@ def test_every_file_is_sealed_no_plaintext_is_left_and_the_tree_comes_back(study
     assert all(rows[name] is None for name in images)
     back = run_batch(out, tmp_path / "dec", KEY, mode="decrypt", jobs=1)
     assert back.ok and len(back.opaque) == len(NON_IMAGES)
-    assert _files(tmp_path / "dec") == originals
+    assert visible_files(tmp_path / "dec") == originals
 
 
 def test_only_images_skips_exactly_the_non_images(study: Path, tmp_path: Path, keyfile: Path) -> None:
@@ -157,7 +149,7 @@ def test_only_images_skips_exactly_the_non_images(study: Path, tmp_path: Path, k
     assert code == 0 and summary["ok"] and summary["done"] == 7 and summary["opaque"] == 0
     assert sorted(item["path"] for item in summary["not_done"]) == NON_IMAGES
     assert {item["status"] for item in summary["not_done"]} == {Status.SKIPPED}
-    assert sorted(_files(out)) == sorted(n + ".kedi" for n in _files(study) if n not in NON_IMAGES)
+    assert sorted(visible_files(out)) == sorted(n + ".kedi" for n in visible_files(study) if n not in NON_IMAGES)
     # Without it the line says what was sealed whole.
     code, stdout, stderr = _kedi("encrypt", study, "-o", tmp_path / "all", "--key", keyfile, "--jobs", "1")
     assert code == 0, stderr
@@ -171,13 +163,13 @@ def test_as_dicom_puts_opaque_containers_beside_the_dicom_native_files(study: Pa
     assert result.ok and sorted(o.entry.rel for o in result.opaque) == NON_IMAGES
     for name in NON_IMAGES:
         assert not (out / name).exists() and api.read_header(out / (name + ".kedi")).opaque
-    for data in _files(out).values():
+    for data in visible_files(out).values():
         assert not any(marker in data for marker in MARKERS)
     # A resumed run finds every output, opaque ones included, done and verified.
     again = run_batch(study, out, KEY, mode="encrypt", as_dicom=True, jobs=1, resume=True)
     assert again.ok and len(again.earlier) == len(again.outcomes)
     back = run_batch(out, tmp_path / "back", KEY, mode="decrypt", jobs=1)
-    assert back.ok and _files(tmp_path / "back") == _files(study)
+    assert back.ok and visible_files(tmp_path / "back") == visible_files(study)
     only = run_batch(study, tmp_path / "only", KEY, mode="encrypt", as_dicom=True, only_images=True, jobs=1)
     assert only.ok and sorted(o.entry.rel for o in only.skipped) == NON_IMAGES
 
@@ -318,7 +310,7 @@ def test_url_folders_seal_the_non_images_too(study: Path, tmp_path: Path) -> Non
     import fsspec
 
     memory = fsspec.filesystem("memory")
-    originals = _files(study)
+    originals = visible_files(study)
     try:
         for rel, data in originals.items():
             memory.pipe_file(f"/kedi-opaque/in/{rel}", data)
@@ -348,7 +340,7 @@ def test_url_folders_seal_the_non_images_too(study: Path, tmp_path: Path) -> Non
         )
         assert again.ok and len(again.earlier) == len(originals)
         back = run_batch("memory://kedi-opaque/enc", tmp_path / "back", KEY, mode="decrypt", jobs=1)
-        assert back.ok and _files(tmp_path / "back") == originals
+        assert back.ok and visible_files(tmp_path / "back") == originals
     finally:
         if memory.exists("/kedi-opaque"):
             memory.rm("/kedi-opaque", recursive=True)

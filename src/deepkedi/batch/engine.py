@@ -35,7 +35,7 @@ from deepkedi.batch.kinds import OPAQUE, container_output, encrypt_one, encrypt_
 from deepkedi.batch.manifest import MANIFEST_NAME, Entry, Manifest, Status
 from deepkedi.cipher.keytypes import Key
 from deepkedi.errors import DeepKediError, FormatError, OutputExistsError, UnsupportedImageError
-from deepkedi.fileio import atomic_output, make_output_folder, remove_stale_parts
+from deepkedi.fileio import atomic_output, make_output_folder, refuse_protected, remove_stale_parts
 from deepkedi.locations import filesystem, is_url, protocol, storage_location
 
 if TYPE_CHECKING:
@@ -388,20 +388,6 @@ def _output_for(mode: Mode, rel: str, dst: Path | str, as_dicom: bool) -> str:
     return str(dst / out_rel) if isinstance(dst, Path) else f"{dst.rstrip('/')}/{out_rel}"
 
 
-def _refuse_protected(outputs: Sequence[str], protect: Mapping[PathLike, str] | None) -> None:
-    """``ValueError`` before any work when an output would replace a protected file (a key, a keystore)."""
-    for path, what in (protect or {}).items():
-        for output in outputs:
-            if is_url(output):
-                continue  # a protected file is local
-            try:
-                same = os.path.samefile(output, path)
-            except OSError:
-                same = False  # one of them does not exist: nothing to replace
-            if same:
-                raise ValueError(f"the output {output} is {what} ({path}); choose another output path")
-
-
 def _size(where: str) -> int:
     if not is_url(where):
         return os.stat(where).st_size
@@ -550,7 +536,7 @@ def run_batch(
 
         cluster.reach(scheduler)
     planned = [(rel, where, size, _output_for(mode, rel, dst_at, as_dicom)) for rel, where, size in _walk(src_at)]
-    _refuse_protected([out for *_, out in planned], protect)
+    refuse_protected([out for *_, out in planned if not is_url(out)], protect)  # protected files are local
     if isinstance(dst_at, Path):
         make_output_folder(dst_at)
         manifest_path = Path(manifest) if manifest is not None else dst_at / MANIFEST_NAME
