@@ -48,7 +48,7 @@ SMALL_FEW = 500
 SMALL_SHAPE = (64, 64)
 #: Where the small-file runs read and write: the disk (a temporary folder), and memory (tmpfs,
 #: where fsync costs nothing: the CPU's scaling without the disk's).
-PLACES = {"disk": "disk", "memory": "tmpfs"}
+PLACES = ("disk", "tmpfs")
 
 
 def synthesise(folder: Path, count: int = SLICES, shape: tuple[int, int] = SHAPE, seed: int = 3) -> list[Path]:
@@ -157,8 +157,8 @@ def main() -> None:
         small_cases: dict[str, list[object]] = {"gdcmanon -e --certificate (5,000)": gdcm("-e", small)}
         shutil.copytree(small, memory / "small")
         shutil.copytree(few, memory / "few")
-        for place, folder in PLACES.items():
-            data = root if place == "disk" else memory
+        for folder in PLACES:
+            data = root if folder == "disk" else memory
             for jobs in (1, 2):
                 for count, name in ((SMALL, "small"), (SMALL_FEW, "few")):
                     command = kedi("encrypt", data / name, jobs)
@@ -242,7 +242,7 @@ def main() -> None:
         rounds = ", ".join(f"{w:.2f}" for w, _ in times[name])
         lines.append(f"| {name} | {wall(name):.2f} | {count / wall(name):.0f} | {cpu_cell(name)} | {rounds} |")
     lines.append("")
-    for folder in PLACES.values():
+    for folder in PLACES:
         marginal: dict[int, float] = {}
         for jobs in (1, 2):
             many = f"kedi encrypt {SMALL:,}, {jobs} job(s), {folder}"
